@@ -1,0 +1,58 @@
+"""Schema steps for vcr.db, applied in order when a db is opened (installed as `vcr.migrations`).
+
+A released step is never edited: a change to the schema is a new step appended below.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATION_SET = "claude-vcr"
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations()
+def m001_cassettes_and_recordings(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE cassettes (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            key_scheme TEXT NOT NULL,
+            rules_json TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE recordings (
+            id INTEGER PRIMARY KEY,
+            cassette_id INTEGER NOT NULL REFERENCES cassettes(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            ordinal INTEGER NOT NULL DEFAULT 0,
+            key_scheme TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            model TEXT,
+            stream INTEGER NOT NULL DEFAULT 0,
+            status INTEGER NOT NULL,
+            request_headers TEXT NOT NULL,
+            request_body BLOB,
+            response_headers TEXT NOT NULL,
+            response_body BLOB,
+            chunks TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            duration_ms REAL,
+            ttfb_ms REAL,
+            request_size INTEGER NOT NULL,
+            response_size INTEGER NOT NULL,
+            stored_size INTEGER NOT NULL,
+            UNIQUE (cassette_id, key, ordinal)
+        )
+        """
+    )
+    db.execute("CREATE INDEX recordings_by_model ON recordings (cassette_id, model)")
+    db.execute("CREATE INDEX recordings_by_date ON recordings (cassette_id, created_at)")
+    db.execute("CREATE INDEX recordings_model ON recordings (model)")
+    db.execute("CREATE INDEX recordings_created_at ON recordings (created_at)")

@@ -1,0 +1,79 @@
+"""Which HTTP headers are forwarded, stored and replayed: secrets never reach the db."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Meaningful for one connection only (RFC 9110 7.6.1); never forwarded or stored."""
+
+RECOMPUTED = frozenset({"content-length", "content-encoding", "host"})
+"""Set by whoever sends the bytes: the stored body is decoded, so its length and encoding are recomputed."""
+
+SECRET_NAMES = frozenset(
+    {
+        "x-api-key",
+        "api-key",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "set-cookie2",
+        "x-goog-api-key",
+        "anthropic-admin-api-key",
+    }
+)
+SECRET_WORDS = frozenset(
+    {"apikey", "token", "secret", "password", "passwd", "auth", "cookie", "credential", "credentials"}
+)
+"""A name with one of these as a dash- or underscore-separated word carries a credential (`x-auth-token`)."""
+
+VCR_CONTROL_HEADERS = frozenset({"x-vcr-cassette"})
+"""Addressed to the proxy itself; never forwarded upstream."""
+
+Headers = list[tuple[str, str]]
+
+
+def is_secret(name: str) -> bool:
+    """Credentials by name, plus any name that says it carries one; `anthropic-ratelimit-tokens-*` is kept."""
+    lowered = name.lower()
+    if lowered in SECRET_NAMES or "api-key" in lowered or "api_key" in lowered:
+        return True
+    return not SECRET_WORDS.isdisjoint(lowered.replace("_", "-").split("-"))
+
+
+def for_upstream(headers: Iterable[tuple[str, str]]) -> Headers:
+    """The client's headers as sent upstream: credentials kept, plain bytes asked for."""
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
+        and name.lower() != "accept-encoding"
+    ]
+    kept.append(("Accept-Encoding", "identity"))
+    return kept
+
+
+def for_storage(headers: Iterable[tuple[str, str]]) -> Headers:
+    """Headers as written to the db: no secrets, nothing that belongs to one connection."""
+    return [
+        (name, value)
+        for name, value in headers
+        if not is_secret(name) and name.lower() not in HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
+    ]
+
+
+def for_client(headers: Iterable[tuple[str, str]]) -> Headers:
+    """Upstream or stored response headers as sent to the client; lengths are recomputed by aiohttp."""
+    return [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP | RECOMPUTED]
