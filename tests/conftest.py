@@ -25,7 +25,7 @@ TEST_API_KEY = "sk-ant-api03-TESTKEY-do-not-store-0123456789abcdef"
 
 
 class LoopThread:
-    """An asyncio loop in a background thread, so synchronous clients (SDK, subprocesses) can talk to servers."""
+    """An asyncio loop in a background thread, so synchronous clients (SDK, subprocesses) reach servers."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()

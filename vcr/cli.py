@@ -46,7 +46,7 @@ def main() -> None:
     envvar="VCR_MODE",
     show_default=True,
     show_envvar=True,
-    help="record: always forward and store; replay: answer from the cassette; auto: replay hits, record misses.",
+    help="record: forward and store; replay: answer from the cassette; auto: replay hits, record misses.",
 )
 @click.option(
     "--fallback",
