@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @dataclass
 class Call:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: bytes
 
 
@@ -80,7 +81,7 @@ class ScriptedUpstream:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.calls.append(Call(request.method, request.path_qs, dict(request.headers), body))
+        self.calls.append(Call(request.method, request.path_qs, CIMultiDict(request.headers), body))
         number = len(self.calls)
         path = request.path
         if path == "/v1/messages":
@@ -103,6 +104,10 @@ class ScriptedUpstream:
                     "last_id": "claude-sonnet-4-5-20250929",
                 },
                 headers=self.ids(number),
+            )
+        if path == "/v1/files":
+            return web.json_response(
+                {"id": f"file_{number:04d}", "bytes": len(body)}, headers=self.ids(number)
             )
         if path.startswith("/api/event_logging/"):
             return web.json_response({})

@@ -87,7 +87,7 @@ def test_streaming_replays_identical_bytes_and_message(proxy, upstream, params):
 def test_strict_miss_is_not_retried_and_names_cassette_and_key(proxy, upstream):
     replayer = proxy(mode="replay", cassette="basic_tests")
     sdk = anthropic.Anthropic(base_url=replayer.url, api_key=TEST_API_KEY)  # default retries on
-    with pytest.raises(anthropic.NotFoundError) as caught:
+    with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.create(**TEXT)
     message = str(caught.value)
     assert "basic_tests" in message and "no recording" in message

@@ -55,7 +55,7 @@ def main() -> None:
     envvar="VCR_REPLAY_FALLBACK",
     show_default=True,
     show_envvar=True,
-    help="What a replay miss does: strict answers 404 at once; fallback forwards and records.",
+    help="What a replay miss does: strict answers a 400 error at once; fallback forwards and records.",
 )
 @click.option(
     "--cassette",

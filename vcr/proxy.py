@@ -166,7 +166,7 @@ class Proxy:
             f"'{exchange.cassette}' (key {short_key(exchange.key)}); strict replay never calls the "
             "upstream. Record it with --mode record or auto, or allow --fallback fallback."
         )
-        response = error_response(404, "not_found_error", message)
+        response = error_response(400, "invalid_request_error", message)
         response.headers["x-vcr-outcome"] = "miss"
         response.headers["x-vcr-key"] = exchange.key
         return response
@@ -203,7 +203,8 @@ class Proxy:
                 reason=upstream.reason,
                 headers=CIMultiDict(header_rules.for_client(upstream.headers.items())),
             )
-            response.headers["x-vcr-outcome"] = "recorded" if record else "passthrough"
+            storable = 200 <= upstream.status < 300 or self.config.record_errors
+            response.headers["x-vcr-outcome"] = "recorded" if record and storable else "passthrough"
             response.headers["x-vcr-key"] = exchange.key
             await response.prepare(exchange.request)
             parts: list[bytes] = []
@@ -222,7 +223,6 @@ class Proxy:
                 )
                 response.force_close()
                 raise
-            storable = 200 <= upstream.status < 300 or self.config.record_errors
             if record and storable:
                 recording = self._recording(exchange, upstream, b"".join(parts), chunks, sent_at)
                 try:

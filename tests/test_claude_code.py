@@ -1,0 +1,92 @@
+"""The real Claude Code CLI through the proxy: record a session, replay it strict with the upstream down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import claude_code_binary, unreachable_url
+
+pytestmark = pytest.mark.claude_code
+
+
+@pytest.fixture(scope="module")
+def claude() -> str:
+    binary = claude_code_binary()
+    if binary is None:
+        message = "Claude Code CLI not found: run `npm ci --prefix tests/node` (or set VCR_CLAUDE)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+def run_claude(
+    claude: str, base_url: str, workdir: Path, home: Path, *args: str
+) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-api03-EXAMPLE-claude-code-key",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "TERM": "dumb",
+    }
+    return subprocess.run(
+        [claude, "-p", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def session_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    workdir, home = tmp_path / "shop-app", tmp_path / "home"
+    workdir.mkdir()
+    home.mkdir()
+    (workdir / "README.md").write_text("A small shop app.\n")
+    return workdir, home
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["Summarise what this project does."], "Scripted reply number"),
+        (["Please RUN:echo vcr-tool-ok", "--allowedTools", "Bash"], "The tool printed: vcr-tool-ok"),
+    ],
+    ids=["text-turn", "tool-session"],
+)
+def test_claude_code_replays_strict_with_upstream_down(claude, proxy, upstream, session_dirs, args, expected):
+    workdir, home = session_dirs
+    recorder = proxy(mode="record")
+    recorded = run_claude(claude, recorder.url + "/c/claude_code", workdir, home, *args)
+    assert recorded.returncode == 0, recorded.stderr
+    assert expected in recorded.stdout
+    message_calls = len(upstream.script.message_calls())
+    assert message_calls >= (2 if "Bash" in args else 1)
+    recorder.stop()
+    upstream.stop()
+    calls = len(upstream.calls)
+
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    replayed = run_claude(claude, replayer.url + "/c/claude_code", workdir, home, *args)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout == recorded.stdout
+    assert len(upstream.calls) == calls
+
+
+def test_claude_code_sees_a_strict_miss_as_an_api_error(claude, proxy, upstream, session_dirs):
+    workdir, home = session_dirs
+    replayer = proxy(mode="replay", cassette="empty_cassette")
+    result = run_claude(claude, replayer.url, workdir, home, "Nothing was recorded for this")
+    assert result.returncode != 0
+    assert "empty_cassette" in result.stdout + result.stderr
+    assert upstream.calls == []

@@ -1,0 +1,359 @@
+"""The proxy over plain HTTP: modes, matching, cassettes, headers, secrets, streaming and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import socket
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import TEST_API_KEY, unreachable_url
+from vcr.store import Store
+
+MESSAGES = "/v1/messages"
+
+
+def body(text: str = "Hello", *, stream: bool = False, **extra) -> dict:
+    return {
+        "model": "claude-opus-5-5",
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+def post(url: str, payload: dict | bytes, headers: dict | None = None, method: str = "POST"):
+    """One request with urllib: (status, headers, body bytes); errors are answers too."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    request.add_header("x-api-key", TEST_API_KEY)
+    request.add_header("anthropic-version", "2023-06-01")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def rows(db_path: Path) -> list[dict]:
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        query = "SELECT r.*, c.name AS cassette FROM recordings r JOIN cassettes c ON c.id = r.cassette_id"
+        return [dict(row) for row in conn.execute(query)]
+    finally:
+        conn.close()
+
+
+def test_auto_records_a_miss_and_replays_a_hit(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    first = post(server.url + MESSAGES, body())
+    second = post(server.url + MESSAGES, body())
+    assert first[0] == second[0] == 200
+    assert first[2] == second[2]
+    assert first[1]["x-vcr-outcome"] == "recorded" and second[1]["x-vcr-outcome"] == "hit"
+    assert len(upstream.script.message_calls()) == 1
+    server.stop()
+    [row] = rows(db_path)
+    assert (row["method"], row["path"], row["model"], row["stream"], row["status"]) == (
+        "POST",
+        MESSAGES,
+        "claude-opus-5-5",
+        0,
+        200,
+    )
+    assert row["key_scheme"] == "v1" and row["request_size"] > 0 and row["stored_size"] > 0
+
+
+def test_record_mode_always_forwards_and_keeps_the_newest(proxy, upstream, db_path):
+    server = proxy(mode="record")
+    first = post(server.url + MESSAGES, body())[2]
+    second = post(server.url + MESSAGES, body())[2]
+    assert first != second  # the upstream numbers its answers
+    assert len(upstream.calls) == 2
+    server.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    assert post(replay.url + MESSAGES, body())[2] == second
+    assert len(rows(db_path)) == 1
+
+
+def test_strict_replay_miss_is_fast_and_never_touches_upstream(proxy, upstream):
+    server = proxy(mode="replay", cassette="basic_tests")
+    started = time.perf_counter()
+    status, headers, raw = post(server.url + MESSAGES, body("never recorded"))
+    elapsed = time.perf_counter() - started
+    assert status == 400 and elapsed < 1.0
+    error = json.loads(raw)
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert "'basic_tests'" in error["error"]["message"]
+    assert headers["x-vcr-key"][:12] in error["error"]["message"]
+    assert headers["x-should-retry"] == "false"
+    assert upstream.calls == []
+
+
+def test_replay_fallback_forwards_and_records(proxy, upstream, db_path):
+    server = proxy(mode="replay", fallback="fallback")
+    assert post(server.url + MESSAGES, body())[1]["x-vcr-outcome"] == "recorded"
+    assert post(server.url + MESSAGES, body())[1]["x-vcr-outcome"] == "hit"
+    assert len(upstream.calls) == 1
+
+
+def test_key_ignores_json_layout_and_metadata(proxy, upstream):
+    server = proxy(mode="auto")
+    payload = body(metadata={"user_id": "session-1"})
+    post(server.url + MESSAGES, payload)
+    reordered = dict(reversed(list(body(metadata={"user_id": "session-2"}).items())))
+    spaced = json.dumps(reordered, indent=3).encode()
+    assert post(server.url + MESSAGES, spaced)[1]["x-vcr-outcome"] == "hit"
+    assert len(upstream.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tool_choice": {"type": "any"}},
+        {"stop_sequences": ["END"]},
+        {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        {"output_config": {"effort": "low"}},
+        {"temperature": 0.5},
+        {"stream": True},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_every_other_field_changes_the_key(proxy, upstream, change):
+    server = proxy(mode="auto")
+    post(server.url + MESSAGES, body())
+    assert post(server.url + MESSAGES, body() | change)[1]["x-vcr-outcome"] == "recorded"
+    assert len(upstream.calls) == 2
+
+
+def test_query_and_path_are_part_of_the_key(proxy, upstream):
+    server = proxy(mode="auto")
+    post(server.url + MESSAGES + "?beta=true", body())
+    assert post(server.url + MESSAGES + "?beta=true", body())[1]["x-vcr-outcome"] == "hit"
+    assert post(server.url + MESSAGES, body())[1]["x-vcr-outcome"] == "recorded"
+    assert upstream.calls[0].path == "/v1/messages?beta=true"
+
+
+def test_other_paths_are_recorded_and_replayed(proxy, upstream):
+    server = proxy(mode="record")
+    counted = post(server.url + "/v1/messages/count_tokens?beta=true", body())
+    models = post(server.url + "/v1/models?limit=1000", b"", method="GET")
+    assert counted[0] == models[0] == 200
+    server.stop()
+    upstream.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    assert post(replay.url + "/v1/messages/count_tokens?beta=true", body())[2] == counted[2]
+    assert post(replay.url + "/v1/models?limit=1000", b"", method="GET")[2] == models[2]
+
+
+def test_non_json_bodies_are_keyed_by_their_bytes(proxy, upstream):
+    server = proxy(mode="auto")
+    post(server.url + "/v1/files", b"plain bytes", {"content-type": "text/plain"})
+    assert post(server.url + "/v1/files", b"plain bytes")[1]["x-vcr-outcome"] == "hit"
+    assert post(server.url + "/v1/files", b"other bytes")[1]["x-vcr-outcome"] == "recorded"
+
+
+def test_cassette_from_header_and_url_prefix(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    post(server.url + MESSAGES, body(), {"X-VCR-Cassette": "from_header"})
+    post(server.url + "/c/from_prefix" + MESSAGES + "?beta=true", body())
+    post(server.url + MESSAGES, body())
+    assert len(upstream.calls) == 3  # the same request in three cassettes
+    assert upstream.calls[1].path == "/v1/messages?beta=true"
+    assert post(server.url + "/c/from_header" + MESSAGES, body())[1]["x-vcr-outcome"] == "hit"
+    server.stop()
+    assert sorted(row["cassette"] for row in rows(db_path)) == ["default", "from_header", "from_prefix"]
+
+
+@pytest.mark.parametrize("name", ["..", "a%2Fb", "bad%00name", ".hidden", "x" * 200, "sp%20ace"])
+def test_cassette_names_must_be_plain(proxy, upstream, name):
+    server = proxy(mode="auto")
+    status, _, raw = post(server.url + f"/c/{name}" + MESSAGES, body())
+    assert status == 400
+    assert "invalid cassette name" in json.loads(raw)["error"]["message"]
+    status, _, _ = post(server.url + MESSAGES, body(), {"X-VCR-Cassette": "../etc"})
+    assert status == 400
+    assert upstream.calls == []
+
+
+def test_telemetry_and_probe_are_never_stored(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    assert post(server.url + "/api/event_logging/batch", {"events": [1]})[0] == 200
+    assert post(server.url + "/api/hello", b"", method="HEAD")[0] == 200
+    assert [c.path for c in upstream.calls] == ["/api/event_logging/batch", "/api/hello"]
+    server.stop()
+    assert rows(db_path) == []
+    upstream.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    status, _, raw = post(replay.url + "/api/event_logging/batch", {"events": [2]})
+    assert (status, json.loads(raw)) == (200, {})
+    assert post(replay.url + "/api/hello", b"", method="HEAD")[0] == 200
+
+
+def test_replay_keeps_the_headers_clients_rely_on(proxy, upstream):
+    server = proxy(mode="record")
+    recorded = post(server.url + MESSAGES, body(stream=True))
+    server.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    status, headers, raw = post(replay.url + MESSAGES, body(stream=True))
+    assert (status, raw) == (200, recorded[2])
+    assert headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert headers["request-id"] == recorded[1]["request-id"] == "req_scripted0001"
+    assert headers["anthropic-ratelimit-requests-limit"] == "4000"
+    assert "set-cookie" not in headers  # a cookie is a secret: never stored
+    assert headers.get("content-length") in (None, str(len(raw)))
+
+
+def test_errors_pass_through_and_are_stored_only_when_asked(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    status, headers, raw = post(server.url + MESSAGES, body("STATUS:429"))
+    assert status == 429 and headers["retry-after"] == "7"
+    assert json.loads(raw)["error"]["type"] == "rate_limit_error"
+    assert post(server.url + MESSAGES, body("STATUS:429"))[1]["x-vcr-outcome"] == "passthrough"
+    server.stop()
+    assert rows(db_path) == []
+    recorder = proxy(mode="auto", record_errors=True)
+    post(recorder.url + MESSAGES, body("STATUS:529"))
+    again = post(recorder.url + MESSAGES, body("STATUS:529"))
+    assert again[0] == 529 and again[1]["x-vcr-outcome"] == "hit" and again[1]["retry-after"] == "7"
+
+
+def test_compressed_upstream_answers_are_stored_decoded(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    status, headers, raw = post(server.url + MESSAGES, body("GZIP please"))
+    assert status == 200 and "content-encoding" not in headers
+    assert json.loads(raw)["type"] == "message"
+    assert upstream.calls[0].headers["Accept-Encoding"] == "identity"
+    server.stop()
+    with Store(db_path) as store:
+        [row] = rows(db_path)
+        assert store.lookup("default", row["key"]).response_body == raw
+
+
+def test_secrets_never_reach_the_db(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    secret_headers = {
+        "authorization": "Bearer sk-ant-oat01-BEARERSECRET",
+        "cookie": "session=COOKIESECRET",
+        "x-auth-token": "TOKENSECRET",
+    }
+    post(server.url + MESSAGES, body(), secret_headers)
+    post(server.url + MESSAGES, body(stream=True), secret_headers)
+    assert upstream.calls[0].headers["x-api-key"] == TEST_API_KEY  # still forwarded
+    assert upstream.calls[0].headers["authorization"].startswith("Bearer ")
+    server.stop()
+    raw_db = db_path.read_bytes()
+    for secret in (TEST_API_KEY, "BEARERSECRET", "COOKIESECRET", "TOKENSECRET", "cookie-secret"):
+        assert secret.encode() not in raw_db
+    with Store(db_path) as store:
+        for row in rows(db_path):
+            recording = store.lookup("default", row["key"])
+            stored = json.dumps(recording.request_headers + recording.response_headers)
+            assert TEST_API_KEY not in stored and "secret" not in stored.lower()
+            assert "anthropic-version" in stored.lower()
+
+
+def test_fifty_concurrent_recordings(proxy, upstream, db_path):
+    server = proxy(mode="record")
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(
+            pool.map(
+                lambda i: post(server.url + MESSAGES, body(f"request {i}", stream=i % 2 == 0)), range(50)
+            )
+        )
+    assert [status for status, _, _ in results] == [200] * 50
+    server.stop()
+    assert len(rows(db_path)) == 50
+    assert not Path(f"{db_path}-wal").exists() and not Path(f"{db_path}-shm").exists()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+
+
+def test_stream_reaches_the_client_before_the_upstream_finishes(proxy, upstream, db_path, loop_thread):
+    server = proxy(mode="record")
+
+    async def first_event_then_rest() -> tuple[bytes, int, bytes]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(server.url + MESSAGES, json=body("SLOW", stream=True)) as response:
+                first = await response.content.readuntil(b"\n\n")
+                finished_when_first_arrived = upstream.script.finished_streams
+                upstream.script.release()
+                return first, finished_when_first_arrived, await response.read()
+
+    first, finished, rest = loop_thread.run(first_event_then_rest())
+    assert first.startswith(b"event: message_start")
+    assert finished == 0
+    assert rest.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    server.stop()
+    [row] = rows(db_path)
+    chunks = json.loads(row["chunks"])
+    assert sum(size for size, _ in chunks) == row["response_size"] == len(first) + len(rest)
+    assert [ms for _, ms in chunks] == sorted(ms for _, ms in chunks)
+    assert row["ttfb_ms"] is not None and row["duration_ms"] >= row["ttfb_ms"]
+
+
+def test_client_hanging_up_mid_stream_stores_nothing(proxy, upstream, db_path):
+    server = proxy(mode="record")
+    host, port = server.url.removeprefix("http://").split(":")
+    payload = json.dumps(body("BIG:400", stream=True)).encode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        received = b""
+        while b"message_start" not in received:
+            received += sock.recv(65536)
+    time.sleep(1.0)  # the proxy notices the closed socket on its next write
+    server.stop()
+    assert upstream.script.finished_streams == 0
+    assert rows(db_path) == []
+
+
+def test_upstream_breaking_mid_stream_stores_nothing(proxy, upstream, db_path):
+    server = proxy(mode="record")
+    with pytest.raises(http.client.IncompleteRead):  # a stream cut short must not look complete
+        post(server.url + MESSAGES, body("BREAK", stream=True))
+    server.stop()
+    assert rows(db_path) == []
+
+
+def test_upstream_down_is_a_502_in_anthropic_shape(proxy, upstream):
+    server = proxy(mode="auto", upstream=unreachable_url())
+    status, _, raw = post(server.url + MESSAGES, body())
+    assert status == 502
+    error = json.loads(raw)["error"]
+    assert error["type"] == "api_error" and "could not reach the upstream" in error["message"]
+
+
+def test_event_loop_keeps_serving_while_a_stream_is_held(proxy, upstream, loop_thread):
+    server = proxy(mode="auto")
+
+    async def both() -> tuple[int, int]:
+        async with aiohttp.ClientSession() as session:
+            held = await session.post(server.url + MESSAGES, json=body("SLOW", stream=True))
+            await held.content.readuntil(b"\n\n")
+            async with session.post(server.url + MESSAGES, json=body("quick")) as quick:
+                quick_status = quick.status
+            upstream.script.release()
+            await held.read()
+            held.release()
+            return quick_status, held.status
+
+    assert loop_thread.run(asyncio.wait_for(both(), 20)) == (200, 200)
