@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh machine: the package with its test extras,
+# the real Claude Code CLI (npm) and mitmproxy (in its own venv, so its pins never touch ours).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+if [ ! -x .cache/mitm-venv/bin/mitmdump ]; then
+  python3 -m venv .cache/mitm-venv
+  .cache/mitm-venv/bin/pip install --quiet --disable-pip-version-check 'mitmproxy>=11,<13'
+fi
