@@ -56,3 +56,28 @@ def m001_cassettes_and_recordings(db: Database) -> None:
     db.execute("CREATE INDEX recordings_by_date ON recordings (cassette_id, created_at)")
     db.execute("CREATE INDEX recordings_model ON recordings (model)")
     db.execute("CREATE INDEX recordings_created_at ON recordings (created_at)")
+
+
+@migrations()
+def m002_recording_meta_and_catalog_index(db: Database) -> None:
+    # Where an imported recording came from (seed cache key, dump file, flow id): a JSON object or NULL.
+    db.execute("ALTER TABLE recordings ADD COLUMN meta TEXT")
+    # `list` and `stats` read only this index, never the rows with their blobs (which overflow to many
+    # pages each): 100,000 recordings answer in milliseconds. It starts with (cassette_id, created_at),
+    # so the older index on exactly those columns is dropped.
+    db.execute(
+        """
+        CREATE INDEX recordings_catalog ON recordings (
+            cassette_id, created_at, key, ordinal, method, path, model, stream, status,
+            request_size, response_size, stored_size
+        )
+        """
+    )
+    db.execute("DROP INDEX recordings_by_date")
+
+
+@migrations()
+def m003_match_summaries(db: Database) -> None:
+    # Short hashes of each request's parts, so a replay miss finds the closest recording without reading bodies.
+    db.execute("ALTER TABLE recordings ADD COLUMN summary TEXT")
+    db.execute("CREATE INDEX recordings_by_target ON recordings (cassette_id, method, path)")

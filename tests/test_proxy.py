@@ -48,6 +48,11 @@ def post(url: str, payload: dict | bytes, headers: dict | None = None, method: s
         return error.code, error.headers, error.read()
 
 
+def reset(url: str) -> None:
+    """Start the repeat order of every cassette again, as a new proxy run would."""
+    assert post(url + "/__vcr__/reset", b"")[0] == 200
+
+
 def rows(db_path: Path) -> list[dict]:
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
@@ -61,6 +66,7 @@ def rows(db_path: Path) -> list[dict]:
 def test_auto_records_a_miss_and_replays_a_hit(proxy, upstream, db_path):
     server = proxy(mode="auto")
     first = post(server.url + MESSAGES, body())
+    reset(server.url)
     second = post(server.url + MESSAGES, body())
     assert first[0] == second[0] == 200
     assert first[2] == second[2]
@@ -75,19 +81,50 @@ def test_auto_records_a_miss_and_replays_a_hit(proxy, upstream, db_path):
         0,
         200,
     )
-    assert row["key_scheme"] == "v1" and row["request_size"] > 0 and row["stored_size"] > 0
+    assert row["key_scheme"] == "v2" and row["request_size"] > 0 and row["stored_size"] > 0
 
 
-def test_record_mode_always_forwards_and_keeps_the_newest(proxy, upstream, db_path):
+def test_record_mode_always_forwards_and_a_new_run_replaces_the_old(proxy, upstream, db_path):
+    old = proxy(mode="record")
+    post(old.url + MESSAGES, body())
+    post(old.url + MESSAGES, body())
+    old.stop()
     server = proxy(mode="record")
-    first = post(server.url + MESSAGES, body())[2]
-    second = post(server.url + MESSAGES, body())[2]
-    assert first != second  # the upstream numbers its answers
-    assert len(upstream.calls) == 2
+    newest = post(server.url + MESSAGES, body())[2]
+    assert len(upstream.calls) == 3
     server.stop()
     replay = proxy(mode="replay", upstream=unreachable_url())
-    assert post(replay.url + MESSAGES, body())[2] == second
-    assert len(rows(db_path)) == 1
+    assert post(replay.url + MESSAGES, body())[2] == newest
+    assert [row["ordinal"] for row in rows(db_path)] == [0]
+
+
+@pytest.mark.parametrize("mode", ["record", "auto"])
+def test_repeated_requests_replay_in_order_then_repeat_the_last(proxy, upstream, db_path, mode):
+    recorder = proxy(mode=mode)
+    answers = [post(recorder.url + MESSAGES, body())[2] for _ in range(3)]
+    assert len(set(answers)) == 3  # the upstream numbers its answers
+    recorder.stop()
+    assert sorted(row["ordinal"] for row in rows(db_path)) == [0, 1, 2]
+    upstream.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    replayed = [post(replay.url + MESSAGES, body()) for _ in range(4)]
+    assert [raw for _, _, raw in replayed] == answers + [answers[-1]]
+    assert replayed[-1][1]["x-vcr-outcome"] == "hit-repeat"
+    reset(replay.url)
+    assert post(replay.url + MESSAGES, body())[2] == answers[0]
+
+
+def test_exhausted_miss_never_reaches_the_upstream(proxy, upstream):
+    recorder = proxy(mode="record")
+    first = post(recorder.url + MESSAGES, body())[2]
+    recorder.stop()
+    replay = proxy(mode="replay", exhausted="miss")
+    assert post(replay.url + MESSAGES, body())[2] == first
+    status, _, raw = post(replay.url + MESSAGES, body())
+    assert status == 400 and "already replayed" in json.loads(raw)["error"]["message"]
+    assert len(upstream.calls) == 1
+    other = post(replay.url + "/c/other_cassette" + MESSAGES, body())  # a new cassette name starts afresh
+    assert other[0] == 400 and "no recording" in json.loads(other[2])["error"]["message"]
 
 
 def test_strict_replay_miss_is_fast_and_never_touches_upstream(proxy, upstream):
@@ -107,6 +144,7 @@ def test_strict_replay_miss_is_fast_and_never_touches_upstream(proxy, upstream):
 def test_replay_fallback_forwards_and_records(proxy, upstream, db_path):
     server = proxy(mode="replay", fallback="fallback")
     assert post(server.url + MESSAGES, body())[1]["x-vcr-outcome"] == "recorded"
+    reset(server.url)
     assert post(server.url + MESSAGES, body())[1]["x-vcr-outcome"] == "hit"
     assert len(upstream.calls) == 1
 
@@ -115,6 +153,7 @@ def test_key_ignores_json_layout_and_metadata(proxy, upstream):
     server = proxy(mode="auto")
     payload = body(metadata={"user_id": "session-1"})
     post(server.url + MESSAGES, payload)
+    reset(server.url)
     reordered = dict(reversed(list(body(metadata={"user_id": "session-2"}).items())))
     spaced = json.dumps(reordered, indent=3).encode()
     assert post(server.url + MESSAGES, spaced)[1]["x-vcr-outcome"] == "hit"
@@ -129,7 +168,6 @@ def test_key_ignores_json_layout_and_metadata(proxy, upstream):
         {"thinking": {"type": "enabled", "budget_tokens": 1024}},
         {"output_config": {"effort": "low"}},
         {"temperature": 0.5},
-        {"stream": True},
     ],
     ids=lambda change: next(iter(change)),
 )
@@ -143,6 +181,7 @@ def test_every_other_field_changes_the_key(proxy, upstream, change):
 def test_query_and_path_are_part_of_the_key(proxy, upstream):
     server = proxy(mode="auto")
     post(server.url + MESSAGES + "?beta=true", body())
+    reset(server.url)
     assert post(server.url + MESSAGES + "?beta=true", body())[1]["x-vcr-outcome"] == "hit"
     assert post(server.url + MESSAGES, body())[1]["x-vcr-outcome"] == "recorded"
     assert upstream.calls[0].path == "/v1/messages?beta=true"
@@ -163,6 +202,7 @@ def test_other_paths_are_recorded_and_replayed(proxy, upstream):
 def test_non_json_bodies_are_keyed_by_their_bytes(proxy, upstream):
     server = proxy(mode="auto")
     post(server.url + "/v1/files", b"plain bytes", {"content-type": "text/plain"})
+    reset(server.url)
     assert post(server.url + "/v1/files", b"plain bytes")[1]["x-vcr-outcome"] == "hit"
     assert post(server.url + "/v1/files", b"other bytes")[1]["x-vcr-outcome"] == "recorded"
 
@@ -174,6 +214,7 @@ def test_cassette_from_header_and_url_prefix(proxy, upstream, db_path):
     post(server.url + MESSAGES, body())
     assert len(upstream.calls) == 3  # the same request in three cassettes
     assert upstream.calls[1].path == "/v1/messages?beta=true"
+    reset(server.url)
     assert post(server.url + "/c/from_header" + MESSAGES, body())[1]["x-vcr-outcome"] == "hit"
     server.stop()
     assert sorted(row["cassette"] for row in rows(db_path)) == ["default", "from_header", "from_prefix"]
@@ -228,6 +269,7 @@ def test_errors_pass_through_and_are_stored_only_when_asked(proxy, upstream, db_
     assert rows(db_path) == []
     recorder = proxy(mode="auto", record_errors=True)
     post(recorder.url + MESSAGES, body("STATUS:529"))
+    reset(recorder.url)
     again = post(recorder.url + MESSAGES, body("STATUS:529"))
     assert again[0] == 529 and again[1]["x-vcr-outcome"] == "hit" and again[1]["retry-after"] == "7"
 
@@ -357,3 +399,62 @@ def test_event_loop_keeps_serving_while_a_stream_is_held(proxy, upstream, loop_t
             return quick_status, held.status
 
     assert loop_thread.run(asyncio.wait_for(both(), 20)) == (200, 200)
+
+
+@pytest.mark.parametrize("recorded_stream", [True, False], ids=["stream-recorded", "json-recorded"])
+def test_stream_and_json_requests_share_recordings(proxy, upstream, recorded_stream):
+    import anthropic
+
+    recorder = proxy(mode="record")
+    sdk = anthropic.Anthropic(base_url=recorder.url, api_key=TEST_API_KEY, max_retries=0)
+    params = {
+        "model": "claude-opus-5-5",
+        "max_tokens": 64,
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "weather in Paris?"}],
+    }
+    if recorded_stream:
+        with sdk.messages.stream(**params) as stream:
+            recorded = stream.get_final_message().model_dump()
+    else:
+        recorded = sdk.messages.create(**params).model_dump()
+    recorder.stop()
+    upstream.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    sdk = anthropic.Anthropic(base_url=replay.url, api_key=TEST_API_KEY, max_retries=0)
+    if recorded_stream:
+        raw = sdk.messages.with_raw_response.create(**params)
+        converted = raw.parse().model_dump()
+        assert raw.headers["content-type"] == "application/json"
+    else:
+        with sdk.messages.stream(**params) as stream:
+            converted = stream.get_final_message().model_dump()
+    assert converted == recorded
+    assert converted["content"][0]["input"] == {"city": "Paris", "unit": "celsius"}
+
+
+def test_recorded_pacing_replays_chunks_at_their_offsets(proxy, upstream, loop_thread):
+    recorder = proxy(mode="record")
+
+    async def slow_stream(url: str) -> tuple[float, bytes]:
+        async with aiohttp.ClientSession() as session:
+            started = time.perf_counter()
+            async with session.post(url + MESSAGES, json=body("SLOW", stream=True)) as response:
+                first = await response.content.readuntil(b"\n\n")
+                if url == recorder.url:
+                    await asyncio.sleep(0.6)
+                    upstream.script.release()
+                rest = await response.read()
+                return time.perf_counter() - started, first + rest
+
+    recorded_time, recorded = loop_thread.run(slow_stream(recorder.url))
+    recorder.stop()
+    instant = proxy(mode="replay", upstream=unreachable_url())
+    instant_time, instant_bytes = loop_thread.run(slow_stream(instant.url))
+    paced = proxy(mode="replay", upstream=unreachable_url(), pace=1.0)
+    paced_time, paced_bytes = loop_thread.run(slow_stream(paced.url))
+    doubled = proxy(mode="replay", upstream=unreachable_url(), pace=2.0)
+    doubled_time, _ = loop_thread.run(slow_stream(doubled.url))
+    assert instant_bytes == paced_bytes == recorded
+    assert recorded_time >= 0.6 and paced_time >= 0.55
+    assert instant_time < 0.3 and 0.25 <= doubled_time < paced_time

@@ -38,6 +38,23 @@ def main() -> None:
     """
 
 
+def parse_pace(value: str) -> float | None:
+    """`instant` -> None, `recorded` -> 1.0, `N` -> N (a speed factor)."""
+    if value == "instant":
+        return None
+    if value == "recorded":
+        return 1.0
+    try:
+        factor = float(value)
+    except ValueError:
+        factor = 0.0
+    if not factor > 0:
+        raise click.BadParameter(
+            f"{value!r}: use instant, recorded or a speed factor above 0", param_hint="--pace"
+        )
+    return factor
+
+
 @main.command()
 @click.option(
     "--mode",
@@ -91,6 +108,45 @@ def main() -> None:
     show_envvar=True,
     help="Also store non-2xx answers (they are passed through either way).",
 )
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="VCR_RULES",
+    show_envvar=True,
+    help="Key rules file (TOML or JSON): JSON paths to leave out, text to replace. Stored with new cassettes.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["claude-code"]),
+    multiple=True,
+    envvar="VCR_PRESET",
+    show_envvar=True,
+    help="Built-in rules: claude-code replays a session in another directory, HOME, day or patch release.",
+)
+@click.option(
+    "--exhausted",
+    type=click.Choice(["repeat", "miss"]),
+    default="repeat",
+    envvar="VCR_EXHAUSTED",
+    show_default=True,
+    show_envvar=True,
+    help="Replay past the last recording of a repeated request: repeat the last, or miss.",
+)
+@click.option(
+    "--pace",
+    default="instant",
+    envvar="VCR_PACE",
+    show_default=True,
+    show_envvar=True,
+    help="instant, recorded (each chunk at its recorded offset), or a speed factor N (2 = twice as fast).",
+)
+@click.option(
+    "--save-misses",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="VCR_SAVE_MISSES",
+    show_envvar=True,
+    help="Write every request that misses in replay to this directory, for `claude-vcr explain`.",
+)
 def serve(
     mode: str,
     fallback: str,
@@ -100,6 +156,11 @@ def serve(
     host: str,
     port: int,
     record_errors: bool,
+    rules: Path | None,
+    preset: tuple[str, ...],
+    exhausted: str,
+    pace: str,
+    save_misses: Path | None,
 ) -> None:
     """Run the record/replay proxy.
 
@@ -111,9 +172,16 @@ def serve(
     Example:
         claude-vcr serve --mode replay --cassette basic_tests
     """
+    from vcr.matching import Rules, RulesError, load_rules
     from vcr.proxy import BadRequest, ProxyConfig, validate_cassette_name
     from vcr.proxy import serve as run_proxy
     from vcr.store import StoreError
+
+    try:
+        key_rules = (load_rules(rules) if rules else Rules()).with_presets(*preset)
+    except RulesError as error:
+        raise click.BadParameter(str(error), param_hint="--rules") from error
+    pace_factor = parse_pace(pace)
 
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter(f"{upstream!r} is not an http:// or https:// URL", param_hint="--upstream")
@@ -131,6 +199,10 @@ def serve(
         host=host,
         port=port,
         record_errors=record_errors,
+        rules=key_rules,
+        exhausted=exhausted,
+        pace=pace_factor,
+        save_misses=save_misses,
     )
     try:
         run_proxy(config, announce=lambda line: click.echo(line))

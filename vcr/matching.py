@@ -1,17 +1,253 @@
-"""Turn a request into the key its recording is stored under: pure functions, no I/O."""
+"""Turn a request into the key its recording is stored under, and explain misses: pure functions, no I/O.
+
+A key is the sha256 of the method, path, sorted query and the *normalised* body. Normalisation follows
+`Rules`: JSON paths left out, regular expressions replaced by placeholders in every string value, and
+presets (such as `claude-code`) that do both for a known client. Normalisation only changes the key: the
+stored and forwarded request bytes stay exact.
+"""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-KEY_SCHEME = "v1"
-"""Stored with every recording, so keys can be recomputed when the scheme changes."""
+KEY_SCHEME = "v2"
+"""Stored with every recording and cassette, so keys can be recomputed when the scheme changes.
+v1: canonical JSON without `metadata`, `stream` included. v2: `Rules` applied, `stream` left out."""
 
 SHORT_KEY_LENGTH = 12
-IGNORED_TOP_LEVEL_FIELDS = frozenset({"metadata"})
+ALWAYS_IGNORED = ("stream",)
+"""Streamed and non-streamed requests share recordings; the proxy converts between the two forms."""
+
+
+class RulesError(ValueError):
+    """A rules file or preset that cannot be used; the message says what to fix."""
+
+
+# --- JSON paths ---------------------------------------------------------------------------------------
+
+_SEGMENT = re.compile(r"\*\*|\*|\[\*\]|\[\d+\]|[^.\[\]]+")
+
+
+def parse_path(path: str) -> tuple[str, ...]:
+    """`messages[*].content[0].cache_control` -> ('messages', '[*]', 'content', '[0]', 'cache_control')."""
+    segments = tuple(_SEGMENT.findall(path))
+    if not path or "".join(segments) != path.replace(".", ""):
+        raise RulesError(
+            f"invalid JSON path {path!r}: use dotted keys, [N] or [*] for list items, * for any key, ** for any depth"
+        )
+    return segments
+
+
+def _remove(value: Any, segments: tuple[str, ...]) -> None:
+    """Delete what the path points at, in place."""
+    if not segments:
+        return
+    head, rest = segments[0], segments[1:]
+    if head == "**":
+        _remove(value, rest)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            _remove(child, segments)
+        return
+    if isinstance(value, dict):
+        keys = list(value) if head == "*" else [head] if head in value else []
+        for key in keys:
+            if rest:
+                _remove(value[key], rest)
+            else:
+                del value[key]
+    elif isinstance(value, list) and head.startswith("["):
+        indexes = range(len(value)) if head == "[*]" else [int(head[1:-1])]
+        for index in reversed([i for i in indexes if 0 <= i < len(value)]):
+            if rest:
+                _remove(value[index], rest)
+            else:
+                del value[index]
+
+
+def _map_strings(value: Any, func: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return func(value)
+    if isinstance(value, dict):
+        return {k: _map_strings(v, func) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, func) for v in value]
+    return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for child in value.values():
+            yield from _strings(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _strings(child)
+
+
+# --- rules and presets ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Text matching `pattern` in any string value becomes `placeholder` (before the key is computed)."""
+
+    pattern: str
+    placeholder: str
+
+    def compiled(self) -> re.Pattern[str]:
+        try:
+            return re.compile(self.pattern)
+        except re.error as error:
+            raise RulesError(f"invalid regular expression {self.pattern!r}: {error}") from error
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What is left out of, or blurred in, a request before its key is computed."""
+
+    ignore: tuple[str, ...] = ("metadata",)
+    replace: tuple[Replacement, ...] = ()
+    presets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for path in self.ignore:
+            parse_path(path)
+        for replacement in self.replace:
+            replacement.compiled()
+        unknown = [name for name in self.presets if name not in PRESETS]
+        if unknown:
+            raise RulesError(f"unknown preset {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
+
+    def to_json(self) -> str:
+        """The form stored with a cassette: replay uses the rules it was recorded with."""
+        return json.dumps(
+            {
+                "ignore": list(self.ignore),
+                "replace": [{"pattern": r.pattern, "with": r.placeholder} for r in self.replace],
+                "presets": list(self.presets),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rules:
+        if not isinstance(data, dict):
+            raise RulesError("rules must be a table/object with 'ignore', 'replace' and 'presets'")
+        unknown = set(data) - {"ignore", "replace", "presets", "preset"}
+        if unknown:
+            raise RulesError(f"unknown rules field(s): {', '.join(sorted(unknown))}")
+        presets = data.get("presets", [])
+        if "preset" in data:
+            presets = [data["preset"], *presets]
+        try:
+            replace = tuple(Replacement(str(r["pattern"]), str(r["with"])) for r in data.get("replace", []))
+        except (KeyError, TypeError) as error:
+            raise RulesError("each 'replace' entry needs 'pattern' and 'with'") from error
+        return cls(
+            ignore=tuple(str(p) for p in data.get("ignore", ["metadata"])),
+            replace=replace,
+            presets=tuple(str(p) for p in presets),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Rules:
+        return cls() if not text else cls.from_dict(json.loads(text))
+
+    def with_presets(self, *names: str) -> Rules:
+        merged = tuple(dict.fromkeys(self.presets + names))
+        return Rules(ignore=self.ignore, replace=self.replace, presets=merged)
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Read a rules file: TOML (`.toml`) or JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RulesError(f"cannot read rules file {path}: {error.strerror or error}") from error
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError as error:  # Python 3.10
+                raise RulesError("TOML rules files need Python 3.11+; write the rules as JSON") from error
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as error:
+        raise RulesError(
+            f"{path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}"
+        ) from error
+    return Rules.from_dict(data)
+
+
+def _claude_code(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]:
+    """Claude Code's per-machine and per-day text: working directory, HOME, date, version, environment."""
+    replacements: list[tuple[re.Pattern[str], str]] = []
+    cwd = home = None
+    for text in _strings(body):
+        if cwd is None and (found := re.search(r"Primary working directory: (\S+)", text)):
+            cwd = found.group(1)
+        if home is None and (found := re.search(r"(/[^\s`'\"]*?)/\.claude/", text)):
+            home = found.group(1)
+        if cwd and home:
+            break
+    if cwd:
+        replacements.append((re.compile(re.escape(cwd)), "<CWD>"))
+        replacements.append((re.compile(re.escape(re.sub(r"[^A-Za-z0-9]", "-", cwd))), "<CWD_SLUG>"))
+    if home:
+        replacements.append((re.compile(re.escape(home) + r"(?=/|\b|$)"), "<HOME>"))
+    replacements += [
+        (re.compile(r"Today's date is \d{4}-\d{2}-\d{2}"), "Today's date is <DATE>"),
+        (re.compile(r"cc_version=[^;\s]+"), "cc_version=<CC_VERSION>"),
+        (re.compile(r"Is a git repository: \w+"), "Is a git repository: <GIT>"),
+        (re.compile(r"OS Version: [^\n]*"), "OS Version: <OS>"),
+        (re.compile(r"gitStatus: .*?(?=\n\n[^\s-]|\Z)", re.S), "gitStatus: <GIT_STATUS>"),
+    ]
+    return ("metadata", "**.cache_control"), replacements
+
+
+PRESETS: dict[str, Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]] = {
+    "claude-code": _claude_code,
+}
+"""A preset looks at the request and says which paths to leave out and which text to blur."""
+
+
+def normalise(body: Any, rules: Rules) -> Any:
+    """The request as its key sees it; the original is not changed."""
+    if not isinstance(body, (dict, list)):
+        return body
+    value = copy.deepcopy(body)
+    ignore = list(rules.ignore) + list(ALWAYS_IGNORED)
+    replacements = [(r.compiled(), r.placeholder) for r in rules.replace]
+    for name in rules.presets:
+        paths, found = PRESETS[name](body)
+        ignore += paths
+        replacements += found
+    for path in dict.fromkeys(ignore):
+        _remove(value, parse_path(path))
+    if replacements:
+
+        def blur(text: str) -> str:
+            for pattern, placeholder in replacements:
+                text = pattern.sub(placeholder, text)
+            return text
+
+        value = _map_strings(value, blur)
+    return value
+
+
+# --- keys -----------------------------------------------------------------------------------------------
 
 
 def _canonical_value(value: Any) -> Any:
@@ -45,26 +281,35 @@ def parse_json_body(body: bytes) -> Any | None:
 
 def canonical_query(query: str) -> str:
     """Query parameters in a stable order, so `?a=1&b=2` and `?b=2&a=1` match."""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(sorted(pairs))
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
 
 
-def body_for_key(body: bytes) -> bytes:
-    """What of the body counts: canonical JSON without `metadata`, or the raw bytes."""
-    parsed = parse_json_body(body)
-    if parsed is None:
-        return b"raw:" + body
-    if isinstance(parsed, dict):
-        parsed = {k: v for k, v in parsed.items() if k not in IGNORED_TOP_LEVEL_FIELDS}
-    return b"json:" + canonical_json(parsed)
+@dataclass
+class KeyedRequest:
+    """A request's key, plus its normalised JSON (None for other bodies) for miss diagnosis."""
+
+    key: str
+    normalised: Any = None
+    summary: dict[str, str] = field(default_factory=dict)
 
 
-def request_key(method: str, path: str, query: str, body: bytes) -> str:
-    """The hex sha256 that identifies a request within a cassette."""
+def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | None = None) -> KeyedRequest:
+    """Key a request under `rules` (default: leave out `metadata`)."""
+    rules = rules or Rules()
     digest = hashlib.sha256()
     digest.update(f"{KEY_SCHEME}\n{method.upper()}\n{path}\n{canonical_query(query)}\n".encode())
-    digest.update(body_for_key(body))
-    return digest.hexdigest()
+    parsed = parse_json_body(body)
+    if parsed is None:
+        digest.update(b"raw:" + body)
+        return KeyedRequest(digest.hexdigest())
+    normalised = normalise(parsed, rules)
+    digest.update(b"json:" + canonical_json(normalised))
+    return KeyedRequest(digest.hexdigest(), normalised, summarise(normalised))
+
+
+def request_key(method: str, path: str, query: str, body: bytes, rules: Rules | None = None) -> str:
+    """The hex sha256 that identifies a request within a cassette."""
+    return key_request(method, path, query, body, rules).key
 
 
 def short_key(key: str) -> str:
@@ -78,3 +323,82 @@ def describe_request(body: bytes) -> tuple[str | None, bool]:
         return None, False
     model = parsed.get("model")
     return (model if isinstance(model, str) else None), parsed.get("stream") is True
+
+
+# --- miss diagnosis ---------------------------------------------------------------------------------------
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()[:16]
+
+
+def summarise(normalised: Any) -> dict[str, str]:
+    """Short hashes of a request's parts (each message, system block, other field): stored with each
+    recording, so finding the closest recording compares a few hashes instead of whole bodies."""
+    if not isinstance(normalised, dict):
+        return {"$": _digest(normalised)}
+    parts: dict[str, str] = {}
+    for name, value in normalised.items():
+        if name in ("messages", "system") and isinstance(value, list):
+            parts[f"{name}#"] = str(len(value))
+            for index, item in enumerate(value):
+                parts[f"{name}[{index}]"] = _digest(item)
+        else:
+            parts[name] = _digest(value)
+    return parts
+
+
+def similarity(a: dict[str, str], b: dict[str, str]) -> float:
+    """Share of request parts two summaries have in common (1.0 = the same parts)."""
+    keys = set(a) | set(b)
+    if not keys:
+        return 1.0
+    return sum(1 for k in keys if a.get(k) == b.get(k)) / len(keys)
+
+
+def _excerpt(text: str, at: int, width: int = 40) -> str:
+    start = max(0, at - width)
+    end = min(len(text), at + width)
+    return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+
+
+def _first_difference(a: str, b: str) -> int:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return min(len(a), len(b))
+
+
+def json_differences(a: Any, b: Any, path: str = "", limit: int = 3) -> list[str]:
+    """The first JSON paths where two values differ, each with a short excerpt of both sides."""
+    found: list[str] = []
+
+    def walk(x: Any, y: Any, where: str) -> None:
+        if len(found) >= limit or x == y:
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in sorted(set(x) | set(y), key=str):
+                here = f"{where}.{key}" if where else str(key)
+                if key not in y:
+                    found.append(f"{here}: only in the request")
+                elif key not in x:
+                    found.append(f"{here}: only in the recording")
+                else:
+                    walk(x[key], y[key], here)
+                if len(found) >= limit:
+                    return
+        elif isinstance(x, list) and isinstance(y, list):
+            for index, (xi, yi) in enumerate(zip(x, y, strict=False)):
+                walk(xi, yi, f"{where}[{index}]")
+                if len(found) >= limit:
+                    return
+            if len(x) != len(y) and len(found) < limit:
+                found.append(f"{where}: {len(x)} items in the request vs {len(y)} in the recording")
+        elif isinstance(x, str) and isinstance(y, str):
+            at = _first_difference(x, y)
+            found.append(f"{where}: {json.dumps(_excerpt(x, at))} vs {json.dumps(_excerpt(y, at))}")
+        else:
+            found.append(f"{where}: {json.dumps(x)[:80]} vs {json.dumps(y)[:80]}")
+
+    walk(a, b, path)
+    return found

@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -19,14 +19,18 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from vcr import headers as header_rules
-from vcr.matching import KEY_SCHEME, describe_request, request_key, short_key
+from vcr import sse
+from vcr.diagnosis import MissReport, explain_miss
+from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, short_key
 from vcr.store import Recording, StoreThread
 
 log = logging.getLogger("vcr.proxy")
 
 MODES = ("auto", "record", "replay")
 FALLBACKS = ("strict", "fallback")
+EXHAUSTED = ("repeat", "miss")
 CASSETTE_HEADER = "X-VCR-Cassette"
+CONTROL_PREFIX = "/__vcr__/"
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
@@ -48,6 +52,13 @@ class ProxyConfig:
     port: int = 8000
     record_errors: bool = False
     upstream_read_timeout: float = 600.0
+    rules: Rules = field(default_factory=Rules)
+    """Key rules for cassettes recorded from now on; a cassette keeps the rules it was recorded with."""
+    exhausted: str = "repeat"
+    """Past the last recording of a repeated request: replay the last again, or miss."""
+    pace: float | None = None
+    """None replays at once; a number replays each chunk at its recorded offset divided by it."""
+    save_misses: Path | None = None
 
 
 class BadRequest(Exception):
@@ -84,6 +95,22 @@ def error_response(status: int, error_type: str, message: str) -> web.Response:
 
 
 @dataclass
+class CassetteState:
+    """What one proxy run knows of a cassette: its key rules and how often each key was asked for."""
+
+    rules: Rules
+    rules_stored: bool
+    asked: dict[str, int] = field(default_factory=dict)
+    restarted: set[str] = field(default_factory=set)
+
+    def next_ordinal(self, key: str) -> int:
+        """Identical requests are numbered 0, 1, 2... in the order they arrive in this run."""
+        ordinal = self.asked.get(key, 0)
+        self.asked[key] = ordinal + 1
+        return ordinal
+
+
+@dataclass
 class Exchange:
     """One client request, as the proxy sees it after picking the cassette."""
 
@@ -93,7 +120,14 @@ class Exchange:
     path: str
     query: str
     body: bytes
-    key: str
+    keyed: KeyedRequest | None = None
+    ordinal: int = 0
+    note: str | None = None
+    """Said in the log under the request's line (why a replay missed)."""
+
+    @property
+    def key(self) -> str:
+        return self.keyed.key if self.keyed else ""
 
     @property
     def target(self) -> str:
@@ -108,6 +142,30 @@ class Proxy:
         self.config = config
         self.store = store
         self.session = session
+        self.cassettes: dict[str, CassetteState] = {}
+
+    async def _cassette(self, name: str) -> CassetteState:
+        """A cassette's rules: those it was recorded with, else the configured ones."""
+        state = self.cassettes.get(name)
+        if state is None:
+            stored = await self.store.cassette_rules(name)
+            if stored is not None and stored[0]:
+                rules = Rules.from_json(stored[0])
+                if rules != self.config.rules:
+                    log.warning("cassette %s keeps the rules it was recorded with: %s", name, stored[0])
+                state = CassetteState(rules, rules_stored=True)
+            else:
+                if stored is not None and stored[1] and stored[1] != KEY_SCHEME:
+                    log.warning(
+                        "cassette %s was recorded with key scheme %s (now %s): run `claude-vcr rekey --cassette %s`",
+                        name,
+                        stored[1],
+                        KEY_SCHEME,
+                        name,
+                    )
+                state = CassetteState(self.config.rules, rules_stored=False)
+            state = self.cassettes.setdefault(name, state)
+        return state
 
     def _exchange(self, request: web.Request, body: bytes) -> Exchange:
         raw_path = request.rel_url.raw_path
@@ -117,15 +175,13 @@ class Proxy:
             cassette = unquote(prefixed.group(1))
             raw_path = prefixed.group(2) or "/"
         validate_cassette_name(cassette)
-        query = request.rel_url.raw_query_string
         return Exchange(
             request=request,
             cassette=cassette,
             method=request.method,
             path=raw_path,
-            query=query,
+            query=request.rel_url.raw_query_string,
             body=body,
-            key=request_key(request.method, raw_path, query, body),
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -137,9 +193,24 @@ class Proxy:
             response = error_response(400, "invalid_request_error", str(error))
             self._log("rejected", None, request.method, request.path_qs, 400, started)
             return response
+        if exchange.path.startswith(CONTROL_PREFIX):
+            return self._control(request, exchange)
         response, outcome = await self._dispatch(exchange)
         self._log(outcome, exchange, exchange.method, exchange.target, response.status, started)
+        if exchange.note:
+            log.info("            %s", exchange.note)
         return response
+
+    def _control(self, request: web.Request, exchange: Exchange) -> web.Response:
+        """Requests to the proxy itself: `POST /__vcr__/reset` starts the repeat order again."""
+        if exchange.path == CONTROL_PREFIX + "reset" and exchange.method == "POST":
+            named = request.headers.get(CASSETTE_HEADER) or _CASSETTE_PREFIX.match(request.rel_url.raw_path)
+            names = [exchange.cassette] if named else list(self.cassettes)
+            for name in names:
+                self.cassettes.pop(name, None)
+            log.info("reset       repeat order of %s", ", ".join(names) or "no cassette")
+            return web.json_response({"reset": names})
+        return error_response(404, "not_found_error", f"claude-vcr has no control endpoint {exchange.path}")
 
     async def _dispatch(self, exchange: Exchange) -> tuple[web.StreamResponse, str]:
         mode = self.config.mode
@@ -147,35 +218,130 @@ class Proxy:
             if mode == "replay":
                 return self._local_answer(exchange), "local"
             return await self._forward(exchange, record=False, local_on_failure=True)
-        if mode != "record":
-            recording = await self.store.lookup(exchange.cassette, exchange.key)
+        state = await self._cassette(exchange.cassette)
+        exchange.keyed = key_request(
+            exchange.method, exchange.path, exchange.query, exchange.body, state.rules
+        )
+        exchange.ordinal = state.next_ordinal(exchange.key)
+        if mode == "record":
+            if exchange.key not in state.restarted:
+                state.restarted.add(exchange.key)
+                await self.store.forget_key(exchange.cassette, exchange.key)
+            return await self._forward(exchange, record=True)
+        recording = await self.store.lookup(exchange.cassette, exchange.key, exchange.ordinal)
+        if recording is not None:
+            return await self._replay(exchange, recording, "hit")
+        if mode == "auto":
+            return await self._forward(exchange, record=True)
+        last = await self.store.last_ordinal(exchange.cassette, exchange.key)
+        if last is not None and self.config.exhausted == "repeat":
+            recording = await self.store.lookup(exchange.cassette, exchange.key, last)
             if recording is not None:
-                return self._replay(recording), "hit"
-            if mode == "replay" and self.config.fallback == "strict":
-                return self._strict_miss(exchange), "miss"
-        return await self._forward(exchange, record=True)
+                return await self._replay(exchange, recording, "hit-repeat")
+        if self.config.fallback == "fallback":
+            return await self._forward(exchange, record=True)
+        miss = await self._strict_miss(exchange, state, exhausted=None if last is None else last + 1)
+        return miss, "miss"
 
     def _local_answer(self, exchange: Exchange) -> web.Response:
         if exchange.method == "HEAD":
             return web.Response(status=200)
         return web.Response(status=200, body=b"{}", content_type="application/json")
 
-    def _strict_miss(self, exchange: Exchange) -> web.Response:
+    async def _strict_miss(
+        self, exchange: Exchange, state: CassetteState, exhausted: int | None
+    ) -> web.Response:
+        """A 400 the SDKs do not retry, saying which recordings came closest and where they differ."""
+        if exhausted is not None:
+            report = MissReport(
+                exchange.cassette, exchange.method, exchange.target, exchange.key, exhausted=exhausted
+            )
+        else:
+            assert exchange.keyed is not None
+            report = await self.store.run(
+                explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.rules
+            )
         message = (
-            f"claude-vcr: no recording for {exchange.method} {exchange.target} in cassette "
-            f"'{exchange.cassette}' (key {short_key(exchange.key)}); strict replay never calls the "
-            "upstream. Record it with --mode record or auto, or allow --fallback fallback."
+            report.text() + " Strict replay never calls the upstream: record with --mode record or auto."
         )
+        exchange.note = report.text()
+        if self.config.save_misses is not None:
+            self._save_miss(exchange)
         response = error_response(400, "invalid_request_error", message)
         response.headers["x-vcr-outcome"] = "miss"
         response.headers["x-vcr-key"] = exchange.key
         return response
 
-    def _replay(self, recording: Recording) -> web.Response:
+    def _save_miss(self, exchange: Exchange) -> None:
+        """Keep a missed request (secrets dropped) for `claude-vcr explain`."""
+        assert self.config.save_misses is not None
+        parsed = (
+            json.loads(exchange.body) if exchange.keyed and exchange.keyed.normalised is not None else None
+        )
+        saved = {
+            "method": exchange.method,
+            "path": exchange.target,
+            "cassette": exchange.cassette,
+            "headers": dict(header_rules.for_storage(exchange.request.headers.items())),
+            "body": parsed if parsed is not None else exchange.body.decode("utf-8", "replace"),
+        }
+        try:
+            self.config.save_misses.mkdir(parents=True, exist_ok=True)
+            target = self.config.save_misses / f"{exchange.cassette}-{short_key(exchange.key)}.json"
+            target.write_text(json.dumps(saved, indent=1, ensure_ascii=False))
+        except OSError as error:
+            log.warning("could not save the missed request: %s", error)
+
+    async def _replay(
+        self, exchange: Exchange, recording: Recording, outcome: str
+    ) -> tuple[web.StreamResponse, str]:
+        """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the
+        other form, paced like the original when told to."""
         headers = CIMultiDict(header_rules.for_client(recording.response_headers))
-        headers["x-vcr-outcome"] = "hit"
+        body = recording.response_body
+        chunks = recording.chunks
+        converted = self._convert(exchange, recording)
+        if converted is not None:
+            body, content_type = converted
+            headers["content-type"] = content_type
+            chunks = []
+            outcome += "-converted"
+        headers["x-vcr-outcome"] = outcome
         headers["x-vcr-key"] = recording.key
-        return web.Response(status=recording.status, body=recording.response_body, headers=headers)
+        if self.config.pace is None or not chunks:
+            return web.Response(status=recording.status, body=body, headers=headers), outcome
+        response = web.StreamResponse(status=recording.status, headers=headers)
+        await response.prepare(exchange.request)
+        started = time.perf_counter()
+        offset = 0
+        for size, at_ms in chunks:
+            delay = at_ms / 1000 / self.config.pace - (time.perf_counter() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await response.write(body[offset : offset + size])
+            offset += size
+        if offset < len(body):
+            await response.write(body[offset:])
+        await response.write_eof()
+        return response, outcome
+
+    def _convert(self, exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
+        """A stream for a non-streaming request (the Message it accumulates to), or the reverse."""
+        if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
+            return None
+        _, wants_stream = describe_request(exchange.body)
+        content_type = (recording.header("content-type") or "").lower()
+        is_stream = content_type.startswith("text/event-stream")
+        if wants_stream == is_stream or not (is_stream or content_type.startswith("application/json")):
+            return None
+        try:
+            if is_stream:
+                message = sse.accumulate(sse.parse_sse(recording.response_body))
+                return json.dumps(message).encode(), "application/json"
+            return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("could not convert recording %s: %s", short_key(recording.key), error)
+            return None
 
     async def _forward(
         self, exchange: Exchange, *, record: bool, local_on_failure: bool = False
@@ -226,6 +392,7 @@ class Proxy:
             if record and storable:
                 recording = self._recording(exchange, upstream, b"".join(parts), chunks, sent_at)
                 try:
+                    await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
                     outcome = "recorded"
                 except Exception:
@@ -233,6 +400,13 @@ class Proxy:
                     outcome = "store-error"
             await response.write_eof()
         return response, outcome
+
+    async def _remember_rules(self, cassette: str) -> None:
+        """The first recording of a cassette stores the rules its keys were made with."""
+        state = await self._cassette(cassette)
+        if not state.rules_stored:
+            state.rules_stored = True
+            await self.store.set_cassette_rules(cassette, state.rules.to_json(), KEY_SCHEME)
 
     def _recording(
         self,
@@ -257,6 +431,8 @@ class Proxy:
             chunks=chunks,
             model=model,
             stream=stream,
+            ordinal=exchange.ordinal,
+            summary=exchange.keyed.summary if exchange.keyed else None,
             duration_ms=(time.perf_counter() - sent_at) * 1000,
             ttfb_ms=chunks[0][1] if chunks else None,
         )

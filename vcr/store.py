@@ -58,6 +58,8 @@ class Recording:
     duration_ms: float | None = None
     ttfb_ms: float | None = None
     stored_size: int | None = None
+    summary: dict[str, str] | None = None
+    """Hashes of the normalised request's parts (see `matching.summarise`), for miss diagnosis."""
     id: int | None = None
 
     def header(self, name: str) -> str | None:
@@ -133,8 +135,12 @@ class Store:
         if self._conn is None:
             return
         if self.serving:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._conn.execute("PRAGMA journal_mode = DELETE")
+            self._conn.execute("PRAGMA busy_timeout = 200")
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.OperationalError:
+                pass  # another process still has the db open; the last one to close folds the WAL back
         self._conn.close()
         self._conn = None  # type: ignore[assignment]
 
@@ -187,8 +193,8 @@ class Store:
                 INSERT INTO recordings (
                     cassette_id, key, ordinal, key_scheme, method, path, model, stream, status,
                     request_headers, request_body, response_headers, response_body, chunks,
-                    created_at, duration_ms, ttfb_ms, request_size, response_size, stored_size
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    created_at, duration_ms, ttfb_ms, request_size, response_size, stored_size, summary
+                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     cassette_id,
@@ -211,6 +217,7 @@ class Store:
                     len(recording.request_body),
                     len(recording.response_body),
                     recording.stored_size,
+                    None if recording.summary is None else json.dumps(recording.summary),
                 ],
             )
         recording.id = cursor.lastrowid
@@ -252,7 +259,64 @@ class Store:
             duration_ms=row["duration_ms"],
             ttfb_ms=row["ttfb_ms"],
             stored_size=row["stored_size"],
+            summary=None if row["summary"] is None else json.loads(row["summary"]),
         )
+
+    def last_ordinal(self, cassette: str, key: str) -> int | None:
+        """The highest ordinal recorded for a key (repeats of one request are numbered 0, 1, ...)."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return None
+        row = self._conn.execute(
+            "SELECT max(ordinal) FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
+        ).fetchone()
+        return row[0]
+
+    def forget_key(self, cassette: str, key: str) -> int:
+        """Drop every recording of a key: a record run starts that request's sequence afresh."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return 0
+        with self.db.atomic():
+            cursor = self._conn.execute(
+                "DELETE FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
+            )
+        return cursor.rowcount
+
+    def cassette_rules(self, cassette: str) -> tuple[str | None, str] | None:
+        """(rules JSON, key scheme) a cassette was recorded with, or None for a cassette not yet made."""
+        row = self._conn.execute(
+            "SELECT rules_json, key_scheme FROM cassettes WHERE name = ?", [cassette]
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def set_cassette_rules(self, cassette: str, rules_json: str, key_scheme: str) -> None:
+        """Remember the rules a cassette's keys were computed with (creating the cassette if needed)."""
+        with self.db.atomic():
+            cassette_id = self._cassette_id(cassette, create=True)
+            self._conn.execute(
+                "UPDATE cassettes SET rules_json = ?, key_scheme = ? WHERE id = ?",
+                [rules_json, key_scheme, cassette_id],
+            )
+
+    def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
+        """(id, key, ordinal, summary) of the recordings a missed request could have meant: same method and
+        path. Reads the small summary column only, never the bodies."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return []
+        rows = self._conn.execute(
+            "SELECT id, key, ordinal, summary FROM recordings WHERE cassette_id = ? AND method = ? AND path = ?",
+            [cassette_id, method, path],
+        ).fetchall()
+        return [(row[0], row[1], row[2], json.loads(row[3]) if row[3] else {}) for row in rows]
+
+    def request_body(self, recording_id: int) -> bytes:
+        """One recording's request bytes, decompressed."""
+        row = self._conn.execute(
+            "SELECT request_body FROM recordings WHERE id = ?", [recording_id]
+        ).fetchone()
+        return b"" if row is None else self._decompress(row[0])
 
     def count(self, cassette: str | None = None) -> int:
         """How many recordings, in one cassette or in all."""
@@ -262,6 +326,249 @@ class Store:
             "SELECT count(*) FROM recordings r JOIN cassettes c ON c.id = r.cassette_id WHERE c.name = ?",
             [cassette],
         ).fetchone()[0]
+
+    # --- management, import and git: `claude-vcr delete/clear/import/compact/merge-driver` -------------
+
+    def transaction(self) -> _Transaction:
+        """Many writes as one: an import that fails part-way leaves the db exactly as it was."""
+        return _Transaction(self)
+
+    def ensure_cassette(
+        self, name: str, *, key_scheme: str = "", rules_json: str | None = None, created_at: str | None = None
+    ) -> bool:
+        """Create a cassette with these attributes unless it exists (an import keeps the exported ones)."""
+        if self._cassette_id(name, create=False) is not None:
+            return False
+        cursor = self._conn.execute(
+            "INSERT INTO cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
+            [name, key_scheme, rules_json, created_at or utc_now()],
+        )
+        self._cassette_ids[name] = cursor.lastrowid
+        return True
+
+    def save_imported(self, recording: Recording, meta: dict[str, Any] | None) -> Recording:
+        """`save`, plus where an imported recording came from (seed key, dump file) in its meta column."""
+        with self.db.atomic():
+            self.save(recording)
+            if meta is not None:
+                self._conn.execute(
+                    "UPDATE recordings SET meta = ? WHERE id = ?",
+                    [
+                        json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+                        recording.id,
+                    ],
+                )
+        return recording
+
+    def delete_recordings(self, ids: list[int]) -> int:
+        """Delete recordings by id (as `Catalog.resolve` found them); returns how many went."""
+        with self.db.atomic():
+            return sum(self._conn.execute("DELETE FROM recordings WHERE id = ?", [i]).rowcount for i in ids)
+
+    def clear_cassette(self, name: str) -> int:
+        """Delete a cassette with all its recordings (its rules go too); returns how many recordings went."""
+        cassette_id = self._cassette_id(name, create=False)
+        if cassette_id is None:
+            raise StoreError(f"no cassette named {name!r}")
+        with self.db.atomic():
+            deleted = self._conn.execute(
+                "DELETE FROM recordings WHERE cassette_id = ?", [cassette_id]
+            ).rowcount
+            self._conn.execute("DELETE FROM cassettes WHERE id = ?", [cassette_id])
+        self._cassette_ids.pop(name, None)
+        return deleted
+
+    def merge_from(
+        self,
+        other: str | Path,
+        *,
+        take: list[tuple[str, str]],
+        drop: list[tuple[str, str]],
+        take_cassettes: list[str],
+        drop_cassettes: list[str],
+    ) -> None:
+        """Apply another copy's changes in one transaction: each (cassette, key) in `take` is replaced by the
+        other's recordings of it (every repeat, bytes copied as stored, never recompressed), each in `drop`
+        deleted, cassette rows in `take_cassettes` copied, and cassettes in `drop_cassettes` deleted if empty.
+        `other` must have this db's schema (open it with `Store` first)."""
+        self._conn.execute("ATTACH DATABASE ? AS merge_other", [str(other)])
+        try:
+            columns = [
+                row[1]
+                for row in self._conn.execute("PRAGMA main.table_info(recordings)")
+                if row[1] not in ("id", "cassette_id")
+            ]
+            names = ", ".join(columns)
+            selected = ", ".join(f"r.{column}" for column in columns)
+            with self.db.atomic():
+                for name in take_cassettes:
+                    self._copy_cassette(name)
+                for name, key in take:
+                    cassette_id = self._cassette_id(name, create=False)
+                    if cassette_id is None:
+                        cassette_id = self._copy_cassette(name)
+                    self._conn.execute(
+                        "DELETE FROM main.recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
+                    )
+                    self._conn.execute(
+                        f"""
+                        INSERT INTO main.recordings (cassette_id, {names})
+                        SELECT ?, {selected} FROM merge_other.recordings r
+                        JOIN merge_other.cassettes c ON c.id = r.cassette_id
+                        WHERE c.name = ? AND r.key = ? ORDER BY r.ordinal
+                        """,
+                        [cassette_id, name, key],
+                    )
+                for name, key in drop:
+                    self._conn.execute(
+                        "DELETE FROM main.recordings WHERE key = ? AND cassette_id = "
+                        "(SELECT id FROM main.cassettes WHERE name = ?)",
+                        [key, name],
+                    )
+                for name in drop_cassettes:
+                    self._conn.execute(
+                        "DELETE FROM main.cassettes WHERE name = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM main.recordings r WHERE r.cassette_id = cassettes.id)",
+                        [name],
+                    )
+        finally:
+            self._cassette_ids.clear()
+            self._conn.execute("DETACH DATABASE merge_other")
+
+    def _copy_cassette(self, name: str) -> int:
+        """The other copy's cassette row (rules, key scheme, date) here, created or updated; returns its id."""
+        row = self._conn.execute(
+            "SELECT key_scheme, rules_json, created_at FROM merge_other.cassettes WHERE name = ?", [name]
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"merge: cassette {name!r} is missing from {self.path}'s other side")
+        cassette_id = self._cassette_id(name, create=False)
+        if cassette_id is None:
+            cursor = self._conn.execute(
+                "INSERT INTO main.cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
+                [name, *row],
+            )
+            cassette_id = cursor.lastrowid
+            self._cassette_ids[name] = cassette_id
+        else:
+            self._conn.execute(
+                "UPDATE main.cassettes SET key_scheme = ?, rules_json = ?, created_at = ? WHERE id = ?",
+                [*row, cassette_id],
+            )
+        return cassette_id
+
+    def compact_into(self, dest: str | Path) -> None:
+        """Write this db to `dest` without dead pages and in one canonical order.
+
+        Cassettes are renumbered by name and recordings by (cassette, key, ordinal) before `VACUUM INTO`, so
+        the same content gives the same bytes whatever order it was recorded, imported or merged in. (Ids are
+        kept as they are if a table of another version points at them.) `dest` must not exist.
+        """
+        import os
+
+        dest = Path(dest)
+        if dest.exists():
+            raise StoreError(f"{dest} already exists; compact writes a new file")
+        staging = dest.with_name(dest.name + ".staging")
+        staging.unlink(missing_ok=True)
+        conn = self._conn
+        page_size = conn.execute("PRAGMA main.page_size").fetchone()[0]
+        user_version = conn.execute("PRAGMA main.user_version").fetchone()[0]
+        schema = conn.execute(
+            "SELECT type, name, sql FROM main.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY rowid"
+        ).fetchall()
+        tables = [name for kind, name, _ in schema if kind == "table"]
+        referencing = {
+            row[2]
+            for table in tables
+            if table not in ("cassettes", "recordings")
+            for row in conn.execute(f'PRAGMA main.foreign_key_list("{table}")')
+        }
+        ours = {"cassettes", "recordings"}
+        renumber = ours <= set(tables) and not referencing & ours
+        target = sqlite3.connect(str(staging), isolation_level=None)
+        try:
+            target.execute(f"PRAGMA page_size = {int(page_size)}")
+            target.execute(f"PRAGMA user_version = {int(user_version)}")
+            for _, _, sql in schema:
+                target.execute(sql)
+        finally:
+            target.close()
+        conn.execute("ATTACH DATABASE ? AS compact_target", [str(staging)])
+        try:
+            with self.db.atomic():
+                for table in tables:
+                    if renumber and table in ("cassettes", "recordings"):
+                        continue
+                    try:
+                        conn.execute(
+                            f'INSERT INTO compact_target."{table}" SELECT * FROM main."{table}" ORDER BY rowid'
+                        )
+                    except sqlite3.OperationalError:  # a WITHOUT ROWID table: already in primary-key order
+                        conn.execute(f'INSERT INTO compact_target."{table}" SELECT * FROM main."{table}"')
+                if renumber:
+                    self._copy_renumbered(conn)
+        finally:
+            conn.execute("DETACH DATABASE compact_target")
+        staged = sqlite3.connect(str(staging), isolation_level=None)
+        try:
+            staged.execute("VACUUM INTO ?", [str(dest)])
+        finally:
+            staged.close()
+            staging.unlink(missing_ok=True)
+        with dest.open("rb+") as handle:  # VACUUM INTO does not sync its output
+            os.fsync(handle.fileno())
+
+    @staticmethod
+    def _copy_renumbered(conn: sqlite3.Connection) -> None:
+        """Cassettes by name and recordings by (cassette, key, ordinal) into compact_target, ids from 1."""
+        cassette_columns = [r[1] for r in conn.execute("PRAGMA main.table_info(cassettes)") if r[1] != "id"]
+        recording_columns = [
+            r[1]
+            for r in conn.execute("PRAGMA main.table_info(recordings)")
+            if r[1] not in ("id", "cassette_id")
+        ]
+        conn.execute("DROP TABLE IF EXISTS temp.compact_cassettes")
+        conn.execute("DROP TABLE IF EXISTS temp.compact_recordings")
+        conn.execute(
+            "CREATE TEMP TABLE compact_cassettes (new_id INTEGER PRIMARY KEY, old_id INTEGER NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE compact_recordings "
+            "(new_id INTEGER PRIMARY KEY, old_id INTEGER NOT NULL, cassette_id INTEGER NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO temp.compact_cassettes (old_id) SELECT id FROM main.cassettes ORDER BY name"
+        )
+        conn.execute(
+            """
+            INSERT INTO temp.compact_recordings (old_id, cassette_id)
+            SELECT r.id, m.new_id FROM main.recordings r JOIN temp.compact_cassettes m ON m.old_id = r.cassette_id
+            ORDER BY m.new_id, r.key, r.ordinal
+            """
+        )
+        names = ", ".join(cassette_columns)
+        selected = ", ".join(f"c.{column}" for column in cassette_columns)
+        conn.execute(
+            f"""
+            INSERT INTO compact_target.cassettes (id, {names})
+            SELECT m.new_id, {selected} FROM temp.compact_cassettes m JOIN main.cassettes c ON c.id = m.old_id
+            ORDER BY m.new_id
+            """
+        )
+        names = ", ".join(recording_columns)
+        selected = ", ".join(f"r.{column}" for column in recording_columns)
+        conn.execute(
+            f"""
+            INSERT INTO compact_target.recordings (id, cassette_id, {names})
+            SELECT m.new_id, m.cassette_id, {selected}
+            FROM temp.compact_recordings m JOIN main.recordings r ON r.id = m.old_id
+            ORDER BY m.new_id
+            """
+        )
+        conn.execute("DROP TABLE temp.compact_cassettes")
+        conn.execute("DROP TABLE temp.compact_recordings")
 
 
 class StoreThread:
@@ -288,8 +595,24 @@ class StoreThread:
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Call `func(store, *args)` on the store thread: for library code that reads the store."""
+        return await self._run(func, self.store, *args)
+
     async def lookup(self, cassette: str, key: str, ordinal: int = 0) -> Recording | None:
         return await self._run(self.store.lookup, cassette, key, ordinal)
+
+    async def last_ordinal(self, cassette: str, key: str) -> int | None:
+        return await self._run(self.store.last_ordinal, cassette, key)
+
+    async def forget_key(self, cassette: str, key: str) -> int:
+        return await self._run(self.store.forget_key, cassette, key)
+
+    async def cassette_rules(self, cassette: str) -> tuple[str | None, str] | None:
+        return await self._run(self.store.cassette_rules, cassette)
+
+    async def set_cassette_rules(self, cassette: str, rules_json: str, key_scheme: str) -> None:
+        await self._run(self.store.set_cassette_rules, cassette, rules_json, key_scheme)
 
     async def save(self, recording: Recording) -> Recording:
         return await self._run(self.store.save, recording)
@@ -297,3 +620,38 @@ class StoreThread:
     async def close(self) -> None:
         await self._run(self.store.close)
         self._executor.shutdown(wait=True)
+
+
+class _Transaction:
+    """`Store.transaction()`: one SQLite transaction; on failure the store also forgets cassette ids it
+    cached inside it, since those rows were rolled back."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._atomic: Any = None
+
+    def __enter__(self) -> Store:
+        self._atomic = self.store.db.atomic()
+        self._atomic.__enter__()
+        return self.store
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if exc_type is not None:
+            self.store._cassette_ids.clear()
+        return self._atomic.__exit__(exc_type, exc, tb)
+
+
+def compact(path: str | Path) -> tuple[int, int]:
+    """Rewrite a db in place without dead pages, in canonical order (see `Store.compact_into`); returns its
+    size before and after. Nothing else may have the file open: it is replaced by a rename."""
+    path = Path(path)
+    before = path.stat().st_size
+    fresh = path.with_name(path.name + ".compacting")
+    fresh.unlink(missing_ok=True)
+    try:
+        with Store(path) as store:
+            store.compact_into(fresh)
+        fresh.replace(path)
+    finally:
+        fresh.unlink(missing_ok=True)
+    return before, path.stat().st_size

@@ -1,0 +1,88 @@
+"""Why a replay missed: the closest recordings of the cassette and where the best one differs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vcr.matching import (
+    KeyedRequest,
+    Rules,
+    json_differences,
+    normalise,
+    parse_json_body,
+    short_key,
+    similarity,
+)
+from vcr.store import Store
+
+CLOSEST = 3
+
+
+@dataclass
+class Candidate:
+    key: str
+    ordinal: int
+    score: float
+
+
+@dataclass
+class MissReport:
+    """The closest recordings (best first) and the first JSON paths where the best one differs."""
+
+    cassette: str
+    method: str
+    target: str
+    key: str
+    closest: list[Candidate] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    exhausted: int | None = None
+    """When the request was recorded, but fewer times than it was asked: how many times."""
+
+    def text(self) -> str:
+        """One paragraph for the error message and the log."""
+        head = (
+            f"claude-vcr: no recording for {self.method} {self.target} in cassette '{self.cassette}' "
+            f"(key {short_key(self.key)})"
+        )
+        if self.exhausted is not None:
+            return (
+                f"{head}: all {self.exhausted} recording(s) of this request were already replayed in this run "
+                "(--exhausted miss)."
+            )
+        if not self.closest:
+            return f"{head}; the cassette has no recording of {self.method} {self.target.split('?')[0]}."
+        ranked = ", ".join(f"{short_key(c.key)} ({c.score:.0%} same)" for c in self.closest)
+        best = short_key(self.closest[0].key)
+        diff = "; ".join(self.differences) if self.differences else "only in parts the key leaves out"
+        return f"{head}. Closest recordings: {ranked}. Request vs {best}: {diff}"
+
+
+def explain_miss(
+    store: Store, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
+) -> MissReport:
+    """Rank the cassette's recordings of the same method and path by the share of request parts they have in
+    common (summaries only), then diff the normalised request against the best one's."""
+    report = MissReport(cassette, method, target, keyed.key)
+    candidates = store.candidates(cassette, method, target)
+    ranked = sorted(
+        (
+            (similarity(keyed.summary, summary), recording_id, key, ordinal)
+            for recording_id, key, ordinal, summary in candidates
+        ),
+        key=lambda item: (-item[0], item[2], item[3]),
+    )
+    seen: set[str] = set()
+    best_id = None
+    for score, recording_id, key, ordinal in ranked:
+        if key in seen:
+            continue
+        seen.add(key)
+        best_id = recording_id if best_id is None else best_id
+        report.closest.append(Candidate(key, ordinal, score))
+        if len(report.closest) == CLOSEST:
+            break
+    if best_id is not None and keyed.normalised is not None:
+        recorded = parse_json_body(store.request_body(best_id))
+        if recorded is not None:
+            report.differences = json_differences(keyed.normalised, normalise(recorded, rules))
+    return report
