@@ -357,7 +357,10 @@ def similarity(a: dict[str, str], b: dict[str, str]) -> float:
 
 
 def _excerpt(text: str, at: int, width: int = 40) -> str:
-    start = max(0, at - width)
+    """Text around a difference, from the start of its line when that is near, so the excerpt names the
+    setting that differs (`Primary working directory: ...`)."""
+    line_start = text.rfind("\n", 0, at) + 1
+    start = line_start if at - line_start <= 3 * width else at - width
     end = min(len(text), at + width)
     return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
 
