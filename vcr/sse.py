@@ -1,0 +1,525 @@
+"""Server-Sent Events as the Anthropic Messages API streams them: parse, write, fold into a Message, unfold.
+
+Stdlib only, so the proxy, the validators and the CLI can import it without aiohttp.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "SSEEvent",
+    "SSEParser",
+    "StreamError",
+    "accumulate",
+    "encode_event",
+    "encode_events",
+    "iter_sse",
+    "message_to_events",
+    "message_to_sse",
+    "parse_partial_json",
+    "parse_sse",
+]
+
+TOOL_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+"""Block types whose `input` the SDKs rebuild from `input_json_delta` fragments."""
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One dispatched SSE event; `parsed` is the decoded `data` so callers need not re-parse it."""
+
+    event: str | None
+    """The `event:` field, None when the event had none (SDKs drop such events)."""
+    data: str | None
+    """The `data:` lines joined with `\\n`; None when there was no `data:` line at all."""
+    parsed: Any = None
+    """`data` decoded as JSON, or None when it is absent or not JSON."""
+    id: str | None = None
+    retry: int | None = None
+    terminated: bool = True
+    """False for an event cut off at end of input without its blank line: the SDKs never see it."""
+
+    @property
+    def type(self) -> str | None:
+        """The payload's `type`, which is what the SDKs dispatch on once the event is named."""
+        if isinstance(self.parsed, dict) and isinstance(self.parsed.get("type"), str):
+            return self.parsed["type"]
+        return None
+
+
+class SSEParser:
+    """Incremental SSE parser: feed bytes as they arrive, get every event completed so far.
+
+    Follows the WHATWG event-stream rules (lines end in CRLF, LF or CR; `:` starts a comment; one leading
+    space after the colon is dropped) but, like the Anthropic SDKs, also dispatches events that have an
+    `event:` field and no `data:`, so validators can see them.
+    """
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        """Bytes of the current line not yet terminated, kept as pieces so long lines cost O(n)."""
+        self._skip_lf = False
+        self._started = False
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._retry: int | None = None
+        self._has_fields = False
+        self.comments: list[str] = []
+        """Comment lines seen so far, without the leading colon."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume one chunk; an incomplete trailing line waits in the buffer for the next chunk."""
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        if b"\n" not in chunk and b"\r" not in chunk:
+            if chunk:
+                self._pieces.append(chunk)
+            return []
+        buffer = b"".join([*self._pieces, chunk])
+        events: list[SSEEvent] = []
+        start = 0
+        for match in _LINE_END.finditer(buffer):
+            if match.group() == b"\r" and match.end() == len(buffer):
+                self._skip_lf = True  # a CRLF may be split across chunks
+            event = self._line(buffer[start : match.start()])
+            if event is not None:
+                events.append(event)
+            start = match.end()
+        self._pieces = [buffer[start:]] if start < len(buffer) else []
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of input: an unterminated last line and event are dispatched, marked `terminated=False`."""
+        events: list[SSEEvent] = []
+        if self._pieces:
+            line, self._pieces = b"".join(self._pieces), []
+            self._line(line)
+        if self._has_fields:
+            events.append(self._dispatch(terminated=False))
+        return events
+
+    @property
+    def pending(self) -> bool:
+        """True while bytes or fields of an unfinished event are held back."""
+        return bool(self._pieces) or self._has_fields
+
+    def _line(self, raw: bytes) -> SSEEvent | None:
+        """Apply one line; a blank line completes the event being built."""
+        if not self._started:
+            self._started = True
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        line = raw.decode("utf-8", errors="replace")
+        if not line:
+            return self._dispatch(terminated=True) if self._has_fields else None
+        if line.startswith(":"):
+            self.comments.append(line[1:].removeprefix(" "))
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry":
+            if value.isascii() and value.isdigit():
+                self._retry = int(value)
+        else:
+            return None  # unknown fields are ignored and do not start an event
+        self._has_fields = True
+        return None
+
+    def _dispatch(self, *, terminated: bool) -> SSEEvent:
+        """Build the event from the fields collected and reset for the next one (the id persists)."""
+        data = "\n".join(self._data) if self._data else None
+        parsed = None
+        if data:
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = None
+        event = SSEEvent(self._event, data, parsed, self._id, self._retry, terminated)
+        self._event, self._data, self._retry, self._has_fields = None, [], None, False
+        return event
+
+
+def parse_sse(body: bytes) -> list[SSEEvent]:
+    """Every event of a complete SSE body, including a last one that lacks its blank line."""
+    parser = SSEParser()
+    return parser.feed(body) + parser.close()
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
+    """Events from an iterable of byte chunks, as soon as each is complete."""
+    parser = SSEParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.close()
+
+
+def _dumps(value: Any) -> str:
+    """JSON as Anthropic writes it on the wire: no spaces, UTF-8 left unescaped."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_event(payload: dict[str, Any] | SSEEvent, event: str | None = None) -> bytes:
+    """One event in Anthropic's framing, `event: X\\ndata: {json}\\n\\n`; an SSEEvent keeps its data text."""
+    if isinstance(payload, SSEEvent):
+        name = payload.event if event is None else event
+        lines = [] if name is None else [f"event: {name}"]
+        if payload.data is not None:
+            lines.extend(f"data: {part}" for part in payload.data.split("\n"))
+        return ("\n".join(lines) + "\n\n").encode()
+    name = payload.get("type") if event is None else event
+    return f"event: {name}\ndata: {_dumps(payload)}\n\n".encode()
+
+
+def encode_events(events: Iterable[dict[str, Any] | SSEEvent]) -> bytes:
+    """A whole SSE body from payload dicts or parsed events."""
+    return b"".join(encode_event(event) for event in events)
+
+
+class StreamError(ValueError):
+    """The stream carried an `error` event; the SDKs raise an API error at that point too."""
+
+    def __init__(self, error: Any) -> None:
+        self.error = error
+        super().__init__(f"stream error event: {_dumps(error)}")
+
+
+def _payloads(events: Iterable[dict[str, Any] | SSEEvent]) -> Iterator[dict[str, Any]]:
+    """Payload dicts of the events the SDKs act on: named, terminated, with a JSON object as data."""
+    for event in events:
+        if isinstance(event, SSEEvent):
+            if event.event is None or not event.terminated or not isinstance(event.parsed, dict):
+                continue
+            yield event.parsed
+        else:
+            yield event
+
+
+def accumulate(events: Iterable[dict[str, Any] | SSEEvent]) -> dict[str, Any]:
+    """The final Message a stream stands for, folded exactly like the SDKs' `accumulate_event`.
+
+    Pings and unknown events are ignored; an `error` event raises StreamError; a stream that does not begin
+    with `message_start` or whose tool JSON is invalid (not just cut short) raises ValueError.
+    """
+    message: dict[str, Any] | None = None
+    json_bufs: dict[int, str] = {}
+    for payload in _payloads(events):
+        kind = payload.get("type")
+        if kind == "error":
+            raise StreamError(payload.get("error"))
+        if kind not in _MESSAGE_EVENTS:
+            continue
+        if message is None:
+            if kind != "message_start":
+                raise ValueError(f'Unexpected event order, got {kind} before "message_start"')
+            message = copy.deepcopy(payload["message"])
+            message.setdefault("content", [])
+            continue
+        if kind == "content_block_start":
+            message["content"].append(copy.deepcopy(payload["content_block"]))
+        elif kind == "content_block_delta":
+            _apply_delta(message["content"], payload["index"], payload["delta"], json_bufs)
+        elif kind == "message_delta":
+            _apply_message_delta(message, payload)
+    if message is None:
+        raise ValueError("stream ended without a message_start event")
+    return message
+
+
+_MESSAGE_EVENTS = frozenset(
+    {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta"}
+)
+
+
+def _apply_delta(
+    content: list[dict[str, Any]], index: int, delta: dict[str, Any], json_bufs: dict[int, str]
+) -> None:
+    """Fold one content_block_delta into its block; a delta that does not fit the block is ignored."""
+    block = content[index]
+    block_type = block.get("type")
+    delta_type = delta.get("type")
+    if delta_type == "text_delta" and block_type == "text":
+        block["text"] = block.get("text", "") + delta["text"]
+    elif delta_type == "citations_delta" and block_type == "text":
+        if block.get("citations"):
+            block["citations"].append(copy.deepcopy(delta["citation"]))
+        else:
+            block["citations"] = [copy.deepcopy(delta["citation"])]
+    elif delta_type == "input_json_delta" and block_type in TOOL_INPUT_BLOCKS:
+        buf = json_bufs.get(index, "") + delta["partial_json"]
+        if buf:
+            try:
+                block["input"] = parse_partial_json(buf)
+            except ValueError as exc:
+                raise ValueError(f"Unable to parse tool parameter JSON: {exc}. JSON: {buf}") from exc
+        json_bufs[index] = buf
+    elif delta_type == "thinking_delta" and block_type == "thinking":
+        block["thinking"] = block.get("thinking", "") + delta["thinking"]
+    elif delta_type == "signature_delta" and block_type == "thinking":
+        block["signature"] = delta["signature"]
+
+
+def _apply_message_delta(message: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Stop fields and usage from a message_delta: usage values are cumulative, so they replace, never add."""
+    delta = payload.get("delta") or {}
+    message["stop_reason"] = delta.get("stop_reason")
+    message["stop_sequence"] = delta.get("stop_sequence")
+    if "stop_details" in delta:
+        message["stop_details"] = copy.deepcopy(delta["stop_details"])
+    if delta.get("container") is not None:
+        message["container"] = copy.deepcopy(delta["container"])
+    usage = payload.get("usage") or {}
+    target = message.setdefault("usage", {})
+    target["output_tokens"] = usage.get("output_tokens")
+    for key in (
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "server_tool_use",
+        "output_tokens_details",
+    ):
+        if usage.get(key) is not None:
+            target[key] = copy.deepcopy(usage[key])
+
+
+def message_to_events(message: dict[str, Any], *, ping: bool = True) -> list[dict[str, Any]]:
+    """The event payloads a streaming response would have carried for a non-streaming Message.
+
+    `accumulate(message_to_events(m)) == m`; tool input travels as one `input_json_delta` of its JSON
+    text, thinking as one `thinking_delta` then its `signature_delta`, other blocks whole in their start.
+    """
+    start = copy.deepcopy(message)
+    start["content"] = []
+    start["stop_reason"] = None
+    start["stop_sequence"] = None
+    if "stop_details" in start:
+        start["stop_details"] = None
+    usage = copy.deepcopy(message.get("usage") or {})
+    final_output = usage.get("output_tokens", 0)
+    if isinstance(final_output, int):
+        usage["output_tokens"] = min(final_output, 1)
+    start["usage"] = usage
+
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    if ping:
+        events.append({"type": "ping"})
+    for index, block in enumerate(message.get("content") or []):
+        events.extend(_block_events(index, block))
+
+    delta: dict[str, Any] = {
+        "stop_reason": message.get("stop_reason"),
+        "stop_sequence": message.get("stop_sequence"),
+    }
+    if "stop_details" in message:
+        delta["stop_details"] = copy.deepcopy(message["stop_details"])
+    if message.get("container") is not None:
+        delta["container"] = copy.deepcopy(message["container"])
+    final_usage = message.get("usage") or {}
+    delta_usage: dict[str, Any] = {}
+    for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "server_tool_use"):
+        if final_usage.get(key) is not None:
+            delta_usage[key] = copy.deepcopy(final_usage[key])
+    delta_usage["output_tokens"] = final_output
+    if final_usage.get("output_tokens_details") is not None:
+        delta_usage["output_tokens_details"] = copy.deepcopy(final_usage["output_tokens_details"])
+    events.append({"type": "message_delta", "delta": delta, "usage": delta_usage})
+    events.append({"type": "message_stop"})
+    return events
+
+
+def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
+    """content_block_start, its deltas and content_block_stop for one finished block."""
+    block_type = block.get("type")
+    start = copy.deepcopy(block)
+    deltas: list[dict[str, Any]] = []
+    if block_type == "text":
+        start["text"] = ""
+        citations = block.get("citations")
+        if citations:
+            start["citations"] = []
+            deltas.extend({"type": "citations_delta", "citation": copy.deepcopy(c)} for c in citations)
+        if block.get("text"):
+            deltas.append({"type": "text_delta", "text": block["text"]})
+    elif block_type == "thinking":
+        start["thinking"] = ""
+        if "signature" in block:
+            start["signature"] = ""
+        if block.get("thinking"):
+            deltas.append({"type": "thinking_delta", "thinking": block["thinking"]})
+        if "signature" in block:
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif block_type in TOOL_INPUT_BLOCKS and "input" in block:
+        start["input"] = {}
+        deltas.append({"type": "input_json_delta", "partial_json": _dumps(block["input"])})
+    events: list[dict[str, Any]] = [{"type": "content_block_start", "index": index, "content_block": start}]
+    events.extend({"type": "content_block_delta", "index": index, "delta": d} for d in deltas)
+    events.append({"type": "content_block_stop", "index": index})
+    return events
+
+
+def message_to_sse(message: dict[str, Any], *, ping: bool = True) -> bytes:
+    """A non-streaming Message as the SSE body a streaming request would have received."""
+    return encode_events(message_to_events(message, ping=ping))
+
+
+# Partial JSON, as the SDKs read tool input while it streams (jiter's partial mode): containers cut short are
+# closed, a trailing incomplete string, literal, number or key is dropped, text after a complete value is
+# ignored, and anything else invalid is an error.
+
+_NUMBER_PREFIX = re.compile(r"-?\d*(?:\.\d*)?(?:[eE][+-]?\d*)?")
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_LITERALS = {"true": True, "false": False, "null": None}
+
+
+class _Incomplete(Exception):
+    """The text ended inside a value that cannot be shown partially (string, literal, number)."""
+
+
+def parse_partial_json(text: str) -> Any:
+    """Parse JSON that may be cut off, the way the SDKs expose tool input mid-stream."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    pos = _WHITESPACE.match(text, 0).end()
+    if pos == len(text):
+        raise ValueError("no JSON value")
+    try:
+        value, _, _ = _partial_value(text, pos)
+    except _Incomplete:
+        raise ValueError("JSON ended inside its only value") from None
+    return value  # like jiter's partial mode, text after a complete value is ignored
+
+
+def _partial_value(text: str, pos: int) -> tuple[Any, int, bool]:
+    """One value from `pos`: (value, end, complete); raises _Incomplete or ValueError."""
+    char = text[pos]
+    if char == "{":
+        return _partial_object(text, pos + 1)
+    if char == "[":
+        return _partial_array(text, pos + 1)
+    if char == '"':
+        return _partial_string(text, pos)
+    for word, value in _LITERALS.items():
+        if text.startswith(word, pos):
+            return value, pos + len(word), True
+        if len(text) - pos < len(word) and word.startswith(text[pos:]):
+            raise _Incomplete
+    prefix = _NUMBER_PREFIX.match(text, pos)
+    if prefix.end() > pos:
+        number = _NUMBER.fullmatch(text, pos, prefix.end())
+        if number is None:
+            if prefix.end() == len(text):
+                raise _Incomplete
+            raise ValueError(f"invalid number at offset {pos}")
+        return json.loads(number.group()), prefix.end(), True
+    raise ValueError(f"unexpected {char!r} at offset {pos}")
+
+
+def _partial_string(text: str, pos: int) -> tuple[str, int, bool]:
+    """A string from its opening quote; one with no closing quote yet is _Incomplete."""
+    end = pos + 1
+    while True:
+        end = text.find('"', end)
+        if end < 0:
+            raise _Incomplete
+        backslashes = 0
+        while text[end - 1 - backslashes] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            break
+        end += 1
+    value, after = json.decoder.scanstring(text, pos + 1)
+    return value, after, True
+
+
+def _skip(text: str, pos: int) -> int:
+    """Position after any JSON whitespace."""
+    return _WHITESPACE.match(text, pos).end()
+
+
+def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
+    """Array items after `[`; stops, incomplete, at the end of the text."""
+    items: list[Any] = []
+    pos = _skip(text, pos)
+    if pos < len(text) and text[pos] == "]":
+        return items, pos + 1, True
+    while True:
+        if pos == len(text):
+            return items, pos, False
+        try:
+            value, pos, complete = _partial_value(text, pos)
+        except _Incomplete:
+            return items, len(text), False
+        items.append(value)
+        if not complete:
+            return items, pos, False
+        pos = _skip(text, pos)
+        if pos == len(text):
+            return items, pos, False
+        if text[pos] == "]":
+            return items, pos + 1, True
+        if text[pos] != ",":
+            raise ValueError(f"expected ',' or ']' at offset {pos}")
+        pos = _skip(text, pos + 1)
+
+
+def _partial_object(text: str, pos: int) -> tuple[dict[str, Any], int, bool]:
+    """Object members after `{`; a member without a complete value is dropped at the end of the text."""
+    members: dict[str, Any] = {}
+    pos = _skip(text, pos)
+    if pos < len(text) and text[pos] == "}":
+        return members, pos + 1, True
+    while True:
+        if pos == len(text):
+            return members, pos, False
+        if text[pos] != '"':
+            raise ValueError(f"expected a key at offset {pos}")
+        try:
+            key, pos, _ = _partial_string(text, pos)
+        except _Incomplete:
+            return members, len(text), False
+        pos = _skip(text, pos)
+        if pos == len(text):
+            return members, pos, False
+        if text[pos] != ":":
+            raise ValueError(f"expected ':' at offset {pos}")
+        pos = _skip(text, pos + 1)
+        if pos == len(text):
+            return members, pos, False
+        try:
+            value, pos, complete = _partial_value(text, pos)
+        except _Incomplete:
+            return members, len(text), False
+        members[key] = value
+        if not complete:
+            return members, pos, False
+        pos = _skip(text, pos)
+        if pos == len(text):
+            return members, pos, False
+        if text[pos] == "}":
+            return members, pos + 1, True
+        if text[pos] != ",":
+            raise ValueError(f"expected ',' or '}}' at offset {pos}")
+        pos = _skip(text, pos + 1)
