@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from vcr.matching import (
     KeyedRequest,
     Rules,
     json_differences,
+    key_request,
     normalise,
     parse_json_body,
     short_key,
@@ -86,3 +89,39 @@ def explain_miss(
         if recorded is not None:
             report.differences = json_differences(keyed.normalised, normalise(recorded, rules))
     return report
+
+
+@dataclass
+class SavedRequest:
+    """A request read from a file: a bare Messages body, or `{method, path, body}` as `--save-misses` writes."""
+
+    method: str
+    target: str
+    body: bytes
+    cassette: str | None = None
+
+
+def read_request_file(text: str) -> SavedRequest:
+    """Accept what `serve --save-misses` writes (and shared/samples), or a plain body for POST /v1/messages."""
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"not JSON: {error}") from error
+    if isinstance(data, dict) and {"method", "path", "body"} <= set(data):
+        body = data["body"]
+        raw = body.encode() if isinstance(body, str) else b"" if body is None else json.dumps(body).encode()
+        return SavedRequest(str(data["method"]).upper(), str(data["path"]), raw, data.get("cassette"))
+    return SavedRequest("POST", "/v1/messages", text.encode())
+
+
+def explain(store: Store, cassette: str, request: SavedRequest) -> tuple[str, MissReport | None]:
+    """Which recording a request would replay under the cassette's rules, or why it would miss."""
+    stored = store.cassette_rules(cassette)
+    if stored is None:
+        raise LookupError(f"no cassette named {cassette!r}")
+    rules = Rules.from_json(stored[0])
+    parts = urlsplit(request.target)
+    keyed = key_request(request.method, parts.path, parts.query, request.body, rules)
+    if store.lookup(cassette, keyed.key) is not None:
+        return keyed.key, None
+    return keyed.key, explain_miss(store, cassette, request.method, request.target, keyed, rules)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from vcr import headers as header_rules
 from vcr import sse
+from vcr.adapters import Upstream, UpstreamError, UpstreamReply
+from vcr.adapters.anthropic import AnthropicUpstream
 from vcr.diagnosis import MissReport, explain_miss
 from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, short_key
 from vcr.store import Recording, StoreThread
@@ -36,7 +37,6 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-_UPSTREAM_FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 @dataclass
@@ -138,10 +138,10 @@ class Exchange:
 class Proxy:
     """Request handling for one running proxy; state is the config, the store thread and the session."""
 
-    def __init__(self, config: ProxyConfig, store: StoreThread, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: ProxyConfig, store: StoreThread, upstream: Upstream) -> None:
         self.config = config
         self.store = store
-        self.session = session
+        self.upstream = upstream
         self.cassettes: dict[str, CassetteState] = {}
 
     async def _cassette(self, name: str) -> CassetteState:
@@ -347,27 +347,21 @@ class Proxy:
         self, exchange: Exchange, *, record: bool, local_on_failure: bool = False
     ) -> tuple[web.StreamResponse, str]:
         """Send upstream and stream the answer to the client chunk by chunk, keeping the bytes to store."""
-        url = self.config.upstream.rstrip("/") + exchange.target
         sent_at = time.perf_counter()
         try:
-            upstream = await self.session.request(
-                exchange.method,
-                url,
-                headers=header_rules.for_upstream(exchange.request.headers.items()),
-                data=exchange.body if exchange.body or exchange.method not in ("GET", "HEAD") else None,
-                allow_redirects=False,
+            upstream = await self.upstream.send(
+                exchange.method, exchange.target, list(exchange.request.headers.items()), exchange.body
             )
-        except _UPSTREAM_FAILURES as error:
+        except UpstreamError as error:
             if local_on_failure:
                 return self._local_answer(exchange), "local"
-            message = f"claude-vcr could not reach the upstream {self.config.upstream}: {error!r}"
-            return error_response(502, "api_error", message), "upstream-error"
+            return error_response(502, "api_error", f"claude-vcr {error}"), "upstream-error"
         outcome = "passthrough"
-        async with upstream:
+        try:
             response = web.StreamResponse(
                 status=upstream.status,
                 reason=upstream.reason,
-                headers=CIMultiDict(header_rules.for_client(upstream.headers.items())),
+                headers=CIMultiDict(header_rules.for_client(upstream.headers)),
             )
             storable = 200 <= upstream.status < 300 or self.config.record_errors
             response.headers["x-vcr-outcome"] = "recorded" if record and storable else "passthrough"
@@ -376,14 +370,14 @@ class Proxy:
             parts: list[bytes] = []
             chunks: list[tuple[int, float]] = []
             try:
-                async for chunk in upstream.content.iter_any():
+                async for chunk in upstream.chunks():
                     chunks.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                     parts.append(chunk)
                     await response.write(chunk)
             except (ConnectionResetError, asyncio.CancelledError):
                 log.warning("client went away during %s %s; nothing stored", exchange.method, exchange.target)
                 raise
-            except _UPSTREAM_FAILURES as error:
+            except UpstreamError as error:
                 log.warning(
                     "upstream broke off %s %s (%r); nothing stored", exchange.method, exchange.target, error
                 )
@@ -399,6 +393,8 @@ class Proxy:
                     log.exception("could not store %s %s", exchange.method, exchange.target)
                     outcome = "store-error"
             await response.write_eof()
+        finally:
+            await upstream.release()
         return response, outcome
 
     async def _remember_rules(self, cassette: str) -> None:
@@ -411,7 +407,7 @@ class Proxy:
     def _recording(
         self,
         exchange: Exchange,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamReply,
         body: bytes,
         chunks: list[tuple[int, float]],
         sent_at: float,
@@ -426,7 +422,7 @@ class Proxy:
             status=upstream.status,
             request_headers=header_rules.for_storage(exchange.request.headers.items()),
             request_body=exchange.body,
-            response_headers=header_rules.for_storage(upstream.headers.items()),
+            response_headers=header_rules.for_storage(upstream.headers),
             response_body=body,
             chunks=chunks,
             model=model,
@@ -465,11 +461,8 @@ class RunningProxy:
 async def running(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
     """Open the store, start listening, and on exit stop cleanly and leave the db as one file."""
     store = await StoreThread.open(config.db)
-    session = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=config.upstream_read_timeout),
-        connector=aiohttp.TCPConnector(limit=0),
-    )
-    proxy = Proxy(config, store, session)
+    upstream = AnthropicUpstream(config.upstream, config.upstream_read_timeout)
+    proxy = Proxy(config, store, upstream)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
@@ -482,7 +475,7 @@ async def running(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
         yield RunningProxy(url=f"http://{shown_host}:{port}", config=config)
     finally:
         await runner.cleanup()
-        await session.close()
+        await upstream.close()
         await store.close()
 
 

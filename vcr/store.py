@@ -318,6 +318,47 @@ class Store:
         ).fetchone()
         return b"" if row is None else self._decompress(row[0])
 
+    def cassette_names(self) -> list[str]:
+        return [row[0] for row in self._conn.execute("SELECT name FROM cassettes ORDER BY name")]
+
+    def requests(self, cassette: str) -> list[tuple[int, str, str, int, str, bytes]]:
+        """(id, method, path, ordinal, created_at, request body) of every recording, oldest first."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return []
+        rows = self._conn.execute(
+            "SELECT id, method, path, ordinal, created_at, request_body FROM recordings "
+            "WHERE cassette_id = ? ORDER BY created_at, id",
+            [cassette_id],
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4], self._decompress(r[5])) for r in rows]
+
+    def keys(self, cassette: str) -> list[tuple[int, str, int]]:
+        """(id, key, ordinal) of every recording of a cassette."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return []
+        return self._conn.execute(
+            "SELECT id, key, ordinal FROM recordings WHERE cassette_id = ?", [cassette_id]
+        ).fetchall()
+
+    def rekey(
+        self, cassette: str, rules_json: str, key_scheme: str, keys: list[tuple[int, str, int, str | None]]
+    ) -> None:
+        """Give recordings new (key, ordinal, summary) in one transaction, and the cassette its new rules."""
+        with self.db.atomic():
+            cassette_id = self._cassette_id(cassette, create=True)
+            # park every ordinal out of the way first, so the unique (cassette, key, ordinal) never trips midway
+            self._conn.execute("UPDATE recordings SET ordinal = -id WHERE cassette_id = ?", [cassette_id])
+            self._conn.executemany(
+                "UPDATE recordings SET key = ?, ordinal = ?, summary = ?, key_scheme = ? WHERE id = ?",
+                [(key, ordinal, summary, key_scheme, rid) for rid, key, ordinal, summary in keys],
+            )
+            self._conn.execute(
+                "UPDATE cassettes SET rules_json = ?, key_scheme = ? WHERE id = ?",
+                [rules_json, key_scheme, cassette_id],
+            )
+
     def count(self, cassette: str | None = None) -> int:
         """How many recordings, in one cassette or in all."""
         if cassette is None:

@@ -1,0 +1,62 @@
+"""The Anthropic upstream: requests pass through unchanged, answers come back as sent (decoded)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from vcr import headers as header_rules
+from vcr.adapters import Headers, UpstreamError
+
+_FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class AnthropicReply:
+    """An aiohttp response, seen through the `UpstreamReply` protocol."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.reason = response.reason
+        self.headers: Headers = list(response.headers.items())
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except _FAILURES as error:
+            raise UpstreamError(f"upstream broke off: {error!r}") from error
+
+    async def release(self) -> None:
+        self._response.release()
+
+
+class AnthropicUpstream:
+    """Forwards to an Anthropic-compatible base URL, asking for plain (identity) bytes."""
+
+    name = "anthropic"
+
+    def __init__(self, base_url: str, read_timeout: float = 600.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout),
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+
+    async def send(self, method: str, target: str, headers: Headers, body: bytes) -> AnthropicReply:
+        try:
+            response = await self.session.request(
+                method,
+                self.base_url + target,
+                headers=header_rules.for_upstream(headers),
+                data=body if body or method not in ("GET", "HEAD") else None,
+                allow_redirects=False,
+            )
+        except _FAILURES as error:
+            raise UpstreamError(f"could not reach the upstream {self.base_url}: {error!r}") from error
+        return AnthropicReply(response)
+
+    async def close(self) -> None:
+        await self.session.close()

@@ -1,0 +1,53 @@
+"""Recompute a cassette's keys after its rules or the key scheme changed, and report what collided."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from vcr.matching import KEY_SCHEME, Rules, key_request
+from vcr.store import Store
+
+
+@dataclass
+class RekeyResult:
+    """What rekeying one cassette did."""
+
+    cassette: str
+    recordings: int = 0
+    changed: int = 0
+    collisions: list[tuple[str, list[str]]] = field(default_factory=list)
+    """(new key, old keys): requests that differed before and are the same now; they replay in the order
+    they were recorded."""
+
+
+def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None) -> list[RekeyResult]:
+    """Key every recording again under `rules` (default: the rules each cassette was recorded with)."""
+    names = [cassette] if cassette else store.cassette_names()
+    results = []
+    for name in names:
+        stored = store.cassette_rules(name)
+        if stored is None:
+            raise LookupError(f"no cassette named {name!r}")
+        cassette_rules = rules or Rules.from_json(stored[0])
+        result = RekeyResult(name)
+        groups: dict[str, list[tuple[int, str, str | None]]] = {}
+        for recording_id, method, target, _ordinal, _created, body in store.requests(name):
+            parts = urlsplit(target)
+            keyed = key_request(method, parts.path, parts.query, body, cassette_rules)
+            summary = json.dumps(keyed.summary) if keyed.summary else None
+            groups.setdefault(keyed.key, []).append((recording_id, target, summary))
+        old_keys = {rid: key for rid, key, _ in store.keys(name)}
+        updates = []
+        for key, members in groups.items():
+            previous = sorted({old_keys[rid] for rid, _, _ in members})
+            if len(previous) > 1:
+                result.collisions.append((key, previous))
+            for ordinal, (recording_id, _target, summary) in enumerate(members):
+                updates.append((recording_id, key, ordinal, summary))
+                result.changed += old_keys[recording_id] != key
+        result.recordings = len(updates)
+        store.rekey(name, cassette_rules.to_json(), KEY_SCHEME, updates)
+        results.append(result)
+    return results
