@@ -9,6 +9,7 @@ What it answers depends on the last user text of a Messages request:
 - `BREAK`: the connection is dropped in the middle of the stream;
 - `STATUS:<code>`: an Anthropic error with that status (429 carries retry-after);
 - `GZIP`: the JSON answer is gzip-encoded whatever the client asked for;
+- `BADINDEX`: content blocks are numbered from 1, breaking the protocol (for monitor-mode checks);
 - anything else: a short text turn that names the call number, so two calls never answer alike.
 """
 
@@ -205,7 +206,8 @@ class ScriptedUpstream:
             assert self.released is not None
             await self.released.wait()
         await response.write(sse({"type": "ping"}))
-        for index, block in enumerate(message["content"]):
+        first_index = 1 if "BADINDEX" in text else 0
+        for index, block in enumerate(message["content"], start=first_index):
             for event in self.block_events(index, block):
                 await response.write(event)
                 if "BIG" in text:

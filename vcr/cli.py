@@ -58,12 +58,13 @@ def parse_pace(value: str) -> float | None:
 @main.command()
 @click.option(
     "--mode",
-    type=click.Choice(["auto", "record", "replay"]),
+    type=click.Choice(["auto", "record", "replay", "passthrough"]),
     default="auto",
     envvar="VCR_MODE",
     show_default=True,
     show_envvar=True,
-    help="record: forward and store; replay: answer from the cassette; auto: replay hits, record misses.",
+    help="record: forward and store; replay: answer from the cassette; auto: replay hits, record misses; "
+    "passthrough: forward, store nothing (monitor mode, with --check).",
 )
 @click.option(
     "--fallback",
@@ -147,6 +148,45 @@ def parse_pace(value: str) -> float | None:
     show_envvar=True,
     help="Write every request that misses in replay to this directory, for `claude-vcr explain`.",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    envvar="VCR_CHECK",
+    show_envvar=True,
+    help="Validate every response against the Anthropic protocol rules; log what breaks them.",
+)
+@click.option(
+    "--upstream-format",
+    type=click.Choice(["anthropic", "openai"]),
+    default="anthropic",
+    envvar="VCR_UPSTREAM_FORMAT",
+    show_default=True,
+    show_envvar=True,
+    help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...).",
+)
+@click.option(
+    "--model-map",
+    multiple=True,
+    envvar="VCR_MODEL_MAP",
+    show_envvar=True,
+    metavar="GLOB=MODEL",
+    help="With --upstream-format openai: send models matching GLOB as MODEL, e.g. 'claude-*=qwen/qwen3-coder'.",
+)
+@click.option(
+    "--upstream-key-env",
+    default="VCR_UPSTREAM_API_KEY",
+    show_default=True,
+    help="Environment variable with the translating upstream's API key (never stored).",
+)
+@click.option(
+    "--ping-interval",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    envvar="VCR_PING_INTERVAL",
+    show_default=True,
+    show_envvar=True,
+    help="With --upstream-format openai: seconds of upstream silence before a ping event.",
+)
 def serve(
     mode: str,
     fallback: str,
@@ -161,6 +201,11 @@ def serve(
     exhausted: str,
     pace: str,
     save_misses: Path | None,
+    check: bool,
+    upstream_format: str,
+    model_map: tuple[str, ...],
+    upstream_key_env: str,
+    ping_interval: float,
 ) -> None:
     """Run the record/replay proxy.
 
@@ -182,6 +227,14 @@ def serve(
     except RulesError as error:
         raise click.BadParameter(str(error), param_hint="--rules") from error
     pace_factor = parse_pace(pace)
+    mapping = []
+    for item in model_map:
+        pattern, sep, model = item.partition("=")
+        if not sep or not pattern or not model:
+            raise click.BadParameter(
+                f"{item!r}: use GLOB=MODEL, e.g. 'claude-*=qwen/qwen3-coder'", param_hint="--model-map"
+            )
+        mapping.append((pattern, model))
 
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter(f"{upstream!r} is not an http:// or https:// URL", param_hint="--upstream")
@@ -203,6 +256,11 @@ def serve(
         exhausted=exhausted,
         pace=pace_factor,
         save_misses=save_misses,
+        check=check,
+        upstream_format=upstream_format,
+        model_map=tuple(mapping),
+        upstream_key_env=upstream_key_env,
+        ping_interval=ping_interval,
     )
     try:
         run_proxy(config, announce=lambda line: click.echo(line))
@@ -210,3 +268,575 @@ def serve(
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+
+
+# --- cassettes as files people share: inspect, delete, export/import, git ------------------------------
+# These commands import neither aiohttp nor (when they only read) sqlite-utils, so they start fast.
+
+
+class _Failure:
+    """Library errors become click errors: a message and exit status 1, never a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            return
+        from vcr.catalog import CatalogError
+
+        known: tuple[type[BaseException], ...] = (CatalogError, OSError)
+        if "vcr.store" in sys.modules:
+            known += (sys.modules["vcr.store"].StoreError,)
+        if "vcr.interchange.mitm" in sys.modules:
+            known += (sys.modules["vcr.interchange.mitm"].MitmFormatError,)
+        if "vcr.matching" in sys.modules:
+            known += (sys.modules["vcr.matching"].RulesError,)
+        if isinstance(exc, OSError) and exc.filename:
+            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from exc
+        if isinstance(exc, known):
+            raise click.ClickException(str(exc)) from exc
+
+
+def _open_catalog(db: Path):
+    """The db read-only: a missing file is reported, never created."""
+    from vcr.catalog import Catalog
+
+    with _Failure():
+        return Catalog.open(db)
+
+
+def _open_store(db: Path, *, must_exist: bool = True):
+    """The db for writing (migrated on open); commands that only change what exists refuse a missing file."""
+    with _Failure():
+        if must_exist and (not db.exists() or db.stat().st_size == 0):
+            raise click.ClickException(f"no database at {db}")
+        from vcr.store import Store
+
+        return Store(db)
+
+
+def _json_out(value) -> None:
+    import json
+
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=list))
+
+
+def _bytes(count: int) -> str:
+    return f"{count:,} bytes ({count / 1024 / 1024:.2f} MB)"
+
+
+def _table(rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
+    """Columns padded to their widest cell; `right` columns aligned right (numbers)."""
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append(" ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+cassette_filter = click.option("--cassette", help="Only look in this cassette.")
+
+
+@main.command()
+@db_option
+@json_option
+def cassettes(db: Path, as_json: bool) -> None:
+    """List the cassettes with their recording count, stored size and newest recording.
+
+    \b
+    Example:
+        claude-vcr cassettes
+        claude-vcr cassettes --json
+    """
+    from vcr.catalog import display_time
+
+    with _open_catalog(db) as catalog, _Failure():
+        found = catalog.cassettes()
+    if as_json:
+        _json_out([c.to_json() for c in found])
+        return
+    if not found:
+        click.echo(f"No cassettes in {db}")
+        return
+    rows = [["NAME", "RECORDINGS", "STORED", "NEWEST"]]
+    rows += [[c.name, f"{c.recordings:,}", f"{c.stored_size:,}", display_time(c.newest)] for c in found]
+    click.echo(_table(rows, right=(1, 2)))
+
+
+@main.command("list")
+@click.argument("cassette", required=False)
+@click.option("--cassette", "cassette_option", help="The cassette to list (same as the argument).")
+@db_option
+@json_option
+def list_recordings(cassette: str | None, cassette_option: str | None, db: Path, as_json: bool) -> None:
+    """List recordings, one line each: short key, method, path, model, stream, status, size, date.
+
+    Without CASSETTE every cassette is listed, with a cassette column. SIZE is the
+    response's size in bytes; the short key (or any prefix of 4+ hex digits) works
+    with `show` and `delete`.
+
+    \b
+    Example:
+        claude-vcr list basic_tests
+        claude-vcr list --json | jq -r '.[].key'
+    """
+    from vcr.catalog import display_time
+
+    if cassette and cassette_option and cassette != cassette_option:
+        raise click.UsageError(f"two cassettes given: {cassette!r} and --cassette {cassette_option!r}")
+    name = cassette or cassette_option
+    with _open_catalog(db) as catalog, _Failure():
+        found = catalog.recordings(name)
+    if as_json:
+        _json_out([r.to_json() for r in found])
+        return
+    if not found:
+        click.echo(f"No recordings in cassette {name!r}" if name else f"No recordings in {db}")
+        return
+    header = ["KEY", "METHOD", "PATH", "MODEL", "STREAM", "STATUS", "SIZE", "DATE"]
+    rows = [([] if name else ["CASSETTE"]) + header]
+    for r in found:
+        row = [r.short, r.method, r.path, r.model or "-", "yes" if r.stream else "no", str(r.status)]
+        row += [f"{r.response_size:,}", display_time(r.created_at)]
+        rows.append(row if name else [r.cassette, *row])
+    offset = 0 if name else 1
+    sys.stdout.write(_table(rows, right=(5 + offset, 6 + offset)) + "\n")
+
+
+@main.command()
+@cassette_filter
+@db_option
+@json_option
+def stats(cassette: str | None, db: Path, as_json: bool) -> None:
+    """Show statistics per cassette: recordings by model, streaming or not, sizes, date range.
+
+    Stored bytes are what the db holds (zstd-compressed); raw bytes are the requests
+    and responses as sent. Without --cassette every cassette is shown, then the total.
+
+    \b
+    Example:
+        claude-vcr stats --cassette basic_tests
+        claude-vcr stats --json
+    """
+    from vcr.catalog import display_time
+
+    with _open_catalog(db) as catalog, _Failure():
+        per_cassette = catalog.stats(cassette)
+        total = catalog.total_stats() if cassette is None else per_cassette[0]
+    if as_json:
+        _json_out({"cassettes": [s.to_json() for s in per_cassette], "total": total.to_json()})
+        return
+    if not per_cassette:
+        click.echo(f"No cassettes in {db}")
+        return
+    blocks = per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])
+    for s in blocks:
+        lines = ["=" * 80, f"Cassette: {s.cassette}" if s.cassette else "All cassettes", "=" * 80, ""]
+        lines.append(f"Total recordings: {s.recordings:,}")
+        if s.recordings:
+            lines += ["", "By model:"] + [f"  {model}: {count:,}" for model, count in s.by_model.items()]
+            lines += [
+                "",
+                f"Streaming responses: {s.streaming:,}",
+                f"Non-streaming responses: {s.non_streaming:,}",
+            ]
+            lines += ["", f"Total size: {_bytes(s.response_size)}"]
+            ratio = f", {s.ratio:.1f}x smaller" if s.ratio else ""
+            lines.append(
+                f"Stored: {s.stored_size:,} bytes for {s.raw_size:,} raw bytes (requests + responses){ratio}"
+            )
+            lines += [
+                "",
+                "Date range:",
+                f"  Oldest: {display_time(s.oldest)}",
+                f"  Newest: {display_time(s.newest)}",
+            ]
+        click.echo("\n".join(lines) + "\n")
+
+
+def _resolve(catalog, key_prefix: str, cassette: str | None):
+    """The one recording a prefix names; the ambiguous case lists the candidates."""
+    with _Failure():
+        return catalog.resolve(key_prefix, cassette)
+
+
+def _show_text(info: dict) -> str:
+    """`show` for a person: where, the request in brief, the response decoded."""
+    import json
+
+    from vcr.catalog import display_time
+
+    request, response = info["request"], info["response"]
+    timing = ""
+    if info["duration_ms"] is not None:
+        timing = f", {info['duration_ms']:.0f} ms"
+        if info["ttfb_ms"] is not None:
+            timing += f" (first byte {info['ttfb_ms']:.0f} ms)"
+    lines = [
+        f"Recording {info['key']}" + (f"#{info['ordinal']}" if info["ordinal"] else ""),
+        f"  cassette {info['cassette']}, key scheme {info['key_scheme']}, "
+        f"recorded {display_time(info['created_at'])} UTC{timing}",
+    ]
+    if info["meta"]:
+        lines.append(f"  meta: {json.dumps(info['meta'], ensure_ascii=False)}")
+    lines += ["", f"Request: {request['method']} {request['path']}"]
+    fields = request.get("fields", {})
+    if fields:
+        lines.append("  " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items()))
+    lines.append("  headers:")
+    lines += [f"    {name}: {value}" for name, value in request["headers"]]
+    lines.append(f"  body: {request['size']:,} bytes")
+    if "system" in request:
+        system = request["system"]
+        lines.append(f"  system: {system['blocks']} block(s), {system['chars']:,} chars: {system['preview']}")
+    if "tools" in request:
+        lines.append(f"  tools ({len(request['tools'])}): {', '.join(map(str, request['tools']))}")
+    if "messages" in request:
+        lines.append(f"  messages ({len(request['messages'])}):")
+        lines += [f"    [{i}] {m['role']}: {m['preview']}" for i, m in enumerate(request["messages"])]
+    if "text" in request:
+        lines.append(f"  {request['text']}")
+    lines += [
+        "",
+        f"Response: {response['status']}, {response['content_type'] or 'no content-type'}, "
+        f"{response['size']:,} bytes",
+    ]
+    lines.append("  headers:")
+    lines += [f"    {name}: {value}" for name, value in response["headers"]]
+    if response.get("kind") == "sse":
+        complete = "" if response.get("complete") else " (the stream does not fold into a whole message)"
+        lines.append(f"  events ({len(response['events'])}){complete}:")
+        lines += [f"    {i:>3} {line}" for i, line in enumerate(response["events"])]
+    elif response.get("kind") == "json" and "blocks" not in response:
+        lines.append("  body:")
+        lines += [
+            "    " + line for line in json.dumps(response["json"], indent=2, ensure_ascii=False).splitlines()
+        ]
+    elif response.get("kind") == "text":
+        lines.append(f"  body: {response['text']}")
+    if "blocks" in response:
+        lines.append("  blocks:")
+        for block in response["blocks"]:
+            head = f"    [{block['index']}] {block['type']}"
+            if "name" in block:
+                head += f" {block['name']} ({block.get('id')})"
+            if "text" in block:
+                lines.append(f"{head}: {block['text']}")
+            elif "thinking" in block:
+                lines.append(f"{head}: {block['thinking']}")
+            elif "input" in block:
+                shown = (
+                    block["input"]
+                    if isinstance(block["input"], str)
+                    else json.dumps(block["input"], ensure_ascii=False)
+                )
+                lines.append(f"{head}: {shown}")
+            else:
+                lines.append(head)
+        message = response.get("message") or {}
+        if message:
+            lines.append("  " + ", ".join(f"{k}={json.dumps(v)}" for k, v in message.items()))
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("key_prefix")
+@cassette_filter
+@click.option("--raw", is_flag=True, help="Write the stored response bytes, exactly, to stdout.")
+@db_option
+@json_option
+def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bool) -> None:
+    """Show one recording: its request and its response decoded for a person.
+
+    KEY_PREFIX is 4 or more hex digits of the key (`KEY#N` for the Nth repeat of a
+    request). Streamed responses are shown one SSE event per line, then each content
+    block with its text or tool input joined.
+
+    \b
+    Example:
+        claude-vcr show 3f2a9c1b
+        claude-vcr show 3f2a9c1b --raw > response.sse
+    """
+    with _open_catalog(db) as catalog:
+        recording = _resolve(catalog, key_prefix, cassette)
+        with _Failure():
+            detail = catalog.detail(recording)
+            if raw:
+                stdout = click.get_binary_stream("stdout")
+                stdout.write(detail.response_body)
+                stdout.flush()
+                return
+            info = catalog.explain(detail)
+    if as_json:
+        _json_out(info)
+    else:
+        click.echo(_show_text(info))
+
+
+@main.command()
+@click.argument("key_prefix")
+@cassette_filter
+@db_option
+def delete(key_prefix: str, cassette: str | None, db: Path) -> None:
+    """Delete one recording, named by a key prefix (4+ hex digits, `KEY#N` for a repeat).
+
+    \b
+    Example:
+        claude-vcr delete 3f2a9c1b
+    """
+    from vcr.catalog import Catalog
+
+    with _open_store(db) as store:
+        recording = _resolve(Catalog(store.db.conn), key_prefix, cassette)
+        with _Failure():
+            store.delete_recordings([recording.id])
+    click.echo(
+        f"Deleted {recording.short} from cassette {recording.cassette}: {recording.method} {recording.path}"
+    )
+
+
+@main.command()
+@click.argument("cassette")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+def clear(cassette: str, yes: bool, db: Path) -> None:
+    """Delete a cassette and all its recordings (asks first unless --yes).
+
+    \b
+    Example:
+        claude-vcr clear old_tests --yes
+    """
+    from vcr.catalog import Catalog
+
+    with _open_store(db) as store:
+        with _Failure():
+            count = Catalog(store.db.conn).stats(cassette)[0].recordings
+        if not yes:
+            click.confirm(f"Delete all {count:,} recordings in cassette {cassette!r}?", abort=True)
+        with _Failure():
+            deleted = store.clear_cassette(cassette)
+    click.echo(f"Cleared cassette {cassette}: {deleted:,} recordings deleted")
+
+
+@main.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cassette", "cassettes", multiple=True, help="Export only this cassette (repeatable).")
+@click.option("--replace", is_flag=True, help="Overwrite cassette directories that already hold files.")
+@db_option
+def export_command(directory: Path, cassettes: tuple[str, ...], replace: bool, db: Path) -> None:
+    """Write cassettes as the seed tool's directories: DIR/<cassette>/index.json and recordings/.
+
+    Each recording becomes <key>.request.json, <key>.response.bin (the exact bytes)
+    and <key>.meta.json, which `vcr_manager.py` reads. Everything else the db holds
+    goes along, so `claude-vcr import DIR` restores it exactly.
+
+    \b
+    Example:
+        claude-vcr export cassettes/ --cassette basic_tests
+    """
+    from vcr.interchange.seed import export_directory
+
+    with _open_catalog(db) as catalog, _Failure():
+        report = export_directory(catalog, directory, list(cassettes), replace=replace)
+    click.echo(f"Exported {report.recordings:,} recordings in {report.cassettes} cassette(s) to {directory}")
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--cassette", help="Dump: the cassette to import into (default: default). Directory: only this one."
+)
+@click.option("--all-paths", is_flag=True, help="Dump: import every path, not only the API's /v1/ paths.")
+@click.option(
+    "--record-errors", is_flag=True, help="Dump: also import non-2xx answers, as serve --record-errors."
+)
+@click.option(
+    "--preset",
+    multiple=True,
+    help="Key rules preset (e.g. claude-code) for cassettes the import creates; existing ones keep theirs.",
+)
+@db_option
+def import_command(
+    source: Path,
+    cassette: str | None,
+    all_paths: bool,
+    record_errors: bool,
+    preset: tuple[str, ...],
+    db: Path,
+) -> None:
+    """Import a seed-layout directory or a mitmproxy dump (`mitmdump -w FILE`).
+
+    A directory is read as the seed tool writes it (or as `export` wrote it): keys
+    are recomputed with claude-vcr's scheme and the seed's key is kept in the
+    recording's meta. A file is read as a mitmproxy dump, streaming, without
+    mitmproxy: HTTP flows to /v1/ paths are imported, bodies decoded, secrets in
+    headers dropped. Either way the import is one transaction: on any error the db
+    is left as it was.
+
+    \b
+    Example:
+        claude-vcr import cassettes/
+        claude-vcr import capture.mitm --cassette from_capture
+    """
+    from vcr.catalog import validate_cassette_name
+
+    if source.is_file() and source.name == "index.json":
+        source = source.parent
+    with _Failure():
+        if source.is_dir():
+            from vcr.interchange.seed import import_directory
+
+            with _open_store(db, must_exist=False) as store:
+                report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
+            summary = f"Imported {report.imported:,} recordings from {source}"
+        else:
+            target = validate_cassette_name(cassette or "default")
+            report = _import_dump(source, target, db, all_paths, record_errors, preset)
+            summary = (
+                f"Imported {report.imported:,} recordings from {report.flows:,} flows into cassette {target}"
+            )
+    details = [f"{name}: {count:,}" for name, count in sorted(report.cassettes.items())]
+    if report.cassettes and source.is_dir():
+        summary += f" ({', '.join(details)})"
+    if report.replaced_keys:
+        summary += f"; {report.replaced_keys:,} keys replaced their older recordings"
+    click.echo(summary)
+    for reason, count in sorted(report.skipped.items()):
+        click.echo(f"  skipped {count:,}: {reason}")
+
+
+def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_errors: bool, preset):
+    """A dump import with a progress bar on a terminal for files over 8 MB; a bad file names the flows read."""
+    from vcr.interchange.mitm import MitmFormatError
+    from vcr.interchange.mitm_import import import_dump
+
+    size = source.stat().st_size
+    show_bar = size > 8 * 1024 * 1024 and sys.stderr.isatty()
+    with _open_store(db, must_exist=False) as store, source.open("rb") as stream:
+        bar = click.progressbar(length=size, label="Importing", file=sys.stderr) if show_bar else None
+        done = 0
+
+        def progress(offset: int) -> None:
+            nonlocal done
+            if bar is not None and offset - done >= 1 << 20:
+                bar.update(offset - done)
+                done = offset
+
+        try:
+            if bar is not None:
+                bar.__enter__()
+            return import_dump(
+                store,
+                stream,
+                cassette,
+                all_paths=all_paths,
+                record_errors=record_errors,
+                presets=preset,
+                source=str(source),
+                progress=progress,
+            )
+        except MitmFormatError as error:
+            raise click.ClickException(f"{error}; nothing was imported, {db} is unchanged") from error
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+
+
+@main.command()
+@db_option
+def compact(db: Path) -> None:
+    """Rewrite the db without dead pages, in a canonical order (do it before a commit).
+
+    The same recordings give the same bytes however they were written. Stop any
+    `serve` using the file first: the file is replaced.
+
+    \b
+    Example:
+        claude-vcr compact && git add vcr.db
+    """
+    if not db.exists() or db.stat().st_size == 0:
+        raise click.ClickException(f"no database at {db}")
+    with _Failure():
+        from vcr.store import compact as compact_file
+
+        before, after = compact_file(db)
+    click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+def dump(path: Path | None, db: Path) -> None:
+    """Print one sorted line per recording: git's textconv for `git diff` on a db.
+
+    Each line: cassette, short key, method, path, model, stream/json, status, response
+    size, date, and short digests of the request and response bodies.
+
+    \b
+    Example:
+        claude-vcr dump vcr.db
+    """
+    from vcr.interchange.gitdb import dump_lines
+
+    with _Failure():
+        sys.stdout.writelines(line + "\n" for line in dump_lines(path or db))
+
+
+@main.command("merge-driver")
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ours", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("theirs", type=click.Path(dir_okay=False, path_type=Path))
+def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
+    """git's merge driver for a db (%O %A %B): the union of both sides' recordings.
+
+    Keys recorded on one side are taken, deletions on either side are kept, a key
+    re-recorded on both sides keeps the newer recording. The result replaces OURS.
+
+    \b
+    Example (set up by `claude-vcr git-setup`):
+        git config merge.claude-vcr.driver "claude-vcr merge-driver %O %A %B"
+    """
+    from vcr.interchange.gitdb import merge
+
+    with _Failure():
+        report = merge(base, ours, theirs)
+    click.echo(
+        f"claude-vcr merge: {report.taken} key(s) taken from the other side, {report.dropped} deleted",
+        err=True,
+    )
+    for conflict in report.conflicts:
+        click.echo(f"  {conflict}", err=True)
+
+
+@main.command("git-setup")
+@click.option(
+    "--command",
+    help="How git should run claude-vcr (default: claude-vcr if on PATH, else this Python with -m vcr).",
+)
+@db_option
+def git_setup(command: str | None, db: Path) -> None:
+    """Make git diff and merge the db: .gitattributes line and the drivers in .git/config.
+
+    After this, `git diff` shows one line per recording and merging two branches
+    that recorded different tests unions their recordings instead of conflicting.
+    The config is per clone: run it once in every clone.
+
+    \b
+    Example:
+        claude-vcr git-setup --db tests/vcr.db
+    """
+    from vcr.interchange.gitdb import setup
+
+    with _Failure():
+        report = setup(db, command)
+    state = "added to" if report.attributes_added else "already in"
+    click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
+    click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")

@@ -19,15 +19,14 @@ from multidict import CIMultiDict
 
 from vcr import headers as header_rules
 from vcr import sse
-from vcr.adapters import Upstream, UpstreamError, UpstreamReply
-from vcr.adapters.anthropic import AnthropicUpstream
+from vcr.adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
 from vcr.diagnosis import MissReport, explain_miss
 from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, short_key
 from vcr.store import Recording, StoreThread
 
 log = logging.getLogger("vcr.proxy")
 
-MODES = ("auto", "record", "replay")
+MODES = ("auto", "record", "replay", "passthrough")
 FALLBACKS = ("strict", "fallback")
 EXHAUSTED = ("repeat", "miss")
 CASSETTE_HEADER = "X-VCR-Cassette"
@@ -59,6 +58,16 @@ class ProxyConfig:
     pace: float | None = None
     """None replays at once; a number replays each chunk at its recorded offset divided by it."""
     save_misses: Path | None = None
+    check: bool = False
+    """Validate every response against the protocol rules and log what breaks them (monitor mode)."""
+    upstream_format: str = "anthropic"
+    """`anthropic` forwards as is; `openai` translates to an OpenAI-compatible Chat Completions API."""
+    model_map: tuple[tuple[str, str], ...] = ()
+    """(glob on the client's model, upstream model) pairs for a translating upstream; first match wins."""
+    upstream_key_env: str = "VCR_UPSTREAM_API_KEY"
+    """Environment variable holding a translating upstream's API key (never stored)."""
+    ping_interval: float = 15.0
+    """Seconds of upstream silence after which a translating upstream sends a `ping` event."""
 
 
 class BadRequest(Exception):
@@ -218,6 +227,8 @@ class Proxy:
             if mode == "replay":
                 return self._local_answer(exchange), "local"
             return await self._forward(exchange, record=False, local_on_failure=True)
+        if mode == "passthrough":
+            return await self._forward(exchange, record=False)
         state = await self._cassette(exchange.cassette)
         exchange.keyed = key_request(
             exchange.method, exchange.path, exchange.query, exchange.body, state.rules
@@ -308,6 +319,8 @@ class Proxy:
             outcome += "-converted"
         headers["x-vcr-outcome"] = outcome
         headers["x-vcr-key"] = recording.key
+        if self.config.check:
+            await self._check(exchange, recording.status, list(headers.items()), body)
         if self.config.pace is None or not chunks:
             return web.Response(status=recording.status, body=body, headers=headers), outcome
         response = web.StreamResponse(status=recording.status, headers=headers)
@@ -395,7 +408,20 @@ class Proxy:
             await response.write_eof()
         finally:
             await upstream.release()
+        if self.config.check:
+            await self._check(exchange, upstream.status, upstream.headers, b"".join(parts))
         return response, outcome
+
+    async def _check(self, exchange: Exchange, status: int, headers: Headers, body: bytes) -> None:
+        """Monitor mode: validate a response against the protocol rules, log each finding with the key."""
+        from vcr.protocol import validate_response
+
+        findings = await asyncio.to_thread(
+            validate_response, exchange.method, exchange.path, status, headers, body, exchange.body
+        )
+        for finding in findings:
+            if finding.severity != "info":
+                log.warning("check       %s %s", short_key(exchange.key) if exchange.keyed else "-", finding)
 
     async def _remember_rules(self, cassette: str) -> None:
         """The first recording of a cassette stores the rules its keys were made with."""
@@ -461,7 +487,7 @@ class RunningProxy:
 async def running(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
     """Open the store, start listening, and on exit stop cleanly and leave the db as one file."""
     store = await StoreThread.open(config.db)
-    upstream = AnthropicUpstream(config.upstream, config.upstream_read_timeout)
+    upstream = open_upstream(config)
     proxy = Proxy(config, store, upstream)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)

@@ -8,7 +8,10 @@ by chunk: `anthropic` passes requests through unchanged; `openai` translates to 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from vcr.proxy import ProxyConfig
 
 Headers = list[tuple[str, str]]
 
@@ -37,3 +40,27 @@ class Upstream(Protocol):
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> UpstreamReply: ...
 
     async def close(self) -> None: ...
+
+
+FORMATS = ("anthropic", "openai")
+
+
+def open_upstream(config: ProxyConfig) -> Upstream:
+    """The upstream a proxy config asks for."""
+    if config.upstream_format == "anthropic":
+        from vcr.adapters.anthropic import AnthropicUpstream
+
+        return AnthropicUpstream(config.upstream, config.upstream_read_timeout)
+    if config.upstream_format == "openai":
+        import os
+
+        from vcr.adapters.openai import OpenAIUpstream
+
+        return OpenAIUpstream(
+            config.upstream,
+            api_key=os.environ.get(config.upstream_key_env),
+            model_map=config.model_map,
+            ping_interval=config.ping_interval,
+            read_timeout=config.upstream_read_timeout,
+        )
+    raise ValueError(f"unknown upstream format {config.upstream_format!r}; known: {', '.join(FORMATS)}")
