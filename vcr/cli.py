@@ -448,8 +448,8 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
                 f"Streaming responses: {s.streaming:,}",
                 f"Non-streaming responses: {s.non_streaming:,}",
             ]
-            lines += ["", f"Total size: {_bytes(s.response_size)}"]
-            ratio = f", {s.ratio:.1f}x smaller" if s.ratio else ""
+            lines += ["", f"Total size: {_bytes(s.response_size)} of responses"]
+            ratio = f", compression {s.ratio:.1f}:1" if s.ratio else ""
             lines.append(
                 f"Stored: {s.stored_size:,} bytes for {s.raw_size:,} raw bytes (requests + responses){ratio}"
             )

@@ -227,12 +227,12 @@ class Proxy:
             if mode == "replay":
                 return self._local_answer(exchange), "local"
             return await self._forward(exchange, record=False, local_on_failure=True)
-        if mode == "passthrough":
-            return await self._forward(exchange, record=False)
         state = await self._cassette(exchange.cassette)
         exchange.keyed = key_request(
             exchange.method, exchange.path, exchange.query, exchange.body, state.rules
         )
+        if mode == "passthrough":
+            return await self._forward(exchange, record=False)
         exchange.ordinal = state.next_ordinal(exchange.key)
         if mode == "record":
             if exchange.key not in state.restarted:
