@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from tests.test_proxy import MESSAGES, body, post, rows
+
+
+def check_lines(caplog, expected: int = 1, timeout: float = 5.0) -> list[str]:
+    """Findings are logged once the client has its answer: wait for them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("check")]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
 
 
 def test_passthrough_forwards_everything_and_stores_nothing(proxy, upstream, db_path):
@@ -23,7 +34,7 @@ def test_check_logs_protocol_violations_with_the_key(proxy, upstream, caplog):
     with caplog.at_level(logging.WARNING, logger="vcr.proxy"):
         good = post(server.url + MESSAGES, body("fine", stream=True))
         bad = post(server.url + MESSAGES, body("BADINDEX", stream=True))
-    checks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("check")]
+        checks = check_lines(caplog)
     assert good[0] == bad[0] == 200
     assert checks and all(bad[1]["x-vcr-key"][:12] in line for line in checks)
     assert any(" S4 error" in line for line in checks)
@@ -37,4 +48,4 @@ def test_check_also_validates_replayed_answers(proxy, upstream, caplog):
     replay = proxy(mode="replay", check=True)
     with caplog.at_level(logging.WARNING, logger="vcr.proxy"):
         assert post(replay.url + MESSAGES, body("BADINDEX", stream=True))[0] == 200
-    assert any(" S4 error" in r.getMessage() for r in caplog.records)
+        assert any(" S4 error" in line for line in check_lines(caplog))
