@@ -840,3 +840,92 @@ def git_setup(command: str | None, db: Path) -> None:
     state = "added to" if report.attributes_added else "already in"
     click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
     click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")
+
+
+@main.command()
+@click.argument("request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--cassette", help="Cassette to look in (default: the one saved with the request, else 'default')."
+)
+@db_option
+def explain(request_file: Path, cassette: str | None, db: Path) -> None:
+    """Say which recording a saved request would replay, or why it would miss.
+
+    REQUEST_FILE is a request saved by `serve --save-misses DIR`, a file of
+    the form {"method", "path", "body"}, or a bare Messages request body
+    (taken as POST /v1/messages). Exits 1 on a miss.
+
+    \b
+    Example:
+        claude-vcr serve --mode replay --save-misses misses/
+        claude-vcr explain misses/default-81c0e7a4d2b9.json
+    """
+    from vcr.diagnosis import explain as explain_request
+    from vcr.diagnosis import read_request_file
+    from vcr.matching import short_key
+
+    try:
+        request = read_request_file(request_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{request_file}: {error}") from error
+    name = cassette or request.cassette or "default"
+    store = _open_store(db)
+    try:
+        with _Failure():
+            key, report = explain_request(store, name, request)
+    except LookupError as error:
+        raise click.ClickException(str(error.args[0])) from error
+    finally:
+        store.close()
+    if report is None:
+        click.echo(
+            f"hit: {request.method} {request.target} replays recording {short_key(key)} of cassette '{name}'"
+        )
+        return
+    click.echo(report.text())
+    sys.exit(1)
+
+
+@main.command()
+@click.option("--cassette", help="Only this cassette (default: every cassette).")
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="New key rules for the cassette(s); default: keep the rules each was recorded with.",
+)
+@click.option("--preset", type=click.Choice(["claude-code"]), multiple=True, help="Add a built-in preset.")
+@db_option
+def rekey(cassette: str | None, rules: Path | None, preset: tuple[str, ...], db: Path) -> None:
+    """Recompute recording keys after a rules change or a key-scheme upgrade.
+
+    Requests that differed before and are the same under the new rules are
+    reported as collisions; they replay in the order they were recorded.
+
+    \b
+    Example:
+        claude-vcr rekey --cassette my_tests --preset claude-code
+    """
+    from vcr.matching import Rules, RulesError, load_rules, short_key
+    from vcr.rekey import rekey as rekey_cassettes
+
+    new_rules = None
+    if rules or preset:
+        try:
+            new_rules = (load_rules(rules) if rules else Rules()).with_presets(*preset)
+        except RulesError as error:
+            raise click.BadParameter(str(error), param_hint="--rules") from error
+    store = _open_store(db)
+    try:
+        with _Failure():
+            results = rekey_cassettes(store, cassette, new_rules)
+    except LookupError as error:
+        raise click.ClickException(str(error.args[0])) from error
+    finally:
+        store.close()
+    for result in results:
+        click.echo(
+            f"{result.cassette}: {result.recordings} recording(s), {result.changed} new key(s), "
+            f"{len(result.collisions)} collision(s)"
+        )
+        for key, old in result.collisions:
+            click.echo(f"  {short_key(key)} <- {', '.join(short_key(k) for k in old)}")
