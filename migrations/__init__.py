@@ -81,3 +81,10 @@ def m003_match_summaries(db: Database) -> None:
     # Short hashes of each request's parts, so a replay miss finds the closest recording without reading bodies.
     db.execute("ALTER TABLE recordings ADD COLUMN summary TEXT")
     db.execute("CREATE INDEX recordings_by_target ON recordings (cassette_id, method, path)")
+
+
+@migrations()
+def m004_raw_request_hash(db: Database) -> None:
+    # sha256 of method, path and exact body: a request seen before finds its key without parsing JSON.
+    db.execute("ALTER TABLE recordings ADD COLUMN raw_hash TEXT")
+    db.execute("CREATE INDEX recordings_by_raw_hash ON recordings (cassette_id, raw_hash)")

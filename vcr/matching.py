@@ -13,7 +13,8 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -284,13 +285,28 @@ def canonical_query(query: str) -> str:
     return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
 
 
-@dataclass
-class KeyedRequest:
-    """A request's key, plus its normalised JSON (None for other bodies) for miss diagnosis."""
+_UNSET: Any = object()
 
-    key: str
-    normalised: Any = None
-    summary: dict[str, str] = field(default_factory=dict)
+
+class KeyedRequest:
+    """A request's key; its normalised JSON (None for other bodies) and summary are worked out only when
+    asked for (on a miss, or when recording), so a replay hit found by its raw bytes never parses JSON."""
+
+    def __init__(self, key: str, body: bytes = b"", rules: Rules | None = None, normalised: Any = _UNSET) -> None:
+        self.key = key
+        self._body = body
+        self._rules = rules or Rules()
+        if normalised is not _UNSET:
+            self.__dict__["normalised"] = normalised
+
+    @cached_property
+    def normalised(self) -> Any:
+        parsed = parse_json_body(self._body)
+        return None if parsed is None else normalise(parsed, self._rules)
+
+    @cached_property
+    def summary(self) -> dict[str, str]:
+        return {} if self.normalised is None else summarise(self.normalised)
 
 
 def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | None = None) -> KeyedRequest:
@@ -301,10 +317,18 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
     parsed = parse_json_body(body)
     if parsed is None:
         digest.update(b"raw:" + body)
-        return KeyedRequest(digest.hexdigest())
+        return KeyedRequest(digest.hexdigest(), body, rules, normalised=None)
     normalised = normalise(parsed, rules)
     digest.update(b"json:" + canonical_json(normalised))
-    return KeyedRequest(digest.hexdigest(), normalised, summarise(normalised))
+    return KeyedRequest(digest.hexdigest(), body, rules, normalised=normalised)
+
+
+def raw_hash(method: str, target: str, body: bytes) -> str:
+    """The exact bytes of a request (method, path with query, body): the fast path's index, which maps
+    a request seen before straight to its key without parsing JSON."""
+    digest = hashlib.sha256(f"{method.upper()}\n{target}\n".encode())
+    digest.update(body)
+    return digest.hexdigest()
 
 
 def request_key(method: str, path: str, query: str, body: bytes, rules: Rules | None = None) -> str:

@@ -8,6 +8,7 @@ import logging
 import re
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from vcr import headers as header_rules
 from vcr import sse
 from vcr.adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
 from vcr.diagnosis import MissReport, explain_miss
-from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, short_key
+from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, raw_hash, short_key
 from vcr.store import Recording, StoreThread
 
 log = logging.getLogger("vcr.proxy")
@@ -31,6 +32,7 @@ FALLBACKS = ("strict", "fallback")
 EXHAUSTED = ("repeat", "miss")
 CASSETTE_HEADER = "X-VCR-Cassette"
 CONTROL_PREFIX = "/__vcr__/"
+RAW_KEYS_PER_CASSETTE = 100_000
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
@@ -103,6 +105,38 @@ def error_response(status: int, error_type: str, message: str) -> web.Response:
     )
 
 
+class ReplayCache:
+    """Recordings read in this run, by cassette and key, up to a byte budget (least recently used out)."""
+
+    def __init__(self, budget: int = 256 * 1024 * 1024) -> None:
+        self.budget = budget
+        self.size = 0
+        self._entries: OrderedDict[tuple[str, str], tuple[list[Recording], int]] = OrderedDict()
+
+    def get(self, cassette: str, key: str) -> list[Recording] | None:
+        entry = self._entries.get((cassette, key))
+        if entry is None:
+            return None
+        self._entries.move_to_end((cassette, key))
+        return entry[0]
+
+    def put(self, cassette: str, key: str, recordings: list[Recording]) -> None:
+        self.drop(cassette, key)
+        size = sum(len(r.response_body) + len(r.request_body) for r in recordings)
+        if size > self.budget:
+            return
+        self._entries[(cassette, key)] = (recordings, size)
+        self.size += size
+        while self.size > self.budget:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.size -= dropped
+
+    def drop(self, cassette: str, key: str) -> None:
+        entry = self._entries.pop((cassette, key), None)
+        if entry is not None:
+            self.size -= entry[1]
+
+
 @dataclass
 class CassetteState:
     """What one proxy run knows of a cassette: its key rules and how often each key was asked for."""
@@ -111,6 +145,8 @@ class CassetteState:
     rules_stored: bool
     asked: dict[str, int] = field(default_factory=dict)
     restarted: set[str] = field(default_factory=set)
+    raw_keys: dict[str, str] = field(default_factory=dict)
+    """`matching.raw_hash` -> key, for requests seen in this run."""
 
     def next_ordinal(self, key: str) -> int:
         """Identical requests are numbered 0, 1, 2... in the order they arrive in this run."""
@@ -131,6 +167,7 @@ class Exchange:
     body: bytes
     keyed: KeyedRequest | None = None
     ordinal: int = 0
+    raw_hash: str | None = None
     note: str | None = None
     """Said in the log under the request's line (why a replay missed)."""
 
@@ -152,6 +189,7 @@ class Proxy:
         self.store = store
         self.upstream = upstream
         self.cassettes: dict[str, CassetteState] = {}
+        self.replays = ReplayCache()
 
     async def _cassette(self, name: str) -> CassetteState:
         """A cassette's rules: those it was recorded with, else the configured ones."""
@@ -228,31 +266,53 @@ class Proxy:
                 return self._local_answer(exchange), "local"
             return await self._forward(exchange, record=False, local_on_failure=True)
         state = await self._cassette(exchange.cassette)
-        exchange.keyed = key_request(
-            exchange.method, exchange.path, exchange.query, exchange.body, state.rules
-        )
+        exchange.keyed = await self._key(exchange, state)
         if mode == "passthrough":
             return await self._forward(exchange, record=False)
         exchange.ordinal = state.next_ordinal(exchange.key)
         if mode == "record":
             if exchange.key not in state.restarted:
                 state.restarted.add(exchange.key)
+                self.replays.drop(exchange.cassette, exchange.key)
                 await self.store.forget_key(exchange.cassette, exchange.key)
             return await self._forward(exchange, record=True)
-        recording = await self.store.lookup(exchange.cassette, exchange.key, exchange.ordinal)
-        if recording is not None:
-            return await self._replay(exchange, recording, "hit")
+        recordings = await self._recordings(exchange.cassette, exchange.key)
+        if exchange.ordinal < len(recordings):
+            return await self._replay(exchange, recordings[exchange.ordinal], "hit")
+        if recordings:
+            exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
         if mode == "auto":
             return await self._forward(exchange, record=True)
-        last = await self.store.last_ordinal(exchange.cassette, exchange.key)
-        if last is not None and self.config.exhausted == "repeat":
-            recording = await self.store.lookup(exchange.cassette, exchange.key, last)
-            if recording is not None:
-                return await self._replay(exchange, recording, "hit-repeat")
+        if recordings and self.config.exhausted == "repeat":
+            return await self._replay(exchange, recordings[-1], "hit-repeat")
         if self.config.fallback == "fallback":
             return await self._forward(exchange, record=True)
-        miss = await self._strict_miss(exchange, state, exhausted=None if last is None else last + 1)
+        miss = await self._strict_miss(exchange, state, exhausted=len(recordings) or None)
         return miss, "miss"
+
+    async def _key(self, exchange: Exchange, state: CassetteState) -> KeyedRequest:
+        """The fast path first: exact request bytes seen before (in this run, or stored) give the key
+        without parsing JSON; otherwise normalise and hash under the cassette's rules."""
+        exchange.raw_hash = raw_hash(exchange.method, exchange.target, exchange.body)
+        key = state.raw_keys.get(exchange.raw_hash)
+        if key is None and state.rules_stored:
+            key = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
+        if key is not None:
+            keyed = KeyedRequest(key, exchange.body, state.rules)
+        else:
+            keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, state.rules)
+        if len(state.raw_keys) >= RAW_KEYS_PER_CASSETTE:
+            state.raw_keys.clear()
+        state.raw_keys[exchange.raw_hash] = keyed.key
+        return keyed
+
+    async def _recordings(self, cassette: str, key: str) -> list[Recording]:
+        """All recordings of a key, from memory when this run has read them before."""
+        cached = self.replays.get(cassette, key)
+        if cached is None:
+            cached = await self.store.recordings_of(cassette, key)
+            self.replays.put(cassette, key, cached)
+        return cached
 
     def _local_answer(self, exchange: Exchange) -> web.Response:
         if exchange.method == "HEAD":
@@ -401,6 +461,7 @@ class Proxy:
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
+                    self.replays.drop(exchange.cassette, exchange.key)
                     outcome = "recorded"
                 except Exception:
                     log.exception("could not store %s %s", exchange.method, exchange.target)
@@ -455,6 +516,7 @@ class Proxy:
             stream=stream,
             ordinal=exchange.ordinal,
             summary=exchange.keyed.summary if exchange.keyed else None,
+            raw_hash=exchange.raw_hash,
             duration_ms=(time.perf_counter() - sent_at) * 1000,
             ttfb_ms=chunks[0][1] if chunks else None,
         )

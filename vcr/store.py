@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import zstandard
 from sqlite_utils import Database
 
+from vcr.matching import raw_hash
 from vcr.migrations import MIGRATION_SET, migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -60,6 +61,8 @@ class Recording:
     stored_size: int | None = None
     summary: dict[str, str] | None = None
     """Hashes of the normalised request's parts (see `matching.summarise`), for miss diagnosis."""
+    raw_hash: str | None = None
+    """`matching.raw_hash` of the request; worked out on save when not given."""
     id: int | None = None
 
     def header(self, name: str) -> str | None:
@@ -193,8 +196,9 @@ class Store:
                 INSERT INTO recordings (
                     cassette_id, key, ordinal, key_scheme, method, path, model, stream, status,
                     request_headers, request_body, response_headers, response_body, chunks,
-                    created_at, duration_ms, ttfb_ms, request_size, response_size, stored_size, summary
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    created_at, duration_ms, ttfb_ms, request_size, response_size, stored_size, summary,
+                    raw_hash
+                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     cassette_id,
@@ -218,6 +222,8 @@ class Store:
                     len(recording.response_body),
                     recording.stored_size,
                     None if recording.summary is None else json.dumps(recording.summary),
+                    recording.raw_hash
+                    or raw_hash(recording.method, recording.path, recording.request_body),
                 ],
             )
         recording.id = cursor.lastrowid
@@ -260,7 +266,33 @@ class Store:
             ttfb_ms=row["ttfb_ms"],
             stored_size=row["stored_size"],
             summary=None if row["summary"] is None else json.loads(row["summary"]),
+            raw_hash=row["raw_hash"],
         )
+
+    def recordings_of(self, cassette: str, key: str) -> list[Recording]:
+        """Every recording of a key, in ordinal order: the answers to its repeats."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return []
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT * FROM recordings WHERE cassette_id = ? AND key = ? ORDER BY ordinal",
+                [cassette_id, key],
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [self._recording(cassette, row) for row in rows]
+
+    def key_for_raw(self, cassette: str, raw: str) -> str | None:
+        """The key of a recording whose request had exactly these bytes (see `matching.raw_hash`)."""
+        cassette_id = self._cassette_id(cassette, create=False)
+        if cassette_id is None:
+            return None
+        row = self._conn.execute(
+            "SELECT key FROM recordings WHERE cassette_id = ? AND raw_hash = ? LIMIT 1", [cassette_id, raw]
+        ).fetchone()
+        return None if row is None else row[0]
 
     def last_ordinal(self, cassette: str, key: str) -> int | None:
         """The highest ordinal recorded for a key (repeats of one request are numbered 0, 1, ...)."""
@@ -645,6 +677,12 @@ class StoreThread:
 
     async def last_ordinal(self, cassette: str, key: str) -> int | None:
         return await self._run(self.store.last_ordinal, cassette, key)
+
+    async def recordings_of(self, cassette: str, key: str) -> list[Recording]:
+        return await self._run(self.store.recordings_of, cassette, key)
+
+    async def key_for_raw(self, cassette: str, raw: str) -> str | None:
+        return await self._run(self.store.key_for_raw, cassette, raw)
 
     async def forget_key(self, cassette: str, key: str) -> int:
         return await self._run(self.store.forget_key, cassette, key)

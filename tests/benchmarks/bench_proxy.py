@@ -1,0 +1,551 @@
+"""Replay throughput against peers, record overhead, storage and memory: ratios measured in one run.
+
+Run through `python3 tests/benchmarks/run.py` (writes BENCHMARKS.md) or alone:
+`python3 tests/benchmarks/bench_proxy.py [replay|record|storage|memory]`.
+Needs wrk (Debian), mitmdump (.cache/mitm-venv, see tests/install.sh) and proxay (npm, installed into
+.cache/proxay on first use). Every server listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from aiohttp import web  # noqa: E402
+
+SAMPLE = REPO / "tests" / "data" / "claude-code" / "text-turn.json"
+TARGET = "/v1/messages?beta=true"
+CONNECTIONS = 16
+DURATION = int(os.environ.get("VCR_BENCH_SECONDS", "8"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+def sample_request() -> tuple[bytes, dict[str, str]]:
+    """The 49 KB Claude Code request, with its headers (a placeholder key)."""
+    data = json.loads(SAMPLE.read_text())
+    headers = {k: v for k, v in data["headers"].items() if k.lower() not in ("accept-encoding", "connection")}
+    return json.dumps(data["body"]).encode(), headers
+
+
+def sse_reply(size: int = 29_000) -> bytes:
+    """A realistic ~29 KB Anthropic stream: message_start, many text deltas, stop events."""
+
+    def event(payload: dict) -> bytes:
+        return f"event: {payload['type']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-opus-5-5",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12000, "output_tokens": 1},
+        },
+    }
+    parts = [
+        event(start),
+        event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ]
+    words = "The project is a small shop app with a cart, a checkout and an admin page. ".split()
+    total = sum(len(p) for p in parts)
+    i = 0
+    while total < size - 300:
+        text = " ".join(words[(i + j) % len(words)] for j in range(4)) + " "
+        delta = event(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        )
+        parts.append(delta)
+        total += len(delta)
+        i += 4
+    parts += [
+        event({"type": "content_block_stop", "index": 0}),
+        event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 900},
+            }
+        ),
+        event({"type": "message_stop"}),
+    ]
+    return b"".join(parts)
+
+
+class StaticServer:
+    """aiohttp answering every request with the same bytes from memory: the ceiling for a Python proxy."""
+
+    def __init__(self, body: bytes, *, slow: float = 0.0, events: int = 0) -> None:
+        self.body = body
+        self.slow = slow
+        self.events = events
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread: threading.Thread | None = None
+        self.runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        headers = {"content-type": "text/event-stream; charset=utf-8", "request-id": "req_bench"}
+        if not self.slow:
+            return web.Response(body=self.body, headers=headers)
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        step = max(1, len(self.body) // self.events)
+        for offset in range(0, len(self.body), step):
+            await response.write(self.body[offset : offset + step])
+            await asyncio.sleep(self.slow / self.events)
+        await response.write_eof()
+        return response
+
+    def __enter__(self) -> StaticServer:
+        async def start() -> None:
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", self.handle)
+            self.runner = web.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class StaticProcess:
+    """The static server in its own process, so it gets a core like every peer does."""
+
+    def __init__(self, body_file: Path) -> None:
+        self.port = free_port()
+        code = (
+            "import sys; sys.path.insert(0, %r)\n"
+            "from tests.benchmarks.bench_proxy import serve_static; serve_static(%d, %r)\n"
+        ) % (str(REPO), self.port, str(body_file))
+        self.process = subprocess.Popen([sys.executable, "-c", code])
+        wait_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def serve_static(port: int, body_file: str) -> None:
+    body = Path(body_file).read_bytes()
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, headers={"content-type": "text/event-stream; charset=utf-8"})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+@contextmanager
+def process(
+    args: list[str], port: int, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[None]:
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=cwd
+    )
+    try:
+        wait_port(port)
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURATION) -> dict[str, float]:
+    """Requests per second and latency percentiles from wrk (16 connections, 2 threads)."""
+    lua = body_file.with_suffix(".lua")
+    header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    lua.write_text(
+        f'wrk.method = "POST"\nlocal f = io.open("{body_file}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+        + header_lines
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(lua), url + TARGET],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "p50": percentile("50"),
+        "p99": percentile("99"),
+        "non2xx": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def post_once(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(url + TARGET, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+def bench_replay() -> str:
+    """Replay throughput and latency: static ceiling, claude-vcr, mitmproxy server replay, proxay."""
+    body, headers = sample_request()
+    reply = sse_reply()
+    work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
+    body_file = work / "request.json"
+    body_file.write_bytes(body)
+    reply_file = work / "reply.sse"
+    reply_file.write_bytes(reply)
+    results: dict[str, dict[str, float]] = {}
+    static = StaticProcess(reply_file)
+    try:
+        results["static aiohttp (ceiling)"] = wrk(static.url, body_file, headers)
+
+        # claude-vcr: record once through the static server, then replay strict
+        db = work / "vcr.db"
+        port = free_port()
+        serve = [sys.executable, "-m", "vcr", "serve", "--db", str(db), "--port", str(port)]
+        with process([*serve, "--mode", "record", "--upstream", static.url], port, cwd=REPO):
+            assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+        with process([*serve, "--mode", "replay", "--upstream", "http://127.0.0.1:9"], port, cwd=REPO):
+            assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+            results["claude-vcr replay"] = wrk(f"http://127.0.0.1:{port}", body_file, headers)
+
+        mitmdump = REPO / ".cache" / "mitm-venv" / "bin" / "mitmdump"
+        if mitmdump.exists():
+            flows = work / "flows.mitm"
+            port = free_port()
+            common = [str(mitmdump), "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port)]
+            with process([*common, "--mode", f"reverse:{static.url}", "-w", str(flows)], port):
+                assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+            replay_args = [
+                *common,
+                "--mode",
+                f"reverse:{static.url}",  # never contacted: unmatched requests get 404
+                "--server-replay",
+                str(flows),
+                "--set",
+                "server_replay_reuse=true",
+                "--set",
+                "server_replay_extra=404",
+                "--set",
+                "connection_strategy=lazy",
+            ]
+            with process(replay_args, port):
+                assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+                results["mitmproxy server replay"] = wrk(f"http://127.0.0.1:{port}", body_file, headers)
+
+        proxay = ensure_proxay()
+        if proxay:
+            tapes = work / "tapes"
+            port = free_port()
+            with process(
+                [
+                    proxay,
+                    "--mode",
+                    "record",
+                    "--host",
+                    static.url,
+                    "--tapes-dir",
+                    str(tapes),
+                    "--port",
+                    str(port),
+                ],
+                port,
+            ):
+                assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+            with process([proxay, "--mode", "replay", "--tapes-dir", str(tapes), "--port", str(port)], port):
+                assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+                results["proxay replay"] = wrk(f"http://127.0.0.1:{port}", body_file, headers)
+    finally:
+        static.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    ceiling = results["static aiohttp (ceiling)"]["rps"]
+    ours = results["claude-vcr replay"]["rps"]
+    lines = [
+        f"### Replay: a {len(body) // 1000} KB Claude Code request, a {len(reply) // 1000} KB SSE reply, "
+        f"{CONNECTIONS} connections, wrk {DURATION} s each",
+        "",
+        "| server | req/s | p50 ms | p99 ms | vs static | claude-vcr is |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        versus = f"{ours / r['rps']:.1f}x" if name != "claude-vcr replay" else ""
+        errors = f" ({int(r['non2xx'])} non-2xx)" if r["non2xx"] else ""
+        lines.append(
+            f"| {name}{errors} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / ceiling:.0%} | {versus} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ensure_proxay() -> str | None:
+    """proxay from npm, installed once into .cache/proxay."""
+    prefix = REPO / ".cache" / "proxay"
+    binary = prefix / "node_modules" / ".bin" / "proxay"
+    if not binary.exists() and shutil.which("npm"):
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(prefix),
+                "proxay@1.9.0",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ],
+            check=False,
+        )
+    return str(binary) if binary.exists() else None
+
+
+def bench_record() -> str:
+    """Time to first byte and total time, direct vs through claude-vcr record, with a slow upstream."""
+    body, headers = sample_request()
+    reply = sse_reply()
+    rounds = 40
+    with StaticServer(reply, slow=0.5, events=50) as slow:
+        port = free_port()
+        work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
+        serve = [sys.executable, "-m", "vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
+        with process([*serve, "--mode", "record", "--upstream", slow.url], port, cwd=REPO):
+            direct = [timed_stream(slow.url, body, headers) for _ in range(rounds)]
+            proxied = [timed_stream(f"http://127.0.0.1:{port}", body, headers) for _ in range(rounds)]
+        shutil.rmtree(work, ignore_errors=True)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    d_ttfb, p_ttfb = median([t for t, _ in direct]), median([t for t, _ in proxied])
+    d_total, p_total = median([t for _, t in direct]), median([t for _, t in proxied])
+    return (
+        f"### Record: an upstream streaming {len(reply) // 1000} KB over 0.5 s, {rounds} sequential requests each\n\n"
+        "| | time to first byte p50 ms | total p50 ms |\n| --- | ---: | ---: |\n"
+        f"| direct to upstream | {d_ttfb:.2f} | {d_total:.1f} |\n"
+        f"| through claude-vcr record | {p_ttfb:.2f} | {p_total:.1f} |\n"
+        f"| added by claude-vcr | {p_ttfb - d_ttfb:+.2f} | {p_total - d_total:+.1f} |\n"
+    )
+
+
+def timed_stream(url: str, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
+    """(ms to the first body byte, ms to the end) over a fresh connection."""
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    started = time.perf_counter()
+    conn.request("POST", TARGET, body=body, headers=headers)
+    response = conn.getresponse()
+    response.read(1)
+    first = time.perf_counter()
+    response.read()
+    done = time.perf_counter()
+    conn.close()
+    return (first - started) * 1000, (done - started) * 1000
+
+
+def session_bodies(turns: int = 30) -> list[bytes]:
+    """A Claude Code-like session: the same system prompt and tools every turn, and a growing history."""
+    base = json.loads((REPO / "tests" / "data" / "claude-code" / "tool-turn-2.json").read_text())["body"]
+    first_messages = base["messages"][:2]
+    bodies = []
+    history = list(first_messages)
+    for turn in range(turns):
+        body = dict(base, messages=list(history))
+        bodies.append(json.dumps(body).encode())
+        history.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Turn {turn}: I will look at the next file."},
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{turn:04d}",
+                        "name": "Bash",
+                        "input": {"command": f"cat src/file_{turn}.py"},
+                    },
+                ],
+            }
+        )
+        history.append(
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": f"toolu_{turn:04d}",
+                        "content": f"# file {turn}\n"
+                        + "def handler(request):\n    return render(request)\n" * 20,
+                    }
+                ],
+            }
+        )
+    return bodies
+
+
+def bench_storage() -> str:
+    """Bytes on disk for a 30-turn session: claude-vcr's db vs the seed's directory layout (`export`)."""
+    from vcr.cli import main as cli
+    from vcr.store import Recording, Store
+
+    work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
+    db = work / "vcr.db"
+    bodies = session_bodies()
+    with Store(db) as store:
+        for index, body in enumerate(bodies):
+            reply = sse_reply(20_000 + 300 * index).replace(b"msg_bench", f"msg_{index:05d}".encode())
+            store.save(
+                Recording(
+                    cassette="session",
+                    key=f"{index:064x}",
+                    key_scheme="v2",
+                    method="POST",
+                    path=TARGET,
+                    status=200,
+                    request_headers=[
+                        ("anthropic-version", "2023-06-01"),
+                        ("content-type", "application/json"),
+                    ],
+                    request_body=body,
+                    response_headers=[("content-type", "text/event-stream; charset=utf-8")],
+                    response_body=reply,
+                    chunks=[(len(reply), 5.0)],
+                    model="claude-opus-5-5",
+                    stream=True,
+                )
+            )
+    subprocess.run(
+        [sys.executable, "-m", "vcr", "compact", "--db", str(db)], cwd=REPO, check=False, capture_output=True
+    )
+    exported = work / "exported"
+    result = subprocess.run(
+        [sys.executable, "-m", "vcr", "export", str(exported), "--db", str(db)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    del cli
+    db_size = db.stat().st_size
+    if result.returncode != 0:
+        return f"### Storage\n\nexport failed: {result.stderr.strip()}\n"
+    seed_size = sum(p.stat().st_size for p in exported.rglob("*") if p.is_file())
+    raw = sum(len(b) for b in bodies)
+    shutil.rmtree(work, ignore_errors=True)
+    return (
+        "### Storage: a 30-turn Claude Code-like session (49 KB+ requests re-sending system prompt and tools)\n\n"
+        "| layout | bytes | share of seed layout |\n| --- | ---: | ---: |\n"
+        f"| raw request bodies alone | {raw:,} | |\n"
+        f"| seed directory layout (`claude-vcr export`) | {seed_size:,} | 100% |\n"
+        f"| claude-vcr vcr.db (after `compact`) | {db_size:,} | {db_size / seed_size:.1%} |\n"
+    )
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_memory() -> str:
+    """Peak RSS of the proxy recording and replaying a 50 MB streamed body, against a 1 MB one."""
+    rows = []
+    for megabytes in (1, 50):
+        reply = sse_reply(megabytes * 1_000_000)
+        with StaticServer(reply, slow=0.01, events=max(1, len(reply) // 65536)) as upstream:
+            work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
+            port = free_port()
+            serve = [sys.executable, "-m", "vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
+            body, headers = sample_request()
+            for mode in ("record", "replay"):
+                proc = subprocess.Popen(
+                    [*serve, "--mode", mode, "--upstream", upstream.url], cwd=REPO, stdout=subprocess.DEVNULL
+                )
+                wait_port(port)
+                got = post_once(f"http://127.0.0.1:{port}", body, headers)
+                assert len(got) == len(reply)
+                peak = rss_kb(proc.pid)
+                proc.send_signal(signal.SIGINT)
+                proc.wait(30)
+                rows.append((megabytes, mode, peak))
+            shutil.rmtree(work, ignore_errors=True)
+    lines = [
+        "### Memory: proxy peak RSS (VmHWM) for one streamed body",
+        "",
+        "| body | mode | peak RSS MB |",
+        "| ---: | --- | ---: |",
+    ]
+    lines += [f"| {mb} MB | {mode} | {peak / 1024:.1f} |" for mb, mode, peak in rows]
+    return "\n".join(lines) + "\n"
+
+
+SECTIONS = {"replay": bench_replay, "record": bench_record, "storage": bench_storage, "memory": bench_memory}
+
+
+def run(names: list[str] | None = None) -> str:
+    return "\n".join(SECTIONS[name]() for name in (names or list(SECTIONS)))
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1:] or None))
