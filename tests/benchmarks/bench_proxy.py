@@ -162,9 +162,9 @@ class StaticProcess:
     def __init__(self, body_file: Path) -> None:
         self.port = free_port()
         code = (
-            "import sys; sys.path.insert(0, %r)\n"
-            "from tests.benchmarks.bench_proxy import serve_static; serve_static(%d, %r)\n"
-        ) % (str(REPO), self.port, str(body_file))
+            f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+            f"from tests.benchmarks.bench_proxy import serve_static; serve_static({self.port}, {str(body_file)!r})\n"
+        )
         self.process = subprocess.Popen([sys.executable, "-c", code])
         wait_port(self.port)
 
