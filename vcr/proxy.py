@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -32,7 +33,7 @@ FALLBACKS = ("strict", "fallback")
 EXHAUSTED = ("repeat", "miss")
 CASSETTE_HEADER = "X-VCR-Cassette"
 CONTROL_PREFIX = "/__vcr__/"
-RAW_KEYS_PER_CASSETTE = 100_000
+SEEN_BYTES_PER_CASSETTE = 64 * 1024 * 1024
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
@@ -145,8 +146,9 @@ class CassetteState:
     rules_stored: bool
     asked: dict[str, int] = field(default_factory=dict)
     restarted: set[str] = field(default_factory=set)
-    raw_keys: dict[str, str] = field(default_factory=dict)
-    """`matching.raw_hash` -> key, for requests seen in this run."""
+    seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
+    """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
+    seen_bytes: int = 0
 
     def next_ordinal(self, key: str) -> int:
         """Identical requests are numbered 0, 1, 2... in the order they arrive in this run."""
@@ -159,7 +161,7 @@ class CassetteState:
 class Exchange:
     """One client request, as the proxy sees it after picking the cassette."""
 
-    request: web.Request
+    request: web.BaseRequest
     cassette: str
     method: str
     path: str
@@ -214,7 +216,7 @@ class Proxy:
             state = self.cassettes.setdefault(name, state)
         return state
 
-    def _exchange(self, request: web.Request, body: bytes) -> Exchange:
+    def _exchange(self, request: web.BaseRequest, body: bytes) -> Exchange:
         raw_path = request.rel_url.raw_path
         cassette = request.headers.get(CASSETTE_HEADER) or self.config.cassette
         prefixed = _CASSETTE_PREFIX.match(raw_path)
@@ -231,7 +233,7 @@ class Proxy:
             body=body,
         )
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             body = await request.read()
@@ -248,7 +250,7 @@ class Proxy:
             log.info("            %s", exchange.note)
         return response
 
-    def _control(self, request: web.Request, exchange: Exchange) -> web.Response:
+    def _control(self, request: web.BaseRequest, exchange: Exchange) -> web.Response:
         """Requests to the proxy itself: `POST /__vcr__/reset` starts the repeat order again."""
         if exchange.path == CONTROL_PREFIX + "reset" and exchange.method == "POST":
             named = request.headers.get(CASSETTE_HEADER) or _CASSETTE_PREFIX.match(request.rel_url.raw_path)
@@ -293,17 +295,22 @@ class Proxy:
     async def _key(self, exchange: Exchange, state: CassetteState) -> KeyedRequest:
         """The fast path first: exact request bytes seen before (in this run, or stored) give the key
         without parsing JSON; otherwise normalise and hash under the cassette's rules."""
-        exchange.raw_hash = raw_hash(exchange.method, exchange.target, exchange.body)
-        key = state.raw_keys.get(exchange.raw_hash)
-        if key is None and state.rules_stored:
-            key = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
-        if key is not None:
-            keyed = KeyedRequest(key, exchange.body, state.rules)
+        exact = (exchange.method, exchange.target, exchange.body)
+        known = state.seen.get(exact)  # hashing the bytes costs less than sha256, and equality is exact
+        if known is None:
+            exchange.raw_hash = raw_hash(exchange.method, exchange.target, exchange.body)
+            if state.rules_stored:
+                known = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
+        if known is not None:
+            keyed = KeyedRequest(known[0], exchange.body, state.rules, wants_stream=known[1])
         else:
             keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, state.rules)
-        if len(state.raw_keys) >= RAW_KEYS_PER_CASSETTE:
-            state.raw_keys.clear()
-        state.raw_keys[exchange.raw_hash] = keyed.key
+        if exact not in state.seen:
+            state.seen_bytes += len(exchange.body)
+            if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:
+                state.seen.clear()
+                state.seen_bytes = len(exchange.body)
+            state.seen[exact] = (keyed.key, keyed.wants_stream)
         return keyed
 
     async def _recordings(self, cassette: str, key: str) -> list[Recording]:
@@ -402,7 +409,7 @@ class Proxy:
         """A stream for a non-streaming request (the Message it accumulates to), or the reverse."""
         if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
             return None
-        _, wants_stream = describe_request(exchange.body)
+        wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
         content_type = (recording.header("content-type") or "").lower()
         is_stream = content_type.startswith("text/event-stream")
         if wants_stream == is_stream or not (is_stream or content_type.startswith("application/json")):
@@ -551,9 +558,14 @@ async def running(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
     store = await StoreThread.open(config.db)
     upstream = open_upstream(config)
     proxy = Proxy(config, store, upstream)
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    app.router.add_route("*", "/{tail:.*}", proxy.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    loop = asyncio.get_running_loop()
+
+    def make_request(*args: Any) -> web.BaseRequest:
+        return web.BaseRequest(*args, loop, client_max_size=MAX_REQUEST_BYTES)
+
+    # aiohttp's low-level server: every path goes to one handler, without routing or middlewares
+    server = web.Server(proxy.handle, request_factory=make_request, access_log=None)
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)
