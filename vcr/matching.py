@@ -292,8 +292,17 @@ class KeyedRequest:
     """A request's key; its normalised JSON (None for other bodies) and summary are worked out only when
     asked for (on a miss, or when recording), so a replay hit found by its raw bytes never parses JSON."""
 
-    def __init__(self, key: str, body: bytes = b"", rules: Rules | None = None, normalised: Any = _UNSET) -> None:
+    def __init__(
+        self,
+        key: str,
+        body: bytes = b"",
+        rules: Rules | None = None,
+        normalised: Any = _UNSET,
+        wants_stream: bool = False,
+    ) -> None:
         self.key = key
+        self.wants_stream = wants_stream
+        """Whether the request asked for SSE (`stream: true`): decides stream/JSON conversion on replay."""
         self._body = body
         self._rules = rules or Rules()
         if normalised is not _UNSET:
@@ -320,7 +329,8 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
         return KeyedRequest(digest.hexdigest(), body, rules, normalised=None)
     normalised = normalise(parsed, rules)
     digest.update(b"json:" + canonical_json(normalised))
-    return KeyedRequest(digest.hexdigest(), body, rules, normalised=normalised)
+    wants_stream = isinstance(parsed, dict) and parsed.get("stream") is True
+    return KeyedRequest(digest.hexdigest(), body, rules, normalised=normalised, wants_stream=wants_stream)
 
 
 def raw_hash(method: str, target: str, body: bytes) -> str:

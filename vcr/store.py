@@ -222,8 +222,7 @@ class Store:
                     len(recording.response_body),
                     recording.stored_size,
                     None if recording.summary is None else json.dumps(recording.summary),
-                    recording.raw_hash
-                    or raw_hash(recording.method, recording.path, recording.request_body),
+                    recording.raw_hash or raw_hash(recording.method, recording.path, recording.request_body),
                 ],
             )
         recording.id = cursor.lastrowid
@@ -284,15 +283,16 @@ class Store:
             self._conn.row_factory = None
         return [self._recording(cassette, row) for row in rows]
 
-    def key_for_raw(self, cassette: str, raw: str) -> str | None:
-        """The key of a recording whose request had exactly these bytes (see `matching.raw_hash`)."""
+    def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
+        """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`)."""
         cassette_id = self._cassette_id(cassette, create=False)
         if cassette_id is None:
             return None
         row = self._conn.execute(
-            "SELECT key FROM recordings WHERE cassette_id = ? AND raw_hash = ? LIMIT 1", [cassette_id, raw]
+            "SELECT key, stream FROM recordings WHERE cassette_id = ? AND raw_hash = ? LIMIT 1",
+            [cassette_id, raw],
         ).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else (row[0], bool(row[1]))
 
     def last_ordinal(self, cassette: str, key: str) -> int | None:
         """The highest ordinal recorded for a key (repeats of one request are numbered 0, 1, ...)."""
@@ -419,8 +419,11 @@ class Store:
         self._cassette_ids[name] = cursor.lastrowid
         return True
 
-    def save_imported(self, recording: Recording, meta: dict[str, Any] | None) -> Recording:
-        """`save`, plus where an imported recording came from (seed key, dump file) in its meta column."""
+    def save_imported(
+        self, recording: Recording, meta: dict[str, Any] | None, columns: dict[str, Any] | None = None
+    ) -> Recording:
+        """`save`, plus where an imported recording came from (seed key, dump file) in its meta column, and
+        `columns`: values of columns `Recording` has no field for (an export of a later schema step)."""
         with self.db.atomic():
             self.save(recording)
             if meta is not None:
@@ -431,6 +434,13 @@ class Store:
                         recording.id,
                     ],
                 )
+            if columns:
+                existing = {row[1] for row in self._conn.execute("PRAGMA table_info(recordings)")}
+                for name, value in sorted(columns.items()):
+                    if name in existing and name not in ("id", "cassette_id", "key", "ordinal"):
+                        self._conn.execute(
+                            f'UPDATE recordings SET "{name}" = ? WHERE id = ?', [value, recording.id]
+                        )
         return recording
 
     def delete_recordings(self, ids: list[int]) -> int:
@@ -681,7 +691,7 @@ class StoreThread:
     async def recordings_of(self, cassette: str, key: str) -> list[Recording]:
         return await self._run(self.store.recordings_of, cassette, key)
 
-    async def key_for_raw(self, cassette: str, raw: str) -> str | None:
+    async def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
         return await self._run(self.store.key_for_raw, cassette, raw)
 
     async def forget_key(self, cassette: str, key: str) -> int:
