@@ -59,8 +59,20 @@ def sample_request() -> tuple[bytes, dict[str, str]]:
     return json.dumps(data["body"]).encode(), headers
 
 
-def sse_reply(size: int = 29_000) -> bytes:
-    """A realistic ~29 KB Anthropic stream: message_start, many text deltas, stop events."""
+VOCABULARY = (
+    "the a to of and in is it that for on with as this be are by file function test return value project "
+    "cart checkout order user admin page request response error config module class method import data list "
+    "call update create delete read write path directory run command output input result change fix add "
+    "handler route view model template database query index session token price item total payment shipping "
+    "I will let me first now then next check see look open edit can should would because so but if when"
+).split()
+
+
+def sse_reply(size: int = 29_000, seed: int = 0) -> bytes:
+    """A realistic ~29 KB Anthropic stream: message_start, text deltas of varied prose, stop events."""
+    import random
+
+    rng = random.Random(seed)
 
     def event(payload: dict) -> bytes:
         return f"event: {payload['type']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
@@ -82,17 +94,15 @@ def sse_reply(size: int = 29_000) -> bytes:
         event(start),
         event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
     ]
-    words = "The project is a small shop app with a cart, a checkout and an admin page. ".split()
     total = sum(len(p) for p in parts)
-    i = 0
     while total < size - 300:
-        text = " ".join(words[(i + j) % len(words)] for j in range(4)) + " "
+        words = [rng.choice(VOCABULARY) for _ in range(rng.randint(2, 6))]
+        text = " ".join(words) + rng.choice([" ", ". ", ", ", "\n"])
         delta = event(
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
         )
         parts.append(delta)
         total += len(delta)
-        i += 4
     parts += [
         event({"type": "content_block_stop", "index": 0}),
         event(
@@ -454,7 +464,9 @@ def bench_storage() -> str:
     bodies = session_bodies()
     with Store(db) as store:
         for index, body in enumerate(bodies):
-            reply = sse_reply(20_000 + 300 * index).replace(b"msg_bench", f"msg_{index:05d}".encode())
+            reply = sse_reply(20_000 + 300 * index, seed=index).replace(
+                b"msg_bench", f"msg_{index:05d}".encode()
+            )
             store.save(
                 Recording(
                     cassette="session",
