@@ -1,0 +1,192 @@
+"""vcr.db in git: a readable `git diff` (textconv) and a merge driver that unions two branches' recordings.
+
+git keeps diff and merge drivers in `.git/config`, which is not versioned, so `claude-vcr git-setup` writes
+both that config and the `.gitattributes` line that routes the db file to them.
+
+The merge is three-way over recordings grouped by (cassette, key), because a record run replaces all the
+repeats of a key at once. A key changed on one side only takes that side; a key deleted on one side (and
+untouched on the other) is deleted; a key changed on both sides keeps the newer recording, and a change
+beats a deletion. The result is compacted, so it carries no dead pages.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vcr.catalog import Catalog, CatalogError
+
+DRIVER = "claude-vcr"
+"""The name of the diff and merge drivers in git's config and in .gitattributes."""
+
+KeyVersions = dict[tuple[str, str], tuple[str, str]]
+CassetteVersions = dict[str, tuple[str, str | None, str]]
+
+
+def dump_lines(path: str | Path) -> Iterator[str]:
+    """What git shows of a db: one sorted line per recording (an empty or missing file shows nothing)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with Catalog.open(path) as catalog:
+        yield from catalog.dump_lines()
+
+
+# --- merge -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MergePlan:
+    """What to apply to our side: keys to take from theirs, keys to delete, cassette rows likewise."""
+
+    take: list[tuple[str, str]] = field(default_factory=list)
+    drop: list[tuple[str, str]] = field(default_factory=list)
+    take_cassettes: list[str] = field(default_factory=list)
+    drop_cassettes: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    """Keys changed on both sides, each with the side kept: for the driver's message."""
+
+
+def _versions(path: Path) -> tuple[KeyVersions, CassetteVersions]:
+    """A side's recordings and cassettes; git gives an empty file as the base of a file added on both sides."""
+    if not path.exists() or path.stat().st_size == 0:
+        return {}, {}
+    with Catalog.open(path) as catalog:
+        return catalog.key_versions(), catalog.cassette_versions()
+
+
+def plan_merge(
+    base: tuple[KeyVersions, CassetteVersions],
+    ours: tuple[KeyVersions, CassetteVersions],
+    theirs: tuple[KeyVersions, CassetteVersions],
+) -> MergePlan:
+    """Decide the merge from the three sides' versions alone (pure, so every rule is easy to test)."""
+    plan = MergePlan()
+    (base_keys, base_cassettes), (our_keys, our_cassettes), (their_keys, their_cassettes) = base, ours, theirs
+    for identity in sorted(set(base_keys) | set(our_keys) | set(their_keys)):
+        o, a, t = base_keys.get(identity), our_keys.get(identity), their_keys.get(identity)
+        o_digest, a_digest, t_digest = (v[0] if v else None for v in (o, a, t))
+        if t_digest == o_digest or a_digest == t_digest:
+            continue  # theirs did not change it, or both made the same change
+        if a_digest == o_digest:
+            (plan.take if t is not None else plan.drop).append(identity)
+            continue
+        label = f"{identity[0]} {identity[1][:12]}"
+        if t is None:
+            plan.conflicts.append(f"{label}: deleted on theirs, changed on ours; kept ours")
+        elif a is None:
+            plan.take.append(identity)
+            plan.conflicts.append(f"{label}: deleted on ours, changed on theirs; kept theirs")
+        elif t[1] > a[1]:
+            plan.take.append(identity)
+            plan.conflicts.append(f"{label}: recorded on both sides; kept theirs (newer)")
+        else:
+            plan.conflicts.append(f"{label}: recorded on both sides; kept ours (newer)")
+    for name in sorted(set(base_cassettes) | set(our_cassettes) | set(their_cassettes)):
+        o_row, a_row, t_row = base_cassettes.get(name), our_cassettes.get(name), their_cassettes.get(name)
+        if t_row == o_row or a_row == t_row:
+            continue
+        if a_row == o_row or a_row is None:
+            if t_row is None:
+                plan.drop_cassettes.append(name)  # deleted only if no recording of ours is left in it
+            else:
+                plan.take_cassettes.append(name)
+    return plan
+
+
+@dataclass
+class MergeReport:
+    taken: int
+    dropped: int
+    conflicts: list[str]
+
+
+def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport:
+    """git's `%O %A %B`: merge theirs into ours, writing the result over `ours`."""
+    from vcr.store import Store
+
+    base, ours, theirs = Path(base), Path(ours), Path(theirs)
+    plan = plan_merge(_versions(base), _versions(ours), _versions(theirs))
+    with tempfile.TemporaryDirectory(prefix=".claude-vcr-merge-", dir=ours.parent) as scratch:
+        result = Path(scratch) / "result.db"
+        other = Path(scratch) / "theirs.db"
+        compacted = Path(scratch) / "compacted.db"
+        if ours.exists() and ours.stat().st_size:
+            shutil.copyfile(ours, result)
+        if theirs.exists() and theirs.stat().st_size:
+            shutil.copyfile(theirs, other)
+        Store(other).close()  # this version's schema, so rows copy column for column
+        with Store(result) as store:
+            store.merge_from(
+                other,
+                take=plan.take,
+                drop=plan.drop,
+                take_cassettes=plan.take_cassettes,
+                drop_cassettes=plan.drop_cassettes,
+            )
+            store.compact_into(compacted)
+        os.replace(compacted, ours)
+    return MergeReport(len(plan.take), len(plan.drop), plan.conflicts)
+
+
+# --- setup -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SetupReport:
+    repo: Path
+    attributes_line: str
+    attributes_added: bool
+    command: str
+
+
+def default_command() -> str:
+    """`claude-vcr` when it is on PATH, else this interpreter running the package."""
+    if shutil.which("claude-vcr"):
+        return "claude-vcr"
+    return f"{shlex.quote(sys.executable)} -m vcr"
+
+
+def _git(cwd: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as error:
+        raise CatalogError("git is not installed (or not on PATH)") from error
+    if done.returncode != 0:
+        raise CatalogError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout.strip()
+
+
+def _attribute_pattern(relative: str) -> str:
+    """An anchored .gitattributes pattern for one file; whitespace (a separator there) becomes `?`."""
+    return "/" + "".join("?" if ch.isspace() else ch for ch in relative)
+
+
+def setup(db: str | Path, command: str | None = None) -> SetupReport:
+    """Route `db` to the drivers in .gitattributes and define the drivers in the repository's git config."""
+    db = Path(db).absolute()
+    existing = next(parent for parent in db.parents if parent.exists())  # the db may not exist yet
+    repo = Path(_git(existing, "rev-parse", "--show-toplevel"))
+    try:
+        relative = db.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError as error:
+        raise CatalogError(f"{db} is not inside the git repository {repo}") from error
+    command = command or default_command()
+    line = f"{_attribute_pattern(relative)} diff={DRIVER} merge={DRIVER}"
+    attributes = repo / ".gitattributes"
+    existing = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
+    added = line not in existing.splitlines()
+    if added:
+        separator = "" if not existing or existing.endswith("\n") else "\n"
+        attributes.write_text(existing + separator + line + "\n", encoding="utf-8")
+    _git(repo, "config", f"diff.{DRIVER}.textconv", f"{command} dump")
+    _git(repo, "config", f"merge.{DRIVER}.name", "claude-vcr: union of recordings")
+    _git(repo, "config", f"merge.{DRIVER}.driver", f"{command} merge-driver %O %A %B")
+    return SetupReport(repo, line, added, command)

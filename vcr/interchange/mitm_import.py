@@ -1,0 +1,135 @@
+"""Turn a mitmproxy dump (`mitmdump -w`) into recordings, as if the traffic had gone through `serve --mode record`.
+
+The dump is read as a stream (one flow in memory at a time) inside one transaction, so memory stays flat
+whatever the file size and a truncated or foreign file leaves the db as it was. Bodies are stored decoded
+(mitmproxy keeps them as sent, gzip and all); headers go through the same filter as recording, so no
+credential in a dump reaches the db.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from vcr.headers import for_storage
+from vcr.interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
+from vcr.interchange.recorder import ImportReport, ImportRun
+from vcr.matching import KEY_SCHEME, describe_request
+
+if TYPE_CHECKING:
+    from vcr.store import Store
+
+API_PREFIX = "/v1/"
+"""The Anthropic API's paths (messages, count_tokens, models, ...); telemetry and the rest need --all-paths."""
+
+SKIP_NOT_HTTP = "not an HTTP flow"
+SKIP_PATH = "not an API path (use --all-paths)"
+SKIP_NO_RESPONSE = "no response (connection error)"
+SKIP_NO_BODY = "body not kept by mitmproxy (stream_large_bodies)"
+SKIP_STATUS = "error status (use --record-errors)"
+SKIP_UNDECODABLE = "body not decodable"
+
+
+def _timestamp(seconds: float | None) -> str | None:
+    """A flow's epoch seconds as our created_at: ISO 8601 UTC with milliseconds."""
+    if seconds is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def import_dump(
+    store: Store,
+    stream: BinaryIO,
+    cassette: str,
+    *,
+    all_paths: bool = False,
+    record_errors: bool = False,
+    presets: tuple[str, ...] = (),
+    source: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import every usable HTTP flow of a dump into `cassette`; `progress(bytes_read)` is called per flow.
+
+    Raises `MitmFormatError` (which counts the flows read) for a file that is not, or not wholly, a dump;
+    then nothing is imported.
+    """
+    run = ImportRun(store, presets)
+    with store.transaction():
+        run.rules(cassette)
+        for flow in read_flows(stream):
+            run.report.flows += 1
+            reason = _import_flow(run, flow, cassette, all_paths, record_errors, source)
+            if reason:
+                run.report.skipped[reason] += 1
+            if progress is not None:
+                progress(_position(stream, flow.offset))
+    return run.report
+
+
+def _import_flow(
+    run: ImportRun, flow: MitmFlow, cassette: str, all_paths: bool, record_errors: bool, source: str | None
+) -> str | None:
+    """Store one flow; returns why it was skipped, or None."""
+    from vcr.store import Recording, utc_now
+
+    request, response = flow.request, flow.response
+    if flow.type != "http" or request is None or flow.is_websocket:
+        return SKIP_NOT_HTTP
+    target = request.path or "/"
+    if not all_paths and not target.startswith(API_PREFIX):
+        return SKIP_PATH
+    if response is None:
+        return SKIP_NO_RESPONSE
+    if request.content is None or response.content is None:
+        return SKIP_NO_BODY
+    if not (200 <= response.status_code < 300 or record_errors):
+        return SKIP_STATUS
+    try:
+        request_body = decode_content(request.headers, request.content)
+        response_body = decode_content(response.headers, response.content)
+    except ContentDecodingError:
+        return SKIP_UNDECODABLE
+    keyed = run.key(cassette, request.method, target, request_body)
+    model, stream = describe_request(request_body)
+    started = request.timestamp_start
+    recording = Recording(
+        cassette=cassette,
+        key=keyed.key,
+        key_scheme=KEY_SCHEME,
+        method=request.method.upper(),
+        path=target,
+        status=response.status_code,
+        request_headers=for_storage(request.headers),
+        request_body=request_body,
+        response_headers=for_storage(response.headers),
+        response_body=response_body,
+        model=model,
+        stream=stream,
+        ordinal=run.claim(cassette, keyed.key),
+        created_at=_timestamp(started or flow.timestamp_created) or utc_now(),
+        duration_ms=_elapsed(started, response.timestamp_end),
+        ttfb_ms=_elapsed(started, response.timestamp_start),
+        summary=keyed.summary or None,
+    )
+    meta = {"imported_from": "mitm", "flow_id": flow.id}
+    if source:
+        meta["source"] = Path(source).name
+    run.save(recording, meta)
+    return None
+
+
+def _elapsed(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None or end < start:
+        return None
+    return round((end - start) * 1000, 3)
+
+
+def _position(stream: BinaryIO, fallback: int) -> int:
+    """How far into the file reading has got (the end of the flow just read), for a progress bar."""
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return fallback

@@ -1,0 +1,451 @@
+"""The seed tool's cassette directories, both ways: what `vcr_manager.py` and its proxy read and write.
+
+    DIR/<cassette>/index.json                      {"version", "cassette", "recordings": {<hash>: {...}}}
+    DIR/<cassette>/recordings/<hash>.request.json  the request body (JSON)
+    DIR/<cassette>/recordings/<hash>.response.bin  the response bytes, exactly
+    DIR/<cassette>/recordings/<hash>.meta.json     url, method, headers, status, recorded_at, duration
+
+Export writes that layout with our key as <hash> (`<key>-<N>` for the Nth repeat of a request) and adds a
+`vcr` object to index.json and to each meta.json holding everything else the db has (header lists, chunk
+timings, key scheme, rules, ordinal, summary, meta), so db -> directory -> db is lossless. Import reads our
+exports back exactly, and directories the seed's own tools wrote (these three files, or the single
+`<hash>.json` with base64 content of the seed's proxy): keys are recomputed with our scheme under the
+cassette's rules, the seed's cache key is kept in the recording's meta, and secrets in its headers are
+dropped as recording drops them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from vcr import __version__
+from vcr.catalog import Catalog, CatalogError, RecordingDetail, validate_cassette_name
+from vcr.headers import for_storage
+from vcr.matching import KEY_SCHEME, describe_request
+
+if TYPE_CHECKING:
+    from vcr.interchange.recorder import ImportReport, ImportRun
+    from vcr.store import Store
+
+FORMAT = 1
+"""Version of the `vcr` objects this module writes; a newer one is refused on import."""
+SEED_INDEX_VERSION = "1.0"
+SUFFIXES = (".request.json", ".response.bin", ".meta.json")
+
+
+@dataclass
+class ExportReport:
+    cassettes: int
+    recordings: int
+    directory: Path
+
+
+def _seed_time(created_at: str) -> str:
+    """Our UTC `...Z` stamp in a form `datetime.fromisoformat` reads on every Python (3.10 has no `Z`)."""
+    return created_at[:-1] + "+00:00" if created_at.endswith("Z") else created_at
+
+
+def _our_time(recorded_at: Any) -> str | None:
+    """A seed `recorded_at` (local time without zone, as `datetime.now().isoformat()` wrote it) in UTC."""
+    if not isinstance(recorded_at, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """As the seed writes its files (indent 2, UTF-8 kept), plus a final newline."""
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _portable(value: Any) -> Any:
+    """A column value as JSON: bytes as {"base64": ...}, everything else as it is."""
+    return {"base64": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes) else value
+
+
+def _restored(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"base64"}:
+        return base64.b64decode(value["base64"])
+    return value
+
+
+def _stem(detail: RecordingDetail) -> str:
+    s = detail.summary
+    return s.key if s.ordinal == 0 else f"{s.key}-{s.ordinal}"
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def export_directory(
+    catalog: Catalog, directory: str | Path, cassettes: list[str] | None = None, *, replace: bool = False
+) -> ExportReport:
+    """Write cassettes (all, or those named) to `directory` in the seed's layout, one subdirectory each.
+
+    A cassette directory that already holds files is refused unless `replace`, which first removes the
+    layout's own files there (index.json and recordings/*.request.json, .response.bin, .meta.json, .json).
+    """
+    directory = Path(directory)
+    names = cassettes if cassettes else catalog.cassette_names()
+    infos = [catalog.cassette_info(name) for name in names]  # unknown names fail before anything is written
+    for info in infos:
+        target = directory / info.name
+        if target.exists() and any(target.iterdir()):
+            if not replace:
+                raise CatalogError(f"{target} already exists and is not empty; use --replace to overwrite it")
+            _remove_layout(target)
+    written = 0
+    for info in infos:
+        target = directory / info.name
+        recordings_dir = target / "recordings"
+        recordings_dir.mkdir(parents=True, exist_ok=True)
+        index: dict[str, Any] = {}
+        for detail in catalog.iter_details(info.name):
+            stem = _stem(detail)
+            index[stem] = _write_recording(recordings_dir, stem, detail)
+            written += 1
+        _write_json(
+            target / "index.json",
+            {
+                "version": SEED_INDEX_VERSION,
+                "cassette": info.name,
+                "recordings": index,
+                "vcr": {
+                    "format": FORMAT,
+                    "exported_by": f"claude-vcr {__version__}",
+                    "key_scheme": info.key_scheme,
+                    "rules_json": info.rules_json,
+                    "created_at": info.created_at,
+                },
+            },
+        )
+    return ExportReport(len(infos), written, directory)
+
+
+def _remove_layout(target: Path) -> None:
+    """Only files this layout defines: anything else the user keeps there stays."""
+    (target / "index.json").unlink(missing_ok=True)
+    recordings_dir = target / "recordings"
+    if recordings_dir.is_dir():
+        for path in recordings_dir.iterdir():
+            if path.is_file() and path.name.endswith((*SUFFIXES, ".json")):
+                path.unlink()
+
+
+def _write_recording(recordings_dir: Path, stem: str, detail: RecordingDetail) -> dict[str, Any]:
+    """The three files of one recording; returns its index entry."""
+    s = detail.summary
+    exact_request = _is_json_object(detail.request_body)
+    (recordings_dir / f"{stem}.request.json").write_bytes(detail.request_body if exact_request else b"{}\n")
+    (recordings_dir / f"{stem}.response.bin").write_bytes(detail.response_body)
+    recorded_at = _seed_time(s.created_at)
+    vcr: dict[str, Any] = {
+        "format": FORMAT,
+        "cassette": s.cassette,
+        "key": s.key,
+        "ordinal": s.ordinal,
+        "key_scheme": detail.key_scheme,
+        "method": s.method,
+        "path": s.path,
+        "model": s.model,
+        "stream": s.stream,
+        "status": s.status,
+        "created_at": s.created_at,
+        "duration_ms": detail.duration_ms,
+        "ttfb_ms": detail.ttfb_ms,
+        "request_headers": [list(h) for h in detail.request_headers],
+        "response_headers": [list(h) for h in detail.response_headers],
+        "chunks": [list(c) for c in detail.chunks],
+        "summary": detail.match_summary,
+        "meta": detail.meta,
+        "request_size": s.request_size,
+        "response_size": s.response_size,
+    }
+    if detail.extra:
+        vcr["columns"] = {name: _portable(value) for name, value in sorted(detail.extra.items())}
+    if not exact_request:
+        vcr["request_body_base64"] = base64.b64encode(detail.request_body).decode("ascii")
+    _write_json(
+        recordings_dir / f"{stem}.meta.json",
+        {
+            "cache_key": stem,
+            "url": s.path,
+            "method": s.method,
+            "request_headers": dict(detail.request_headers),
+            "response_headers": dict(detail.response_headers),
+            "status_code": s.status,
+            "recorded_at": recorded_at,
+            "duration": (detail.duration_ms or 0) / 1000,
+            "vcr": vcr,
+        },
+    )
+    return {
+        "cache_key": stem,
+        "model": s.model,
+        "recorded_at": recorded_at,
+        "request_size": s.request_size,
+        "response_size": s.response_size,
+        "stream": s.stream,
+        "status_code": s.status,
+    }
+
+
+# --- import ------------------------------------------------------------------------------------------
+
+
+def cassette_directories(directory: str | Path) -> list[Path]:
+    """`directory` itself if it is one cassette (has index.json), else its subdirectories that are."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CatalogError(f"{directory} is not a directory")
+    if (directory / "index.json").is_file():
+        return [directory]
+    found = sorted(p for p in directory.iterdir() if p.is_dir() and (p / "index.json").is_file())
+    if not found:
+        raise CatalogError(
+            f"{directory} holds no cassettes: expected <cassette>/index.json (the seed's layout) in it"
+        )
+    return found
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise CatalogError(f"cannot read {path}: {error}") from error
+
+
+def import_directory(
+    store: Store, directory: str | Path, cassettes: list[str] | None = None, presets: tuple[str, ...] = ()
+) -> ImportReport:
+    """Import the cassettes of a seed-layout directory (all, or those named) in one transaction.
+
+    A failure anywhere leaves the db as it was. Each key read replaces that key's older recordings in the
+    cassette, as a record run would.
+    """
+    from vcr.interchange.recorder import ImportRun
+
+    dirs = cassette_directories(directory)
+    if cassettes:
+        by_name = {d.name: d for d in dirs}
+        missing = [name for name in cassettes if name not in by_name]
+        if missing:
+            raise CatalogError(
+                f"no cassette {', '.join(map(repr, missing))} in {directory}; it has: {', '.join(by_name)}"
+            )
+        dirs = [by_name[name] for name in cassettes]
+    run = ImportRun(store, presets)
+    with store.transaction():
+        for cassette_dir in dirs:
+            _import_cassette(run, cassette_dir)
+    return run.report
+
+
+def _import_cassette(run: ImportRun, cassette_dir: Path) -> None:
+    name = validate_cassette_name(cassette_dir.name)
+    index = _read_json(cassette_dir / "index.json")
+    if not isinstance(index, dict) or not isinstance(index.get("recordings", {}), dict):
+        raise CatalogError(f"{cassette_dir / 'index.json'} is not a cassette index (no 'recordings' object)")
+    ours = index.get("vcr")
+    if isinstance(ours, dict):
+        _check_format(ours, cassette_dir / "index.json")
+        run.store.ensure_cassette(
+            name,
+            key_scheme=ours.get("key_scheme") or "",
+            rules_json=ours.get("rules_json"),
+            created_at=ours.get("created_at"),
+        )
+    entries = list(_entries(cassette_dir, index.get("recordings") or {}))
+    # The seed keeps one recording per key: numbering repeats in recording order mirrors a record run.
+    entries.sort(key=lambda entry: (entry.sort_time, entry.stem))
+    for entry in entries:
+        if entry.skip:
+            run.report.skipped[entry.skip] += 1
+            continue
+        if isinstance(entry.meta.get("vcr"), dict):
+            _import_ours(run, name, entry)
+        else:
+            _import_seed(run, name, entry)
+
+
+def _check_format(block: dict[str, Any], where: Path) -> None:
+    version = block.get("format")
+    if not isinstance(version, int) or version > FORMAT:
+        raise CatalogError(
+            f"{where} was written by a newer claude-vcr (format {version!r}); upgrade to import it"
+        )
+
+
+@dataclass
+class _Entry:
+    """One index entry with its files read (or the reason it is skipped)."""
+
+    stem: str
+    info: dict[str, Any]
+    meta: dict[str, Any]
+    request_body: bytes
+    response_body: bytes
+    response_headers: list[tuple[str, str]] | None
+    path: Path
+    """The file the entry's metadata came from, for messages."""
+    skip: str | None = None
+
+    @property
+    def sort_time(self) -> str:
+        vcr = self.meta.get("vcr")
+        if isinstance(vcr, dict) and isinstance(vcr.get("created_at"), str):
+            return vcr["created_at"]
+        return _our_time(self.meta.get("recorded_at") or self.info.get("recorded_at")) or ""
+
+
+def _entries(cassette_dir: Path, index: dict[str, Any]) -> Iterator[_Entry]:
+    recordings_dir = cassette_dir / "recordings"
+    for stem, info in index.items():
+        if not isinstance(info, dict):
+            info = {}
+        if "/" in stem or "\\" in stem or stem.startswith("."):
+            raise CatalogError(f"{cassette_dir / 'index.json'}: {stem!r} is not a recording name")
+        single = recordings_dir / f"{stem}.json"
+        response_file = recordings_dir / f"{stem}.response.bin"
+        if not response_file.exists() and single.exists():
+            yield _single_file_entry(stem, info, single)
+            continue
+        meta_file = recordings_dir / f"{stem}.meta.json"
+        meta = _read_json(meta_file) if meta_file.exists() else {}
+        if not isinstance(meta, dict):
+            raise CatalogError(f"{meta_file} is not a JSON object")
+        if not response_file.exists():
+            yield _Entry(stem, info, meta, b"", b"", None, meta_file, skip="no response file")
+            continue
+        response_body = response_file.read_bytes()
+        request_file = recordings_dir / f"{stem}.request.json"
+        vcr = meta.get("vcr")
+        if isinstance(vcr, dict) and "request_body_base64" in vcr:
+            request_body = base64.b64decode(vcr["request_body_base64"])
+        elif request_file.exists():
+            request_body = request_file.read_bytes()
+        else:
+            yield _Entry(stem, info, meta, b"", response_body, None, meta_file, skip="no request file")
+            continue
+        headers = meta.get("response_headers")
+        yield _Entry(stem, info, meta, request_body, response_body, _header_list(headers), meta_file)
+
+
+def _single_file_entry(stem: str, info: dict[str, Any], path: Path) -> _Entry:
+    """The seed proxy's own format: one `<hash>.json` with meta, request and base64 response content."""
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("response"), dict):
+        raise CatalogError(f"{path} is not a seed recording (no 'response' object)")
+    response = data["response"]
+    meta = dict(data.get("meta") or {})
+    meta.setdefault("status_code", response.get("status_code"))
+    try:
+        body = base64.b64decode(response.get("content") or "", validate=True)
+    except ValueError as error:
+        raise CatalogError(f"{path}: response content is not base64 ({error})") from error
+    request = data.get("request")
+    request_body = json.dumps(request, ensure_ascii=False).encode() if request is not None else b""
+    return _Entry(stem, info, meta, request_body, body, _header_list(response.get("headers")), path)
+
+
+def _header_list(headers: Any) -> list[tuple[str, str]] | None:
+    """Seed files keep headers as a dict; ours as [name, value] pairs (order and repeats kept)."""
+    if isinstance(headers, dict):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    if isinstance(headers, list):
+        return [(str(pair[0]), str(pair[1])) for pair in headers if isinstance(pair, list) and len(pair) == 2]
+    return None
+
+
+def _import_ours(run: ImportRun, cassette: str, entry: _Entry) -> None:
+    """A recording claude-vcr exported: every column restored as it was."""
+    from vcr.store import Recording
+
+    vcr = entry.meta["vcr"]
+    _check_format(vcr, entry.path)
+    ordinal = run.claim(cassette, vcr["key"], int(vcr.get("ordinal", 0)))
+    recording = Recording(
+        cassette=cassette,
+        key=vcr["key"],
+        key_scheme=vcr.get("key_scheme", ""),
+        method=vcr["method"],
+        path=vcr["path"],
+        status=int(vcr["status"]),
+        request_headers=for_storage(_header_list(vcr.get("request_headers")) or []),
+        request_body=entry.request_body,
+        response_headers=for_storage(_header_list(vcr.get("response_headers")) or []),
+        response_body=entry.response_body,
+        chunks=[(int(size), float(ms)) for size, ms in vcr.get("chunks") or []],
+        model=vcr.get("model"),
+        stream=bool(vcr.get("stream")),
+        ordinal=ordinal,
+        created_at=vcr["created_at"],
+        duration_ms=vcr.get("duration_ms"),
+        ttfb_ms=vcr.get("ttfb_ms"),
+        summary=vcr.get("summary"),
+    )
+    columns = {name: _restored(value) for name, value in (vcr.get("columns") or {}).items()}
+    run.save(recording, vcr.get("meta"), columns)
+
+
+def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
+    """A recording the seed's tool wrote: our key recomputed, theirs kept in meta."""
+    from vcr.store import Recording, utc_now
+
+    meta, info = entry.meta, entry.info
+    method = str(meta.get("method") or "POST").upper()
+    url = meta.get("url")
+    target = "/v1/messages"
+    if isinstance(url, str) and url:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    keyed = run.key(cassette, method, target, entry.request_body)
+    model, stream = describe_request(entry.request_body)
+    status = meta.get("status_code", info.get("status_code", 200))
+    headers = entry.response_headers
+    if headers is None:  # the seed's meta.json may lack them: say what the bytes are
+        kind = "text/event-stream; charset=utf-8" if stream else "application/json"
+        headers = [("content-type", kind)]
+    duration = meta.get("duration")
+    recorded_at = meta.get("recorded_at") or info.get("recorded_at")
+    recording = Recording(
+        cassette=cassette,
+        key=keyed.key,
+        key_scheme=KEY_SCHEME,
+        method=method,
+        path=target,
+        status=int(status) if isinstance(status, int) else 200,
+        request_headers=for_storage(_header_list(meta.get("request_headers")) or []),
+        request_body=entry.request_body,
+        response_headers=for_storage(headers),
+        response_body=entry.response_body,
+        model=model,
+        stream=stream,
+        ordinal=run.claim(cassette, keyed.key),
+        created_at=_our_time(recorded_at) or utc_now(),
+        duration_ms=duration * 1000 if isinstance(duration, (int, float)) and duration > 0 else None,
+        summary=keyed.summary or None,
+    )
+    provenance: dict[str, Any] = {"imported_from": "seed", "seed_key": meta.get("cache_key") or entry.stem}
+    if isinstance(url, str):
+        provenance["seed_url"] = url
+    if isinstance(recorded_at, str):
+        provenance["seed_recorded_at"] = recorded_at
+    if isinstance(meta.get("imported_from"), str):
+        provenance["seed_imported_from"] = meta["imported_from"]
+    run.save(recording, provenance)
