@@ -1,0 +1,201 @@
+"""An Anthropic-protocol upstream that answers each request of the scenario library with its exact answer.
+
+A request is matched to its scenario by method, path (query left out) and canonical JSON body; anything
+else gets a 404 in Anthropic's error shape. Streams are written one SSE event per chunk, as the API does.
+A `transform` turns the server into a deliberately broken peer (`tests/broken_endpoints.py`); the names of
+the scenarios it actually changed are kept in `altered`.
+
+Also here: `send()`, which plays a scenario's request with the official SDK, and the pytest fixtures
+`scenario_upstream`, `scenario_db` (the library recorded through the `proxy` fixture into the test's db)
+and `library_db` (recorded once per module, read-only): import `<name>_fixture` into a test module to use
+them under their names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import anthropic
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict
+
+from tests.conftest import TEST_API_KEY, LoopThread, ProxyHandle
+from tests.scenarios import SCENARIOS, Scenario
+from vcr.matching import canonical_json, parse_json_body
+from vcr.proxy import ProxyConfig
+
+Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
+Transform = Callable[[Scenario], Answer]
+
+
+def request_identity(method: str, path: str, body: bytes) -> tuple[str, str, bytes]:
+    """What identifies a scenario's request: method, path without query, canonical body."""
+    parsed = parse_json_body(body)
+    return method.upper(), path.split("?", 1)[0], canonical_json(parsed) if parsed is not None else body
+
+
+@dataclass
+class ScenarioUpstream:
+    """The scenario library as an HTTP server; `transform` rewrites answers (None: the exact ones)."""
+
+    scenarios: list[Scenario] = field(default_factory=lambda: list(SCENARIOS))
+    transform: Transform | None = None
+    calls: list[tuple[str, str, CIMultiDict[str], bytes]] = field(default_factory=list)
+    altered: set[str] = field(default_factory=set)
+    served: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.index = {request_identity(s.method, s.path, s.request_bytes): s for s in self.scenarios}
+        assert len(self.index) == len(self.scenarios), "two scenarios share a request"
+
+    def match(self, method: str, path: str, body: bytes) -> Scenario | None:
+        return self.index.get(request_identity(method, path, body))
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def answer(self, scenario: Scenario) -> Answer:
+        """The scenario's answer, through the transform if there is one."""
+        exact: Answer = (scenario.status, scenario.headers, scenario.body)
+        if self.transform is None:
+            return exact
+        changed = self.transform(scenario)
+        if changed != exact:
+            self.altered.add(scenario.name)
+        return changed
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.calls.append((request.method, request.path_qs, CIMultiDict(request.headers), body))
+        scenario = self.match(request.method, request.path, body)
+        if scenario is None:
+            error = {
+                "type": "error",
+                "error": {"type": "not_found_error", "message": f"no scenario for {request.path}"},
+            }
+            return web.json_response(
+                error, status=404, headers={"request-id": "req_011CNoScenario0000000000"}
+            )
+        self.served.append(scenario.name)
+        status, headers, payload = self.answer(scenario)
+        content_type = dict(headers).get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            return web.Response(status=status, body=payload, headers=CIMultiDict(headers))
+        response = web.StreamResponse(status=status, headers=CIMultiDict(headers))
+        await response.prepare(request)
+        for event in payload.split(b"\n\n"):
+            if event:
+                await response.write(event + b"\n\n")
+                await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+
+@dataclass
+class RunningUpstream:
+    """A scenario upstream listening on a loopback port."""
+
+    server: ScenarioUpstream
+    url: str
+
+
+@contextmanager
+def serving(loop_thread: LoopThread, server: ScenarioUpstream) -> Iterator[RunningUpstream]:
+    """Run a scenario upstream on 127.0.0.1 (a free port) for the duration of the block."""
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
+
+    runner = loop_thread.run(start())
+    try:
+        yield RunningUpstream(server, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    finally:
+        loop_thread.run(runner.cleanup())
+
+
+def client(base_url: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=base_url, api_key=TEST_API_KEY, max_retries=0)
+
+
+def send(base_url: str, scenario: Scenario, sdk: anthropic.Anthropic | None = None) -> tuple[int, bytes]:
+    """Play a scenario's request with the official SDK; (status, body bytes as the client got them)."""
+    sdk = sdk or client(base_url)
+    request = dict(scenario.request or {})
+    betas = [value for name, value in scenario.request_headers if name == "anthropic-beta"]
+    query = dict(parse_qsl(scenario.path.partition("?")[2]))
+    try:
+        if scenario.path == "/v1/models":
+            raw = sdk.models.with_raw_response.list()
+            return raw.http_response.status_code, raw.http_response.content
+        if scenario.path.startswith("/v1/messages/count_tokens"):
+            raw = sdk.messages.with_raw_response.count_tokens(**request)
+            return raw.http_response.status_code, raw.http_response.content
+        if betas:
+            create = sdk.beta.messages.with_streaming_response.create
+            request["betas"] = betas[0].split(",")
+        else:
+            create = sdk.messages.with_streaming_response.create
+        with create(**request, extra_query=query or None) as response:
+            return response.status_code, response.read()
+    except anthropic.APIStatusError as error:
+        return error.status_code, error.response.read()
+
+
+def record_library(proxy_url: str, scenarios: list[Scenario] = SCENARIOS) -> dict[str, tuple[int, bytes]]:
+    """Send every scenario through a proxy; what each client received, by scenario name."""
+    sdk = client(proxy_url)
+    return {scenario.name: send(proxy_url, scenario, sdk) for scenario in scenarios}
+
+
+@pytest.fixture(name="scenario_upstream")
+def scenario_upstream_fixture(loop_thread: LoopThread) -> Iterator[RunningUpstream]:
+    """The exact scenario library on a loopback port."""
+    with serving(loop_thread, ScenarioUpstream()) as running:
+        yield running
+
+
+CASSETTE = "scenarios"
+
+
+@pytest.fixture(name="scenario_db")
+def scenario_db_fixture(proxy, scenario_upstream: RunningUpstream, db_path: Path) -> Path:
+    """The whole library recorded through the proxy (errors too) into cassette `scenarios` of `db_path`."""
+    recorder = proxy(mode="record", upstream=scenario_upstream.url, record_errors=True)
+    received = record_library(f"{recorder.url}/c/{CASSETTE}")
+    recorder.stop()
+    for scenario in SCENARIOS:
+        assert received[scenario.name] == (scenario.status, scenario.body), scenario.name
+    return db_path
+
+
+@pytest.fixture(name="library_db", scope="module")
+def library_db_fixture(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The library recorded through a record-mode proxy once per test module; tests must only read it."""
+    db = tmp_path_factory.mktemp("library") / "vcr.db"
+    with serving(loop_thread, ScenarioUpstream()) as upstream:
+        config = ProxyConfig(db=db, upstream=upstream.url, port=0, mode="record", record_errors=True)
+        recorder = ProxyHandle(loop_thread, config)
+        try:
+            received = record_library(f"{recorder.url}/c/{CASSETTE}")
+        finally:
+            recorder.stop()
+    assert all(received[s.name] == (s.status, s.body) for s in SCENARIOS)
+    return db
+
+
+def scenario_of(method: str, path: str, body: bytes) -> Scenario:
+    """The scenario a recorded request belongs to."""
+    found = ScenarioUpstream().match(method, path, body)
+    assert found is not None, f"no scenario for {method} {path}"
+    return found

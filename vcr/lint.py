@@ -1,0 +1,127 @@
+"""Check every recorded response against the protocol rules, so a cassette is known good before tests trust it.
+
+    from vcr.catalog import Catalog
+    from vcr.lint import lint
+
+    with Catalog.open("vcr.db") as catalog:
+        for result in lint(catalog):
+            print(result.line(), result.errors)
+
+Stdlib only: the validators in `vcr.protocol` read the stored bytes, nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vcr.protocol import Finding, validate_response
+
+if TYPE_CHECKING:
+    from vcr.catalog import Catalog, RecordingDetail, RecordingSummary
+
+__all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail", "lint_summary"]
+
+SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
+
+
+def format_finding(finding: Finding) -> str:
+    """`E S4 @3 message`: severity letter, rule, event index, message, greppable in CI logs."""
+    where = "" if finding.index is None else f" @{finding.index}"
+    return f"{SEVERITY_LETTER.get(finding.severity, '?')} {finding.rule}{where} {finding.message}"
+
+
+def format_findings(findings: Iterable[Finding], *, include_info: bool = False) -> str:
+    """Findings on one line, errors first, separated by `; `."""
+    order = {"error": 0, "warning": 1, "info": 2}
+    shown = [f for f in findings if include_info or f.severity != "info"]
+    return "; ".join(format_finding(f) for f in sorted(shown, key=lambda f: order.get(f.severity, 3)))
+
+
+def label(summary: RecordingSummary, *, cassette: bool = True) -> str:
+    """`cassette/shortkey METHOD path`: how lint, verify and JUnit name a recording."""
+    prefix = f"{summary.cassette}/" if cassette else ""
+    return f"{prefix}{summary.short} {summary.method} {summary.path}"
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """A finding for `--json` output and JUnit."""
+    return {
+        "rule": finding.rule,
+        "severity": finding.severity,
+        "index": finding.index,
+        "message": finding.message,
+    }
+
+
+def lint_detail(detail: RecordingDetail) -> list[Finding]:
+    """Every rule that applies to one stored exchange (responses of other paths get none)."""
+    summary = detail.summary
+    return validate_response(
+        summary.method,
+        summary.path,
+        summary.status,
+        detail.response_headers,
+        detail.response_body,
+        detail.request_body,
+        request_headers=detail.request_headers,
+    )
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """One recording and what the validators found in it."""
+
+    summary: RecordingSummary
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "warning")
+
+    def line(self, *, cassette: bool = True) -> str:
+        """`<short key> <method> <path>: E S4 @3 ...; W H1 ...` (info findings left out)."""
+        return f"{label(self.summary, cassette=cassette)}: {format_findings(self.findings)}"
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary
+        return {
+            "cassette": summary.cassette,
+            "key": summary.key,
+            "short_key": summary.short,
+            "ordinal": summary.ordinal,
+            "method": summary.method,
+            "path": summary.path,
+            "status": summary.status,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "findings": [finding_json(f) for f in self.findings],
+        }
+
+
+def iter_lint(catalog: Catalog, cassette: str | None = None) -> Iterator[LintResult]:
+    """Lint results one recording at a time (by cassette, key, ordinal), bodies never all in memory."""
+    for detail in catalog.iter_details(cassette):
+        yield LintResult(detail.summary, lint_detail(detail))
+
+
+def lint(catalog: Catalog, cassette: str | None = None) -> list[LintResult]:
+    """Lint one cassette, or every cassette when None."""
+    return list(iter_lint(catalog, cassette))
+
+
+def lint_summary(results: list[LintResult]) -> str:
+    """The last line of `claude-vcr lint`: counts a CI log can be grepped for."""
+    errors = sum(r.errors for r in results)
+    warnings = sum(r.warnings for r in results)
+    flagged = sum(1 for r in results if r.errors or r.warnings)
+    cassettes = len({r.summary.cassette for r in results})
+    return (
+        f"Linted {len(results):,} recording(s) in {cassettes} cassette(s): {errors} error(s), "
+        f"{warnings} warning(s) in {flagged} recording(s)"
+    )

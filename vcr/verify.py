@@ -1,0 +1,483 @@
+"""Replay recorded requests against another Anthropic-compatible endpoint and judge its answers.
+
+Each recorded request is sent, with its stored headers, to the endpoint under test (a proxy, a gateway, a
+translating peer). Its live answer is checked twice:
+
+1. by the protocol validators (`vcr.protocol`, rule ids from PROTOCOL.md: S4, F2, M8, ...);
+2. against the recording, by meaning (`compare_views`): pings dropped, deltas joined per block, tool JSON
+   parsed, ids normalised, token counts checked only for presence and sanity. These rules are V1-V10:
+
+   V1  E  status or body kind (SSE, JSON) differs
+   V2  E  stream shape differs: block starts/stops, delta kinds and their indexes, in order (pings and
+          chunking ignored)
+   V3  E  a content block means something else: type, tool name, id prefix, joined text or thinking,
+          parsed tool input, citations, signature presence or length
+   V4  E  stop_reason or stop_sequence differs
+   V5  E  usage: input/output_tokens missing or not a count, zero where the recording is not, or the
+          100/1 placeholder; W for an optional usage field (cache_*) the recording had and the answer lacks
+   V6  W  the recording's stream had pings and the live one has none (P13: without pings a long silence
+          trips client idle timeouts; PROTOCOL.md rates pings a warning, and so does verify)
+   V7  E  the error differs (an error event or error body of another type, or none where one was recorded)
+   V8  E  other JSON differs (count_tokens without a sane input_tokens, a models list with other entries)
+   V9  W  a header the recording carried is missing: request-id, retry-after, retry-after-ms, x-should-retry
+   V10 E  no answer: connection refused, timeout, or the body broke off
+
+A recording fails when its live answer has an error, or a warning the recording itself did not have (a
+peer must be at least as compliant as what it replaces; `allow_new_warnings` fails on errors only). The
+other findings are "tolerated": reported after `| tolerated:` and in JUnit's system-out. Info findings are
+left out. So warning-level pitfalls (`[DONE]` F2, missing pings V6, dropped request-id H1/V9) fail by
+default. aiohttp is imported only when requests are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vcr.fixtures import semantic_view
+from vcr.lint import finding_json, format_finding, format_findings, label, lint_detail
+from vcr.protocol import Finding, Severity, validate_response
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from vcr.catalog import RecordingDetail, RecordingSummary
+
+__all__ = [
+    "API_KEY_ENV",
+    "PLACEHOLDER_API_KEY",
+    "VerifyResult",
+    "check_answer",
+    "compare_views",
+    "junit_xml",
+    "target_url",
+    "verify_db",
+    "verify_details",
+    "verify_summary",
+]
+
+API_KEY_ENV = "VCR_VERIFY_API_KEY"
+PLACEHOLDER_API_KEY = "sk-ant-vcr-verify-placeholder"
+"""Sent as x-api-key when VCR_VERIFY_API_KEY is unset: recordings never hold the original key."""
+NOT_SENT = frozenset({"accept-encoding", "content-length", "host", "x-api-key", "authorization"})
+"""Stored request headers verify does not resend: the client library recomputes these, keys come fresh."""
+REQUIRED_USAGE = ("input_tokens", "output_tokens")
+PLACEHOLDER_USAGE = (100, 1)
+
+
+# --- comparing by meaning -------------------------------------------------------------------------------
+
+
+class _Out:
+    """Collects comparison findings."""
+
+    def __init__(self) -> None:
+        self.items: list[Finding] = []
+
+    def add(self, rule: str, severity: Severity, message: str) -> None:
+        self.items.append(Finding(rule, severity, None, message))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A value in a message: JSON-ish, cut to `limit` characters."""
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = repr(text) if isinstance(value, str) else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_difference(recorded: Any, live: Any, where: str = "") -> str | None:
+    """The first place two JSON values differ, as `path: live vs recorded`."""
+    if recorded == live:
+        return None
+    where_ = where or "value"
+    if isinstance(recorded, dict) and isinstance(live, dict) and recorded and live:
+        for key in sorted(set(recorded) | set(live), key=str):
+            here = f"{where}.{key}" if where else str(key)
+            if key not in live:
+                return f"{here} is missing (recorded {_short(recorded[key])})"
+            if key not in recorded:
+                return f"{here} is extra ({_short(live[key])})"
+            found = _first_difference(recorded[key], live[key], here)
+            if found:
+                return found
+        return None
+    if isinstance(recorded, list) and isinstance(live, list) and recorded and live:
+        for index, (a, b) in enumerate(zip(recorded, live, strict=False)):
+            found = _first_difference(a, b, f"{where}[{index}]")
+            if found:
+                return found
+        return f"{where_} has {len(live)} items, recorded {len(recorded)}"
+    if isinstance(recorded, str) and isinstance(live, str):
+        at = next((i for i, (a, b) in enumerate(zip(recorded, live, strict=False)) if a != b), None)
+        at = min(len(recorded), len(live)) if at is None else at
+        start = max(0, at - 20)
+        return (
+            f"{where_} differs at character {at}: {_short(live[start : at + 40])} "
+            f"vs recorded {_short(recorded[start : at + 40])}"
+        )
+    return f"{where_} is {_short(live)}, recorded {_short(recorded)}"
+
+
+def _shape_difference(recorded: list[str], live: list[str]) -> str | None:
+    """The first event (pings left out, delta runs joined) where two streams part."""
+    for position, (a, b) in enumerate(zip(recorded, live, strict=False)):
+        if a != b:
+            return f"step {position} is {b}, recorded {a}"
+    if len(live) < len(recorded):
+        return f"the stream ends after {len(live)} steps, recorded continues with {recorded[len(live)]}"
+    if len(live) > len(recorded):
+        return f"extra {live[len(recorded)]} after the recorded {len(recorded)} steps"
+    return None
+
+
+def _kind(block: Mapping[str, Any]) -> str:
+    """`tool_use Bash`, `text`: what a block is."""
+    return f"{block.get('type')} {block['name']}" if block.get("name") else str(block.get("type"))
+
+
+def _block_name(block: Mapping[str, Any]) -> str:
+    """`block 1 (tool_use Bash)` for messages."""
+    return f"block {block.get('index')} ({_kind(block)})"
+
+
+def _compare_blocks(out: _Out, recorded: list[dict[str, Any]], live: list[dict[str, Any]]) -> None:
+    """V3: each block's meaning; ids compared by prefix and order (both views number them the same way)."""
+    if len(recorded) != len(live):
+        out.add(
+            "V3",
+            "error",
+            f"{len(live)} content block(s) {[b.get('type') for b in live]}, "
+            f"recorded {len(recorded)} {[b.get('type') for b in recorded]}",
+        )
+    for rec, got in zip(recorded, live, strict=False):
+        if (rec.get("type"), rec.get("name")) != (got.get("type"), got.get("name")):
+            out.add("V3", "error", f"{_block_name(rec)} is a {_kind(got)} block")
+            continue
+        difference = _first_difference(rec, got)
+        if difference:
+            out.add("V3", "error", f"{_block_name(rec)}: {difference}")
+
+
+def _is_count(value: Any) -> bool:
+    """A token count: a non-negative JSON integer."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _compare_usage(out: _Out, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> None:
+    """V5: counts are only checked for presence and sanity; models, caches and tokenizers differ."""
+    for key, value in recorded.items():
+        if key not in live:
+            severity: Severity = "error" if key in REQUIRED_USAGE else "warning"
+            out.add("V5", severity, f"usage.{key} is missing (recorded {value})")
+        elif not _is_count(live[key]):
+            out.add("V5", "error", f"usage.{key} is {live[key]!r}, not a token count")
+    if not recorded:
+        return
+    if (
+        _is_count(recorded.get("output_tokens"))
+        and recorded["output_tokens"] > 0
+        and live.get("output_tokens") == 0
+    ):
+        out.add("V5", "error", f"usage.output_tokens is 0, recorded {recorded['output_tokens']}")
+    inputs = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    recorded_in = sum(v for k in inputs if _is_count(v := recorded.get(k)))
+    live_in = sum(v for k in inputs if _is_count(v := live.get(k)))
+    if recorded_in > 0 and live_in == 0 and any(k in live for k in inputs):
+        out.add("V5", "error", f"usage reports no input tokens, recorded {recorded_in}")
+    pair = (live.get("input_tokens"), live.get("output_tokens"))
+    if pair == PLACEHOLDER_USAGE and (recorded.get("input_tokens"), recorded.get("output_tokens")) != pair:
+        out.add("V5", "error", "usage is the placeholder input_tokens=100, output_tokens=1")
+
+
+def _compare_json(out: _Out, path: str, recorded: Any, live: Any) -> None:
+    """V8: count_tokens is an estimate (a positive count is enough); other JSON must mean the same."""
+    if path.split("?", 1)[0].rstrip("/").endswith("/count_tokens"):
+        value = (live or {}).get("input_tokens") if isinstance(live, dict) else None
+        expected = (recorded or {}).get("input_tokens") if isinstance(recorded, dict) else None
+        if not _is_count(value) or (value == 0 and _is_count(expected) and expected > 0):
+            out.add("V8", "error", f"count_tokens input_tokens is {value!r}, recorded {expected!r}")
+        return
+    difference = _first_difference(recorded, live)
+    if difference:
+        out.add("V8", "error", f"body: {difference}")
+
+
+def _error_type(view: Mapping[str, Any]) -> str:
+    """`overloaded_error`, or `none` when the answer carries no error."""
+    error = view.get("error")
+    return str(error.get("type")) if isinstance(error, dict) else "none"
+
+
+def compare_views(path: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> list[Finding]:
+    """V1-V9: where the live answer means something else than the recording (see the module docstring)."""
+    out = _Out()
+    if recorded["status"] != live["status"] or recorded.get("kind") != live.get("kind"):
+        out.add(
+            "V1",
+            "error",
+            f"answered {live['status']} {live.get('kind')}, recorded {recorded['status']} {recorded.get('kind')}",
+        )
+        return out.items
+    for name in recorded.get("headers", []):
+        if name not in live.get("headers", []):
+            out.add("V9", "warning", f"header {name} is missing (the recording has it)")
+    if recorded.get("kind") == "sse":
+        if recorded.get("pings") and not live.get("pings"):
+            out.add("V6", "warning", f"no ping events (the recording has {recorded['pings']})")
+        difference = _shape_difference(recorded.get("shape") or [], live.get("shape") or [])
+        if difference:
+            out.add("V2", "error", f"stream shape (pings left out, delta runs joined) differs: {difference}")
+    if recorded.get("error") != live.get("error"):
+        out.add("V7", "error", f"error is {_error_type(live)}, recorded {_error_type(recorded)}")
+    if "blocks" in recorded or "blocks" in live:
+        _compare_blocks(out, recorded.get("blocks") or [], live.get("blocks") or [])
+    for key in ("stop_reason", "stop_sequence"):
+        if recorded.get(key) != live.get(key):
+            out.add("V4", "error", f"{key} is {live.get(key)!r}, recorded {recorded.get(key)!r}")
+    if "usage" in recorded:
+        _compare_usage(out, recorded.get("usage") or {}, live.get("usage") or {})
+    if "json" in recorded or "json" in live:
+        _compare_json(out, path, recorded.get("json"), live.get("json"))
+    return out.items
+
+
+# --- running --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    """One recording checked against the endpoint: what came back and what was wrong with it."""
+
+    summary: RecordingSummary
+    url: str
+    status: int | None
+    elapsed_ms: float
+    findings: list[Finding]
+    """Live validator findings (no info) and comparison findings, in that order."""
+    failures: list[Finding] = field(default_factory=list)
+    """The findings that fail the recording: errors, and warnings the recording itself did not have."""
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def tolerated(self) -> list[Finding]:
+        """Findings that do not fail the recording: warnings the recording has too (or all, if allowed)."""
+        return [f for f in self.findings if f not in self.failures]
+
+    def line(self) -> str:
+        """`FAIL cassette/key METHOD path 200 12ms: <failures> | tolerated: <findings the recording has too>`."""
+        verdict = "PASS" if self.passed else "FAIL"
+        status = "---" if self.status is None else str(self.status)
+        line = f"{verdict} {label(self.summary)} {status} {self.elapsed_ms:.0f}ms"
+        if self.failures:
+            line += f": {format_findings(self.failures)}"
+        if self.tolerated:
+            line += f" | tolerated: {format_findings(self.tolerated)}"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary
+        return {
+            "cassette": summary.cassette,
+            "key": summary.key,
+            "short_key": summary.short,
+            "ordinal": summary.ordinal,
+            "method": summary.method,
+            "path": summary.path,
+            "url": self.url,
+            "recorded_status": summary.status,
+            "status": self.status,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "passed": self.passed,
+            "failures": [finding_json(f) for f in self.failures],
+            "tolerated": [finding_json(f) for f in self.tolerated],
+        }
+
+
+def _judge(findings: list[Finding], recorded: list[Finding], allow_new_warnings: bool) -> list[Finding]:
+    """Errors fail; a warning fails unless the recording had the same rule broken (or warnings are allowed)."""
+    baseline = {f.rule for f in recorded if f.severity == "warning"}
+    failing = []
+    for finding in findings:
+        if finding.severity == "error":
+            failing.append(finding)
+        elif finding.severity == "warning" and not allow_new_warnings and finding.rule not in baseline:
+            failing.append(finding)
+    return failing
+
+
+def request_headers(detail: RecordingDetail, api_key: str) -> list[tuple[str, str]]:
+    """The stored request headers (never a secret: none were stored), plus a key for the endpoint."""
+    headers = [(name, value) for name, value in detail.request_headers if name.lower() not in NOT_SENT]
+    headers.append(("x-api-key", api_key))
+    return headers
+
+
+def target_url(target: str, summary: RecordingSummary) -> str:
+    """The target with `{cassette}` filled in, and the recorded path and query appended."""
+    return target.replace("{cassette}", summary.cassette).rstrip("/") + summary.path
+
+
+def check_answer(
+    detail: RecordingDetail,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    allow_new_warnings: bool = False,
+) -> tuple[list[Finding], list[Finding]]:
+    """(findings, failures) for a live answer to a recorded request; no network, so tests can call it."""
+    summary = detail.summary
+    live_findings = validate_response(
+        summary.method,
+        summary.path,
+        status,
+        headers,
+        body,
+        detail.request_body,
+        request_headers=detail.request_headers,
+    )
+    recorded_view = semantic_view(summary.path, summary.status, detail.response_headers, detail.response_body)
+    live_view = semantic_view(summary.path, status, headers, body)
+    findings = [f for f in live_findings if f.severity != "info"]
+    findings += compare_views(summary.path, recorded_view, live_view)
+    return findings, _judge(findings, lint_detail(detail), allow_new_warnings)
+
+
+async def _verify_one(
+    session: Any, detail: RecordingDetail, target: str, api_key: str, allow_new_warnings: bool
+) -> VerifyResult:
+    """Send one recorded request and judge the answer; a transport failure is finding V10."""
+    import aiohttp
+
+    summary = detail.summary
+    url = target_url(target, summary)
+    started = time.perf_counter()
+    try:
+        async with session.request(
+            summary.method,
+            url,
+            headers=request_headers(detail, api_key),
+            data=detail.request_body or None,
+            allow_redirects=False,
+        ) as response:
+            body = await response.read()
+            status, headers = response.status, list(response.headers.items())
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        elapsed = (time.perf_counter() - started) * 1000
+        reason = str(error) or type(error).__name__
+        finding = Finding("V10", "error", None, f"no answer from {url}: {reason}")
+        return VerifyResult(summary, url, None, elapsed, [finding], [finding])
+    elapsed = (time.perf_counter() - started) * 1000
+    findings, failures = check_answer(detail, status, headers, body, allow_new_warnings=allow_new_warnings)
+    return VerifyResult(summary, url, status, elapsed, findings, failures)
+
+
+async def _verify_all(
+    details: Iterable[RecordingDetail],
+    target: str,
+    api_key: str,
+    timeout: float,
+    allow_new_warnings: bool,
+    on_result: Callable[[VerifyResult], None] | None,
+) -> list[VerifyResult]:
+    """One session, one request at a time, in recording order (so output and JUnit are stable)."""
+    import aiohttp
+
+    results: list[VerifyResult] = []
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout, auto_decompress=True) as session:
+        for detail in details:
+            result = await _verify_one(session, detail, target, api_key, allow_new_warnings)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def verify_details(
+    details: Iterable[RecordingDetail],
+    target: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = 60.0,
+    allow_new_warnings: bool = False,
+    on_result: Callable[[VerifyResult], None] | None = None,
+) -> list[VerifyResult]:
+    """Verify recordings against `target` (a base URL; `{cassette}` is replaced by each one's cassette)."""
+    if not target.startswith(("http://", "https://")):
+        raise ValueError(f"{target!r} is not an http:// or https:// URL")
+    key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+    return asyncio.run(_verify_all(details, target, key, timeout, allow_new_warnings, on_result))
+
+
+def verify_db(
+    db: str | Path,
+    target: str,
+    cassette: str | None = None,
+    **options: Any,
+) -> list[VerifyResult]:
+    """Verify one cassette of a db (every cassette when None); options as `verify_details`."""
+    from vcr.catalog import Catalog
+
+    with Catalog.open(db) as catalog:
+        return verify_details(catalog.iter_details(cassette), target, **options)
+
+
+def verify_summary(results: list[VerifyResult], target: str) -> str:
+    """The last line of `claude-vcr verify`."""
+    failed = sum(1 for r in results if not r.passed)
+    return (
+        f"Verified {len(results):,} recording(s) against {target}: "
+        f"{len(results) - failed:,} passed, {failed:,} failed"
+    )
+
+
+def junit_xml(results: list[VerifyResult], target: str, suite: str = "claude-vcr verify") -> str:
+    """JUnit XML for CI: one testcase per recording, a <failure> listing what failed it (rule ids first)."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(1 for r in results if not r.passed)
+    transport = sum(1 for r in results if r.status is None)
+    root = ET.Element("testsuites", name=suite, tests=str(len(results)), failures=str(failures - transport))
+    root.set("errors", str(transport))
+    testsuite = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(results)),
+        failures=str(failures - transport),
+        errors=str(transport),
+        time=f"{sum(r.elapsed_ms for r in results) / 1000:.3f}",
+    )
+    properties = ET.SubElement(testsuite, "properties")
+    ET.SubElement(properties, "property", name="target", value=target)
+    for result in results:
+        case = ET.SubElement(
+            testsuite,
+            "testcase",
+            classname=f"claude-vcr.{result.summary.cassette}",
+            name=label(result.summary),
+            time=f"{result.elapsed_ms / 1000:.3f}",
+        )
+        if result.failures:
+            rules = sorted({f.rule for f in result.failures})
+            tag = "error" if result.status is None else "failure"
+            element = ET.SubElement(
+                case, tag, message=format_finding(result.failures[0]), type=" ".join(rules)
+            )
+            element.text = "\n".join(format_finding(f) for f in result.failures)
+        if result.tolerated:
+            ET.SubElement(case, "system-out").text = "\n".join(
+                f"tolerated: {format_finding(f)}" for f in result.tolerated
+            )
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
