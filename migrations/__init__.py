@@ -88,3 +88,12 @@ def m004_raw_request_hash(db: Database) -> None:
     # sha256 of method, path and exact body: a request seen before finds its key without parsing JSON.
     db.execute("ALTER TABLE recordings ADD COLUMN raw_hash TEXT")
     db.execute("CREATE INDEX recordings_by_raw_hash ON recordings (cassette_id, raw_hash)")
+
+
+@migrations()
+def m005_request_chunks(db: Database) -> None:
+    # Request bodies as content-defined chunks stored once each (see vcr/compression.py): Claude Code
+    # re-sends ~40 KB of tools and system prompt, and the whole history, in every turn.
+    # A rowid table: its leaves hold ~1 KB chunks whole, where a WITHOUT ROWID b-tree would spill them.
+    db.execute("CREATE TABLE chunks (id BLOB NOT NULL UNIQUE, data BLOB NOT NULL)")
+    db.execute("ALTER TABLE recordings ADD COLUMN request_codec TEXT NOT NULL DEFAULT 'zstd'")

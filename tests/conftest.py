@@ -133,6 +133,15 @@ def proxy(
         handle.stop()
 
 
+def stored_json(value: str | bytes | None):
+    """A JSON metadata column as the store writes it (text, or zstd when long), decoded."""
+    import zstandard
+
+    from vcr.compression import decode_json
+
+    return decode_json(value, zstandard.ZstdDecompressor())
+
+
 def unreachable_url() -> str:
     """A loopback URL where nothing listens: an upstream that is down."""
     return f"http://127.0.0.1:{free_port()}"

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests.cassette_helpers import WEATHER_TOOL, call, cli, client, params, rows, write_synthetic_dump
-from tests.conftest import TEST_API_KEY, unreachable_url
+from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
 from tests.scripted_upstream import ScriptedUpstream
 from tests.test_mitm_reader import require_mitmdump, start_mitmdump
 from vcr.catalog import Catalog
@@ -112,14 +112,14 @@ def test_a_real_dump_imports_and_replays_byte_for_byte(captures, proxy, upstream
     assert sorted((r["method"], r["path"]) for r in stored) == sorted(
         [("POST", "/v1/messages")] * 6 + [("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models")]
     )
-    assert all(json.loads(r["summary"]) for r in stored if r["method"] == "POST")  # as recorded ones do
+    assert all(stored_json(r["summary"]) for r in stored if r["method"] == "POST")  # as recorded ones do
     assert sorted(r["ordinal"] for r in stored if r["path"] == "/v1/messages").count(1) == 1  # the repeat
     for row in stored:
         meta = json.loads(row["meta"])
         assert meta["imported_from"] == "mitm" and meta["source"] == capture.dump.name and meta["flow_id"]
-        names = {name.lower() for name, _ in json.loads(row["request_headers"])}
+        names = {name.lower() for name, _ in stored_json(row["request_headers"])}
         assert not names & {"x-api-key", "authorization", "content-length", "host"}
-        response_names = {name.lower() for name, _ in json.loads(row["response_headers"])}
+        response_names = {name.lower() for name, _ in stored_json(row["response_headers"])}
         assert not response_names & {"set-cookie", "content-encoding", "content-length"}
         assert row["created_at"].endswith("Z") and row["duration_ms"] is not None
     raw = db_path.read_bytes()

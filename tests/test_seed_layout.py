@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cassette_helpers import WEATHER_TOOL, call, cassette_rows, cli, params, recording, rows
-from tests.conftest import TEST_API_KEY, unreachable_url
+from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
 from vcr.matching import Rules, key_request
 from vcr.store import Store
 
@@ -233,7 +233,7 @@ def test_import_of_a_seed_written_directory_recomputes_keys_and_replays(proxy, u
         assert json.loads(row["meta"])["imported_from"] == "seed"
         assert row["path"] == target and row["model"] == body["model"]
         assert row["created_at"].endswith("Z") and row["duration_ms"] in (1250.0, 500.0)
-        headers = {name.lower() for name, _ in json.loads(row["request_headers"])}
+        headers = {name.lower() for name, _ in stored_json(row["request_headers"])}
         assert "x-api-key" not in headers and "anthropic-version" in headers
     assert TEST_API_KEY.encode() not in db_path.read_bytes()
 

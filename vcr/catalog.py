@@ -70,6 +70,7 @@ _DETAIL_COLUMNS = frozenset(
         "ttfb_ms",
         "meta",
         "summary",
+        "request_codec",
     }
 )
 """Recording columns `RecordingDetail` has a field for; any other column lands in its `extra`."""
@@ -569,6 +570,8 @@ class Catalog:
             )
 
     def _details(self, where: str, params: list[Any]) -> Iterator[RecordingDetail]:
+        from vcr.compression import decode_json, decode_request
+
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         cursor.execute(
@@ -577,24 +580,26 @@ class Catalog:
         )
         decompressor = _decompressor()
         for row in cursor:
-            yield self._detail(row, decompressor)
+            yield self._detail(row, decompressor, decode_json, decode_request)
 
-    @staticmethod
-    def _detail(row: sqlite3.Row, decompressor: Any) -> RecordingDetail:
+    def _detail(
+        self, row: sqlite3.Row, decompressor: Any, decode_json: Any, decode_request: Any
+    ) -> RecordingDetail:
         columns = row.keys()
+        codec = row["request_codec"] if "request_codec" in columns else None
         summary = _summary([row["id"], row["cassette_name"], *(row[c] for c in _SUMMARY_NAMES[2:])])
         return RecordingDetail(
             summary=summary,
             key_scheme=row["key_scheme"],
-            request_headers=[(k, v) for k, v in json.loads(row["request_headers"])],
-            request_body=decompressor.decompress(row["request_body"]) if row["request_body"] else b"",
-            response_headers=[(k, v) for k, v in json.loads(row["response_headers"])],
+            request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)],
+            request_body=decode_request(self.conn, codec, row["request_body"], decompressor),
+            response_headers=[(k, v) for k, v in decode_json(row["response_headers"], decompressor)],
             response_body=decompressor.decompress(row["response_body"]) if row["response_body"] else b"",
-            chunks=[(size, ms) for size, ms in json.loads(row["chunks"])],
+            chunks=[(size, ms) for size, ms in decode_json(row["chunks"], decompressor)],
             duration_ms=row["duration_ms"],
             ttfb_ms=row["ttfb_ms"],
             meta=json.loads(row["meta"]) if row["meta"] else None,
-            match_summary=json.loads(row["summary"]) if "summary" in columns and row["summary"] else None,
+            match_summary=decode_json(row["summary"], decompressor) if "summary" in columns else None,
             extra={c: row[c] for c in columns if c not in _DETAIL_COLUMNS},
         )
 
@@ -638,13 +643,31 @@ class Catalog:
         rows = self.conn.execute(
             """
             SELECT c.name, r.key, r.ordinal, r.method, r.path, r.model, r.stream, r.status,
-                   r.response_size, r.created_at, r.request_body, r.response_body
+                   r.response_size, r.created_at, r.request_codec, r.request_body, r.response_body
             FROM recordings r JOIN cassettes c ON c.id = r.cassette_id ORDER BY c.name, r.key, r.ordinal
             """
         )
+        from vcr.compression import decode_request
+
         decompressor = _decompressor()
-        for name, key, ordinal, method, path, model, stream, status, size, created, request, response in rows:
-            request_digest = hashlib.sha256(decompressor.decompress(request) if request else b"").hexdigest()
+        for (
+            name,
+            key,
+            ordinal,
+            method,
+            path,
+            model,
+            stream,
+            status,
+            size,
+            created,
+            codec,
+            request,
+            response,
+        ) in rows:
+            request_digest = hashlib.sha256(
+                decode_request(self.conn, codec, request, decompressor)
+            ).hexdigest()
             response_digest = hashlib.sha256(
                 decompressor.decompress(response) if response else b""
             ).hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -32,11 +31,11 @@ def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None)
             raise LookupError(f"no cassette named {name!r}")
         cassette_rules = rules or Rules.from_json(stored[0])
         result = RekeyResult(name)
-        groups: dict[str, list[tuple[int, str, str | None]]] = {}
+        groups: dict[str, list[tuple[int, str, dict[str, str] | None]]] = {}
         for recording_id, method, target, _ordinal, _created, body in store.requests(name):
             parts = urlsplit(target)
             keyed = key_request(method, parts.path, parts.query, body, cassette_rules)
-            summary = json.dumps(keyed.summary) if keyed.summary else None
+            summary = keyed.summary or None
             groups.setdefault(keyed.key, []).append((recording_id, target, summary))
         old_keys = {rid: key for rid, key, _ in store.keys(name)}
         updates = []

@@ -15,12 +15,29 @@ from typing import Any, TypeVar
 import zstandard
 from sqlite_utils import Database
 
+from vcr.compression import (
+    CHUNKED_CODEC,
+    CHUNKING_MIN_BYTES,
+    WHOLE_CODEC,
+    MissingChunk,
+    chunk_id,
+    decode_json,
+    decode_request,
+    encode_json,
+    fetch_chunks,
+    pack_ids,
+    split_chunks,
+    unpack_ids,
+)
 from vcr.matching import raw_hash
 from vcr.migrations import MIGRATION_SET, migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 COMPRESSION_LEVEL = 3
 BUSY_TIMEOUT_MS = 10_000
+PAGE_SIZE = 1024
+"""Small pages hold a recording's few-KB compressed bodies with little slack (4 KB pages left a third of a
+committed session's file empty); `compact` converts older files."""
 
 T = TypeVar("T")
 Headers = list[tuple[str, str]]
@@ -121,6 +138,7 @@ class Store:
         _check_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new file only
         self.db = Database(self._conn)
         self.serving = serving
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -179,10 +197,10 @@ class Store:
 
     def save(self, recording: Recording) -> Recording:
         """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins."""
-        request_blob = self._compress(recording.request_body)
         response_blob = self._compress(recording.response_body)
-        recording.stored_size = len(request_blob) + len(response_blob)
         with self.db.atomic():
+            request_codec, request_blob, new_chunk_bytes = self._store_request(recording.request_body)
+            recording.stored_size = len(request_blob) + new_chunk_bytes + len(response_blob)
             cassette_id = self._cassette_id(recording.cassette, create=True)
             self._conn.execute(
                 "UPDATE cassettes SET key_scheme = ? WHERE id = ?", [recording.key_scheme, cassette_id]
@@ -197,8 +215,8 @@ class Store:
                     cassette_id, key, ordinal, key_scheme, method, path, model, stream, status,
                     request_headers, request_body, response_headers, response_body, chunks,
                     created_at, duration_ms, ttfb_ms, request_size, response_size, stored_size, summary,
-                    raw_hash
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    raw_hash, request_codec
+                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     cassette_id,
@@ -210,19 +228,20 @@ class Store:
                     recording.model,
                     int(recording.stream),
                     recording.status,
-                    json.dumps(recording.request_headers),
+                    encode_json(recording.request_headers, self._compressor),
                     request_blob,
-                    json.dumps(recording.response_headers),
+                    encode_json(recording.response_headers, self._compressor),
                     response_blob,
-                    json.dumps([[size, round(ms, 1)] for size, ms in recording.chunks]),
+                    encode_json([[size, round(ms, 1)] for size, ms in recording.chunks], self._compressor),
                     recording.created_at,
                     recording.duration_ms,
                     recording.ttfb_ms,
                     len(recording.request_body),
                     len(recording.response_body),
                     recording.stored_size,
-                    None if recording.summary is None else json.dumps(recording.summary),
+                    None if recording.summary is None else encode_json(recording.summary, self._compressor),
                     recording.raw_hash or raw_hash(recording.method, recording.path, recording.request_body),
+                    request_codec,
                 ],
             )
         recording.id = cursor.lastrowid
@@ -243,6 +262,41 @@ class Store:
             self._conn.row_factory = None
         return None if row is None else self._recording(cassette, row)
 
+    def _store_request(self, body: bytes) -> tuple[str, bytes, int]:
+        """(codec, stored form, bytes of new chunks): large bodies become chunk ids, each chunk stored once."""
+        if len(body) < CHUNKING_MIN_BYTES:
+            return WHOLE_CODEC, self._compress(body), 0
+        chunks = split_chunks(body)
+        ids = [chunk_id(chunk) for chunk in chunks]
+        stored = fetch_chunks(self._conn, ids)
+        added = 0
+        for identifier, chunk in zip(ids, chunks, strict=True):
+            if identifier in stored:
+                if self._decompressor.decompress(stored[identifier]) != chunk:  # a 64-bit id collision
+                    return WHOLE_CODEC, self._compress(body), 0
+                continue
+            data = self._compress(chunk)
+            self._conn.execute("INSERT INTO chunks (id, data) VALUES (?, ?)", [identifier, data])
+            stored[identifier] = data
+            added += len(data)
+        return CHUNKED_CODEC, pack_ids(ids), added
+
+    def _request_body(
+        self,
+        codec: str | None,
+        blob: bytes | None,
+        expected_hash: str | None = None,
+        target: tuple[str, str] | None = None,
+    ) -> bytes:
+        """A stored request body; a chunked one is checked against the request's full hash when known."""
+        try:
+            body = decode_request(self._conn, codec, blob, self._decompressor)
+        except MissingChunk as error:
+            raise StoreError(f"{self.path}: {error}") from error
+        if codec == CHUNKED_CODEC and expected_hash and target and raw_hash(*target, body) != expected_hash:
+            raise StoreError(f"{self.path}: a request body does not match its hash (damaged chunks)")
+        return body
+
     def _recording(self, cassette: str, row: sqlite3.Row) -> Recording:
         return Recording(
             id=row["id"],
@@ -255,16 +309,18 @@ class Store:
             model=row["model"],
             stream=bool(row["stream"]),
             status=row["status"],
-            request_headers=[tuple(h) for h in json.loads(row["request_headers"])],
-            request_body=self._decompress(row["request_body"]),
-            response_headers=[tuple(h) for h in json.loads(row["response_headers"])],
+            request_headers=[tuple(h) for h in decode_json(row["request_headers"], self._decompressor)],
+            request_body=self._request_body(
+                row["request_codec"], row["request_body"], row["raw_hash"], (row["method"], row["path"])
+            ),
+            response_headers=[tuple(h) for h in decode_json(row["response_headers"], self._decompressor)],
             response_body=self._decompress(row["response_body"]),
-            chunks=[(size, ms) for size, ms in json.loads(row["chunks"])],
+            chunks=[(size, ms) for size, ms in decode_json(row["chunks"], self._decompressor)],
             created_at=row["created_at"],
             duration_ms=row["duration_ms"],
             ttfb_ms=row["ttfb_ms"],
             stored_size=row["stored_size"],
-            summary=None if row["summary"] is None else json.loads(row["summary"]),
+            summary=decode_json(row["summary"], self._decompressor),
             raw_hash=row["raw_hash"],
         )
 
@@ -341,14 +397,14 @@ class Store:
             "SELECT id, key, ordinal, summary FROM recordings WHERE cassette_id = ? AND method = ? AND path = ?",
             [cassette_id, method, path],
         ).fetchall()
-        return [(row[0], row[1], row[2], json.loads(row[3]) if row[3] else {}) for row in rows]
+        return [(row[0], row[1], row[2], decode_json(row[3], self._decompressor) or {}) for row in rows]
 
     def request_body(self, recording_id: int) -> bytes:
         """One recording's request bytes, decompressed."""
         row = self._conn.execute(
-            "SELECT request_body FROM recordings WHERE id = ?", [recording_id]
+            "SELECT request_codec, request_body FROM recordings WHERE id = ?", [recording_id]
         ).fetchone()
-        return b"" if row is None else self._decompress(row[0])
+        return b"" if row is None else self._request_body(row[0], row[1])
 
     def cassette_names(self) -> list[str]:
         return [row[0] for row in self._conn.execute("SELECT name FROM cassettes ORDER BY name")]
@@ -359,11 +415,11 @@ class Store:
         if cassette_id is None:
             return []
         rows = self._conn.execute(
-            "SELECT id, method, path, ordinal, created_at, request_body FROM recordings "
+            "SELECT id, method, path, ordinal, created_at, request_codec, request_body FROM recordings "
             "WHERE cassette_id = ? ORDER BY created_at, id",
             [cassette_id],
         ).fetchall()
-        return [(r[0], r[1], r[2], r[3], r[4], self._decompress(r[5])) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], self._request_body(r[5], r[6])) for r in rows]
 
     def keys(self, cassette: str) -> list[tuple[int, str, int]]:
         """(id, key, ordinal) of every recording of a cassette."""
@@ -375,7 +431,11 @@ class Store:
         ).fetchall()
 
     def rekey(
-        self, cassette: str, rules_json: str, key_scheme: str, keys: list[tuple[int, str, int, str | None]]
+        self,
+        cassette: str,
+        rules_json: str,
+        key_scheme: str,
+        keys: list[tuple[int, str, int, dict[str, str] | None]],
     ) -> None:
         """Give recordings new (key, ordinal, summary) in one transaction, and the cassette its new rules."""
         with self.db.atomic():
@@ -384,7 +444,16 @@ class Store:
             self._conn.execute("UPDATE recordings SET ordinal = -id WHERE cassette_id = ?", [cassette_id])
             self._conn.executemany(
                 "UPDATE recordings SET key = ?, ordinal = ?, summary = ?, key_scheme = ? WHERE id = ?",
-                [(key, ordinal, summary, key_scheme, rid) for rid, key, ordinal, summary in keys],
+                [
+                    (
+                        key,
+                        ordinal,
+                        None if summary is None else encode_json(summary, self._compressor),
+                        key_scheme,
+                        rid,
+                    )
+                    for rid, key, ordinal, summary in keys
+                ],
             )
             self._conn.execute(
                 "UPDATE cassettes SET rules_json = ?, key_scheme = ? WHERE id = ?",
@@ -484,6 +553,10 @@ class Store:
             names = ", ".join(columns)
             selected = ", ".join(f"r.{column}" for column in columns)
             with self.db.atomic():
+                # request chunks first: copied rows point at them (compact drops any left unused)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO main.chunks SELECT id, data FROM merge_other.chunks"
+                )
                 for name in take_cassettes:
                     self._copy_cassette(name)
                 for name, key in take:
@@ -555,7 +628,7 @@ class Store:
         staging = dest.with_name(dest.name + ".staging")
         staging.unlink(missing_ok=True)
         conn = self._conn
-        page_size = conn.execute("PRAGMA main.page_size").fetchone()[0]
+        page_size = PAGE_SIZE
         user_version = conn.execute("PRAGMA main.user_version").fetchone()[0]
         schema = conn.execute(
             "SELECT type, name, sql FROM main.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
@@ -584,14 +657,18 @@ class Store:
                 for table in tables:
                     if renumber and table in ("cassettes", "recordings"):
                         continue
+                    order = (
+                        "id" if table == "chunks" else "rowid"
+                    )  # chunks: the same order whatever came first
                     try:
                         conn.execute(
-                            f'INSERT INTO compact_target."{table}" SELECT * FROM main."{table}" ORDER BY rowid'
+                            f'INSERT INTO compact_target."{table}" SELECT * FROM main."{table}" ORDER BY {order}'
                         )
                     except sqlite3.OperationalError:  # a WITHOUT ROWID table: already in primary-key order
                         conn.execute(f'INSERT INTO compact_target."{table}" SELECT * FROM main."{table}"')
                 if renumber:
                     self._copy_renumbered(conn)
+                self._drop_unused_chunks(conn)
         finally:
             conn.execute("DETACH DATABASE compact_target")
         staged = sqlite3.connect(str(staging), isolation_level=None)
@@ -602,6 +679,21 @@ class Store:
             staging.unlink(missing_ok=True)
         with dest.open("rb+") as handle:  # VACUUM INTO does not sync its output
             os.fsync(handle.fileno())
+
+    @staticmethod
+    def _drop_unused_chunks(conn: sqlite3.Connection) -> None:
+        """Request chunks no recording refers to any more (deleted, re-recorded) leave the compacted copy."""
+        live: set[bytes] = set()
+        rows = conn.execute(
+            "SELECT request_body FROM compact_target.recordings WHERE request_codec = ?", [CHUNKED_CODEC]
+        )
+        for (packed,) in rows:
+            live.update(unpack_ids(packed or b""))
+        conn.execute("DROP TABLE IF EXISTS temp.live_chunks")
+        conn.execute("CREATE TEMP TABLE live_chunks (id BLOB PRIMARY KEY) WITHOUT ROWID")
+        conn.executemany("INSERT INTO temp.live_chunks (id) VALUES (?)", [(i,) for i in live])
+        conn.execute("DELETE FROM compact_target.chunks WHERE id NOT IN (SELECT id FROM temp.live_chunks)")
+        conn.execute("DROP TABLE temp.live_chunks")
 
     @staticmethod
     def _copy_renumbered(conn: sqlite3.Connection) -> None:
