@@ -7,6 +7,7 @@ What it answers depends on the last user text of a Messages request:
 - `SLOW`: the stream pauses after its first event until `release()` is called;
 - `BIG:<kilobytes>`: a long text stream in many small chunks;
 - `BREAK`: the connection is dropped in the middle of the stream;
+- `OVERLOADED`: the stream ends with an `error` event (overloaded_error) after a 200;
 - `STATUS:<code>`: an Anthropic error with that status (429 carries retry-after);
 - `GZIP`: the JSON answer is gzip-encoded whatever the client asked for;
 - `BADINDEX`: content blocks are numbered from 1, breaking the protocol (for monitor-mode checks);
@@ -214,6 +215,11 @@ class ScriptedUpstream:
                     await asyncio.sleep(0)
             if "BREAK" in text:
                 request.transport.close()
+                return response
+            if "OVERLOADED" in text:
+                error = {"type": "overloaded_error", "message": "Overloaded"}
+                await response.write(sse({"type": "error", "error": error}))
+                await response.write_eof()
                 return response
         await response.write(
             sse(

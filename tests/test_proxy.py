@@ -458,3 +458,15 @@ def test_recorded_pacing_replays_chunks_at_their_offsets(proxy, upstream, loop_t
     assert instant_bytes == paced_bytes == recorded
     assert recorded_time >= 0.6 and paced_time >= 0.55
     assert instant_time < 0.3 and 0.25 <= doubled_time < paced_time
+
+
+def test_a_stream_ending_in_an_error_event_is_not_stored(proxy, upstream, db_path):
+    server = proxy(mode="auto")
+    status, _, raw = post(server.url + MESSAGES, body("OVERLOADED", stream=True))
+    assert status == 200 and raw.rstrip().endswith(b'"message":"Overloaded"}}')
+    server.stop()
+    assert rows(db_path) == []
+    recorder = proxy(mode="record", record_errors=True)
+    post(recorder.url + MESSAGES, body("OVERLOADED", stream=True))
+    recorder.stop()
+    assert len(rows(db_path)) == 1

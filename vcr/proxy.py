@@ -463,8 +463,14 @@ class Proxy:
                 )
                 response.force_close()
                 raise
+            body = b"".join(parts)
+            if storable and not self.config.record_errors and sse.ends_with_error(body):
+                storable = False  # a 200 stream that ended in an `error` event failed midway
+                log.warning(
+                    "%s %s ended with an error event; nothing stored", exchange.method, exchange.target
+                )
             if record and storable:
-                recording = self._recording(exchange, upstream, b"".join(parts), chunks, sent_at)
+                recording = self._recording(exchange, upstream, body, chunks, sent_at)
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
@@ -477,7 +483,7 @@ class Proxy:
         finally:
             await upstream.release()
         if self.config.check:
-            await self._check(exchange, upstream.status, upstream.headers, b"".join(parts))
+            await self._check(exchange, upstream.status, upstream.headers, body)
         return response, outcome
 
     async def _check(self, exchange: Exchange, status: int, headers: Headers, body: bytes) -> None:

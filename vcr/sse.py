@@ -523,3 +523,11 @@ def _partial_object(text: str, pos: int) -> tuple[dict[str, Any], int, bool]:
         if text[pos] != ",":
             raise ValueError(f"expected ',' or '}}' at offset {pos}")
         pos = _skip(text, pos + 1)
+
+
+def ends_with_error(body: bytes) -> bool:
+    """Whether a stream's last event is `error`: a 200 that failed midway, never a complete answer."""
+    tail = body[-8192:].rstrip()
+    start = max(tail.rfind(b"\nevent:"), tail.rfind(b"\revent:"))
+    last = tail[start + 1 :] if start >= 0 else tail
+    return last.startswith(b"event:") and last[6:].lstrip(b" ").startswith(b"error")
