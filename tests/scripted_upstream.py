@@ -6,6 +6,7 @@ What it answers depends on the last user text of a Messages request:
 - a tool_result as the last content: a text turn quoting the result;
 - `SLOW`: the stream pauses after its first event until `release()` is called;
 - `BIG:<kilobytes>`: a long text stream in many small chunks;
+- `HUGE:<megabytes>`: a text stream of that size in 64 KB deltas;
 - `BREAK`: the connection is dropped in the middle of the stream;
 - `OVERLOADED`: the stream ends with an `error` event (overloaded_error) after a 200;
 - `STATUS:<code>`: an Anthropic error with that status (429 carries retry-after);
@@ -167,11 +168,16 @@ class ScriptedUpstream:
             ]
         else:
             big = re.search(r"BIG:(\d+)", text)
+            huge = re.search(r"HUGE:(\d+)", text)
             filler = (
                 "All work and no play. " * 48 * int(big.group(1))
                 if big
                 else "Hello from the scripted upstream!"
             )
+            if huge:
+                filler = "".join(
+                    f"line {i} of a very long answer.\n" for i in range(int(huge.group(1)) * 32_000)
+                )
             reply = f"Scripted reply number {number}. {filler}"
             blocks = [{"type": "text", "text": reply}]
         stop_reason = "tool_use" if blocks[-1]["type"] == "tool_use" else "end_turn"
@@ -236,7 +242,11 @@ class ScriptedUpstream:
         return response
 
     def block_events(self, index: int, block: dict[str, Any]) -> list[bytes]:
-        if block["type"] == "text":
+        if block["type"] == "text" and len(block["text"]) > 1_000_000:
+            start = {"type": "text", "text": ""}
+            text = block["text"]
+            deltas = [{"type": "text_delta", "text": text[i : i + 65536]} for i in range(0, len(text), 65536)]
+        elif block["type"] == "text":
             start = {"type": "text", "text": ""}
             words = re.findall(r"\S+\s*", block["text"])
             pieces = ["".join(words[i : i + 3]) for i in range(0, len(words), 3)]

@@ -470,3 +470,23 @@ def test_a_stream_ending_in_an_error_event_is_not_stored(proxy, upstream, db_pat
     post(recorder.url + MESSAGES, body("OVERLOADED", stream=True))
     recorder.stop()
     assert len(rows(db_path)) == 1
+
+
+def test_large_streams_are_recorded_and_replayed_without_holding_them_whole(proxy, upstream, db_path):
+    from vcr.compression import LARGE_BODY
+    from vcr.store import Store
+
+    recorder = proxy(mode="record")
+    recorded = post(recorder.url + MESSAGES, body("HUGE:6", stream=True))[2]
+    recorder.stop()
+    assert len(recorded) > LARGE_BODY and recorded.endswith(b'data: {"type":"message_stop"}\n\n')
+    [row] = rows(db_path)
+    assert row["response_size"] == len(recorded) and row["stored_size"] < len(recorded) / 5
+    with Store(db_path) as store:
+        [stored] = store.recordings_of("default", row["key"])
+        assert stored.response_body == b"" and stored.response_frame is not None
+        assert stored.response_reader().read() == recorded
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    assert post(replay.url + MESSAGES, body("HUGE:6", stream=True))[2] == recorded
+    paced = proxy(mode="replay", upstream=unreachable_url(), pace=1000.0)
+    assert post(paced.url + MESSAGES, body("HUGE:6", stream=True))[2] == recorded

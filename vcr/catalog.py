@@ -585,6 +585,8 @@ class Catalog:
     def _detail(
         self, row: sqlite3.Row, decompressor: Any, decode_json: Any, decode_request: Any
     ) -> RecordingDetail:
+        from vcr.compression import decompress_frame
+
         columns = row.keys()
         codec = row["request_codec"] if "request_codec" in columns else None
         summary = _summary([row["id"], row["cassette_name"], *(row[c] for c in _SUMMARY_NAMES[2:])])
@@ -594,7 +596,7 @@ class Catalog:
             request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)],
             request_body=decode_request(self.conn, codec, row["request_body"], decompressor),
             response_headers=[(k, v) for k, v in decode_json(row["response_headers"], decompressor)],
-            response_body=decompressor.decompress(row["response_body"]) if row["response_body"] else b"",
+            response_body=decompress_frame(decompressor, row["response_body"]),
             chunks=[(size, ms) for size, ms in decode_json(row["chunks"], decompressor)],
             duration_ms=row["duration_ms"],
             ttfb_ms=row["ttfb_ms"],
@@ -647,7 +649,7 @@ class Catalog:
             FROM recordings r JOIN cassettes c ON c.id = r.cassette_id ORDER BY c.name, r.key, r.ordinal
             """
         )
-        from vcr.compression import decode_request
+        from vcr.compression import decode_request, decompress_frame
 
         decompressor = _decompressor()
         for (
@@ -668,9 +670,7 @@ class Catalog:
             request_digest = hashlib.sha256(
                 decode_request(self.conn, codec, request, decompressor)
             ).hexdigest()
-            response_digest = hashlib.sha256(
-                decompressor.decompress(response) if response else b""
-            ).hexdigest()
+            response_digest = hashlib.sha256(decompress_frame(decompressor, response)).hexdigest()
             yield (
                 f"{name} {short_key(key, ordinal)} {method} {path} {model or '-'} "
                 f"{'stream' if stream else 'json'} {status} {size}B {created} "

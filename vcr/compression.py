@@ -68,6 +68,13 @@ def unpack_ids(packed: bytes) -> list[bytes]:
     return [packed[i : i + CHUNK_ID_BYTES] for i in range(0, len(packed), CHUNK_ID_BYTES)]
 
 
+def decompress_frame(decompressor: Any, frame: bytes | None) -> bytes:
+    """A whole zstd frame back, also one written as a stream (no content size in its header)."""
+    if not frame:
+        return b""
+    return decompressor.decompressobj().decompress(frame)
+
+
 def frame_dictionary_id(frame: bytes) -> int:
     """The dictionary a zstd frame was written with (0 for none)."""
     return zstandard.get_frame_parameters(frame).dict_id
@@ -137,3 +144,57 @@ def decode_json(stored: str | bytes | None, decompressor: Any) -> Any:
     if isinstance(stored, bytes):
         stored = decompressor.decompress(stored).decode()
     return json.loads(stored)
+
+
+LARGE_BODY = 4 * 1024 * 1024
+"""Responses above this are compressed as they stream in and replayed by streaming decompression, so the
+proxy holds their compressed form only (a tenth of the size for SSE), never the whole raw body."""
+TAIL_BYTES = 8192
+
+
+class ResponseSpool:
+    """A response being recorded: small bodies kept as they are, large ones compressed as chunks arrive."""
+
+    def __init__(self, threshold: int = LARGE_BODY, level: int = 3) -> None:
+        self.threshold = threshold
+        self.level = level
+        self.size = 0
+        self.tail = b""
+        """The last bytes seen, enough to tell how a stream ended."""
+        self._parts: list[bytes] = []
+        self._compressor: Any = None
+        self._frame: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        self.tail = (self.tail + data)[-TAIL_BYTES:]
+        if self._compressor is not None:
+            self._frame.append(self._compressor.compress(data))
+            return
+        self._parts.append(data)
+        if self.size > self.threshold:
+            self._compressor = zstandard.ZstdCompressor(
+                level=self.level, write_content_size=False
+            ).compressobj()
+            self._frame = [self._compressor.compress(part) for part in self._parts]
+            self._parts = []
+
+    @property
+    def large(self) -> bool:
+        return self._compressor is not None
+
+    def body(self) -> bytes:
+        """The whole body of a small response (empty for a large one: use `frame`)."""
+        return b"".join(self._parts)
+
+    def frame(self) -> bytes | None:
+        """The finished zstd frame of a large response, or None for a small one."""
+        if self._compressor is None:
+            return None
+        self._frame.append(self._compressor.flush())
+        self._compressor = zstandard.ZstdCompressor(
+            level=self.level
+        ).compressobj()  # finished: no more writes
+        frame = b"".join(self._frame)
+        self._frame = [frame]
+        return frame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from multidict import CIMultiDict
 from vcr import headers as header_rules
 from vcr import sse
 from vcr.adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
+from vcr.compression import ResponseSpool
 from vcr.diagnosis import MissReport, explain_miss
 from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, raw_hash, short_key
 from vcr.store import Recording, StoreThread
@@ -34,6 +36,8 @@ EXHAUSTED = ("repeat", "miss")
 CASSETTE_HEADER = "X-VCR-Cassette"
 CONTROL_PREFIX = "/__vcr__/"
 SEEN_BYTES_PER_CASSETTE = 64 * 1024 * 1024
+REPLAY_PIECE = 64 * 1024
+"""How much of a large (streamed-from-disk) recording is decompressed and written at a time."""
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
@@ -123,7 +127,7 @@ class ReplayCache:
 
     def put(self, cassette: str, key: str, recordings: list[Recording]) -> None:
         self.drop(cassette, key)
-        size = sum(len(r.response_body) + len(r.request_body) for r in recordings)
+        size = sum(len(r.response_frame or r.response_body) + len(r.request_body) for r in recordings)
         if size > self.budget:
             return
         self._entries[(cassette, key)] = (recordings, size)
@@ -386,22 +390,25 @@ class Proxy:
             outcome += "-converted"
         headers["x-vcr-outcome"] = outcome
         headers["x-vcr-key"] = recording.key
-        if self.config.check:
+        large = converted is None and recording.response_frame is not None
+        if self.config.check and not large:
             await self._check(exchange, recording.status, list(headers.items()), body)
-        if self.config.pace is None or not chunks:
+        paced = self.config.pace is not None and bool(chunks)
+        if not large and not paced:
             return web.Response(status=recording.status, body=body, headers=headers), outcome
         response = web.StreamResponse(status=recording.status, headers=headers)
         await response.prepare(exchange.request)
-        started = time.perf_counter()
-        offset = 0
-        for size, at_ms in chunks:
-            delay = at_ms / 1000 / self.config.pace - (time.perf_counter() - started)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await response.write(body[offset : offset + size])
-            offset += size
-        if offset < len(body):
-            await response.write(body[offset:])
+        reader = recording.response_reader() if large else io.BytesIO(body)
+        if paced:
+            assert self.config.pace is not None
+            started = time.perf_counter()
+            for size, at_ms in chunks:
+                delay = at_ms / 1000 / self.config.pace - (time.perf_counter() - started)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await response.write(reader.read(size))
+        while piece := reader.read(REPLAY_PIECE):
+            await response.write(piece)
         await response.write_eof()
         return response, outcome
 
@@ -447,12 +454,12 @@ class Proxy:
             response.headers["x-vcr-outcome"] = "recorded" if record and storable else "passthrough"
             response.headers["x-vcr-key"] = exchange.key
             await response.prepare(exchange.request)
-            parts: list[bytes] = []
+            spool = ResponseSpool()
             chunks: list[tuple[int, float]] = []
             try:
                 async for chunk in upstream.chunks():
                     chunks.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
-                    parts.append(chunk)
+                    spool.write(chunk)
                     await response.write(chunk)
             except (ConnectionResetError, asyncio.CancelledError):
                 log.warning("client went away during %s %s; nothing stored", exchange.method, exchange.target)
@@ -463,14 +470,13 @@ class Proxy:
                 )
                 response.force_close()
                 raise
-            body = b"".join(parts)
-            if storable and not self.config.record_errors and sse.ends_with_error(body):
+            if storable and not self.config.record_errors and sse.ends_with_error(spool.tail):
                 storable = False  # a 200 stream that ended in an `error` event failed midway
                 log.warning(
                     "%s %s ended with an error event; nothing stored", exchange.method, exchange.target
                 )
             if record and storable:
-                recording = self._recording(exchange, upstream, body, chunks, sent_at)
+                recording = self._recording(exchange, upstream, spool, chunks, sent_at)
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
@@ -483,7 +489,14 @@ class Proxy:
         finally:
             await upstream.release()
         if self.config.check:
-            await self._check(exchange, upstream.status, upstream.headers, body)
+            if spool.large:
+                log.info(
+                    "check       %s skipped: a %d-byte body is not held in memory",
+                    short_key(exchange.key),
+                    spool.size,
+                )
+            else:
+                await self._check(exchange, upstream.status, upstream.headers, spool.body())
         return response, outcome
 
     async def _check(self, exchange: Exchange, status: int, headers: Headers, body: bytes) -> None:
@@ -508,7 +521,7 @@ class Proxy:
         self,
         exchange: Exchange,
         upstream: UpstreamReply,
-        body: bytes,
+        spool: ResponseSpool,
         chunks: list[tuple[int, float]],
         sent_at: float,
     ) -> Recording:
@@ -523,7 +536,9 @@ class Proxy:
             request_headers=header_rules.for_storage(exchange.request.headers.items()),
             request_body=exchange.body,
             response_headers=header_rules.for_storage(upstream.headers),
-            response_body=body,
+            response_body=spool.body(),
+            response_frame=spool.frame(),
+            response_length=spool.size,
             chunks=chunks,
             model=model,
             stream=stream,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import io
 import json
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import zstandard
 from sqlite_utils import Database
@@ -18,11 +19,13 @@ from sqlite_utils import Database
 from vcr.compression import (
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
+    LARGE_BODY,
     WHOLE_CODEC,
     MissingChunk,
     chunk_id,
     decode_json,
     decode_request,
+    decompress_frame,
     encode_json,
     fetch_chunks,
     pack_ids,
@@ -80,7 +83,22 @@ class Recording:
     """Hashes of the normalised request's parts (see `matching.summarise`), for miss diagnosis."""
     raw_hash: str | None = None
     """`matching.raw_hash` of the request; worked out on save when not given."""
+    response_frame: bytes | None = None
+    """A large response (over `compression.LARGE_BODY`) stays a zstd frame: `response_body` is empty and
+    `response_reader()` decompresses it as it is read."""
+    response_length: int | None = None
+    """The raw size of a response kept as a frame."""
     id: int | None = None
+
+    def response_reader(self) -> BinaryIO:
+        """The response bytes as a stream: no more than a read's worth decompressed at a time."""
+        if self.response_frame is None:
+            return io.BytesIO(self.response_body)
+        return zstandard.ZstdDecompressor().stream_reader(self.response_frame)
+
+    @property
+    def response_bytes(self) -> int:
+        return len(self.response_body) if self.response_frame is None else self.response_length or 0
 
     def header(self, name: str) -> str | None:
         """The first response header of that name, any case."""
@@ -177,7 +195,7 @@ class Store:
     def _decompress(self, data: bytes | None) -> bytes:
         if not data:
             return b""
-        return self._decompressor.decompress(data)
+        return decompress_frame(self._decompressor, data)
 
     def _cassette_id(self, name: str, *, create: bool) -> int | None:
         cached = self._cassette_ids.get(name)
@@ -197,7 +215,10 @@ class Store:
 
     def save(self, recording: Recording) -> Recording:
         """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins."""
-        response_blob = self._compress(recording.response_body)
+        if recording.response_frame is not None:
+            response_blob = recording.response_frame
+        else:
+            response_blob = self._compress(recording.response_body)
         with self.db.atomic():
             request_codec, request_blob, new_chunk_bytes = self._store_request(recording.request_body)
             recording.stored_size = len(request_blob) + new_chunk_bytes + len(response_blob)
@@ -237,7 +258,7 @@ class Store:
                     recording.duration_ms,
                     recording.ttfb_ms,
                     len(recording.request_body),
-                    len(recording.response_body),
+                    recording.response_bytes,
                     recording.stored_size,
                     None if recording.summary is None else encode_json(recording.summary, self._compressor),
                     recording.raw_hash or raw_hash(recording.method, recording.path, recording.request_body),
@@ -314,7 +335,11 @@ class Store:
                 row["request_codec"], row["request_body"], row["raw_hash"], (row["method"], row["path"])
             ),
             response_headers=[tuple(h) for h in decode_json(row["response_headers"], self._decompressor)],
-            response_body=self._decompress(row["response_body"]),
+            response_body=b""
+            if row["response_size"] > LARGE_BODY
+            else self._decompress(row["response_body"]),
+            response_frame=row["response_body"] if row["response_size"] > LARGE_BODY else None,
+            response_length=row["response_size"],
             chunks=[(size, ms) for size, ms in decode_json(row["chunks"], self._decompressor)],
             created_at=row["created_at"],
             duration_ms=row["duration_ms"],
