@@ -552,7 +552,75 @@ def bench_memory() -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = {"replay": bench_replay, "record": bench_record, "storage": bench_storage, "memory": bench_memory}
+def bench_miss(recordings: int = 10_000) -> str:
+    """What a strict miss costs on a large cassette: finding the closest recording and diffing it."""
+    from vcr.diagnosis import explain_miss
+    from vcr.matching import Rules, key_request
+    from vcr.store import Recording, Store
+
+    base = json.loads(SAMPLE.read_text())["body"]
+    work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
+    db = work / "vcr.db"
+    rules = Rules()
+    started = time.perf_counter()
+    with Store(db) as store:
+        with store.db.atomic():
+            for index in range(recordings):
+                body = json.loads(json.dumps(base))
+                body["messages"][0]["content"][1]["text"] = (
+                    f"Question {index}: what does module {index % 97} do?"
+                )
+                raw = json.dumps(body).encode()
+                keyed = key_request("POST", "/v1/messages", "beta=true", raw, rules)
+                store.save(
+                    Recording(
+                        cassette="big",
+                        key=keyed.key,
+                        key_scheme="v2",
+                        method="POST",
+                        path=TARGET,
+                        status=200,
+                        request_headers=[],
+                        request_body=raw,
+                        response_headers=[("content-type", "text/event-stream")],
+                        response_body=b"event: message_stop\ndata: {}\n\n",
+                        summary=keyed.summary,
+                    )
+                )
+    build = time.perf_counter() - started
+    missed = json.loads(json.dumps(base))
+    missed["messages"][0]["content"][1]["text"] = "Question 5: what does module 5 do, briefly?"
+    raw = json.dumps(missed).encode()
+    timings = []
+    with Store(db) as store:
+        for _ in range(15):
+            t0 = time.perf_counter()
+            keyed = key_request("POST", "/v1/messages", "beta=true", raw, rules)
+            report = explain_miss(store, "big", "POST", TARGET, keyed, rules)
+            timings.append((time.perf_counter() - t0) * 1000)
+    size = db.stat().st_size
+    shutil.rmtree(work, ignore_errors=True)
+    timings.sort()
+    best = report.closest[0]
+    return (
+        f"### Strict-miss diagnosis on a {recordings:,}-recording cassette (49 KB Claude Code requests)\n\n"
+        "| | value |\n| --- | ---: |\n"
+        f"| db size | {size / 1e6:.1f} MB (built in {build:.0f} s) |\n"
+        f"| key + closest recordings + JSON diff, p50 | {timings[len(timings) // 2]:.0f} ms |\n"
+        f"| worst of 15 | {timings[-1]:.0f} ms |\n"
+        f"| best match found | {best.score:.0%} same, first difference `{report.differences[0][:60]}...` |\n"
+        "\nOnly the per-part summary hashes of recordings with the same method and path are read to rank them;"
+        " one request body (the best match) is decompressed for the diff.\n"
+    )
+
+
+SECTIONS = {
+    "replay": bench_replay,
+    "record": bench_record,
+    "storage": bench_storage,
+    "memory": bench_memory,
+    "miss": bench_miss,
+}
 
 
 def run(names: list[str] | None = None) -> str:

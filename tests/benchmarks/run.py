@@ -21,6 +21,7 @@ BENCHMARKS = {
     "record": [sys.executable, str(HERE / "bench_proxy.py"), "record"],
     "storage": [sys.executable, str(HERE / "bench_proxy.py"), "storage"],
     "memory": [sys.executable, str(HERE / "bench_proxy.py"), "memory"],
+    "miss": [sys.executable, str(HERE / "bench_proxy.py"), "miss"],
     "catalog": [sys.executable, str(HERE / "bench_catalog.py")],
     "pyz": [sys.executable, str(HERE / "bench_pyz.py")],
 }
