@@ -147,6 +147,18 @@ def unreachable_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+@pytest.fixture(scope="session")
+def claude() -> str:
+    """The Claude Code CLI; missing, it fails the run in CI and skips elsewhere."""
+    binary = claude_code_binary()
+    if binary is None:
+        message = "Claude Code CLI not found: run `npm ci --prefix tests/node` (or set VCR_CLAUDE)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
 def claude_code_binary() -> str | None:
     """The npm-installed Claude Code CLI: VCR_CLAUDE, then tests/node's node_modules, then PATH."""
     candidates = [os.environ.get("VCR_CLAUDE"), str(REPO / "tests/node/node_modules/.bin/claude")]

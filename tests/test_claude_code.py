@@ -8,20 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import claude_code_binary, unreachable_url
+from tests.conftest import unreachable_url
 
 pytestmark = pytest.mark.claude_code
-
-
-@pytest.fixture(scope="module")
-def claude() -> str:
-    binary = claude_code_binary()
-    if binary is None:
-        message = "Claude Code CLI not found: run `npm ci --prefix tests/node` (or set VCR_CLAUDE)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 def run_claude(

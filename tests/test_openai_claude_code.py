@@ -4,29 +4,17 @@ OpenAI-compatible upstream, recorded, every stored answer valid, then replayed s
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import claude_code_binary, unreachable_url
+from tests.conftest import unreachable_url
 from tests.openai_upstream import MODEL, serve_openai
 from tests.test_claude_code import run_claude
 from vcr.protocol import validate_response
 from vcr.store import Recording, Store
 
 pytestmark = pytest.mark.claude_code
-
-
-@pytest.fixture(scope="module")
-def claude() -> str:
-    binary = claude_code_binary()
-    if binary is None:
-        message = "Claude Code CLI not found: run `npm ci --prefix tests/node` (or set VCR_CLAUDE)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 def stored(db: Path, cassette: str) -> list[Recording]:

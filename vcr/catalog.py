@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from vcr import names
+
 MIGRATION_SET = "claude-vcr"
 SHORT_KEY_LENGTH = 12
 MIN_PREFIX_LENGTH = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MMAP_BYTES = 1 << 30
 """Reads through a memory map (read-only connections only): index scans run about twice as fast."""
-_CASSETTE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _KEY_PREFIX = re.compile(r"^([0-9a-fA-F]+)(?:#(\d+))?$")
 _SUMMARY_COLUMNS = (
     "r.id, c.name, r.key, r.ordinal, r.method, r.path, r.model, r.stream, r.status, "
@@ -100,13 +101,11 @@ class Ambiguous(CatalogError):
 
 
 def validate_cassette_name(name: str) -> str:
-    """The proxy's rule (names become directory names on export), without importing the proxy's aiohttp."""
-    if not _CASSETTE_NAME.match(name) or ".." in name:
-        raise CatalogError(
-            f"invalid cassette name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
-            "not starting with '.' and without '/' or '..'"
-        )
-    return name
+    """`vcr.names`' rule, failing as the catalog's other errors do."""
+    try:
+        return names.validate_cassette_name(name)
+    except names.BadCassetteName as error:
+        raise CatalogError(str(error)) from error
 
 
 def short_key(key: str, ordinal: int = 0) -> str:

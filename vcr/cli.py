@@ -218,7 +218,8 @@ def serve(
         claude-vcr serve --mode replay --cassette basic_tests
     """
     from vcr.matching import Rules, RulesError, load_rules
-    from vcr.proxy import BadRequest, ProxyConfig, validate_cassette_name
+    from vcr.names import BadCassetteName, validate_cassette_name
+    from vcr.proxy import ProxyConfig
     from vcr.proxy import serve as run_proxy
     from vcr.store import StoreError
 
@@ -240,7 +241,7 @@ def serve(
         raise click.BadParameter(f"{upstream!r} is not an http:// or https:// URL", param_hint="--upstream")
     try:
         validate_cassette_name(cassette)
-    except BadRequest as error:
+    except BadCassetteName as error:
         raise click.BadParameter(str(error), param_hint="--cassette") from error
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     config = ProxyConfig(

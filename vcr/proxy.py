@@ -26,6 +26,7 @@ from vcr.adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_u
 from vcr.compression import ResponseSpool
 from vcr.diagnosis import MissReport, explain_miss
 from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, raw_hash, short_key
+from vcr.names import BadCassetteName, validate_cassette_name
 from vcr.store import Recording, StoreThread
 
 log = logging.getLogger("vcr.proxy")
@@ -42,7 +43,6 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
 @dataclass
@@ -75,20 +75,6 @@ class ProxyConfig:
     """Environment variable holding a translating upstream's API key (never stored)."""
     ping_interval: float = 15.0
     """Seconds of upstream silence after which a translating upstream sends a `ping` event."""
-
-
-class BadRequest(Exception):
-    """A request the proxy refuses before doing anything with it."""
-
-
-def validate_cassette_name(name: str) -> str:
-    """Cassette names become directory names on export: plain names only."""
-    if not _PLAIN_NAME.match(name) or ".." in name:
-        raise BadRequest(
-            f"invalid cassette name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
-            "not starting with '.' and without '/' or '..'"
-        )
-    return name
 
 
 def is_local_only(method: str, path: str) -> bool:
@@ -242,7 +228,7 @@ class Proxy:
         try:
             body = await request.read()
             exchange = self._exchange(request, body)
-        except BadRequest as error:
+        except BadCassetteName as error:
             response = error_response(400, "invalid_request_error", str(error))
             self._log("rejected", None, request.method, request.path_qs, 400, started)
             return response
