@@ -407,14 +407,28 @@ class Catalog:
         """Every cassette with its recording count, sizes and date range, by name."""
         rows = self.conn.execute(
             """
-            SELECT c.name, count(r.id), coalesce(sum(r.stored_size), 0),
-                   coalesce(sum(r.request_size + r.response_size), 0),
-                   min(r.created_at), max(r.created_at), c.created_at
-            FROM cassettes c LEFT JOIN recordings r INDEXED BY recordings_catalog ON r.cassette_id = c.id
+            SELECT c.id, c.name, coalesce(sum(t.recordings), 0), coalesce(sum(t.stored_size), 0),
+                   coalesce(sum(t.request_size + t.response_size), 0), c.created_at
+            FROM cassettes c LEFT JOIN recording_totals t ON t.cassette_id = c.id
             GROUP BY c.id ORDER BY c.name
             """
-        )
-        return [CassetteSummary(*row) for row in rows]
+        ).fetchall()
+        return [
+            CassetteSummary(name, count, stored, raw, *self._date_range(cassette_id), created)
+            for cassette_id, name, count, stored, raw, created in rows
+        ]
+
+    def _date_range(self, cassette_id: int) -> tuple[str | None, str | None]:
+        """Oldest and newest recording: two index lookups (SQLite optimises one min or max per query)."""
+        oldest = self.conn.execute(
+            "SELECT min(created_at) FROM recordings INDEXED BY recordings_catalog WHERE cassette_id = ?",
+            [cassette_id],
+        ).fetchone()[0]
+        newest = self.conn.execute(
+            "SELECT max(created_at) FROM recordings INDEXED BY recordings_catalog WHERE cassette_id = ?",
+            [cassette_id],
+        ).fetchone()[0]
+        return oldest, newest
 
     # --- recordings --------------------------------------------------------------------------------
 
@@ -467,30 +481,30 @@ class Catalog:
         )
 
     def _stats(self, names: dict[int, str]) -> list[CassetteStats]:
-        """Two scans of narrow indexes, never of the rows: sums and dates per cassette from the catalog
-        index (already in cassette order, so no sort), counts per model from the (cassette, model) one."""
+        """From the per (cassette, model, stream) totals its triggers keep, plus two index lookups per
+        cassette for the date range: a few rows read whatever the number of recordings."""
         where, params = ("WHERE cassette_id = ?", list(names)) if len(names) == 1 else ("", [])
-        totals = {
-            row[0]: row[1:]
-            for row in self.conn.execute(
-                f"""
-                SELECT cassette_id, count(*), sum(stream), sum(request_size), sum(response_size),
-                       sum(stored_size), min(created_at), max(created_at)
-                FROM recordings INDEXED BY recordings_catalog {where} GROUP BY cassette_id
-                """,
-                params,
-            )
-        }
+        totals: dict[int, list[int]] = {}
         models: dict[int, dict[str, int]] = {}
-        for cassette_id, model, count in self.conn.execute(
-            f"SELECT cassette_id, model, count(*) FROM recordings {where} GROUP BY cassette_id, model", params
+        for cassette_id, model, stream, count, request_size, response_size, stored_size in self.conn.execute(
+            "SELECT cassette_id, model, stream, recordings, request_size, response_size, stored_size "
+            f"FROM recording_totals {where}",
+            params,
         ):
+            sums = totals.setdefault(cassette_id, [0, 0, 0, 0, 0])
+            for position, value in enumerate(
+                (count, count if stream else 0, request_size, response_size, stored_size)
+            ):
+                sums[position] += value
             counts = models.setdefault(cassette_id, {})
             counts[model or "unknown"] = counts.get(model or "unknown", 0) + count
+        totals_with_dates = {
+            cassette_id: (*sums, *self._date_range(cassette_id)) for cassette_id, sums in totals.items()
+        }
         found = []
         for cassette_id, name in names.items():
-            count, streaming, request_size, response_size, stored_size, oldest, newest = totals.get(
-                cassette_id, (0, 0, 0, 0, 0, None, None)
+            count, streaming, request_size, response_size, stored_size, oldest, newest = (
+                totals_with_dates.get(cassette_id, (0, 0, 0, 0, 0, None, None))
             )
             by_model = dict(sorted(models.get(cassette_id, {}).items(), key=lambda item: (-item[1], item[0])))
             found.append(

@@ -682,6 +682,8 @@ class Store:
                 for table in tables:
                     if renumber and table in ("cassettes", "recordings"):
                         continue
+                    if table == "recording_totals":  # rebuilt by its triggers as recordings are copied
+                        continue
                     order = (
                         "id" if table == "chunks" else "rowid"
                     )  # chunks: the same order whatever came first
