@@ -1,12 +1,13 @@
-"""How bodies are packed for the db: pure functions, no SQL.
+"""How bodies are packed for the db, shared by the store and the read-only catalog.
 
 Requests of one session repeat themselves: Claude Code re-sends the same ~40 KB of tools and system prompt
 and a growing history in every turn. A request body is cut into content-defined chunks (boundaries chosen
 by the bytes around them, so an insertion early in a body moves no later boundary), each stored once under
-its hash; the request keeps only the list of chunk ids. The exact bytes are the chunks joined back.
+its id; the request keeps only the list of chunk ids. The exact bytes are the chunks joined back.
 
-Responses are single zstd frames, optionally against a dictionary trained from the db's own responses;
-a frame records the id of its dictionary, so reading needs nothing else.
+Responses are single zstd frames; large ones are compressed while they stream in (`ResponseSpool`). Long
+metadata JSON is a zstd frame too. The one query here, `fetch_chunks`, is shared so that the catalog (which
+must not import the store's sqlite-utils) reads chunked requests the same way.
 """
 
 from __future__ import annotations
@@ -73,22 +74,6 @@ def decompress_frame(decompressor: Any, frame: bytes | None) -> bytes:
     if not frame:
         return b""
     return decompressor.decompressobj().decompress(frame)
-
-
-def frame_dictionary_id(frame: bytes) -> int:
-    """The dictionary a zstd frame was written with (0 for none)."""
-    return zstandard.get_frame_parameters(frame).dict_id
-
-
-def train_dictionary(samples: list[bytes], size: int = 16 * 1024) -> zstandard.ZstdCompressionDict | None:
-    """A zstd dictionary from a db's own responses, or None when there is too little to learn from."""
-    samples = [s for s in samples if s]
-    if len(samples) < 8 or sum(map(len, samples)) < 4 * size:
-        return None
-    try:
-        return zstandard.train_dictionary(size, samples, level=19)
-    except zstandard.ZstdError:
-        return None
 
 
 CHUNKED_CODEC = "chunks"

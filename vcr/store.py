@@ -375,16 +375,6 @@ class Store:
         ).fetchone()
         return None if row is None else (row[0], bool(row[1]))
 
-    def last_ordinal(self, cassette: str, key: str) -> int | None:
-        """The highest ordinal recorded for a key (repeats of one request are numbered 0, 1, ...)."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return None
-        row = self._conn.execute(
-            "SELECT max(ordinal) FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
-        ).fetchone()
-        return row[0]
-
     def forget_key(self, cassette: str, key: str) -> int:
         """Drop every recording of a key: a record run starts that request's sequence afresh."""
         cassette_id = self._cassette_id(cassette, create=False)
@@ -800,12 +790,6 @@ class StoreThread:
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Call `func(store, *args)` on the store thread: for library code that reads the store."""
         return await self._run(func, self.store, *args)
-
-    async def lookup(self, cassette: str, key: str, ordinal: int = 0) -> Recording | None:
-        return await self._run(self.store.lookup, cassette, key, ordinal)
-
-    async def last_ordinal(self, cassette: str, key: str) -> int | None:
-        return await self._run(self.store.last_ordinal, cassette, key)
 
     async def recordings_of(self, cassette: str, key: str) -> list[Recording]:
         return await self._run(self.store.recordings_of, cassette, key)
