@@ -1048,3 +1048,40 @@ def test_dispatch_other_endpoints() -> None:
     assert rules(error) == {"E4"}
     assert validate_response("HEAD", "/api/hello", 200, {}, b"") == []
     assert validate_response("POST", "/api/event_logging/batch", 200, {}, b"{}") == []
+
+
+def test_estimated_input_usage_is_info_for_translated_streams():
+    from vcr.protocol import validate_stream
+
+    def event(payload: dict) -> str:
+        return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
+
+    start = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": "m",
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 1},
+    }
+    body = "".join(
+        [
+            event({"type": "message_start", "message": start}),
+            event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+            event({"type": "content_block_stop", "index": 0}),
+            event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"input_tokens": 25, "output_tokens": 3},
+                }
+            ),
+            event({"type": "message_stop"}),
+        ]
+    ).encode()
+    native = [f.severity for f in validate_stream(body) if f.rule == "M4"]
+    translated = [f.severity for f in validate_stream(body, translated=True) if f.rule == "M4"]
+    assert native == ["warning"] and translated == ["info"]

@@ -1050,6 +1050,12 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
     is_flag=True,
     help="Fail on errors only (by default a warning the recording did not have fails too).",
 )
+@click.option(
+    "--translated",
+    is_flag=True,
+    help="The target translates another API (e.g. an OpenAI-compatible adapter): thinking signatures and "
+    "estimated input usage are graded as PROTOCOL.md grades translated streams.",
+)
 @db_option
 @json_option
 def verify(
@@ -1058,6 +1064,7 @@ def verify(
     junit: Path | None,
     timeout: float,
     allow_new_warnings: bool,
+    translated: bool,
     db: Path,
     as_json: bool,
 ) -> None:
@@ -1085,6 +1092,7 @@ def verify(
             target,
             timeout=timeout,
             allow_new_warnings=allow_new_warnings,
+            translated=translated,
             on_result=None if as_json else lambda result: click.echo(result.line()),
         )
     if junit is not None:

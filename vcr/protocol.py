@@ -756,8 +756,9 @@ class _StreamChecker:
                 continue
             if value < start:
                 self.out.warning("M4", index, f"{key} fell from {start} to {value}; counts are cumulative")
-            elif not server_tools:
-                self.out.warning("M4", index, f"{key} grew from {start} to {value} with no server tool use")
+            elif not server_tools:  # a translating proxy can only estimate input at message_start
+                report = self.out.info if self.ctx.translated else self.out.warning
+                report("M4", index, f"{key} grew from {start} to {value} with no server tool use")
 
     def message_stop(self, index: int, payload: dict[str, Any]) -> None:
         """S3: the stop needs a message_delta before it."""

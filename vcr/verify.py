@@ -333,8 +333,11 @@ def check_answer(
     body: bytes,
     *,
     allow_new_warnings: bool = False,
+    translated: bool = False,
 ) -> tuple[list[Finding], list[Finding]]:
-    """(findings, failures) for a live answer to a recorded request; no network, so tests can call it."""
+    """(findings, failures) for a live answer to a recorded request; no network, so tests can call it.
+    `translated`: the target translates another API, so rules PROTOCOL.md softens for translated streams
+    (thinking signatures, estimated input usage) are graded as such."""
     summary = detail.summary
     live_findings = validate_response(
         summary.method,
@@ -344,6 +347,7 @@ def check_answer(
         body,
         detail.request_body,
         request_headers=detail.request_headers,
+        translated=translated,
     )
     recorded_view = semantic_view(summary.path, summary.status, detail.response_headers, detail.response_body)
     live_view = semantic_view(summary.path, status, headers, body)
@@ -353,7 +357,12 @@ def check_answer(
 
 
 async def _verify_one(
-    session: Any, detail: RecordingDetail, target: str, api_key: str, allow_new_warnings: bool
+    session: Any,
+    detail: RecordingDetail,
+    target: str,
+    api_key: str,
+    allow_new_warnings: bool,
+    translated: bool,
 ) -> VerifyResult:
     """Send one recorded request and judge the answer; a transport failure is finding V10."""
     import aiohttp
@@ -377,7 +386,9 @@ async def _verify_one(
         finding = Finding("V10", "error", None, f"no answer from {url}: {reason}")
         return VerifyResult(summary, url, None, elapsed, [finding], [finding])
     elapsed = (time.perf_counter() - started) * 1000
-    findings, failures = check_answer(detail, status, headers, body, allow_new_warnings=allow_new_warnings)
+    findings, failures = check_answer(
+        detail, status, headers, body, allow_new_warnings=allow_new_warnings, translated=translated
+    )
     return VerifyResult(summary, url, status, elapsed, findings, failures)
 
 
@@ -387,6 +398,7 @@ async def _verify_all(
     api_key: str,
     timeout: float,
     allow_new_warnings: bool,
+    translated: bool,
     on_result: Callable[[VerifyResult], None] | None,
 ) -> list[VerifyResult]:
     """One session, one request at a time, in recording order (so output and JUnit are stable)."""
@@ -396,7 +408,7 @@ async def _verify_all(
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(timeout=client_timeout, auto_decompress=True) as session:
         for detail in details:
-            result = await _verify_one(session, detail, target, api_key, allow_new_warnings)
+            result = await _verify_one(session, detail, target, api_key, allow_new_warnings, translated)
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -410,13 +422,14 @@ def verify_details(
     api_key: str | None = None,
     timeout: float = 60.0,
     allow_new_warnings: bool = False,
+    translated: bool = False,
     on_result: Callable[[VerifyResult], None] | None = None,
 ) -> list[VerifyResult]:
     """Verify recordings against `target` (a base URL; `{cassette}` is replaced by each one's cassette)."""
     if not target.startswith(("http://", "https://")):
         raise ValueError(f"{target!r} is not an http:// or https:// URL")
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
-    return asyncio.run(_verify_all(details, target, key, timeout, allow_new_warnings, on_result))
+    return asyncio.run(_verify_all(details, target, key, timeout, allow_new_warnings, translated, on_result))
 
 
 def verify_db(
