@@ -32,9 +32,6 @@ from vcr.store import Recording, StoreThread
 
 log = logging.getLogger("vcr.proxy")
 
-MODES = ("auto", "record", "replay", "passthrough")
-FALLBACKS = ("strict", "fallback")
-EXHAUSTED = ("repeat", "miss")
 CASSETTE_HEADER = "X-VCR-Cassette"
 CONTROL_PREFIX = "/__vcr__/"
 SEEN_BYTES_PER_CASSETTE = 64 * 1024 * 1024
@@ -52,7 +49,9 @@ class ProxyConfig:
 
     db: Path = Path("vcr.db")
     mode: str = "auto"
+    """auto | record | replay | passthrough (the CLI's --mode choices)."""
     fallback: str = "strict"
+    """strict | fallback: what a replay miss does."""
     cassette: str = "default"
     upstream: str = "https://api.anthropic.com"
     host: str = "127.0.0.1"
