@@ -21,7 +21,7 @@ from vcr.proxy import ProxyConfig, RunningProxy, running
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
-TEST_API_KEY = "sk-ant-api03-TESTKEY-do-not-store-0123456789abcdef"
+TEST_API_KEY = "sk-ant-api03-EXAMPLE-TESTKEY-do-not-store-0123456789abcdef"
 
 
 class LoopThread:

@@ -167,7 +167,8 @@ class RecordingSummary(NamedTuple):
     def identity(self) -> Identity:
         return (self.cassette, self.key, self.ordinal)
 
-    def to_json(self) -> dict[str, Any]:
+    def where(self) -> dict[str, Any]:
+        """Which recording this is, as every `--json` output starts."""
         return {
             "cassette": self.cassette,
             "key": self.key,
@@ -175,6 +176,11 @@ class RecordingSummary(NamedTuple):
             "ordinal": self.ordinal,
             "method": self.method,
             "path": self.path,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.where(),
             "model": self.model,
             "stream": self.stream,
             "status": self.status,

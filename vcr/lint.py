@@ -89,15 +89,9 @@ class LintResult:
         return f"{label(self.summary, cassette=cassette)}: {format_findings(self.findings)}"
 
     def to_json(self) -> dict[str, Any]:
-        summary = self.summary
         return {
-            "cassette": summary.cassette,
-            "key": summary.key,
-            "short_key": summary.short,
-            "ordinal": summary.ordinal,
-            "method": summary.method,
-            "path": summary.path,
-            "status": summary.status,
+            **self.summary.where(),
+            "status": self.summary.status,
             "errors": self.errors,
             "warnings": self.warnings,
             "findings": [finding_json(f) for f in self.findings],

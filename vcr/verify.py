@@ -284,16 +284,10 @@ class VerifyResult:
         return line
 
     def to_json(self) -> dict[str, Any]:
-        summary = self.summary
         return {
-            "cassette": summary.cassette,
-            "key": summary.key,
-            "short_key": summary.short,
-            "ordinal": summary.ordinal,
-            "method": summary.method,
-            "path": summary.path,
+            **self.summary.where(),
             "url": self.url,
-            "recorded_status": summary.status,
+            "recorded_status": self.summary.status,
             "status": self.status,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "passed": self.passed,
