@@ -289,29 +289,47 @@ _UNSET: Any = object()
 
 
 class KeyedRequest:
-    """A request's key; its normalised JSON (None for other bodies) and summary are worked out only when
-    asked for (on a miss, or when recording), so a replay hit found by its raw bytes never parses JSON."""
+    """A request's key; its parsed and normalised JSON (None for other bodies), model and summary are worked
+    out once, only when asked for (on a miss, or when recording), so a replay hit found by its raw bytes never
+    parses JSON."""
 
     def __init__(
         self,
         key: str,
         body: bytes = b"",
         rules: Rules | None = None,
+        *,
+        parsed: Any = _UNSET,
         normalised: Any = _UNSET,
-        wants_stream: bool = False,
+        wants_stream: bool | None = None,
     ) -> None:
         self.key = key
-        self.wants_stream = wants_stream
-        """Whether the request asked for SSE (`stream: true`): decides stream/JSON conversion on replay."""
         self._body = body
         self._rules = rules or Rules()
-        if normalised is not _UNSET:
-            self.__dict__["normalised"] = normalised
+        for name, value in (("parsed", parsed), ("normalised", normalised)):
+            if value is not _UNSET:
+                self.__dict__[name] = value
+        if wants_stream is not None:
+            self.__dict__["wants_stream"] = wants_stream
+
+    @cached_property
+    def parsed(self) -> Any:
+        return parse_json_body(self._body)
 
     @cached_property
     def normalised(self) -> Any:
-        parsed = parse_json_body(self._body)
-        return None if parsed is None else normalise(parsed, self._rules)
+        return None if self.parsed is None else normalise(self.parsed, self._rules)
+
+    @cached_property
+    def wants_stream(self) -> bool:
+        """Whether the request asked for SSE (`stream: true`): decides stream/JSON conversion on replay."""
+        return isinstance(self.parsed, dict) and self.parsed.get("stream") is True
+
+    @property
+    def model(self) -> str | None:
+        """The Messages-style `model`, for the metadata columns."""
+        model = self.parsed.get("model") if isinstance(self.parsed, dict) else None
+        return model if isinstance(model, str) else None
 
     @cached_property
     def summary(self) -> dict[str, str]:
@@ -326,11 +344,10 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
     parsed = parse_json_body(body)
     if parsed is None:
         digest.update(b"raw:" + body)
-        return KeyedRequest(digest.hexdigest(), body, rules, normalised=None)
+        return KeyedRequest(digest.hexdigest(), body, rules, parsed=None, normalised=None)
     normalised = normalise(parsed, rules)
     digest.update(b"json:" + canonical_json(normalised))
-    wants_stream = isinstance(parsed, dict) and parsed.get("stream") is True
-    return KeyedRequest(digest.hexdigest(), body, rules, normalised=normalised, wants_stream=wants_stream)
+    return KeyedRequest(digest.hexdigest(), body, rules, parsed=parsed, normalised=normalised)
 
 
 def raw_hash(method: str, target: str, body: bytes) -> str:
@@ -348,15 +365,6 @@ def request_key(method: str, path: str, query: str, body: bytes, rules: Rules | 
 
 def short_key(key: str) -> str:
     return key[:SHORT_KEY_LENGTH]
-
-
-def describe_request(body: bytes) -> tuple[str | None, bool]:
-    """The model and the stream flag of a Messages-style JSON body, for the metadata columns."""
-    parsed = parse_json_body(body)
-    if not isinstance(parsed, dict):
-        return None, False
-    model = parsed.get("model")
-    return (model if isinstance(model, str) else None), parsed.get("stream") is True
 
 
 # --- miss diagnosis ---------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from vcr import sse
 from vcr.adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
 from vcr.compression import ResponseSpool
 from vcr.diagnosis import MissReport, explain_miss
-from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, describe_request, key_request, raw_hash, short_key
+from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
 from vcr.names import BadCassetteName, validate_cassette_name
 from vcr.store import Recording, StoreThread
 
@@ -519,7 +519,8 @@ class Proxy:
         chunks: list[tuple[int, float]],
         sent_at: float,
     ) -> Recording:
-        model, stream = describe_request(exchange.body)
+        keyed = exchange.keyed
+        assert keyed is not None, "a recorded request was keyed in _dispatch"
         return Recording(
             cassette=exchange.cassette,
             key=exchange.key,
@@ -534,10 +535,10 @@ class Proxy:
             response_frame=spool.frame(),
             response_length=spool.size,
             chunks=chunks,
-            model=model,
-            stream=stream,
+            model=keyed.model,
+            stream=keyed.wants_stream,
             ordinal=exchange.ordinal,
-            summary=exchange.keyed.summary if exchange.keyed else None,
+            summary=keyed.summary,
             raw_hash=exchange.raw_hash,
             duration_ms=(time.perf_counter() - sent_at) * 1000,
             ttfb_ms=chunks[0][1] if chunks else None,

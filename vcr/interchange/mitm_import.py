@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from vcr.headers import for_storage
 from vcr.interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
 from vcr.interchange.recorder import ImportReport, ImportRun
-from vcr.matching import KEY_SCHEME, describe_request
+from vcr.matching import KEY_SCHEME
 
 if TYPE_CHECKING:
     from vcr.store import Store
@@ -93,7 +93,6 @@ def _import_flow(
     except ContentDecodingError:
         return SKIP_UNDECODABLE
     keyed = run.key(cassette, request.method, target, request_body)
-    model, stream = describe_request(request_body)
     started = request.timestamp_start
     recording = Recording(
         cassette=cassette,
@@ -106,8 +105,8 @@ def _import_flow(
         request_body=request_body,
         response_headers=for_storage(response.headers),
         response_body=response_body,
-        model=model,
-        stream=stream,
+        model=keyed.model,
+        stream=keyed.wants_stream,
         ordinal=run.claim(cassette, keyed.key),
         created_at=_timestamp(started or flow.timestamp_created) or utc_now(),
         duration_ms=_elapsed(started, response.timestamp_end),

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from vcr import __version__
 from vcr.catalog import Catalog, CatalogError, RecordingDetail, validate_cassette_name
 from vcr.headers import for_storage
-from vcr.matching import KEY_SCHEME, describe_request
+from vcr.matching import KEY_SCHEME
 
 if TYPE_CHECKING:
     from vcr.interchange.recorder import ImportReport, ImportRun
@@ -415,7 +415,7 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     keyed = run.key(cassette, method, target, entry.request_body)
-    model, stream = describe_request(entry.request_body)
+    stream = keyed.wants_stream
     status = meta.get("status_code", info.get("status_code", 200))
     headers = entry.response_headers
     if headers is None:  # the seed's meta.json may lack them: say what the bytes are
@@ -434,8 +434,8 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
         request_body=entry.request_body,
         response_headers=for_storage(headers),
         response_body=entry.response_body,
-        model=model,
-        stream=stream,
+        model=keyed.model,
+        stream=keyed.wants_stream,
         ordinal=run.claim(cassette, keyed.key),
         created_at=_our_time(recorded_at) or utc_now(),
         duration_ms=duration * 1000 if isinstance(duration, (int, float)) and duration > 0 else None,
