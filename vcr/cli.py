@@ -219,7 +219,7 @@ def serve(
     """
     from vcr.matching import Rules, RulesError, load_rules
     from vcr.names import BadCassetteName, validate_cassette_name
-    from vcr.proxy import ProxyConfig
+    from vcr.proxy import ListenError, ProxyConfig
     from vcr.proxy import serve as run_proxy
     from vcr.store import StoreError
 
@@ -267,8 +267,8 @@ def serve(
         run_proxy(config, announce=lambda line: click.echo(line))
     except StoreError as error:
         raise click.ClickException(str(error)) from error
-    except OSError as error:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+    except ListenError as error:
+        raise click.ClickException(str(error)) from error
 
 
 # --- cassettes as files people share: inspect, delete, export/import, git ------------------------------

@@ -568,6 +568,10 @@ class RunningProxy:
         )
 
 
+class ListenError(Exception):
+    """The address could not be bound (in use, not ours); only this is reported as a listening problem."""
+
+
 class RequestLog:
     """The per-request lines on a stream, written once per event-loop turn: a logging record per request
     cost 15% of replay time in a profile."""
@@ -607,7 +611,12 @@ async def running(
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            raise ListenError(
+                f"cannot listen on {config.host}:{config.port}: {error.strerror or error}"
+            ) from error
         host, port = runner.addresses[0][:2]
         shown_host = f"[{host}]" if ":" in host else host
         yield RunningProxy(url=f"http://{shown_host}:{port}", config=config)
