@@ -6,7 +6,7 @@
                             --python-version 3.11 --platform macosx_11_0_arm64
     python3 build_zipapp.py --update-lock        # re-resolve the pinned dependency versions below
 
-The pyz holds the `vcr` package (with `migrations/` as `vcr.migrations`), every runtime dependency as
+The pyz holds the `claude_vcr` package (the `vcr/` folder, with `migrations/` as `claude_vcr.migrations`), every runtime dependency as
 pure Python (aiohttp, multidict, yarl, frozenlist and propcache from their py3-none-any wheels, whose
 code falls back to Python when the C speedups are absent), and zstandard's C module once per target
 under `_native/`, which `vcr/_bootstrap.py` copies to a cache folder on first use. Dependencies are the
@@ -45,8 +45,17 @@ except ModuleNotFoundError:  # pip always carries a copy
     from pip._vendor.packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO))
-from vcr import _bootstrap  # noqa: E402  (the tag matching the pyz itself uses at start-up)
+
+
+def _load_bootstrap():  # the tag logic the pyz itself uses at start-up; loaded by path, nothing installed
+    spec = importlib.util.spec_from_file_location("claude_vcr_bootstrap", REPO / "vcr" / "_bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and NamedTuples look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_bootstrap = _load_bootstrap()
 
 DEFAULT_OUTPUT = REPO / "dist" / "claude-vcr.pyz"
 DEFAULT_CACHE = REPO / ".cache" / "zipapp"
@@ -264,6 +273,26 @@ class Target:
         return f"CPython {self.python} on {self.platform or 'this platform'}"
 
 
+def _package_folder(package: str, dirs: dict[str, str]) -> str:
+    """Where setuptools finds a package: its own package-dir entry, else its nearest mapped parent's."""
+    parts = package.split(".")
+    for i in range(len(parts), 0, -1):
+        parent = ".".join(parts[:i])
+        if parent in dirs:
+            return "/".join((dirs[parent], *parts[i:]))
+    return "/".join(parts)
+
+
+def _package_folder(package: str, dirs: dict[str, str]) -> str:
+    """Where setuptools finds a package: its own package-dir entry, else its nearest mapped parent's."""
+    parts = package.split(".")
+    for i in range(len(parts), 0, -1):
+        parent = ".".join(parts[:i])
+        if parent in dirs:
+            return "/".join((dirs[parent], *parts[i:]))
+    return "/".join(parts)
+
+
 def marker_env(python: str, where: _bootstrap.Platform) -> dict[str, str]:
     """PEP 508 marker values for a target, so dependencies are chosen for it rather than for the builder."""
     systems = {"linux": ("linux", "Linux", "posix"), "macosx": ("darwin", "Darwin", "posix")}
@@ -312,7 +341,7 @@ class Project:
         project = config["project"]
         setuptools = config.get("tool", {}).get("setuptools", {})
         dirs = setuptools.get("package-dir", {})
-        packages = {p: root / dirs.get(p, p.replace(".", "/")) for p in setuptools.get("packages", [])}
+        packages = {p: root / _package_folder(p, dirs) for p in setuptools.get("packages", [])}
         minimum = re.search(r">=\s*(3\.\d+)", project.get("requires-python", ">=3.10"))
         return cls(
             name=project["name"],
@@ -647,7 +676,7 @@ def write_zip(files: dict[str, bytes], output: Path) -> None:
 
 MAIN = b'''"""claude-vcr as one file: see build_zipapp.py in the claude-vcr repository."""
 
-from vcr._bootstrap import main
+from claude_vcr._bootstrap import main
 
 main()
 '''

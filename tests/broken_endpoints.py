@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from claude_vcr.sse import encode_events
+
 from tests.scenarios import SSE_TYPE, Scenario
-from vcr.sse import encode_events
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Events = list[dict[str, Any]]

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+from claude_vcr.cli import main
+from claude_vcr.matching import KEY_SCHEME, key_request
+from claude_vcr.store import Recording, Store
 from click.testing import CliRunner, Result
 
 from tests.conftest import TEST_API_KEY
-from vcr.cli import main
-from vcr.matching import KEY_SCHEME, key_request
-from vcr.store import Recording, Store
 
 WEATHER_TOOL = {
     "name": "get_weather",

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from claude_vcr.proxy import ProxyConfig, RunningProxy, running
 
 from tests.scripted_upstream import ScriptedUpstream
-from vcr.proxy import ProxyConfig, RunningProxy, running
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -136,8 +136,7 @@ def proxy(
 def stored_json(value: str | bytes | None):
     """A JSON metadata column as the store writes it (text, or zstd when long), decoded."""
     import zstandard
-
-    from vcr.compression import decode_json
+    from claude_vcr.compression import decode_json
 
     return decode_json(value, zstandard.ZstdDecompressor())
 

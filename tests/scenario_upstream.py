@@ -23,12 +23,12 @@ from urllib.parse import parse_qsl
 import anthropic
 import pytest
 from aiohttp import web
+from claude_vcr.matching import canonical_json, parse_json_body
+from claude_vcr.proxy import ProxyConfig
 from multidict import CIMultiDict
 
 from tests.conftest import TEST_API_KEY, LoopThread, ProxyHandle
 from tests.scenarios import SCENARIOS, Scenario
-from vcr.matching import canonical_json, parse_json_body
-from vcr.proxy import ProxyConfig
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Transform = Callable[[Scenario], Answer]

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcr.sse import encode_events
+from claude_vcr.sse import encode_events
 
 MODEL = "claude-opus-4-5-20251101"
 HAIKU = "claude-haiku-4-5-20251001"
@@ -297,7 +297,7 @@ class Scenario:
     @property
     def events(self) -> Events:
         """The SSE payloads (the body parsed back), for the breakages that rewrite them."""
-        from vcr.sse import parse_sse
+        from claude_vcr.sse import parse_sse
 
         return [event.parsed for event in parse_sse(self.body)]
 

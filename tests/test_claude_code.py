@@ -82,7 +82,7 @@ def test_claude_code_sees_a_strict_miss_as_an_api_error(claude, proxy, upstream,
 
 
 def test_claude_code_preset_replays_in_another_directory_and_home(claude, proxy, upstream, tmp_path):
-    from vcr.matching import Rules
+    from claude_vcr.matching import Rules
 
     args = ["Please RUN:echo vcr-tool-ok", "--allowedTools", "Bash"]
     dirs = {}

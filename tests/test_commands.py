@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from claude_vcr.catalog import Ambiguous, Catalog, CatalogError, NoDatabase, NotFound, schema_steps
+from claude_vcr.sse import accumulate, parse_sse
+from claude_vcr.store import Store
 
 from tests.cassette_helpers import WEATHER_TOOL, call, cli, params, recording, rows, save_all
 from tests.conftest import TEST_API_KEY
-from vcr.catalog import Ambiguous, Catalog, CatalogError, NoDatabase, NotFound, schema_steps
-from vcr.sse import accumulate, parse_sse
-from vcr.store import Store
 
 TOOL_REQUEST = params("What is the weather in Paris?", tools=[WEATHER_TOOL], stream=True)
 
@@ -269,8 +269,8 @@ def test_foreign_and_newer_dbs_are_refused_without_a_traceback(tmp_path):
 
 
 def test_an_older_db_is_read_without_being_changed(tmp_path):
+    from claude_vcr.migrations import migrations
     from sqlite_utils import Database
-    from vcr.migrations import migrations
 
     old = tmp_path / "old.db"
     conn = sqlite3.connect(old)
@@ -293,7 +293,7 @@ def test_an_older_db_is_read_without_being_changed(tmp_path):
 
 def test_catalog_reads_the_schema_steps_without_importing_them():
     """The fast path compares a db's steps with these, so they must be exactly the registered ones."""
-    from vcr.migrations import migrations
+    from claude_vcr.migrations import migrations
 
     assert schema_steps() == tuple(m.name for m in migrations._migrations)
     assert schema_steps()[:2] == ("m001_cassettes_and_recordings", "m002_recording_meta_and_catalog_index")
@@ -303,7 +303,7 @@ def test_read_commands_import_neither_aiohttp_nor_sqlite_utils(recorded, db_path
     key = find_key(db_path, "basic", stream=True)
     script = (
         "import sys\n"
-        "from vcr.cli import main\n"
+        "from claude_vcr.cli import main\n"
         "for args in (['list'], ['stats'], ['cassettes'], ['show', sys.argv[2]], ['dump']):\n"
         "    try:\n"
         "        main([*args, '--db', sys.argv[1]])\n"

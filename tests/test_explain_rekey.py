@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from claude_vcr.cli import main
 from click.testing import CliRunner
 
 from tests.conftest import unreachable_url
 from tests.test_matching import relocated, sample
 from tests.test_proxy import post
-from vcr.cli import main
 
 CC_PATH = "/v1/messages?beta=true"
 

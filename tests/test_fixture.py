@@ -6,6 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+from claude_vcr.catalog import Catalog
+from claude_vcr.fixtures import build_fixture, fixture_json
+
 from tests.broken_endpoints import fresh_ids
 from tests.cassette_helpers import cli
 from tests.conftest import TEST_API_KEY
@@ -21,8 +24,6 @@ from tests.scenario_upstream import (  # noqa: F401
     serving,
 )
 from tests.scenarios import BY_NAME, HISTORY_TOOL, SCENARIOS, Scenario, fake_id
-from vcr.catalog import Catalog
-from vcr.fixtures import build_fixture, fixture_json
 
 
 def keys_by_name(db: Path, cassette: str = CASSETTE) -> dict[str, str]:

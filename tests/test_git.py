@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from claude_vcr.interchange.gitdb import plan_merge
 
 from tests.cassette_helpers import call, cli, params, recording, rows, save_all
-from vcr.interchange.gitdb import plan_merge
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-COMMAND = f"{shlex.quote(sys.executable)} -m vcr"
+COMMAND = f"{shlex.quote(sys.executable)} -m claude_vcr"
 
 
 def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,7 @@ def repo(tmp_path: Path) -> Path:
 
 def key_of(db: Path, text: str) -> str:
     """The key of the recording whose request asked `text`."""
-    from vcr.catalog import Catalog
+    from claude_vcr.catalog import Catalog
 
     with Catalog.open(db) as catalog:
         for summary in catalog.recordings():

@@ -6,6 +6,9 @@ import json
 import re
 from pathlib import Path
 
+from claude_vcr.catalog import Catalog
+from claude_vcr.lint import lint, lint_summary
+
 from tests.broken_endpoints import BY_NAME as BREAKAGES
 from tests.cassette_helpers import cli
 
@@ -20,8 +23,6 @@ from tests.scenario_upstream import (  # noqa: F401
     serving,
 )
 from tests.scenarios import BY_NAME, SCENARIOS
-from vcr.catalog import Catalog
-from vcr.lint import lint, lint_summary
 
 LINE = re.compile(
     r"^(?:(?P<cassette>[\w.-]+)/)?(?P<key>[0-9a-f]{12}) (?P<method>[A-Z]+) (?P<path>\S+): (?P<findings>.+)$"

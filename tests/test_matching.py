@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from vcr.matching import (
+from claude_vcr.matching import (
     Replacement,
     Rules,
     RulesError,

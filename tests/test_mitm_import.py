@@ -19,15 +19,15 @@ from pathlib import Path
 import anthropic
 import pytest
 from aiohttp import web
+from claude_vcr.catalog import Catalog
+from claude_vcr.interchange.mitm import MitmFormatError, read_flows
+from claude_vcr.interchange.mitm_import import SKIP_NO_BODY, SKIP_PATH, SKIP_STATUS, import_dump
+from claude_vcr.store import Store
 
 from tests.cassette_helpers import WEATHER_TOOL, call, cli, client, params, rows, write_synthetic_dump
 from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
 from tests.scripted_upstream import ScriptedUpstream
 from tests.test_mitm_reader import require_mitmdump, start_mitmdump
-from vcr.catalog import Catalog
-from vcr.interchange.mitm import MitmFormatError, read_flows
-from vcr.interchange.mitm_import import SKIP_NO_BODY, SKIP_PATH, SKIP_STATUS, import_dump
-from vcr.store import Store
 
 COUNT_TOKENS = {"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "count me"}]}
 
@@ -261,7 +261,7 @@ def test_a_large_dump_shows_a_progress_bar_on_a_terminal(tmp_path):
     assert size > 8 * 1024 * 1024
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "vcr", "import", str(dump), "--db", str(tmp_path / "bar.db")],
+        [sys.executable, "-m", "claude_vcr", "import", str(dump), "--db", str(tmp_path / "bar.db")],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=secondary,

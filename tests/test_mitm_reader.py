@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 import zstandard
 from aiohttp import web
-
-from vcr.interchange.mitm import (
+from claude_vcr.interchange.mitm import (
     ContentDecodingError,
     MitmFlow,
     MitmFormatError,

@@ -31,7 +31,7 @@ def test_passthrough_forwards_everything_and_stores_nothing(proxy, upstream, db_
 
 def test_check_logs_protocol_violations_with_the_key(proxy, upstream, caplog):
     server = proxy(mode="passthrough", check=True)
-    with caplog.at_level(logging.WARNING, logger="vcr.proxy"):
+    with caplog.at_level(logging.WARNING, logger="claude_vcr.proxy"):
         good = post(server.url + MESSAGES, body("fine", stream=True))
         bad = post(server.url + MESSAGES, body("BADINDEX", stream=True))
         checks = check_lines(caplog)
@@ -46,6 +46,6 @@ def test_check_also_validates_replayed_answers(proxy, upstream, caplog):
     post(recorder.url + MESSAGES, body("BADINDEX", stream=True))
     recorder.stop()
     replay = proxy(mode="replay", check=True)
-    with caplog.at_level(logging.WARNING, logger="vcr.proxy"):
+    with caplog.at_level(logging.WARNING, logger="claude_vcr.proxy"):
         assert post(replay.url + MESSAGES, body("BADINDEX", stream=True))[0] == 200
         assert any(" S4 error" in line for line in check_lines(caplog))

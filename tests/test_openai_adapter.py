@@ -15,12 +15,9 @@ from typing import Any
 import aiohttp
 import anthropic
 import pytest
-
-from tests.conftest import TEST_API_KEY, LoopThread, unreachable_url
-from tests.openai_upstream import MODEL, Chunks, OpenAIServer, Plan, serve_openai
-from vcr import sse
-from vcr.adapters.openai import chat_completions_url, reply_headers
-from vcr.adapters.openai_messages import (
+from claude_vcr import sse
+from claude_vcr.adapters.openai import chat_completions_url, reply_headers
+from claude_vcr.adapters.openai_messages import (
     MEDIA_TOKENS,
     anthropic_tool_id,
     anthropic_usage,
@@ -34,8 +31,8 @@ from vcr.adapters.openai_messages import (
     upstream_tool_id,
     upstream_tool_name,
 )
-from vcr.adapters.openai_stream import StreamTranslator
-from vcr.protocol import (
+from claude_vcr.adapters.openai_stream import StreamTranslator
+from claude_vcr.protocol import (
     Finding,
     validate_count_tokens,
     validate_message,
@@ -43,6 +40,9 @@ from vcr.protocol import (
     validate_response,
     validate_stream,
 )
+
+from tests.conftest import TEST_API_KEY, LoopThread, unreachable_url
+from tests.openai_upstream import MODEL, Chunks, OpenAIServer, Plan, serve_openai
 
 MAP = (("claude-*", MODEL),)
 WEATHER = {
@@ -527,7 +527,7 @@ def test_blank_arguments_are_an_explicit_empty_object():
 
 def test_invalid_arguments_end_the_stream_with_an_error_event(caplog):
     c = Chunks(1)
-    with caplog.at_level(logging.WARNING, "vcr.adapters.openai"):
+    with caplog.at_level(logging.WARNING, "claude_vcr.adapters.openai"):
         translator, body = translate(
             [c.call_start(0, "call_a", "get_weather", '{"city": '), c.chunk({}, "tool_calls")]
         )
@@ -1038,7 +1038,7 @@ def test_record_then_strict_replay_with_the_upstream_down(
 
 def test_monitor_mode_finds_nothing_wrong_with_adapter_streams(adapter, loop_thread, caplog):
     url = adapter(mode="passthrough", check=True).url
-    with caplog.at_level(logging.WARNING, "vcr.proxy"):
+    with caplog.at_level(logging.WARNING, "claude_vcr.proxy"):
         for prompt in ("Please RUN:echo hi", "OPENROUTER", "PARALLEL weather"):
             exchange(loop_thread, url, params(prompt, stream=True, tools=[WEATHER, BASH]))
     findings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("check")]

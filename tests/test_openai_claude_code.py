@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from claude_vcr.protocol import validate_response
+from claude_vcr.store import Recording, Store
 
 from tests.conftest import unreachable_url
 from tests.openai_upstream import MODEL, serve_openai
 from tests.test_claude_code import run_claude
-from vcr.protocol import validate_response
-from vcr.store import Recording, Store
 
 pytestmark = pytest.mark.claude_code
 

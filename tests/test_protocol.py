@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
-from vcr.protocol import (
+from claude_vcr.protocol import (
     Finding,
     validate_count_tokens,
     validate_error_response,
@@ -25,7 +24,7 @@ from vcr.protocol import (
     validate_response,
     validate_stream,
 )
-from vcr.sse import accumulate, encode_events, message_to_events, message_to_sse
+from claude_vcr.sse import accumulate, encode_events, message_to_events, message_to_sse
 
 MODEL = "claude-sonnet-4-5-20250929"
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
@@ -1051,7 +1050,7 @@ def test_dispatch_other_endpoints() -> None:
 
 
 def test_estimated_input_usage_is_info_for_translated_streams():
-    from vcr.protocol import validate_stream
+    from claude_vcr.protocol import validate_stream
 
     def event(payload: dict) -> str:
         return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n"

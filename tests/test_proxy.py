@@ -15,9 +15,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from claude_vcr.store import Store
 
 from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
-from vcr.store import Store
 
 MESSAGES = "/v1/messages"
 
@@ -473,8 +473,8 @@ def test_a_stream_ending_in_an_error_event_is_not_stored(proxy, upstream, db_pat
 
 
 def test_large_streams_are_recorded_and_replayed_without_holding_them_whole(proxy, upstream, db_path):
-    from vcr.compression import LARGE_BODY
-    from vcr.store import Store
+    from claude_vcr.compression import LARGE_BODY
+    from claude_vcr.store import Store
 
     recorder = proxy(mode="record")
     recorded = post(recorder.url + MESSAGES, body("HUGE:6", stream=True))[2]

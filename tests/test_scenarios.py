@@ -9,6 +9,9 @@ import urllib.request
 
 import anthropic
 import pytest
+from claude_vcr.catalog import Catalog
+from claude_vcr.protocol import validate_response
+from claude_vcr.sse import StreamError, accumulate, parse_sse
 
 from tests.broken_endpoints import equivalent, fresh_ids
 from tests.cassette_helpers import cli
@@ -25,9 +28,6 @@ from tests.scenario_upstream import (  # noqa: F401
     serving,
 )
 from tests.scenarios import BY_NAME, SCENARIOS, Scenario
-from vcr.catalog import Catalog
-from vcr.protocol import validate_response
-from vcr.sse import StreamError, accumulate, parse_sse
 
 REQUIRED = {
     "text_short": "short text",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anthropic
 import pytest
+from claude_vcr.sse import accumulate, parse_sse
 
 from tests.conftest import TEST_API_KEY, unreachable_url
-from vcr.sse import accumulate, parse_sse
 
 WEATHER_TOOL = {
     "name": "get_weather",

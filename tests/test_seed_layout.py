@@ -10,11 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from claude_vcr.matching import Rules, key_request
+from claude_vcr.store import Store
 
 from tests.cassette_helpers import WEATHER_TOOL, call, cassette_rows, cli, params, recording, rows
 from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
-from vcr.matching import Rules, key_request
-from vcr.store import Store
 
 SEED_ENTRY_FIELDS = {
     "cache_key",

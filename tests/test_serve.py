@@ -21,11 +21,11 @@ BANNER = re.compile(r"claude-vcr listening on (http://127\.0\.0\.1:\d+) mode=(\S
 
 
 class ServeProcess:
-    """`python -m vcr serve ...` in a subprocess, with its output read line by line."""
+    """`python -m claude_vcr serve ...` in a subprocess, with its output read line by line."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vcr", "serve", *args],
+            [sys.executable, "-m", "claude_vcr", "serve", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -123,7 +123,7 @@ def test_port_from_env(serve, upstream):
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "vcr", *args],
+        [sys.executable, "-m", "claude_vcr", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -152,7 +152,7 @@ def test_corrupt_db_is_refused_and_left_untouched(tmp_path, content):
 
 def test_db_from_a_newer_version_is_refused(tmp_path):
     db = tmp_path / "vcr.db"
-    from vcr.store import Store
+    from claude_vcr.store import Store
 
     Store(db).close()
     conn = sqlite3.connect(db)

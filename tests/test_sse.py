@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 import pytest
-
-from vcr.sse import (
+from claude_vcr.sse import (
     SSEEvent,
     SSEParser,
     StreamError,

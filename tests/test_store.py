@@ -7,10 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from claude_vcr.compression import CHUNKED_CODEC, split_chunks
+from claude_vcr.store import Recording, Store, StoreError, compact
 
 from tests.test_matching import sample
-from vcr.compression import CHUNKED_CODEC, split_chunks
-from vcr.store import Recording, Store, StoreError, compact
 
 
 def recording(index: int, body: bytes, *, model: str = "claude-opus-5-5", cassette: str = "c") -> Recording:

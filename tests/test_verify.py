@@ -16,6 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from claude_vcr.catalog import Catalog, RecordingDetail
+from claude_vcr.sse import encode_events, parse_sse
+from claude_vcr.verify import API_KEY_ENV, PLACEHOLDER_API_KEY, check_answer, verify_db
 
 from tests.broken_endpoints import BREAKAGES, Breakage, equivalent
 from tests.broken_endpoints import BY_NAME as BREAKAGE_BY_NAME
@@ -32,9 +35,6 @@ from tests.scenario_upstream import (  # noqa: F401
     serving,
 )
 from tests.scenarios import BY_NAME, SCENARIOS
-from vcr.catalog import Catalog, RecordingDetail
-from vcr.sse import encode_events, parse_sse
-from vcr.verify import API_KEY_ENV, PLACEHOLDER_API_KEY, check_answer, verify_db
 
 LINE = re.compile(
     r"^(?P<verdict>PASS|FAIL) (?P<cassette>[\w.-]+)/(?P<key>[0-9a-f]{12}) (?P<method>[A-Z]+) (?P<path>\S+) "
@@ -298,7 +298,7 @@ def test_text_is_compared_joined(library_db):
 
 def test_lint_and_fixture_commands_never_import_aiohttp(library_db):
     code = (
-        "import sys; from click.testing import CliRunner; from vcr.cli import main; "
+        "import sys; from click.testing import CliRunner; from claude_vcr.cli import main; "
         f"r1 = CliRunner().invoke(main, ['lint', '--db', {str(library_db)!r}]); "
         f"r2 = CliRunner().invoke(main, ['fixture', 'ffff', '--db', {str(library_db)!r}]); "
         "print(r1.exit_code, r2.exit_code, 'aiohttp' in sys.modules)"

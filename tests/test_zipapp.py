@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from claude_vcr import __version__, _bootstrap
 
 import build_zipapp
 from tests.conftest import REPO, TEST_API_KEY, unreachable_url
-from vcr import __version__, _bootstrap
 
 pytestmark = pytest.mark.slow
 BANNER = re.compile(r"claude-vcr listening on (http://127\.0\.0\.1:\d+) ")
@@ -217,7 +217,7 @@ def test_pyz_holds_the_package_its_dependencies_and_one_native_module(pyz, manif
         names = archive.namelist()
         infos = archive.infolist()
     assert pyz.read_bytes().startswith(b"#!/usr/bin/env python3\n")
-    for required in ("__main__.py", "vcr/cli.py", "vcr/_bootstrap.py", "vcr/migrations/__init__.py"):
+    for required in ("__main__.py", "claude_vcr/cli.py", "claude_vcr/_bootstrap.py", "claude_vcr/migrations/__init__.py"):
         assert required in names
     for package in ("aiohttp", "multidict", "yarl", "frozenlist", "propcache", "sqlite_utils", "click"):
         assert f"{package}/__init__.py" in names
@@ -281,7 +281,7 @@ def test_help_from_any_folder(runner):
     ids=["help", "serve-help", "stats", "list", "export"],
 )
 def test_commands_that_do_not_serve_never_import_aiohttp(runner, args):
-    from vcr.store import Store
+    from claude_vcr.store import Store
 
     Store(runner.cwd / "vcr.db").close()
     found = runner.probe("report(code=run_pyz(*sys.argv[2:]))", *args)
@@ -294,9 +294,9 @@ def test_store_and_proxy_import_pure_python_from_the_zip_and_zstd_from_the_cache
     found = runner.probe(
         """
         sys.path.insert(0, PYZ)
-        from vcr import _bootstrap
+        from claude_vcr import _bootstrap
         _bootstrap.prepare(_bootstrap.load_manifest())
-        import vcr.proxy, vcr.store, zstandard
+        import claude_vcr.proxy, claude_vcr.store, zstandard
         data = b"claude-vcr " * 1000
         assert zstandard.ZstdDecompressor().decompress(zstandard.ZstdCompressor().compress(data)) == data
         report(backend=zstandard.backend)
@@ -318,7 +318,7 @@ def test_store_and_proxy_import_pure_python_from_the_zip_and_zstd_from_the_cache
 def test_concurrent_first_starts_share_one_extraction(runner, manifest):
     code = """
         sys.path.insert(0, PYZ)
-        from vcr import _bootstrap
+        from claude_vcr import _bootstrap
         _bootstrap.prepare(_bootstrap.load_manifest())
         import zstandard
         assert zstandard.ZstdDecompressor().decompress(zstandard.ZstdCompressor().compress(b"x" * 99)) == b"x" * 99
@@ -342,7 +342,7 @@ def test_concurrent_first_starts_share_one_extraction(runner, manifest):
 def test_truncated_cache_file_is_replaced(runner, manifest):
     code = """
         sys.path.insert(0, PYZ)
-        from vcr import _bootstrap
+        from claude_vcr import _bootstrap
         _bootstrap.prepare(_bootstrap.load_manifest())
         import zstandard
         report(location=zstandard.backend_c.__file__)

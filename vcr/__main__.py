@@ -1,6 +1,6 @@
-"""`python -m vcr` runs the same CLI as the `claude-vcr` script."""
+"""`python -m claude_vcr` runs the same CLI as the `claude-vcr` script."""
 
-from vcr.cli import main
+from .cli import main
 
 if __name__ == "__main__":
     main()

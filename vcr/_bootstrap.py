@@ -343,6 +343,6 @@ def main() -> None:
             print(version_text(found[1]))
             return
         prepare(found)
-    from vcr.cli import main as cli
+    from .cli import main as cli
 
     cli()

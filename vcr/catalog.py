@@ -5,7 +5,7 @@ with numpy installed) and never creates or changes a file: `claude-vcr list` on 
 in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes. Writes go through
 `vcr.store.Store`.
 
-    from vcr.catalog import Catalog
+    from .catalog import Catalog
 
     with Catalog.open("vcr.db") as catalog:
         for cassette in catalog.cassettes():
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vcr import names
+from . import names
 
 MIGRATION_SET = "claude-vcr"
 SHORT_KEY_LENGTH = 12
@@ -283,12 +283,12 @@ def _applied_steps(conn: sqlite3.Connection) -> set[str] | None:
 def schema_steps() -> tuple[str, ...]:
     """The names of this version's schema steps, read from the migrations' source without importing it.
 
-    `vcr.migrations` imports sqlite-utils, a quarter of a second; a db whose steps are exactly these is read
+    `claude_vcr.migrations` imports sqlite-utils, a quarter of a second; a db whose steps are exactly these is read
     straight away. Empty (so every db takes the slow, checked path) if the source cannot be read.
     """
     try:
-        spec = importlib.util.find_spec("vcr.migrations")  # finds the package without running it
-        source = spec.loader.get_source("vcr.migrations") if spec and spec.loader else None  # type: ignore[attr-defined]
+        spec = importlib.util.find_spec(__package__ + ".migrations")  # finds the package without running it
+        source = spec.loader.get_source(__package__ + ".migrations") if spec and spec.loader else None  # type: ignore[attr-defined]
         tree = ast.parse(source or "")
     except (ImportError, OSError, SyntaxError, ValueError, AttributeError):
         return ()
@@ -341,8 +341,8 @@ def _checked(path: Path) -> sqlite3.Connection:
     older db brought up to date in a private in-memory copy."""
     from sqlite_utils import Database
 
-    from vcr.migrations import migrations
-    from vcr.store import StoreError, _check_file
+    from .migrations import migrations
+    from .store import StoreError, _check_file
 
     try:
         _check_file(path)
@@ -589,7 +589,7 @@ class Catalog:
             )
 
     def _details(self, where: str, params: list[Any]) -> Iterator[RecordingDetail]:
-        from vcr.compression import decode_json, decode_request
+        from .compression import decode_json, decode_request
 
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
@@ -604,7 +604,7 @@ class Catalog:
     def _detail(
         self, row: sqlite3.Row, decompressor: Any, decode_json: Any, decode_request: Any
     ) -> RecordingDetail:
-        from vcr.compression import decompress_frame
+        from .compression import decompress_frame
 
         columns = row.keys()
         codec = row["request_codec"] if "request_codec" in columns else None
@@ -668,7 +668,7 @@ class Catalog:
             FROM recordings r JOIN cassettes c ON c.id = r.cassette_id ORDER BY c.name, r.key, r.ordinal
             """
         )
-        from vcr.compression import decode_request, decompress_frame
+        from .compression import decode_request, decompress_frame
 
         decompressor = _decompressor()
         for (
@@ -754,7 +754,7 @@ def _content_preview(content: Any) -> str:
 
 def explain_request(method: str, path: str, headers: Headers, body: bytes) -> dict[str, Any]:
     """Method, path, headers (secrets never reach the db) and a summary of a Messages-style body."""
-    from vcr.headers import for_storage
+    from .headers import for_storage
 
     summary: dict[str, Any] = {
         "method": method,
@@ -894,7 +894,7 @@ def explain_response(status: int, headers: Headers, body: bytes) -> dict[str, An
         "content_type": content_type,
     }
     if "text/event-stream" in content_type or body.startswith((b"event:", b"data:")):
-        from vcr.sse import accumulate, parse_sse
+        from .sse import accumulate, parse_sse
 
         events = parse_sse(body)
         summary["kind"] = "sse"

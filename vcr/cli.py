@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vcr import __version__
+from . import __version__
 
 DB_OPTION_HELP = "The cassette database (one SQLite file, meant for git)."
 
@@ -217,11 +217,11 @@ def serve(
     Example:
         claude-vcr serve --mode replay --cassette basic_tests
     """
-    from vcr.matching import Rules, RulesError, load_rules
-    from vcr.names import BadCassetteName, validate_cassette_name
-    from vcr.proxy import ListenError, ProxyConfig
-    from vcr.proxy import serve as run_proxy
-    from vcr.store import StoreError
+    from .matching import Rules, RulesError, load_rules
+    from .names import BadCassetteName, validate_cassette_name
+    from .proxy import ListenError, ProxyConfig
+    from .proxy import serve as run_proxy
+    from .store import StoreError
 
     try:
         key_rules = (load_rules(rules) if rules else Rules()).with_presets(*preset)
@@ -284,15 +284,15 @@ class _Failure:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
             return
-        from vcr.catalog import CatalogError
+        from .catalog import CatalogError
 
         known: tuple[type[BaseException], ...] = (CatalogError, OSError)
-        if "vcr.store" in sys.modules:
-            known += (sys.modules["vcr.store"].StoreError,)
-        if "vcr.interchange.mitm" in sys.modules:
-            known += (sys.modules["vcr.interchange.mitm"].MitmFormatError,)
-        if "vcr.matching" in sys.modules:
-            known += (sys.modules["vcr.matching"].RulesError,)
+        if "claude_vcr.store" in sys.modules:
+            known += (sys.modules["claude_vcr.store"].StoreError,)
+        if "claude_vcr.interchange.mitm" in sys.modules:
+            known += (sys.modules["claude_vcr.interchange.mitm"].MitmFormatError,)
+        if "claude_vcr.matching" in sys.modules:
+            known += (sys.modules["claude_vcr.matching"].RulesError,)
         if isinstance(exc, OSError) and exc.filename:
             raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from exc
         if isinstance(exc, known):
@@ -301,7 +301,7 @@ class _Failure:
 
 def _open_catalog(db: Path):
     """The db read-only: a missing file is reported, never created."""
-    from vcr.catalog import Catalog
+    from .catalog import Catalog
 
     with _Failure():
         return Catalog.open(db)
@@ -312,7 +312,7 @@ def _open_store(db: Path, *, must_exist: bool = True):
     with _Failure():
         if must_exist and (not db.exists() or db.stat().st_size == 0):
             raise click.ClickException(f"no database at {db}")
-        from vcr.store import Store
+        from .store import Store
 
         return Store(db)
 
@@ -362,7 +362,7 @@ def cassettes(db: Path, as_json: bool) -> None:
         claude-vcr cassettes
         claude-vcr cassettes --json
     """
-    from vcr.catalog import display_time
+    from .catalog import display_time
 
     with _open_catalog(db) as catalog, _Failure():
         found = catalog.cassettes()
@@ -411,7 +411,7 @@ def list_recordings(cassette: str | None, cassette_option: str | None, db: Path,
 
 def _recording_lines(found, *, with_cassette: bool) -> str:
     """`list`'s table, one f-string per line: 100,000 lines are formatted in about 0.1 s."""
-    from vcr.catalog import display_time
+    from .catalog import display_time
 
     def width(values, title: str) -> int:
         return max(len(title), max(map(len, values)))
@@ -451,7 +451,7 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
         claude-vcr stats --cassette basic_tests
         claude-vcr stats --json
     """
-    from vcr.catalog import display_time
+    from .catalog import display_time
 
     with _open_catalog(db) as catalog, _Failure():
         per_cassette = catalog.stats(cassette)
@@ -497,7 +497,7 @@ def _show_text(info: dict) -> str:
     """`show` for a person: where, the request in brief, the response decoded."""
     import json
 
-    from vcr.catalog import display_time
+    from .catalog import display_time
 
     request, response = info["request"], info["response"]
     timing = ""
@@ -617,7 +617,7 @@ def delete(key_prefix: str, cassette: str | None, db: Path) -> None:
     Example:
         claude-vcr delete 3f2a9c1b
     """
-    from vcr.catalog import Catalog
+    from .catalog import Catalog
 
     with _open_store(db) as store:
         recording = _resolve(Catalog(store.db.conn), key_prefix, cassette)
@@ -639,7 +639,7 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
     Example:
         claude-vcr clear old_tests --yes
     """
-    from vcr.catalog import Catalog
+    from .catalog import Catalog
 
     with _open_store(db) as store:
         with _Failure():
@@ -667,7 +667,7 @@ def export_command(directory: Path, cassettes: tuple[str, ...], replace: bool, d
     Example:
         claude-vcr export cassettes/ --cassette basic_tests
     """
-    from vcr.interchange.seed import export_directory
+    from .interchange.seed import export_directory
 
     with _open_catalog(db) as catalog, _Failure():
         report = export_directory(catalog, directory, list(cassettes), replace=replace)
@@ -711,7 +711,7 @@ def import_command(
         claude-vcr import cassettes/
         claude-vcr import capture.mitm --cassette from_capture
     """
-    from vcr.catalog import validate_cassette_name
+    from .catalog import validate_cassette_name
 
     if source.is_file() and source.name == "index.json":
         source = source.parent
@@ -719,7 +719,7 @@ def import_command(
     try:
         with _Failure():
             if source.is_dir():
-                from vcr.interchange.seed import import_directory
+                from .interchange.seed import import_directory
 
                 with _open_store(db, must_exist=False) as store:
                     report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
@@ -746,8 +746,8 @@ def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_
     """A dump import with a progress bar on a terminal for files over 8 MB; a bad file names the flows read."""
     import contextlib
 
-    from vcr.interchange.mitm import MitmFormatError
-    from vcr.interchange.mitm_import import import_dump
+    from .interchange.mitm import MitmFormatError
+    from .interchange.mitm_import import import_dump
 
     size = source.stat().st_size
     show_bar = size > 8 * 1024 * 1024 and sys.stderr.isatty()
@@ -794,7 +794,7 @@ def compact(db: Path) -> None:
     if not db.exists() or db.stat().st_size == 0:
         raise click.ClickException(f"no database at {db}")
     with _Failure():
-        from vcr.store import compact as compact_file
+        from .store import compact as compact_file
 
         before, after = compact_file(db)
     click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")
@@ -813,7 +813,7 @@ def dump(path: Path | None, db: Path) -> None:
     Example:
         claude-vcr dump vcr.db
     """
-    from vcr.interchange.gitdb import dump_lines
+    from .interchange.gitdb import dump_lines
 
     with _Failure():
         sys.stdout.writelines(line + "\n" for line in dump_lines(path or db))
@@ -833,7 +833,7 @@ def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
     Example (set up by `claude-vcr git-setup`):
         git config merge.claude-vcr.driver "claude-vcr merge-driver %O %A %B"
     """
-    from vcr.interchange.gitdb import merge
+    from .interchange.gitdb import merge
 
     with _Failure():
         report = merge(base, ours, theirs)
@@ -848,7 +848,7 @@ def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
 @main.command("git-setup")
 @click.option(
     "--command",
-    help="How git should run claude-vcr (default: claude-vcr if on PATH, else this Python with -m vcr).",
+    help="How git should run claude-vcr (default: claude-vcr if on PATH, else this Python with -m claude_vcr).",
 )
 @db_option
 def git_setup(command: str | None, db: Path) -> None:
@@ -862,7 +862,7 @@ def git_setup(command: str | None, db: Path) -> None:
     Example:
         claude-vcr git-setup --db tests/vcr.db
     """
-    from vcr.interchange.gitdb import setup
+    from .interchange.gitdb import setup
 
     with _Failure():
         report = setup(db, command)
@@ -889,9 +889,9 @@ def explain(request_file: Path, cassette: str | None, db: Path) -> None:
         claude-vcr serve --mode replay --save-misses misses/
         claude-vcr explain misses/default-81c0e7a4d2b9.json
     """
-    from vcr.diagnosis import explain as explain_request
-    from vcr.diagnosis import read_request_file
-    from vcr.matching import short_key
+    from .diagnosis import explain as explain_request
+    from .diagnosis import read_request_file
+    from .matching import short_key
 
     try:
         request = read_request_file(request_file.read_text(encoding="utf-8"))
@@ -934,8 +934,8 @@ def rekey(cassette: str | None, rules: Path | None, preset: tuple[str, ...], db:
     Example:
         claude-vcr rekey --cassette my_tests --preset claude-code
     """
-    from vcr.matching import Rules, RulesError, load_rules, short_key
-    from vcr.rekey import rekey as rekey_cassettes
+    from .matching import Rules, RulesError, load_rules, short_key
+    from .rekey import rekey as rekey_cassettes
 
     new_rules = None
     if rules or preset:
@@ -980,7 +980,7 @@ def lint(cassette: str | None, db: Path, as_json: bool) -> None:
         claude-vcr lint
         claude-vcr lint --cassette my_tests --json | jq '.[] | select(.errors > 0)'
     """
-    from vcr.lint import iter_lint, lint_summary
+    from .lint import iter_lint, lint_summary
 
     with _open_catalog(db) as catalog, _Failure():
         results = list(iter_lint(catalog, cassette))
@@ -1016,7 +1016,7 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
     Example:
         claude-vcr fixture 3f2a9c1b -o tests/fixtures/tool_use.json
     """
-    from vcr.fixtures import build_fixture, fixture_json
+    from .fixtures import build_fixture, fixture_json
 
     with _open_catalog(db) as catalog:
         recording = _resolve(catalog, key_prefix, cassette)
@@ -1082,7 +1082,7 @@ def verify(
         claude-vcr verify --target http://127.0.0.1:4000 --junit verify.xml
         claude-vcr verify --target 'http://127.0.0.1:8000/c/{cassette}' --cassette my_tests
     """
-    from vcr.verify import junit_xml, verify_details, verify_summary
+    from .verify import junit_xml, verify_details, verify_summary
 
     if not target.startswith(("http://", "https://")):
         raise click.BadParameter(f"{target!r} is not an http:// or https:// URL", param_hint="--target")

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from vcr.matching import (
+from .matching import (
     KeyedRequest,
     Rules,
     json_differences,
@@ -16,7 +16,7 @@ from vcr.matching import (
     short_key,
     similarity,
 )
-from vcr.store import Store
+from .store import Store
 
 CLOSEST = 3
 

@@ -21,11 +21,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from vcr.headers import is_secret
-from vcr.sse import TOOL_INPUT_BLOCKS, parse_sse
+from .headers import is_secret
+from .sse import TOOL_INPUT_BLOCKS, parse_sse
 
 if TYPE_CHECKING:
-    from vcr.catalog import RecordingDetail
+    from .catalog import RecordingDetail
 
 __all__ = [
     "FIXTURE_VERSION",

@@ -1,7 +1,7 @@
 """Check every recorded response against the protocol rules, so a cassette is known good before tests trust it.
 
-    from vcr.catalog import Catalog
-    from vcr.lint import lint
+    from .catalog import Catalog
+    from .lint import lint
 
     with Catalog.open("vcr.db") as catalog:
         for result in lint(catalog):
@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vcr.protocol import Finding, validate_response
+from .protocol import Finding, validate_response
 
 if TYPE_CHECKING:
-    from vcr.catalog import Catalog, RecordingDetail, RecordingSummary
+    from .catalog import Catalog, RecordingDetail, RecordingSummary
 
 __all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail", "lint_summary"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vcr.sse import TOOL_INPUT_BLOCKS, SSEEvent, SSEParser
+from .sse import TOOL_INPUT_BLOCKS, SSEEvent, SSEParser
 
 __all__ = [
     "Finding",

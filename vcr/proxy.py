@@ -21,16 +21,16 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from vcr import headers as header_rules
-from vcr import sse
-from vcr.adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
-from vcr.compression import ResponseSpool
-from vcr.diagnosis import MissReport, explain_miss
-from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
-from vcr.names import BadCassetteName, validate_cassette_name
-from vcr.store import Recording, StoreThread
+from . import headers as header_rules
+from . import sse
+from .adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
+from .compression import ResponseSpool
+from .diagnosis import MissReport, explain_miss
+from .matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
+from .names import BadCassetteName, validate_cassette_name
+from .store import Recording, StoreThread
 
-log = logging.getLogger("vcr.proxy")
+log = logging.getLogger("claude_vcr.proxy")
 
 CASSETTE_HEADER = "X-VCR-Cassette"
 CONTROL_PREFIX = "/__vcr__/"
@@ -495,7 +495,7 @@ class Proxy:
 
     async def _check(self, exchange: Exchange, status: int, headers: Headers, body: bytes) -> None:
         """Monitor mode: validate a response against the protocol rules, log each finding with the key."""
-        from vcr.protocol import validate_response
+        from .protocol import validate_response
 
         findings = await asyncio.to_thread(
             validate_response, exchange.method, exchange.path, status, headers, body, exchange.body

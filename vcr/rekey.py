@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from vcr.matching import KEY_SCHEME, Rules, key_request
-from vcr.store import Store
+from .matching import KEY_SCHEME, Rules, key_request
+from .store import Store
 
 
 @dataclass

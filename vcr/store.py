@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, TypeVar
 import zstandard
 from sqlite_utils import Database
 
-from vcr.compression import (
+from .compression import (
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
     LARGE_BODY,
@@ -32,8 +32,8 @@ from vcr.compression import (
     split_chunks,
     unpack_ids,
 )
-from vcr.matching import raw_hash
-from vcr.migrations import MIGRATION_SET, migrations
+from .matching import raw_hash
+from .migrations import MIGRATION_SET, migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 COMPRESSION_LEVEL = 3

@@ -38,14 +38,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vcr.fixtures import semantic_view
-from vcr.lint import finding_json, format_finding, format_findings, label, lint_detail
-from vcr.protocol import Finding, Severity, validate_response
+from .fixtures import semantic_view
+from .lint import finding_json, format_finding, format_findings, label, lint_detail
+from .protocol import Finding, Severity, validate_response
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from vcr.catalog import RecordingDetail, RecordingSummary
+    from .catalog import RecordingDetail, RecordingSummary
 
 __all__ = [
     "API_KEY_ENV",
@@ -433,7 +433,7 @@ def verify_db(
     **options: Any,
 ) -> list[VerifyResult]:
     """Verify one cassette of a db (every cassette when None); options as `verify_details`."""
-    from vcr.catalog import Catalog
+    from .catalog import Catalog
 
     with Catalog.open(db) as catalog:
         return verify_details(catalog.iter_details(cassette), target, **options)

@@ -2,7 +2,7 @@
 
     python3 tests/benchmarks/bench_catalog.py [--recordings 100000] [--dump-mb 100] [--workdir DIR]
 
-Every command runs as its own process, as a user would run it (`python -m vcr ...`), so start-up time is
+Every command runs as its own process, as a user would run it (`python -m claude_vcr ...`), so start-up time is
 included. Prints a markdown table for the README.
 """
 
@@ -23,9 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from claude_vcr.matching import KEY_SCHEME, key_request  # noqa: E402
+from claude_vcr.store import Recording, Store  # noqa: E402
+
 from tests.cassette_helpers import synthetic_flow  # noqa: E402
-from vcr.matching import KEY_SCHEME, key_request  # noqa: E402
-from vcr.store import Recording, Store  # noqa: E402
 
 MODELS = ["claude-opus-5-5", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"]
 WORDS = "the a tool file read write test code run result error value list model stream token".split()
@@ -87,7 +88,7 @@ def run_measured(args: list[str]) -> tuple[float, int]:
     """Seconds and peak RSS (KiB) of one process, measured with wait4 on that process alone."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "vcr", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO
+        [sys.executable, "-m", "claude_vcr", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO
     )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started

@@ -274,7 +274,7 @@ def bench_replay() -> str:
         # claude-vcr: record once through the static server, then replay strict
         db = work / "vcr.db"
         port = free_port()
-        serve = [sys.executable, "-m", "vcr", "serve", "--db", str(db), "--port", str(port)]
+        serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(db), "--port", str(port)]
         with process([*serve, "--mode", "record", "--upstream", static.url], port, cwd=REPO):
             assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
         with process([*serve, "--mode", "replay", "--upstream", "http://127.0.0.1:9"], port, cwd=REPO):
@@ -378,7 +378,7 @@ def bench_record() -> str:
     with StaticServer(reply, slow=0.5, events=50) as slow:
         port = free_port()
         work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
-        serve = [sys.executable, "-m", "vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
+        serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
         with process([*serve, "--mode", "record", "--upstream", slow.url], port, cwd=REPO):
             direct = [timed_stream(slow.url, body, headers) for _ in range(rounds)]
             proxied = [timed_stream(f"http://127.0.0.1:{port}", body, headers) for _ in range(rounds)]
@@ -456,8 +456,8 @@ def session_bodies(turns: int = 30) -> list[bytes]:
 
 def bench_storage() -> str:
     """Bytes on disk for a 30-turn session: claude-vcr's db vs the seed's directory layout (`export`)."""
-    from vcr.cli import main as cli
-    from vcr.store import Recording, Store
+    from claude_vcr.cli import main as cli
+    from claude_vcr.store import Recording, Store
 
     work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
     db = work / "vcr.db"
@@ -488,11 +488,11 @@ def bench_storage() -> str:
                 )
             )
     subprocess.run(
-        [sys.executable, "-m", "vcr", "compact", "--db", str(db)], cwd=REPO, check=False, capture_output=True
+        [sys.executable, "-m", "claude_vcr", "compact", "--db", str(db)], cwd=REPO, check=False, capture_output=True
     )
     exported = work / "exported"
     result = subprocess.run(
-        [sys.executable, "-m", "vcr", "export", str(exported), "--db", str(db)],
+        [sys.executable, "-m", "claude_vcr", "export", str(exported), "--db", str(db)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -528,7 +528,7 @@ def bench_memory() -> str:
         with StaticServer(reply, slow=0.01, events=max(1, len(reply) // 65536)) as upstream:
             work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
             port = free_port()
-            serve = [sys.executable, "-m", "vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
+            serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
             body, headers = sample_request()
             for mode in ("record", "replay"):
                 proc = subprocess.Popen(
@@ -554,9 +554,9 @@ def bench_memory() -> str:
 
 def bench_miss(recordings: int = 10_000) -> str:
     """What a strict miss costs on a large cassette: finding the closest recording and diffing it."""
-    from vcr.diagnosis import explain_miss
-    from vcr.matching import Rules, key_request
-    from vcr.store import Recording, Store
+    from claude_vcr.diagnosis import explain_miss
+    from claude_vcr.matching import Rules, key_request
+    from claude_vcr.store import Recording, Store
 
     base = json.loads(SAMPLE.read_text())["body"]
     work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))

@@ -9,7 +9,7 @@ upstream errors before and during the stream, invalid tool JSON.
 
 Two judgments, printed as markdown:
 1. `claude-vcr verify`: the answerable scenarios are recorded through claude-vcr's adapter into a temp db, then
-   `python -m vcr verify --target URL --json` replays them against each proxy (protocol rules + comparison
+   `python -m claude_vcr verify --target URL --json` replays them against each proxy (protocol rules + comparison
    with the recording, rules V1-V10). Failures mid-stream cannot be recorded (claude-vcr stores no broken
    stream), so they are only in part 2.
 2. Direct: each scenario sent to each proxy, its answer checked by `vcr.protocol.validate_response` with
@@ -39,12 +39,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
+from claude_vcr import sse  # noqa: E402
+from claude_vcr.protocol import validate_response  # noqa: E402
+from claude_vcr.proxy import ProxyConfig, running  # noqa: E402
 
 from tests.conftest import LoopThread  # noqa: E402
 from tests.openai_upstream import MODEL, OpenAIScript, serve_openai  # noqa: E402
-from vcr import sse  # noqa: E402
-from vcr.protocol import validate_response  # noqa: E402
-from vcr.proxy import ProxyConfig, running  # noqa: E402
 
 CLAUDISH = "claudish@10.1.1"
 BUN = "bun@1.4.4"
@@ -377,11 +377,11 @@ def fidelity(call: dict[str, Any]) -> dict[str, str]:
 
 
 def verify(db: Path, target: str) -> tuple[list[dict[str, Any]] | None, str]:
-    """`python -m vcr verify --json` against a target: (results, note)."""
+    """`python -m claude_vcr verify --json` against a target: (results, note)."""
     command = [
         sys.executable,
         "-m",
-        "vcr",
+        "claude_vcr",
         "verify",
         "--target",
         target,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from vcr.proxy import ProxyConfig
+    from ..proxy import ProxyConfig
 
 Headers = list[tuple[str, str]]
 
@@ -48,13 +48,13 @@ FORMATS = ("anthropic", "openai")
 def open_upstream(config: ProxyConfig) -> Upstream:
     """The upstream a proxy config asks for."""
     if config.upstream_format == "anthropic":
-        from vcr.adapters.anthropic import AnthropicUpstream
+        from ..adapters.anthropic import AnthropicUpstream
 
         return AnthropicUpstream(config.upstream, config.upstream_read_timeout)
     if config.upstream_format == "openai":
         import os
 
-        from vcr.adapters.openai import OpenAIUpstream
+        from ..adapters.openai import OpenAIUpstream
 
         return OpenAIUpstream(
             config.upstream,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from vcr import headers as header_rules
-from vcr.adapters import Headers, UpstreamError
+from .. import headers as header_rules
+from ..adapters import Headers, UpstreamError
 
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 

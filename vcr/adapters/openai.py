@@ -91,9 +91,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiohttp
 
-from vcr import sse
-from vcr.adapters import Headers, UpstreamError
-from vcr.adapters.openai_messages import (
+from .. import sse
+from ..adapters import Headers, UpstreamError
+from ..adapters.openai_messages import (
     RequestError,
     ToolArgumentsError,
     chat_request,
@@ -108,9 +108,9 @@ from vcr.adapters.openai_messages import (
     models_page,
     tool_names,
 )
-from vcr.adapters.openai_stream import StreamTranslator
+from ..adapters.openai_stream import StreamTranslator
 
-log = logging.getLogger("vcr.adapters.openai")
+log = logging.getLogger("claude_vcr.adapters.openai")
 
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 JSON_TYPE = "application/json"

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-log = logging.getLogger("vcr.adapters.openai")
+log = logging.getLogger("claude_vcr.adapters.openai")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 """The pattern the Anthropic API accepts for tool_use ids."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vcr.adapters.openai_messages import (
+from ..adapters.openai_messages import (
     ToolArgumentsError,
     anthropic_tool_id,
     anthropic_usage,
@@ -29,7 +29,7 @@ from vcr.adapters.openai_messages import (
     text_tokens,
 )
 
-log = logging.getLogger("vcr.adapters.openai")
+log = logging.getLogger("claude_vcr.adapters.openai")
 
 Event = dict[str, Any]
 

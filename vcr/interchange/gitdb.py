@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vcr.catalog import Catalog, CatalogError
+from ..catalog import Catalog, CatalogError
 
 DRIVER = "claude-vcr"
 """The name of the diff and merge drivers in git's config and in .gitattributes."""
@@ -110,7 +110,7 @@ class MergeReport:
 
 def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport:
     """git's `%O %A %B`: merge theirs into ours, writing the result over `ours`."""
-    from vcr.store import Store
+    from ..store import Store
 
     base, ours, theirs = Path(base), Path(ours), Path(theirs)
     plan = plan_merge(_versions(base), _versions(ours), _versions(theirs))
@@ -151,7 +151,7 @@ def default_command() -> str:
     """`claude-vcr` when it is on PATH, else this interpreter running the package."""
     if shutil.which("claude-vcr"):
         return "claude-vcr"
-    return f"{shlex.quote(sys.executable)} -m vcr"
+    return f"{shlex.quote(sys.executable)} -m claude_vcr"
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from vcr.headers import for_storage
-from vcr.interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
-from vcr.interchange.recorder import ImportReport, ImportRun
-from vcr.matching import KEY_SCHEME
+from ..headers import for_storage
+from ..interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
+from ..interchange.recorder import ImportReport, ImportRun
+from ..matching import KEY_SCHEME
 
 if TYPE_CHECKING:
-    from vcr.store import Store
+    from ..store import Store
 
 API_PREFIX = "/v1/"
 """The Anthropic API's paths (messages, count_tokens, models, ...); telemetry and the rest need --all-paths."""
@@ -73,7 +73,7 @@ def _import_flow(
     run: ImportRun, flow: MitmFlow, cassette: str, all_paths: bool, record_errors: bool, source: str | None
 ) -> str | None:
     """Store one flow; returns why it was skipped, or None."""
-    from vcr.store import Recording, utc_now
+    from ..store import Recording, utc_now
 
     request, response = flow.request, flow.response
     if flow.type != "http" or request is None or flow.is_websocket:

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcr.matching import KEY_SCHEME, KeyedRequest, Rules, key_request
-from vcr.store import Recording, Store
+from ..matching import KEY_SCHEME, KeyedRequest, Rules, key_request
+from ..store import Recording, Store
 
 
 @dataclass

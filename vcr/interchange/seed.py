@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from vcr import __version__
-from vcr.catalog import Catalog, CatalogError, RecordingDetail, validate_cassette_name
-from vcr.headers import for_storage
-from vcr.matching import KEY_SCHEME
+from .. import __version__
+from ..catalog import Catalog, CatalogError, RecordingDetail, validate_cassette_name
+from ..headers import for_storage
+from ..matching import KEY_SCHEME
 
 if TYPE_CHECKING:
-    from vcr.interchange.recorder import ImportReport, ImportRun
-    from vcr.store import Store
+    from ..interchange.recorder import ImportReport, ImportRun
+    from ..store import Store
 
 FORMAT = 1
 """Version of the `vcr` objects this module writes; a newer one is refused on import."""
@@ -238,7 +238,7 @@ def import_directory(
     A failure anywhere leaves the db as it was. Each key read replaces that key's older recordings in the
     cassette, as a record run would.
     """
-    from vcr.interchange.recorder import ImportRun
+    from ..interchange.recorder import ImportRun
 
     dirs = cassette_directories(directory)
     if cassettes:
@@ -374,7 +374,7 @@ def _header_list(headers: Any) -> list[tuple[str, str]] | None:
 
 def _import_ours(run: ImportRun, cassette: str, entry: _Entry) -> None:
     """A recording claude-vcr exported: every column restored as it was."""
-    from vcr.store import Recording
+    from ..store import Recording
 
     vcr = entry.meta["vcr"]
     _check_format(vcr, entry.path)
@@ -405,7 +405,7 @@ def _import_ours(run: ImportRun, cassette: str, entry: _Entry) -> None:
 
 def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
     """A recording the seed's tool wrote: our key recomputed, theirs kept in meta."""
-    from vcr.store import Recording, utc_now
+    from ..store import Recording, utc_now
 
     meta, info = entry.meta, entry.info
     method = str(meta.get("method") or "POST").upper()
