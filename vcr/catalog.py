@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import names
+from .errors import Ambiguous, DatabaseError, NoDatabase, NotFound
 
 MIGRATION_SET = "claude-vcr"
 SHORT_KEY_LENGTH = 12
@@ -80,24 +81,8 @@ Identity = tuple[str, str, int]
 """(cassette name, key, ordinal): what a recording is, across copies of a db."""
 
 
-class CatalogError(Exception):
+class CatalogError(DatabaseError):
     """A question the db cannot answer; the message is written for the person who asked."""
-
-
-class NoDatabase(CatalogError):
-    """Read-only commands never create a db, so a wrong --db path is reported instead of hidden."""
-
-
-class NotFound(CatalogError):
-    """An unknown cassette or key."""
-
-
-class Ambiguous(CatalogError):
-    """A key prefix that names several recordings; `matches` lists them so the user can pick."""
-
-    def __init__(self, message: str, matches: list[RecordingSummary]) -> None:
-        super().__init__(message)
-        self.matches = matches
 
 
 def validate_cassette_name(name: str) -> str:

@@ -284,15 +284,9 @@ class _Failure:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
             return
-        from .catalog import CatalogError
+        from .errors import ClaudeVCRError
 
-        known: tuple[type[BaseException], ...] = (CatalogError, OSError)
-        if "claude_vcr.store" in sys.modules:
-            known += (sys.modules["claude_vcr.store"].StoreError,)
-        if "claude_vcr.interchange.mitm" in sys.modules:
-            known += (sys.modules["claude_vcr.interchange.mitm"].MitmFormatError,)
-        if "claude_vcr.matching" in sys.modules:
-            known += (sys.modules["claude_vcr.matching"].RulesError,)
+        known: tuple[type[BaseException], ...] = (ClaudeVCRError, OSError)
         if isinstance(exc, OSError) and exc.filename:
             raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from exc
         if isinstance(exc, known):

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from .errors import RulesError
+
 KEY_SCHEME = "v2"
 """Stored with every recording and cassette, so keys can be recomputed when the scheme changes.
 v1: canonical JSON without `metadata`, `stream` included. v2: `Rules` applied, `stream` left out."""
@@ -26,10 +28,6 @@ v1: canonical JSON without `metadata`, `stream` included. v2: `Rules` applied, `
 SHORT_KEY_LENGTH = 12
 ALWAYS_IGNORED = ("stream",)
 """Streamed and non-streamed requests share recordings; the proxy converts between the two forms."""
-
-
-class RulesError(ValueError):
-    """A rules file or preset that cannot be used; the message says what to fix."""
 
 
 # --- JSON paths ---------------------------------------------------------------------------------------

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import re
 
+from .errors import BadCassetteName
+
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-
-
-class BadCassetteName(ValueError):
-    """A cassette name with a path separator, `..`, a control character, or too long."""
 
 
 def validate_cassette_name(name: str) -> str:

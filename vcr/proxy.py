@@ -23,9 +23,10 @@ from multidict import CIMultiDict
 
 from . import headers as header_rules
 from . import sse
-from .adapters import Headers, Upstream, UpstreamError, UpstreamReply, open_upstream
+from .adapters import Headers, Upstream, UpstreamReply, open_upstream
 from .compression import ResponseSpool
 from .diagnosis import MissReport, explain_miss
+from .errors import ListenError, UpstreamError
 from .matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
 from .names import BadCassetteName, validate_cassette_name
 from .store import Recording, StoreThread
@@ -566,10 +567,6 @@ class RunningProxy:
             f"claude-vcr listening on {self.url} mode={mode} cassette={self.config.cassette} "
             f"db={self.config.db} upstream={self.config.upstream}"
         )
-
-
-class ListenError(Exception):
-    """The address could not be bound (in use, not ours); only this is reported as a listening problem."""
 
 
 class RequestLog:

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ClaudeVCRError
+
 __all__ = [
     "SSEEvent",
     "SSEParser",
@@ -196,7 +198,7 @@ def encode_events(events: Iterable[dict[str, Any] | SSEEvent]) -> bytes:
     return b"".join(encode_event(event) for event in events)
 
 
-class StreamError(ValueError):
+class StreamError(ClaudeVCRError, ValueError):
     """The stream carried an `error` event; the SDKs raise an API error at that point too."""
 
     def __init__(self, error: Any) -> None:

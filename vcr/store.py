@@ -32,6 +32,7 @@ from .compression import (
     split_chunks,
     unpack_ids,
 )
+from .errors import DatabaseError
 from .matching import raw_hash
 from .migrations import MIGRATION_SET, migrations
 
@@ -46,7 +47,7 @@ T = TypeVar("T")
 Headers = list[tuple[str, str]]
 
 
-class StoreError(Exception):
+class StoreError(DatabaseError):
     """A db that claude-vcr will not open or change; the message says why and the file is untouched."""
 
 

@@ -16,10 +16,6 @@ if TYPE_CHECKING:
 Headers = list[tuple[str, str]]
 
 
-class UpstreamError(Exception):
-    """The upstream could not be reached, or broke off mid-answer."""
-
-
 class UpstreamReply(Protocol):
     """An answer on its way: status and headers first, then the body in chunks."""
 

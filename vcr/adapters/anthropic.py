@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from .. import headers as header_rules
-from ..adapters import Headers, UpstreamError
+from ..adapters import Headers
+from ..errors import UpstreamError
 
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 

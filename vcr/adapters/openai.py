@@ -92,7 +92,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import aiohttp
 
 from .. import sse
-from ..adapters import Headers, UpstreamError
+from ..adapters import Headers
 from ..adapters.openai_messages import (
     RequestError,
     ToolArgumentsError,
@@ -109,6 +109,7 @@ from ..adapters.openai_messages import (
     tool_names,
 )
 from ..adapters.openai_stream import StreamTranslator
+from ..errors import UpstreamError
 
 log = logging.getLogger("claude_vcr.adapters.openai")
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ..errors import FormatError
+
 __all__ = [
     "KNOWN_FORMAT_VERSION",
     "ContentDecodingError",
@@ -52,7 +54,7 @@ _TAG_NAMES = {
 }
 
 
-class MitmFormatError(ValueError):
+class MitmFormatError(FormatError):
     """Raised for a file that is not, or no longer, a readable mitmproxy dump; says where reading stopped."""
 
     def __init__(self, problem: str, *, flows_read: int, offset: int, source: str | None = None) -> None:
@@ -67,7 +69,7 @@ class MitmFormatError(ValueError):
         )
 
 
-class ContentDecodingError(ValueError):
+class ContentDecodingError(FormatError):
     """Raised when a body's Content-Encoding cannot be undone, so a caller can skip that flow by name."""
 
 
