@@ -131,8 +131,13 @@ def main() -> None:
     """
 
 
+def _echo(text: str) -> None:
+    """Rendered text (it ends in a newline) through click, which copes with the terminal's encoding."""
+    click.echo(text, nl=False)
+
+
 def _write(text: str) -> None:
-    """Rendered text as is: sys.stdout.write, as click.echo scans every character for colour codes."""
+    """Long listings straight to stdout: click.echo scans every character of them for colour codes."""
     sys.stdout.write(text)
 
 
@@ -179,7 +184,7 @@ def _open_store(db: Path, *, must_exist: bool = True):
 def _json_out(value: Any) -> None:
     from .render import as_json
 
-    _write(as_json(value))
+    (_write if isinstance(value, list) else _echo)(as_json(value))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
@@ -207,7 +212,7 @@ def cassettes(db: Path, as_json: bool) -> None:
     if not found:
         click.echo(f"No cassettes in {db}")
         return
-    _write(cassettes_table(found))
+    _echo(cassettes_table(found))
 
 
 @main.command("list")
@@ -269,7 +274,7 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     if not per_cassette:
         click.echo(f"No cassettes in {db}")
         return
-    _write(stats_text(per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])))
+    _echo(stats_text(per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])))
 
 
 @main.command()
@@ -303,7 +308,7 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
     if as_json:
         _json_out(info)
     else:
-        _write(show_text(info))
+        _echo(show_text(info))
 
 
 @main.command()
@@ -430,7 +435,7 @@ def import_command(
         if created:  # "as it was" is no file at all
             db.unlink(missing_ok=True)
         raise
-    _write(import_text(report, headline, per_cassette=source.is_dir()))
+    _echo(import_text(report, headline, per_cassette=source.is_dir()))
 
 
 def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_errors: bool, preset):
@@ -621,7 +626,7 @@ def rekey(cassette: str | None, rules: Rules | None, preset: tuple[str, ...], db
     new_rules = (rules or Rules()).with_presets(*preset) if rules or preset else None
     with _open_store(db) as store:
         results = rekey_cassettes(store, cassette, new_rules)
-    _write(rekey_text(results))
+    _echo(rekey_text(results))
 
 
 # --- protocol checks: lint the recordings, fixtures from them, verify another endpoint -------------------
@@ -652,7 +657,7 @@ def lint(cassette: str | None, db: Path, as_json: bool) -> None:
     if as_json:
         _json_out([result.to_json() for result in results])
     else:
-        _write(lint_text(results, with_cassette=cassette is None))
+        _echo(lint_text(results, with_cassette=cassette is None))
     if any(result.errors for result in results):
         sys.exit(1)
 
