@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
-from claude_vcr.proxy import ProxyConfig, RunningProxy, running
+from claude_vcr.config import ProxyConfig
+from claude_vcr.proxy import RunningProxy, running
 
 from tests.scripted_upstream import ScriptedUpstream
 

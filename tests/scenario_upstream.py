@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl
 import anthropic
 import pytest
 from aiohttp import web
+from claude_vcr.config import ProxyConfig
 from claude_vcr.matching import canonical_json, parse_json_body
-from claude_vcr.proxy import ProxyConfig
 from multidict import CIMultiDict
 
 from tests.conftest import TEST_API_KEY, LoopThread, ProxyHandle

@@ -377,3 +377,25 @@ def _ids(db: Path) -> list[dict]:
     found = [dict(row) for row in conn.execute("SELECT id, key FROM recordings")]
     conn.close()
     return found
+
+
+def test_every_command_has_help_with_an_example():
+    from claude_vcr.cli import main
+
+    for name, command in main.commands.items():
+        assert command.help and "Example" in command.help, name
+        assert command.help.splitlines()[0].endswith((".", ")")), name
+
+
+def test_unknown_cassette_in_rekey_and_explain_is_one_line(recorded, db_path, tmp_path):
+    from claude_vcr.errors import NotFound
+    from claude_vcr.rekey import rekey
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(params("Hi there")))
+    for args in (["rekey", "--cassette", "nope"], ["explain", request, "--cassette", "nope"]):
+        result = cli(*args, "--db", db_path)
+        assert result.exit_code == 1, args
+        assert result.output == "Error: no cassette named 'nope'\n"
+    with Store(db_path) as store, pytest.raises(NotFound):
+        rekey(store, "nope")

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from claude_vcr.catalog import Catalog
-from claude_vcr.lint import lint, lint_summary
+from claude_vcr.lint import lint
+from claude_vcr.render import lint_summary
 
 from tests.broken_endpoints import BY_NAME as BREAKAGES
 from tests.cassette_helpers import cli

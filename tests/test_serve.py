@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from claude_vcr.cli import main
+from claude_vcr.config import Flag, ProxyConfig
+from click.testing import CliRunner
 
 from tests.conftest import REPO, free_port, unreachable_url
 
@@ -188,6 +192,10 @@ def test_foreign_sqlite_db_is_refused(tmp_path):
         (["--cassette", "../up"], "invalid cassette name"),
         (["--upstream", "ftp://example"], "not an http:// or https:// URL"),
         (["--frobnicate"], "No such option"),
+        (["--pace", "fast"], "'fast': use instant, recorded or a speed factor above 0"),
+        (["--model-map", "claude-*"], "'claude-*': use GLOB=MODEL"),
+        (["--preset", "vim"], "Invalid value for '--preset'"),
+        (["--rules", "missing.toml"], "Invalid value for '--rules'"),
     ],
 )
 def test_bad_flags_get_clear_errors(tmp_path, args, message):
@@ -212,3 +220,114 @@ def test_python_dash_m_and_console_script_agree(tmp_path):
     help_text = run_cli("serve", "--help", cwd=tmp_path).stdout
     for variable in ("VCR_MODE", "VCR_REPLAY_FALLBACK", "VCR_CASSETTE", "VCR_DB", "VCR_UPSTREAM", "VCR_PORT"):
         assert variable in help_text
+
+
+# --- each option declared once: ProxyConfig's fields are the flags, the help and the README table ----------
+
+
+def declared() -> list[tuple[str, Flag, object]]:
+    """(field name, flag, default) for every ProxyConfig field that `serve` takes."""
+    found = []
+    for spec in dataclasses.fields(ProxyConfig):
+        if "flag" in spec.metadata:
+            default = None if spec.default is dataclasses.MISSING else spec.default
+            found.append((spec.name, spec.metadata["flag"], default))
+    return found
+
+
+def test_serve_help_lists_each_declared_option_once_with_variable_and_default():
+    help_text = CliRunner().invoke(main, ["serve", "--help"], terminal_width=1000).output
+    options = [
+        " ".join(block.split())  # an option's lines, joined
+        for block in re.split(r"\n(?=  -)", help_text.split("Options:\n", 1)[1])
+        if block.strip().startswith("-") and not block.strip().startswith("-h, --help")
+    ]
+    assert len(options) == len(declared())
+    for (_, flag, default), line in zip(declared(), options, strict=True):
+        assert line.startswith(flag.decl.replace("/", " / ")), line
+        if flag.env:
+            assert f"env var: {flag.env}" in line and len(re.findall(rf"\b{flag.env}\b", help_text)) == 1
+        if flag.shown_default is not None or default not in (None, (), False):
+            assert "default: " in line, line
+
+
+def test_readme_serve_table_matches_the_declarations():
+    """The README's table is the user's view of `serve`: same flags, variables, defaults and choices."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Modes and settings", 1)[1].split("\n\n", 2)[2]
+    rows: dict[str, list[tuple[str, str, str]]] = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("| `--"):
+            break
+        cells = [cell.strip() for cell in line.replace("\\|", "\x00").split("|")[1:4]]
+        option, variable, default = (cell.strip("`").replace("\x00", "|") for cell in cells)
+        flag, _, values = option.partition(" ")
+        rows.setdefault(flag, []).append((values, variable, default))
+    assert sorted(rows) == sorted(flag.decl.split("/")[0] for _, flag, _ in declared())
+    for _, flag, default in declared():
+        found = rows[flag.decl.split("/")[0]]
+        assert {variable for _, variable, _ in found} == {flag.env or ""}, flag.decl
+        if flag.choices:
+            assert {v for values, _, _ in found for v in values.split("|")} == set(flag.choices), flag.decl
+        shown = {d.removeprefix("./") for _, _, d in found if d}
+        if flag.shown_default is not None:
+            assert shown == {flag.shown_default}
+        elif isinstance(default, bool):
+            assert shown == {"on" if default else "off"}, flag.decl
+        elif isinstance(default, float):
+            assert {float(d) for d in shown} == {default}, flag.decl
+        elif default not in (None, ()):
+            assert shown == {str(default)}, flag.decl
+        else:
+            assert shown == set(), flag.decl
+
+
+@pytest.fixture
+def served(monkeypatch) -> list[ProxyConfig]:
+    """`serve` run in-process with the proxy replaced: the ProxyConfig it would have started with."""
+    configs: list[ProxyConfig] = []
+    monkeypatch.setattr("claude_vcr.proxy.serve", lambda config, announce: configs.append(config))
+    monkeypatch.setattr("logging.basicConfig", lambda **kwargs: None)
+    for _, flag, _ in declared():
+        if flag.env:
+            monkeypatch.delenv(flag.env, raising=False)
+    return configs
+
+
+def test_serve_without_flags_runs_the_declared_defaults(served):
+    assert CliRunner().invoke(main, ["serve"], catch_exceptions=False).exit_code == 0
+    assert served == [ProxyConfig()]
+
+
+def test_serve_parses_values_with_syntax_from_flags_and_variables(served, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"ignore": ["metadata", "temperature"]}))
+    args = [
+        "serve",
+        "--pace",
+        "recorded",
+        "--model-map",
+        "claude-*=qwen/qwen3-coder",
+        "--model-map",
+        "*=llama",
+    ]
+    args += ["--rules", str(rules), "--preset", "claude-code", "--upstream", "http://127.0.0.1:9"]
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    env = {"VCR_PACE": "2.5", "VCR_MODEL_MAP": "claude-*=a *=b", "VCR_CASSETTE": "from_env", "VCR_PORT": "0"}
+    assert CliRunner().invoke(main, ["serve"], env=env, catch_exceptions=False).exit_code == 0
+    flagged, from_env = served
+    assert flagged.pace == 1.0 and flagged.upstream == "http://127.0.0.1:9"
+    assert flagged.model_map == (("claude-*", "qwen/qwen3-coder"), ("*", "llama"))
+    assert flagged.rules.ignore == ("metadata", "temperature") and flagged.rules.presets == ("claude-code",)
+    assert from_env.pace == 2.5 and from_env.model_map == (("claude-*", "a"), ("*", "b"))
+    assert from_env.cassette == "from_env" and from_env.port == 0
+    instant = CliRunner().invoke(main, ["serve", "--pace", "instant"], catch_exceptions=False)
+    assert instant.exit_code == 0 and served[-1].pace is None
+
+
+def test_the_adapters_do_not_import_the_proxy():
+    """config.py sits below both: an arrow from the adapters back up to the proxy would be a cycle."""
+    script = "import sys, claude_vcr.adapters.openai, claude_vcr.adapters.anthropic; print('claude_vcr.proxy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -1,32 +1,125 @@
-"""The `claude-vcr` command line: each command parses options, calls one library function and prints."""
+"""The `claude-vcr` command line: each command parses options, calls one library function and prints.
+
+What is printed comes from `render`; `serve`'s options come from the declarations in `config.ProxyConfig`;
+values with syntax are parsed by the `ParamType`s below, so a bad one is click's usage error (exit 2).
+Library errors (`ClaudeVCRError`) are caught once, in `Main.invoke`, and become one line and exit 1.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
+from .config import PRESET_NAMES, Flag, ProxyConfig, http_url
+from .errors import ClaudeVCRError, InvalidInput, NoDatabase
+from .matching import Rules, load_rules
 
-DB_OPTION_HELP = "The cassette database (one SQLite file, meant for git)."
+# --- values with syntax ------------------------------------------------------------------------------
 
 
-def db_option(func):
-    """`--db PATH` (VCR_DB), the same on every command."""
+class Syntax(click.ParamType):
+    """A value parsed by a library function: what the function refuses (InvalidInput) is a usage error."""
+
+    def __init__(self, parse: Callable[[str], Any], path: click.Path | None = None) -> None:
+        self.name = parse.__name__
+        self.parse = parse
+        self.path = path
+        """When the value names a file or directory: click's checks of it come first."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # already parsed (a default, or a value given in code)
+            return value
+        text = self.path.convert(value, param, ctx) if self.path else value
+        try:
+            return self.parse(text)
+        except InvalidInput as error:
+            self.fail(str(error), param, ctx)
+
+
+PATHS = {
+    "file": click.Path(dir_okay=False, path_type=Path),
+    "existing file": click.Path(exists=True, dir_okay=False, path_type=Path),
+    "directory": click.Path(file_okay=False, path_type=Path),
+}
+URL = Syntax(http_url)
+RULES_FILE = Syntax(load_rules, PATHS["existing file"])
+PRESET = click.Choice(PRESET_NAMES)
+
+
+def _param_type(flag: Flag, default: Any) -> click.ParamType | None:
+    """The click type a declaration asks for; None leaves it to click (text, or an on/off flag)."""
+    path = PATHS.get(flag.path) if flag.path else None
+    if flag.choices:
+        return click.Choice(flag.choices)
+    if flag.parse is not None:
+        return Syntax(flag.parse, path)
+    if path is not None:
+        return path
+    if isinstance(default, bool):
+        return None
+    if isinstance(default, int):
+        return click.IntRange(*flag.bounds)
+    if isinstance(default, float):
+        return click.FloatRange(*flag.bounds)
+    return None
+
+
+def config_option(name: str) -> Callable:
+    """The click option that `ProxyConfig.<name>` declares: flag, variable, type, default and help."""
+    spec = next(f for f in dataclasses.fields(ProxyConfig) if f.name == name)
+    flag: Flag = spec.metadata["flag"]
+    default = None if spec.default is dataclasses.MISSING else spec.default
     return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default="vcr.db",
-        envvar="VCR_DB",
+        flag.decl,
+        name,
+        type=_param_type(flag, default),
+        default=flag.shown_default if flag.shown_default is not None else default,
+        is_flag=isinstance(default, bool),
+        multiple=flag.multiple,
+        metavar=flag.metavar,
+        envvar=flag.env,
+        show_envvar=flag.env is not None,
         show_default=True,
-        show_envvar=True,
-        help=DB_OPTION_HELP,
-    )(func)
+        help=flag.help,
+    )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def serve_options(command: Callable) -> Callable:
+    """Every option `ProxyConfig` declares, listed in its field order."""
+    for spec in reversed(dataclasses.fields(ProxyConfig)):
+        if "flag" in spec.metadata:
+            command = config_option(spec.name)(command)
+    return command
+
+
+db_option = config_option("db")
+"""`--db PATH` (VCR_DB), the same on every command."""
+
+
+# --- the command group -----------------------------------------------------------------------------
+
+
+class Main(click.Group):
+    """The group whose one catch turns a library error into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClaudeVCRError as error:
+            raise click.ClickException(str(error)) from error
+        except OSError as error:
+            shown = f"{error.filename}: {error.strerror or error}" if error.filename else str(error)
+            raise click.ClickException(shown) from error
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claude-vcr")
 def main() -> None:
     """Record and replay Anthropic Messages API traffic, streams included, from one SQLite file.
@@ -38,175 +131,19 @@ def main() -> None:
     """
 
 
-def parse_pace(value: str) -> float | None:
-    """`instant` -> None, `recorded` -> 1.0, `N` -> N (a speed factor)."""
-    if value == "instant":
-        return None
-    if value == "recorded":
-        return 1.0
-    try:
-        factor = float(value)
-    except ValueError:
-        factor = 0.0
-    if not factor > 0:
-        raise click.BadParameter(
-            f"{value!r}: use instant, recorded or a speed factor above 0", param_hint="--pace"
-        )
-    return factor
+def _echo(text: str) -> None:
+    """Rendered text (it ends in a newline) through click, which copes with the terminal's encoding."""
+    click.echo(text, nl=False)
+
+
+def _write(text: str) -> None:
+    """Long listings straight to stdout: click.echo scans every character of them for colour codes."""
+    sys.stdout.write(text)
 
 
 @main.command()
-@click.option(
-    "--mode",
-    type=click.Choice(["auto", "record", "replay", "passthrough"]),
-    default="auto",
-    envvar="VCR_MODE",
-    show_default=True,
-    show_envvar=True,
-    help="record: forward and store; replay: answer from the cassette; auto: replay hits, record misses; "
-    "passthrough: forward, store nothing (monitor mode, with --check).",
-)
-@click.option(
-    "--fallback",
-    type=click.Choice(["strict", "fallback"]),
-    default="strict",
-    envvar="VCR_REPLAY_FALLBACK",
-    show_default=True,
-    show_envvar=True,
-    help="What a replay miss does: strict answers a 400 error at once; fallback forwards and records.",
-)
-@click.option(
-    "--cassette",
-    default="default",
-    envvar="VCR_CASSETTE",
-    show_default=True,
-    show_envvar=True,
-    help="Cassette for requests that name none (header X-VCR-Cassette or URL prefix /c/NAME/).",
-)
-@db_option
-@click.option(
-    "--upstream",
-    default="https://api.anthropic.com",
-    envvar="VCR_UPSTREAM",
-    show_default=True,
-    show_envvar=True,
-    help="Where recorded requests go.",
-)
-@click.option("--host", default="127.0.0.1", envvar="VCR_HOST", show_default=True, show_envvar=True)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8000,
-    envvar="VCR_PORT",
-    show_default=True,
-    show_envvar=True,
-    help="0 picks a free port (the banner line says which).",
-)
-@click.option(
-    "--record-errors/--no-record-errors",
-    default=False,
-    envvar="VCR_RECORD_ERRORS",
-    show_envvar=True,
-    help="Also store non-2xx answers (they are passed through either way).",
-)
-@click.option(
-    "--rules",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar="VCR_RULES",
-    show_envvar=True,
-    help="Key rules file (TOML or JSON): JSON paths to leave out, text to replace. Stored with new cassettes.",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(["claude-code"]),
-    multiple=True,
-    envvar="VCR_PRESET",
-    show_envvar=True,
-    help="Built-in rules: claude-code replays a session in another directory, HOME, day or patch release.",
-)
-@click.option(
-    "--exhausted",
-    type=click.Choice(["repeat", "miss"]),
-    default="repeat",
-    envvar="VCR_EXHAUSTED",
-    show_default=True,
-    show_envvar=True,
-    help="Replay past the last recording of a repeated request: repeat the last, or miss.",
-)
-@click.option(
-    "--pace",
-    default="instant",
-    envvar="VCR_PACE",
-    show_default=True,
-    show_envvar=True,
-    help="instant, recorded (each chunk at its recorded offset), or a speed factor N (2 = twice as fast).",
-)
-@click.option(
-    "--save-misses",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="VCR_SAVE_MISSES",
-    show_envvar=True,
-    help="Write every request that misses in replay to this directory, for `claude-vcr explain`.",
-)
-@click.option(
-    "--check",
-    is_flag=True,
-    envvar="VCR_CHECK",
-    show_envvar=True,
-    help="Validate every response against the Anthropic protocol rules; log what breaks them.",
-)
-@click.option(
-    "--upstream-format",
-    type=click.Choice(["anthropic", "openai"]),
-    default="anthropic",
-    envvar="VCR_UPSTREAM_FORMAT",
-    show_default=True,
-    show_envvar=True,
-    help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...).",
-)
-@click.option(
-    "--model-map",
-    multiple=True,
-    envvar="VCR_MODEL_MAP",
-    show_envvar=True,
-    metavar="GLOB=MODEL",
-    help="With --upstream-format openai: send models matching GLOB as MODEL, e.g. 'claude-*=qwen/qwen3-coder'.",
-)
-@click.option(
-    "--upstream-key-env",
-    default="VCR_UPSTREAM_API_KEY",
-    show_default=True,
-    help="Environment variable with the translating upstream's API key (never stored).",
-)
-@click.option(
-    "--ping-interval",
-    type=click.FloatRange(min=0.1),
-    default=15.0,
-    envvar="VCR_PING_INTERVAL",
-    show_default=True,
-    show_envvar=True,
-    help="With --upstream-format openai: seconds of upstream silence before a ping event.",
-)
-def serve(
-    mode: str,
-    fallback: str,
-    cassette: str,
-    db: Path,
-    upstream: str,
-    host: str,
-    port: int,
-    record_errors: bool,
-    rules: Path | None,
-    preset: tuple[str, ...],
-    exhausted: str,
-    pace: str,
-    save_misses: Path | None,
-    check: bool,
-    upstream_format: str,
-    model_map: tuple[str, ...],
-    upstream_key_env: str,
-    ping_interval: float,
-) -> None:
+@serve_options
+def serve(**values: Any) -> None:
     """Run the record/replay proxy.
 
     Point a client at it with ANTHROPIC_BASE_URL=http://127.0.0.1:8000 (or
@@ -217,128 +154,37 @@ def serve(
     Example:
         claude-vcr serve --mode replay --cassette basic_tests
     """
-    from .matching import Rules, RulesError, load_rules
-    from .names import BadCassetteName, validate_cassette_name
-    from .proxy import ListenError, ProxyConfig
     from .proxy import serve as run_proxy
-    from .store import StoreError
 
-    try:
-        key_rules = (load_rules(rules) if rules else Rules()).with_presets(*preset)
-    except RulesError as error:
-        raise click.BadParameter(str(error), param_hint="--rules") from error
-    pace_factor = parse_pace(pace)
-    mapping = []
-    for item in model_map:
-        pattern, sep, model = item.partition("=")
-        if not sep or not pattern or not model:
-            raise click.BadParameter(
-                f"{item!r}: use GLOB=MODEL, e.g. 'claude-*=qwen/qwen3-coder'", param_hint="--model-map"
-            )
-        mapping.append((pattern, model))
-
-    if not upstream.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{upstream!r} is not an http:// or https:// URL", param_hint="--upstream")
-    try:
-        validate_cassette_name(cassette)
-    except BadCassetteName as error:
-        raise click.BadParameter(str(error), param_hint="--cassette") from error
+    config = ProxyConfig(**{name: value for name, value in values.items() if value is not None})
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    config = ProxyConfig(
-        db=db,
-        mode=mode,
-        fallback=fallback,
-        cassette=cassette,
-        upstream=upstream,
-        host=host,
-        port=port,
-        record_errors=record_errors,
-        rules=key_rules,
-        exhausted=exhausted,
-        pace=pace_factor,
-        save_misses=save_misses,
-        check=check,
-        upstream_format=upstream_format,
-        model_map=tuple(mapping),
-        upstream_key_env=upstream_key_env,
-        ping_interval=ping_interval,
-    )
-    try:
-        run_proxy(config, announce=lambda line: click.echo(line))
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
-    except ListenError as error:
-        raise click.ClickException(str(error)) from error
+    run_proxy(config, announce=click.echo)
 
 
 # --- cassettes as files people share: inspect, delete, export/import, git ------------------------------
 # These commands import neither aiohttp nor (when they only read) sqlite-utils, so they start fast.
 
 
-class _Failure:
-    """Library errors become click errors: a message and exit status 1, never a traceback."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is None:
-            return
-        from .errors import ClaudeVCRError
-
-        known: tuple[type[BaseException], ...] = (ClaudeVCRError, OSError)
-        if isinstance(exc, OSError) and exc.filename:
-            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from exc
-        if isinstance(exc, known):
-            raise click.ClickException(str(exc)) from exc
-
-
 def _open_catalog(db: Path):
     """The db read-only: a missing file is reported, never created."""
     from .catalog import Catalog
 
-    with _Failure():
-        return Catalog.open(db)
+    return Catalog.open(db)
 
 
 def _open_store(db: Path, *, must_exist: bool = True):
     """The db for writing (migrated on open); commands that only change what exists refuse a missing file."""
-    with _Failure():
-        if must_exist and (not db.exists() or db.stat().st_size == 0):
-            raise click.ClickException(f"no database at {db}")
-        from .store import Store
+    if must_exist and (not db.exists() or db.stat().st_size == 0):
+        raise NoDatabase(f"no database at {db}")
+    from .store import Store
 
-        return Store(db)
-
-
-def _json_out(value) -> None:
-    """Indented JSON; a list goes one item per line, which json's C encoder writes ten times faster."""
-    import json
-
-    if isinstance(value, list):
-        items = ",\n".join(json.dumps(item, ensure_ascii=False, default=list) for item in value)
-        sys.stdout.write(f"[\n{items}\n]\n" if value else "[]\n")
-        return
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=list))
+    return Store(db)
 
 
-def _bytes(count: int) -> str:
-    return f"{count:,} bytes ({count / 1024 / 1024:.2f} MB)"
+def _json_out(value: Any) -> None:
+    from .render import as_json
 
-
-def _table(rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
-    """Columns padded to their widest cell; `right` columns aligned right (numbers)."""
-    if not rows:
-        return ""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append(" ".join(cells).rstrip())
-    return "\n".join(lines)
+    (_write if isinstance(value, list) else _echo)(as_json(value))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
@@ -356,9 +202,9 @@ def cassettes(db: Path, as_json: bool) -> None:
         claude-vcr cassettes
         claude-vcr cassettes --json
     """
-    from .catalog import display_time
+    from .render import cassettes_table
 
-    with _open_catalog(db) as catalog, _Failure():
+    with _open_catalog(db) as catalog:
         found = catalog.cassettes()
     if as_json:
         _json_out([c.to_json() for c in found])
@@ -366,9 +212,7 @@ def cassettes(db: Path, as_json: bool) -> None:
     if not found:
         click.echo(f"No cassettes in {db}")
         return
-    rows = [["NAME", "RECORDINGS", "STORED", "NEWEST"]]
-    rows += [[c.name, f"{c.recordings:,}", f"{c.stored_size:,}", display_time(c.newest)] for c in found]
-    click.echo(_table(rows, right=(1, 2)))
+    _echo(cassettes_table(found))
 
 
 @main.command("list")
@@ -388,11 +232,12 @@ def list_recordings(cassette: str | None, cassette_option: str | None, db: Path,
         claude-vcr list basic_tests
         claude-vcr list --json | jq -r '.[].key'
     """
+    from .render import recordings_table
 
     if cassette and cassette_option and cassette != cassette_option:
         raise click.UsageError(f"two cassettes given: {cassette!r} and --cassette {cassette_option!r}")
     name = cassette or cassette_option
-    with _open_catalog(db) as catalog, _Failure():
+    with _open_catalog(db) as catalog:
         found = catalog.recordings(name)
     if as_json:
         _json_out([r.to_json() for r in found])
@@ -400,34 +245,7 @@ def list_recordings(cassette: str | None, cassette_option: str | None, db: Path,
     if not found:
         click.echo(f"No recordings in cassette {name!r}" if name else f"No recordings in {db}")
         return
-    sys.stdout.write(_recording_lines(found, with_cassette=name is None))
-
-
-def _recording_lines(found, *, with_cassette: bool) -> str:
-    """`list`'s table, one f-string per line: 100,000 lines are formatted in about 0.1 s."""
-    from .catalog import display_time
-
-    def width(values, title: str) -> int:
-        return max(len(title), max(map(len, values)))
-
-    w_cassette = width({r.cassette for r in found}, "CASSETTE") if with_cassette else 0
-    w_key = width({r.short for r in found if r.ordinal}, "KEY") if any(r.ordinal for r in found) else 12
-    w_method = width({r.method for r in found}, "METHOD")
-    w_path = width({r.path for r in found}, "PATH")
-    w_model = width({r.model or "-" for r in found}, "MODEL")
-    w_size = width({f"{max(r.response_size for r in found):,}"}, "SIZE")
-    lead = f"{'CASSETTE':<{w_cassette}} " if with_cassette else ""
-    lines = [
-        f"{lead}{'KEY':<{w_key}} {'METHOD':<{w_method}} {'PATH':<{w_path}} {'MODEL':<{w_model}} STREAM STATUS "
-        f"{'SIZE':>{w_size}} DATE"
-    ]
-    for r in found:
-        lead = f"{r.cassette:<{w_cassette}} " if with_cassette else ""
-        lines.append(
-            f"{lead}{r.short:<{w_key}} {r.method:<{w_method}} {r.path:<{w_path}} {r.model or '-':<{w_model}} "
-            f"{'yes' if r.stream else 'no':<6} {r.status:>6} {r.response_size:>{w_size},} {display_time(r.created_at)}"
-        )
-    return "\n".join(lines) + "\n"
+    _write(recordings_table(found, with_cassette=name is None))
 
 
 @main.command()
@@ -445,9 +263,9 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
         claude-vcr stats --cassette basic_tests
         claude-vcr stats --json
     """
-    from .catalog import display_time
+    from .render import stats_text
 
-    with _open_catalog(db) as catalog, _Failure():
+    with _open_catalog(db) as catalog:
         per_cassette = catalog.stats(cassette)
         total = catalog.combine(per_cassette) if cassette is None else per_cassette[0]
     if as_json:
@@ -456,114 +274,7 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     if not per_cassette:
         click.echo(f"No cassettes in {db}")
         return
-    blocks = per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])
-    for s in blocks:
-        lines = ["=" * 80, f"Cassette: {s.cassette}" if s.cassette else "All cassettes", "=" * 80, ""]
-        lines.append(f"Total recordings: {s.recordings:,}")
-        if s.recordings:
-            lines += ["", "By model:"] + [f"  {model}: {count:,}" for model, count in s.by_model.items()]
-            lines += [
-                "",
-                f"Streaming responses: {s.streaming:,}",
-                f"Non-streaming responses: {s.non_streaming:,}",
-            ]
-            lines += ["", f"Total size: {_bytes(s.response_size)} of responses"]
-            ratio = f", compression {s.ratio:.1f}:1" if s.ratio else ""
-            lines.append(
-                f"Stored: {s.stored_size:,} bytes for {s.raw_size:,} raw bytes (requests + responses){ratio}"
-            )
-            lines += [
-                "",
-                "Date range:",
-                f"  Oldest: {display_time(s.oldest)}",
-                f"  Newest: {display_time(s.newest)}",
-            ]
-        click.echo("\n".join(lines) + "\n")
-
-
-def _resolve(catalog, key_prefix: str, cassette: str | None):
-    """The one recording a prefix names; the ambiguous case lists the candidates."""
-    with _Failure():
-        return catalog.resolve(key_prefix, cassette)
-
-
-def _show_text(info: dict) -> str:
-    """`show` for a person: where, the request in brief, the response decoded."""
-    import json
-
-    from .catalog import display_time
-
-    request, response = info["request"], info["response"]
-    timing = ""
-    if info["duration_ms"] is not None:
-        timing = f", {info['duration_ms']:.0f} ms"
-        if info["ttfb_ms"] is not None:
-            timing += f" (first byte {info['ttfb_ms']:.0f} ms)"
-    lines = [
-        f"Recording {info['key']}" + (f"#{info['ordinal']}" if info["ordinal"] else ""),
-        f"  cassette {info['cassette']}, key scheme {info['key_scheme']}, "
-        f"recorded {display_time(info['created_at'])} UTC{timing}",
-    ]
-    if info["meta"]:
-        lines.append(f"  meta: {json.dumps(info['meta'], ensure_ascii=False)}")
-    lines += ["", f"Request: {request['method']} {request['path']}"]
-    fields = request.get("fields", {})
-    if fields:
-        lines.append("  " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items()))
-    lines.append("  headers:")
-    lines += [f"    {name}: {value}" for name, value in request["headers"]]
-    lines.append(f"  body: {request['size']:,} bytes")
-    if "system" in request:
-        system = request["system"]
-        lines.append(f"  system: {system['blocks']} block(s), {system['chars']:,} chars: {system['preview']}")
-    if "tools" in request:
-        lines.append(f"  tools ({len(request['tools'])}): {', '.join(map(str, request['tools']))}")
-    if "messages" in request:
-        lines.append(f"  messages ({len(request['messages'])}):")
-        lines += [f"    [{i}] {m['role']}: {m['preview']}" for i, m in enumerate(request["messages"])]
-    if "text" in request:
-        lines.append(f"  {request['text']}")
-    lines += [
-        "",
-        f"Response: {response['status']}, {response['content_type'] or 'no content-type'}, "
-        f"{response['size']:,} bytes",
-    ]
-    lines.append("  headers:")
-    lines += [f"    {name}: {value}" for name, value in response["headers"]]
-    if response.get("kind") == "sse":
-        complete = "" if response.get("complete") else " (the stream does not fold into a whole message)"
-        lines.append(f"  events ({len(response['events'])}){complete}:")
-        lines += [f"    {i:>3} {line}" for i, line in enumerate(response["events"])]
-    elif response.get("kind") == "json" and "blocks" not in response:
-        lines.append("  body:")
-        lines += [
-            "    " + line for line in json.dumps(response["json"], indent=2, ensure_ascii=False).splitlines()
-        ]
-    elif response.get("kind") == "text":
-        lines.append(f"  body: {response['text']}")
-    if "blocks" in response:
-        lines.append("  blocks:")
-        for block in response["blocks"]:
-            head = f"    [{block['index']}] {block['type']}"
-            if "name" in block:
-                head += f" {block['name']} ({block.get('id')})"
-            if "text" in block:
-                lines.append(f"{head}: {block['text']}")
-            elif "thinking" in block:
-                lines.append(f"{head}: {block['thinking']}")
-            elif "input" in block:
-                shown = (
-                    block["input"]
-                    if isinstance(block["input"], str)
-                    else json.dumps(block["input"], ensure_ascii=False)
-                )
-                lines.append(f"{head}: {shown}")
-            else:
-                lines.append(head)
-        message = response.get("message") or {}
-        if message:
-            lines.append("  " + ", ".join(f"{k}={json.dumps(v)}" for k, v in message.items()))
-    return "\n".join(lines)
+    _echo(stats_text(per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])))
 
 
 @main.command()
@@ -584,20 +295,20 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
         claude-vcr show 3f2a9c1b
         claude-vcr show 3f2a9c1b --raw > response.sse
     """
+    from .render import show_text
+
     with _open_catalog(db) as catalog:
-        recording = _resolve(catalog, key_prefix, cassette)
-        with _Failure():
-            detail = catalog.detail(recording)
-            if raw:
-                stdout = click.get_binary_stream("stdout")
-                stdout.write(detail.response_body)
-                stdout.flush()
-                return
-            info = catalog.explain(detail)
+        detail = catalog.detail(catalog.resolve(key_prefix, cassette))
+        if raw:
+            stdout = click.get_binary_stream("stdout")
+            stdout.write(detail.response_body)
+            stdout.flush()
+            return
+        info = catalog.explain(detail)
     if as_json:
         _json_out(info)
     else:
-        click.echo(_show_text(info))
+        _echo(show_text(info))
 
 
 @main.command()
@@ -614,9 +325,8 @@ def delete(key_prefix: str, cassette: str | None, db: Path) -> None:
     from .catalog import Catalog
 
     with _open_store(db) as store:
-        recording = _resolve(Catalog(store.db.conn), key_prefix, cassette)
-        with _Failure():
-            store.delete_recordings([recording.id])
+        recording = Catalog(store.db.conn).resolve(key_prefix, cassette)
+        store.delete_recordings([recording.id])
     click.echo(
         f"Deleted {recording.short} from cassette {recording.cassette}: {recording.method} {recording.path}"
     )
@@ -636,12 +346,10 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
     from .catalog import Catalog
 
     with _open_store(db) as store:
-        with _Failure():
-            count = Catalog(store.db.conn).stats(cassette)[0].recordings
+        count = Catalog(store.db.conn).stats(cassette)[0].recordings
         if not yes:
             click.confirm(f"Delete all {count:,} recordings in cassette {cassette!r}?", abort=True)
-        with _Failure():
-            deleted = store.clear_cassette(cassette)
+        deleted = store.clear_cassette(cassette)
     click.echo(f"Cleared cassette {cassette}: {deleted:,} recordings deleted")
 
 
@@ -663,7 +371,7 @@ def export_command(directory: Path, cassettes: tuple[str, ...], replace: bool, d
     """
     from .interchange.seed import export_directory
 
-    with _open_catalog(db) as catalog, _Failure():
+    with _open_catalog(db) as catalog:
         report = export_directory(catalog, directory, list(cassettes), replace=replace)
     click.echo(f"Exported {report.recordings:,} recordings in {report.cassettes} cassette(s) to {directory}")
 
@@ -679,8 +387,9 @@ def export_command(directory: Path, cassettes: tuple[str, ...], replace: bool, d
 )
 @click.option(
     "--preset",
+    type=PRESET,
     multiple=True,
-    help="Key rules preset (e.g. claude-code) for cassettes the import creates; existing ones keep theirs.",
+    help="Key rules preset for cassettes the import creates; existing ones keep theirs.",
 )
 @db_option
 def import_command(
@@ -705,35 +414,28 @@ def import_command(
         claude-vcr import cassettes/
         claude-vcr import capture.mitm --cassette from_capture
     """
-    from .catalog import validate_cassette_name
+    from .names import validate_cassette_name
+    from .render import import_text
 
     if source.is_file() and source.name == "index.json":
         source = source.parent
     created = not db.exists()
     try:
-        with _Failure():
-            if source.is_dir():
-                from .interchange.seed import import_directory
+        if source.is_dir():
+            from .interchange.seed import import_directory
 
-                with _open_store(db, must_exist=False) as store:
-                    report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
-                summary = f"Imported {report.imported:,} recordings from {source}"
-            else:
-                target = validate_cassette_name(cassette or "default")
-                report = _import_dump(source, target, db, all_paths, record_errors, preset)
-                summary = f"Imported {report.imported:,} recordings from {report.flows:,} flows into {target}"
+            with _open_store(db, must_exist=False) as store:
+                report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
+            headline = f"Imported {report.imported:,} recordings from {source}"
+        else:
+            target = validate_cassette_name(cassette or "default")
+            report = _import_dump(source, target, db, all_paths, record_errors, preset)
+            headline = f"Imported {report.imported:,} recordings from {report.flows:,} flows into {target}"
     except BaseException:
         if created:  # "as it was" is no file at all
             db.unlink(missing_ok=True)
         raise
-    details = [f"{name}: {count:,}" for name, count in sorted(report.cassettes.items())]
-    if report.cassettes and source.is_dir():
-        summary += f" ({', '.join(details)})"
-    if report.replaced_keys:
-        summary += f"; {report.replaced_keys:,} keys replaced their older recordings"
-    click.echo(summary)
-    for reason, count in sorted(report.skipped.items()):
-        click.echo(f"  skipped {count:,}: {reason}")
+    _echo(import_text(report, headline, per_cassette=source.is_dir()))
 
 
 def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_errors: bool, preset):
@@ -785,12 +487,11 @@ def compact(db: Path) -> None:
     Example:
         claude-vcr compact && git add vcr.db
     """
-    if not db.exists() or db.stat().st_size == 0:
-        raise click.ClickException(f"no database at {db}")
-    with _Failure():
-        from .store import compact as compact_file
+    from .store import compact as compact_file
 
-        before, after = compact_file(db)
+    if not db.exists() or db.stat().st_size == 0:
+        raise NoDatabase(f"no database at {db}")
+    before, after = compact_file(db)
     click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")
 
 
@@ -809,8 +510,7 @@ def dump(path: Path | None, db: Path) -> None:
     """
     from .interchange.gitdb import dump_lines
 
-    with _Failure():
-        sys.stdout.writelines(line + "\n" for line in dump_lines(path or db))
+    sys.stdout.writelines(line + "\n" for line in dump_lines(path or db))
 
 
 @main.command("merge-driver")
@@ -829,8 +529,7 @@ def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
     """
     from .interchange.gitdb import merge
 
-    with _Failure():
-        report = merge(base, ours, theirs)
+    report = merge(base, ours, theirs)
     click.echo(
         f"claude-vcr merge: {report.taken} key(s) taken from the other side, {report.dropped} deleted",
         err=True,
@@ -858,8 +557,7 @@ def git_setup(command: str | None, db: Path) -> None:
     """
     from .interchange.gitdb import setup
 
-    with _Failure():
-        report = setup(db, command)
+    report = setup(db, command)
     state = "added to" if report.attributes_added else "already in"
     click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
     click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")
@@ -892,14 +590,8 @@ def explain(request_file: Path, cassette: str | None, db: Path) -> None:
     except (ValueError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{request_file}: {error}") from error
     name = cassette or request.cassette or "default"
-    store = _open_store(db)
-    try:
-        with _Failure():
-            key, report = explain_request(store, name, request)
-    except LookupError as error:
-        raise click.ClickException(str(error.args[0])) from error
-    finally:
-        store.close()
+    with _open_store(db) as store:
+        key, report = explain_request(store, name, request)
     if report is None:
         click.echo(
             f"hit: {request.method} {request.target} replays recording {short_key(key)} of cassette '{name}'"
@@ -913,12 +605,12 @@ def explain(request_file: Path, cassette: str | None, db: Path) -> None:
 @click.option("--cassette", help="Only this cassette (default: every cassette).")
 @click.option(
     "--rules",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=RULES_FILE,
     help="New key rules for the cassette(s); default: keep the rules each was recorded with.",
 )
-@click.option("--preset", type=click.Choice(["claude-code"]), multiple=True, help="Add a built-in preset.")
+@click.option("--preset", type=PRESET, multiple=True, help="Add a built-in preset.")
 @db_option
-def rekey(cassette: str | None, rules: Path | None, preset: tuple[str, ...], db: Path) -> None:
+def rekey(cassette: str | None, rules: Rules | None, preset: tuple[str, ...], db: Path) -> None:
     """Recompute recording keys after a rules change or a key-scheme upgrade.
 
     Requests that differed before and are the same under the new rules are
@@ -928,30 +620,13 @@ def rekey(cassette: str | None, rules: Path | None, preset: tuple[str, ...], db:
     Example:
         claude-vcr rekey --cassette my_tests --preset claude-code
     """
-    from .matching import Rules, RulesError, load_rules, short_key
     from .rekey import rekey as rekey_cassettes
+    from .render import rekey_text
 
-    new_rules = None
-    if rules or preset:
-        try:
-            new_rules = (load_rules(rules) if rules else Rules()).with_presets(*preset)
-        except RulesError as error:
-            raise click.BadParameter(str(error), param_hint="--rules") from error
-    store = _open_store(db)
-    try:
-        with _Failure():
-            results = rekey_cassettes(store, cassette, new_rules)
-    except LookupError as error:
-        raise click.ClickException(str(error.args[0])) from error
-    finally:
-        store.close()
-    for result in results:
-        click.echo(
-            f"{result.cassette}: {result.recordings} recording(s), {result.changed} new key(s), "
-            f"{len(result.collisions)} collision(s)"
-        )
-        for key, old in result.collisions:
-            click.echo(f"  {short_key(key)} <- {', '.join(short_key(k) for k in old)}")
+    new_rules = (rules or Rules()).with_presets(*preset) if rules or preset else None
+    with _open_store(db) as store:
+        results = rekey_cassettes(store, cassette, new_rules)
+    _echo(rekey_text(results))
 
 
 # --- protocol checks: lint the recordings, fixtures from them, verify another endpoint -------------------
@@ -974,17 +649,15 @@ def lint(cassette: str | None, db: Path, as_json: bool) -> None:
         claude-vcr lint
         claude-vcr lint --cassette my_tests --json | jq '.[] | select(.errors > 0)'
     """
-    from .lint import iter_lint, lint_summary
+    from .lint import lint as lint_cassettes
+    from .render import lint_text
 
-    with _open_catalog(db) as catalog, _Failure():
-        results = list(iter_lint(catalog, cassette))
+    with _open_catalog(db) as catalog:
+        results = lint_cassettes(catalog, cassette)
     if as_json:
         _json_out([result.to_json() for result in results])
     else:
-        for result in results:
-            if result.errors or result.warnings:
-                click.echo(result.line(cassette=cassette is None))
-        click.echo(lint_summary(results))
+        _echo(lint_text(results, with_cassette=cassette is None))
     if any(result.errors for result in results):
         sys.exit(1)
 
@@ -1013,20 +686,20 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
     from .fixtures import build_fixture, fixture_json
 
     with _open_catalog(db) as catalog:
-        recording = _resolve(catalog, key_prefix, cassette)
-        with _Failure():
-            text = fixture_json(build_fixture(catalog.detail(recording)))
+        recording = catalog.resolve(key_prefix, cassette)
+        text = fixture_json(build_fixture(catalog.detail(recording)))
     if output is None:
         click.echo(text, nl=False)
         return
-    with _Failure():
-        output.write_text(text, encoding="utf-8")
+    output.write_text(text, encoding="utf-8")
     click.echo(f"Wrote the fixture of {recording.short} ({recording.method} {recording.path}) to {output}")
 
 
 @main.command()
 @click.option(
     "--target",
+    type=URL,
+    metavar="URL",
     required=True,
     envvar="VCR_VERIFY_TARGET",
     show_envvar=True,
@@ -1067,7 +740,7 @@ def verify(
     The live answer is validated against the protocol rules and compared with the
     recording by meaning: pings dropped, deltas joined per block, tool JSON parsed,
     ids normalised, token counts only checked for presence and sanity (rules V1-V10,
-    see `vcr.verify`). One line per recording, then a summary; exits 1 if any fails.
+    see `claude_vcr.verify`). One line per recording, then a summary; exits 1 if any fails.
     Requests carry their recorded headers and x-api-key from VCR_VERIFY_API_KEY (a
     placeholder when unset: recordings hold no key).
 
@@ -1078,9 +751,7 @@ def verify(
     """
     from .verify import junit_xml, verify_details, verify_summary
 
-    if not target.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{target!r} is not an http:// or https:// URL", param_hint="--target")
-    with _open_catalog(db) as catalog, _Failure():
+    with _open_catalog(db) as catalog:
         results = verify_details(
             catalog.iter_details(cassette),
             target,
@@ -1090,8 +761,7 @@ def verify(
             on_result=None if as_json else lambda result: click.echo(result.line()),
         )
     if junit is not None:
-        with _Failure():
-            junit.write_text(junit_xml(results, target), encoding="utf-8")
+        junit.write_text(junit_xml(results, target), encoding="utf-8")
     if as_json:
         _json_out([result.to_json() for result in results])
     else:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .errors import NotFound
 from .matching import (
     KeyedRequest,
     Rules,
@@ -118,7 +119,7 @@ def explain(store: Store, cassette: str, request: SavedRequest) -> tuple[str, Mi
     """Which recording a request would replay under the cassette's rules, or why it would miss."""
     stored = store.cassette_rules(cassette)
     if stored is None:
-        raise LookupError(f"no cassette named {cassette!r}")
+        raise NotFound(f"no cassette named {cassette!r}")
     rules = Rules.from_json(stored[0])
     parts = urlsplit(request.target)
     keyed = key_request(request.method, parts.path, parts.query, request.body, rules)

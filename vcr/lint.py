@@ -21,7 +21,7 @@ from .protocol import Finding, validate_response
 if TYPE_CHECKING:
     from .catalog import Catalog, RecordingDetail, RecordingSummary
 
-__all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail", "lint_summary"]
+__all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail"]
 
 SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
 
@@ -107,15 +107,3 @@ def iter_lint(catalog: Catalog, cassette: str | None = None) -> Iterator[LintRes
 def lint(catalog: Catalog, cassette: str | None = None) -> list[LintResult]:
     """Lint one cassette, or every cassette when None."""
     return list(iter_lint(catalog, cassette))
-
-
-def lint_summary(results: list[LintResult]) -> str:
-    """The last line of `claude-vcr lint`: counts a CI log can be grepped for."""
-    errors = sum(r.errors for r in results)
-    warnings = sum(r.warnings for r in results)
-    flagged = sum(1 for r in results if r.errors or r.warnings)
-    cassettes = len({r.summary.cassette for r in results})
-    return (
-        f"Linted {len(results):,} recording(s) in {cassettes} cassette(s): {errors} error(s), "
-        f"{warnings} warning(s) in {flagged} recording(s)"
-    )

@@ -14,7 +14,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote
 
@@ -25,6 +24,7 @@ from . import headers as header_rules
 from . import sse
 from .adapters import Headers, Upstream, UpstreamReply, open_upstream
 from .compression import ResponseSpool
+from .config import ProxyConfig
 from .diagnosis import MissReport, explain_miss
 from .errors import ListenError, UpstreamError
 from .matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
@@ -42,40 +42,6 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
-
-
-@dataclass
-class ProxyConfig:
-    """Everything `serve` can be told; the CLI fills it from flags and VCR_* variables."""
-
-    db: Path = Path("vcr.db")
-    mode: str = "auto"
-    """auto | record | replay | passthrough (the CLI's --mode choices)."""
-    fallback: str = "strict"
-    """strict | fallback: what a replay miss does."""
-    cassette: str = "default"
-    upstream: str = "https://api.anthropic.com"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    record_errors: bool = False
-    upstream_read_timeout: float = 600.0
-    rules: Rules = field(default_factory=Rules)
-    """Key rules for cassettes recorded from now on; a cassette keeps the rules it was recorded with."""
-    exhausted: str = "repeat"
-    """Past the last recording of a repeated request: replay the last again, or miss."""
-    pace: float | None = None
-    """None replays at once; a number replays each chunk at its recorded offset divided by it."""
-    save_misses: Path | None = None
-    check: bool = False
-    """Validate every response against the protocol rules and log what breaks them (monitor mode)."""
-    upstream_format: str = "anthropic"
-    """`anthropic` forwards as is; `openai` translates to an OpenAI-compatible Chat Completions API."""
-    model_map: tuple[tuple[str, str], ...] = ()
-    """(glob on the client's model, upstream model) pairs for a translating upstream; first match wins."""
-    upstream_key_env: str = "VCR_UPSTREAM_API_KEY"
-    """Environment variable holding a translating upstream's API key (never stored)."""
-    ping_interval: float = 15.0
-    """Seconds of upstream silence after which a translating upstream sends a `ping` event."""
 
 
 def is_local_only(method: str, path: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .errors import NotFound
 from .matching import KEY_SCHEME, Rules, key_request
 from .store import Store
 
@@ -28,7 +29,7 @@ def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None)
     for name in names:
         stored = store.cassette_rules(name)
         if stored is None:
-            raise LookupError(f"no cassette named {name!r}")
+            raise NotFound(f"no cassette named {name!r}")
         cassette_rules = rules or Rules.from_json(stored[0])
         result = RekeyResult(name)
         groups: dict[str, list[tuple[int, str, dict[str, str] | None]]] = {}

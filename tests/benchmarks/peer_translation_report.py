@@ -40,8 +40,9 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 from claude_vcr import sse  # noqa: E402
+from claude_vcr.config import ProxyConfig  # noqa: E402
 from claude_vcr.protocol import validate_response  # noqa: E402
-from claude_vcr.proxy import ProxyConfig, running  # noqa: E402
+from claude_vcr.proxy import running  # noqa: E402
 
 from tests.conftest import LoopThread  # noqa: E402
 from tests.openai_upstream import MODEL, OpenAIScript, serve_openai  # noqa: E402

@@ -8,10 +8,10 @@ by chunk: `anthropic` passes requests through unchanged; `openai` translates to 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ..proxy import ProxyConfig
+from ..config import UPSTREAM_FORMATS, ProxyConfig
+from ..errors import InvalidInput
 
 Headers = list[tuple[str, str]]
 
@@ -38,11 +38,8 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
-FORMATS = ("anthropic", "openai")
-
-
 def open_upstream(config: ProxyConfig) -> Upstream:
-    """The upstream a proxy config asks for."""
+    """The upstream a proxy config asks for (`upstream_format`, one of config.UPSTREAM_FORMATS)."""
     if config.upstream_format == "anthropic":
         from ..adapters.anthropic import AnthropicUpstream
 
@@ -59,4 +56,6 @@ def open_upstream(config: ProxyConfig) -> Upstream:
             ping_interval=config.ping_interval,
             read_timeout=config.upstream_read_timeout,
         )
-    raise ValueError(f"unknown upstream format {config.upstream_format!r}; known: {', '.join(FORMATS)}")
+    raise InvalidInput(
+        f"unknown upstream format {config.upstream_format!r}; known: {', '.join(UPSTREAM_FORMATS)}"
+    )

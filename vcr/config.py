@@ -1,0 +1,225 @@
+"""What `serve` can be told, declared once: each `ProxyConfig` field carries its flag, variable and help.
+
+The CLI builds `serve`'s options from these declarations, the proxy and the adapters read the dataclass,
+and the README's serve-options table lists the same flags, variables and defaults. The parsers here give a
+value's syntax (`--pace`, `--model-map`, URLs) to the CLI and to library callers alike. Stdlib only, so
+every command can import it without aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+from .matching import PRESETS, Rules, load_rules
+from .names import validate_cassette_name
+
+MODES = ("auto", "record", "replay", "passthrough")
+FALLBACKS = ("strict", "fallback")
+EXHAUSTED = ("repeat", "miss")
+UPSTREAM_FORMATS = ("anthropic", "openai")
+PRESET_NAMES = tuple(PRESETS)
+
+
+def parse_pace(text: str) -> float | None:
+    """`instant` -> None, `recorded` -> 1.0, `N` -> N (a speed factor above 0)."""
+    if text == "instant":
+        return None
+    if text == "recorded":
+        return 1.0
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not factor > 0:
+        raise InvalidInput(f"{text!r}: use instant, recorded or a speed factor above 0")
+    return factor
+
+
+def parse_model_mapping(text: str) -> tuple[str, str]:
+    """`GLOB=MODEL` -> (glob on the client's model, upstream model)."""
+    pattern, sep, model = text.partition("=")
+    if not sep or not pattern or not model:
+        raise InvalidInput(f"{text!r}: use GLOB=MODEL, e.g. 'claude-*=qwen/qwen3-coder'")
+    return pattern, model
+
+
+def http_url(text: str) -> str:
+    """The URL itself when it is http:// or https://; anything else would fail on the first request."""
+    if not text.startswith(("http://", "https://")):
+        raise InvalidInput(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a person sets one `ProxyConfig` field: a command-line flag and, usually, an environment variable."""
+
+    decl: str
+    """`--mode`; `--record-errors/--no-record-errors` for an on/off pair."""
+    help: str
+    env: str | None = None
+    choices: tuple[str, ...] = ()
+    parse: Callable[[str], Any] | None = None
+    """The value's syntax: text -> value, raising InvalidInput with a message for the person."""
+    metavar: str | None = None
+    multiple: bool = False
+    path: str | None = None
+    """`file`, `existing file` or `directory`: the value names a path of that kind."""
+    bounds: tuple[float | None, float | None] = (None, None)
+    shown_default: str | None = None
+    """The default as typed on the command line, when the field's own default is a parsed value."""
+
+
+def option(default: Any = None, *, factory: Callable[[], Any] | None = None, **flag: Any) -> Any:
+    """A dataclass field that `serve` takes as a flag (see `Flag`)."""
+    metadata = {"flag": Flag(**flag)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class ProxyConfig:
+    """Everything `serve` can be told; fields in the order `serve --help` lists them."""
+
+    mode: str = option(
+        "auto",
+        decl="--mode",
+        env="VCR_MODE",
+        choices=MODES,
+        help="record: forward and store; replay: answer from the cassette; auto: replay hits, record misses; "
+        "passthrough: forward, store nothing (monitor mode, with --check).",
+    )
+    fallback: str = option(
+        "strict",
+        decl="--fallback",
+        env="VCR_REPLAY_FALLBACK",
+        choices=FALLBACKS,
+        help="What a replay miss does: strict answers a 400 error at once; fallback forwards and records.",
+    )
+    cassette: str = option(
+        "default",
+        decl="--cassette",
+        env="VCR_CASSETTE",
+        parse=validate_cassette_name,
+        metavar="NAME",
+        help="Cassette for requests that name none (header X-VCR-Cassette or URL prefix /c/NAME/).",
+    )
+    db: Path = option(
+        Path("vcr.db"),
+        decl="--db",
+        env="VCR_DB",
+        path="file",
+        help="The cassette database (one SQLite file, meant for git).",
+    )
+    upstream: str = option(
+        "https://api.anthropic.com",
+        decl="--upstream",
+        env="VCR_UPSTREAM",
+        parse=http_url,
+        metavar="URL",
+        help="Where recorded requests go.",
+    )
+    host: str = option("127.0.0.1", decl="--host", env="VCR_HOST", help="Listening address.")
+    port: int = option(
+        8000,
+        decl="--port",
+        env="VCR_PORT",
+        bounds=(0, 65535),
+        help="0 picks a free port (the banner line says which).",
+    )
+    record_errors: bool = option(
+        False,
+        decl="--record-errors/--no-record-errors",
+        env="VCR_RECORD_ERRORS",
+        help="Also store non-2xx answers (they are passed through either way).",
+    )
+    rules: Rules = option(
+        factory=Rules,
+        decl="--rules",
+        env="VCR_RULES",
+        path="existing file",
+        parse=load_rules,
+        metavar="FILE",
+        help="Key rules file (TOML or JSON): JSON paths to leave out, text to replace. Stored with new cassettes.",
+    )
+    """Key rules for cassettes recorded from now on (presets included); a cassette keeps the rules it was
+    recorded with."""
+    presets: tuple[str, ...] = option(
+        (),
+        decl="--preset",
+        env="VCR_PRESET",
+        choices=PRESET_NAMES,
+        multiple=True,
+        help="Built-in rules: claude-code replays a session in another directory, HOME, day or patch release.",
+    )
+    exhausted: str = option(
+        "repeat",
+        decl="--exhausted",
+        env="VCR_EXHAUSTED",
+        choices=EXHAUSTED,
+        help="Replay past the last recording of a repeated request: repeat the last, or miss.",
+    )
+    pace: float | None = option(
+        None,
+        decl="--pace",
+        env="VCR_PACE",
+        parse=parse_pace,
+        metavar="instant|recorded|N",
+        shown_default="instant",
+        help="instant, recorded (each chunk at its recorded offset), or a speed factor N (2 = twice as fast).",
+    )
+    """None replays at once; a number replays each chunk at its recorded offset divided by it."""
+    save_misses: Path | None = option(
+        None,
+        decl="--save-misses",
+        env="VCR_SAVE_MISSES",
+        path="directory",
+        help="Write every request that misses in replay to this directory, for `claude-vcr explain`.",
+    )
+    check: bool = option(
+        False,
+        decl="--check",
+        env="VCR_CHECK",
+        help="Validate every response against the Anthropic protocol rules; log what breaks them.",
+    )
+    upstream_format: str = option(
+        "anthropic",
+        decl="--upstream-format",
+        env="VCR_UPSTREAM_FORMAT",
+        choices=UPSTREAM_FORMATS,
+        help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...).",
+    )
+    model_map: tuple[tuple[str, str], ...] = option(
+        (),
+        decl="--model-map",
+        env="VCR_MODEL_MAP",
+        parse=parse_model_mapping,
+        metavar="GLOB=MODEL",
+        multiple=True,
+        help="With --upstream-format openai: send models matching GLOB as MODEL, e.g. 'claude-*=qwen/qwen3-coder'.",
+    )
+    """(glob on the client's model, upstream model) pairs for a translating upstream; first match wins."""
+    upstream_key_env: str = option(
+        "VCR_UPSTREAM_API_KEY",
+        decl="--upstream-key-env",
+        metavar="NAME",
+        help="Environment variable with the translating upstream's API key (never stored).",
+    )
+    ping_interval: float = option(
+        15.0,
+        decl="--ping-interval",
+        env="VCR_PING_INTERVAL",
+        bounds=(0.1, None),
+        help="With --upstream-format openai: seconds of upstream silence before a ping event.",
+    )
+    upstream_read_timeout: float = 600.0
+    """Seconds an upstream may stay silent mid-answer; not a flag."""
+
+    def __post_init__(self) -> None:
+        """`rules` is what the proxy keys new cassettes with: the rules file's rules plus the presets."""
+        self.rules = self.rules.with_presets(*self.presets)
