@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 from claude_vcr.compression import CHUNKED_CODEC, split_chunks
-from claude_vcr.store import Recording, Store, StoreError, compact
+from claude_vcr.errors import DatabaseError
+from claude_vcr.maintenance import compact
+from claude_vcr.records import Recording
+from claude_vcr.store import Store
 
 from tests.test_matching import sample
 
@@ -74,7 +77,7 @@ def test_a_damaged_chunk_is_reported_not_replayed(tmp_path: Path):
     conn.execute("DELETE FROM chunks WHERE rowid = (SELECT min(rowid) FROM chunks)")
     conn.commit()
     conn.close()
-    with Store(tmp_path / "vcr.db") as store, pytest.raises(StoreError, match="missing from the db"):
+    with Store(tmp_path / "vcr.db") as store, pytest.raises(DatabaseError, match="missing from the db"):
         store.lookup("c", f"{1:064x}")
 
 

@@ -217,11 +217,11 @@ def serve(
     Example:
         claude-vcr serve --mode replay --cassette basic_tests
     """
+    from .errors import DatabaseError
     from .matching import Rules, RulesError, load_rules
     from .names import BadCassetteName, validate_cassette_name
     from .proxy import ListenError, ProxyConfig
     from .proxy import serve as run_proxy
-    from .store import StoreError
 
     try:
         key_rules = (load_rules(rules) if rules else Rules()).with_presets(*preset)
@@ -265,7 +265,7 @@ def serve(
     )
     try:
         run_proxy(config, announce=lambda line: click.echo(line))
-    except StoreError as error:
+    except DatabaseError as error:
         raise click.ClickException(str(error)) from error
     except ListenError as error:
         raise click.ClickException(str(error)) from error
@@ -705,7 +705,7 @@ def import_command(
         claude-vcr import cassettes/
         claude-vcr import capture.mitm --cassette from_capture
     """
-    from .catalog import validate_cassette_name
+    from .names import validate_cassette_name
 
     if source.is_file() and source.name == "index.json":
         source = source.parent
@@ -788,7 +788,7 @@ def compact(db: Path) -> None:
     if not db.exists() or db.stat().st_size == 0:
         raise click.ClickException(f"no database at {db}")
     with _Failure():
-        from .store import compact as compact_file
+        from .maintenance import compact as compact_file
 
         before, after = compact_file(db)
     click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")

@@ -29,7 +29,9 @@ from .diagnosis import MissReport, explain_miss
 from .errors import ListenError, UpstreamError
 from .matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
 from .names import BadCassetteName, validate_cassette_name
-from .store import Recording, StoreThread
+from .record_run import CassetteRun
+from .records import Recording
+from .store import StoreThread
 
 log = logging.getLogger("claude_vcr.proxy")
 
@@ -131,21 +133,12 @@ class ReplayCache:
 
 @dataclass
 class CassetteState:
-    """What one proxy run knows of a cassette: its key rules and how often each key was asked for."""
+    """What one proxy run knows of a cassette: its record-run state, and the requests it has keyed."""
 
-    rules: Rules
-    rules_stored: bool
-    asked: dict[str, int] = field(default_factory=dict)
-    restarted: set[str] = field(default_factory=set)
+    run: CassetteRun
     seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
     """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
     seen_bytes: int = 0
-
-    def next_ordinal(self, key: str) -> int:
-        """Identical requests are numbered 0, 1, 2... in the order they arrive in this run."""
-        ordinal = self.asked.get(key, 0)
-        self.asked[key] = ordinal + 1
-        return ordinal
 
 
 @dataclass
@@ -197,22 +190,19 @@ class Proxy:
         state = self.cassettes.get(name)
         if state is None:
             stored = await self.store.cassette_rules(name)
-            if stored is not None and stored[0]:
-                rules = Rules.from_json(stored[0])
-                if rules != self.config.rules:
-                    log.warning("cassette %s keeps the rules it was recorded with: %s", name, stored[0])
-                state = CassetteState(rules, rules_stored=True)
-            else:
-                if stored is not None and stored[1] and stored[1] != KEY_SCHEME:
-                    log.warning(
-                        "cassette %s was recorded with key scheme %s (now %s): run `claude-vcr rekey --cassette %s`",
-                        name,
-                        stored[1],
-                        KEY_SCHEME,
-                        name,
-                    )
-                state = CassetteState(self.config.rules, rules_stored=False)
-            state = self.cassettes.setdefault(name, state)
+            run = CassetteRun.start(stored, self.config.rules)
+            if stored is not None and run.rules_stored:
+                if run.rules != self.config.rules:
+                    log.warning("cassette %s keeps the rules it was recorded with: %s", name, stored.rules_json)
+            elif stored is not None and stored.key_scheme and stored.key_scheme != KEY_SCHEME:
+                log.warning(
+                    "cassette %s was recorded with key scheme %s (now %s): run `claude-vcr rekey --cassette %s`",
+                    name,
+                    stored.key_scheme,
+                    KEY_SCHEME,
+                    name,
+                )
+            state = self.cassettes.setdefault(name, CassetteState(run))
         return state
 
     def _exchange(self, request: web.BaseRequest, body: bytes) -> Exchange:
@@ -270,10 +260,9 @@ class Proxy:
         exchange.keyed = await self._key(exchange, state)
         if mode == "passthrough":
             return await self._forward(exchange, record=False)
-        exchange.ordinal = state.next_ordinal(exchange.key)
+        exchange.ordinal = state.run.ordinal(exchange.key)
         if mode == "record":
-            if exchange.key not in state.restarted:
-                state.restarted.add(exchange.key)
+            if state.run.replaces(exchange.key):
                 self.replays.drop(exchange.cassette, exchange.key)
                 await self.store.forget_key(exchange.cassette, exchange.key)
             return await self._forward(exchange, record=True)
@@ -298,12 +287,12 @@ class Proxy:
         known = state.seen.get(exact)  # hashing the bytes costs less than sha256, and equality is exact
         if known is None:
             exchange.raw_hash = raw_hash(exchange.method, exchange.target, exchange.body)
-            if state.rules_stored:
+            if state.run.rules_stored:
                 known = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
         if known is not None:
-            keyed = KeyedRequest(known[0], exchange.body, state.rules, wants_stream=known[1])
+            keyed = KeyedRequest(known[0], exchange.body, state.run.rules, wants_stream=known[1])
         else:
-            keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, state.rules)
+            keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, state.run.rules)
         if exact not in state.seen:
             state.seen_bytes += len(exchange.body)
             if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:
@@ -336,7 +325,7 @@ class Proxy:
         else:
             assert exchange.keyed is not None
             report = await self.store.run(
-                explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.rules
+                explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.run.rules
             )
         message = (
             report.text() + " Strict replay never calls the upstream: record with --mode record or auto."
@@ -376,7 +365,7 @@ class Proxy:
         other form, paced like the original when told to."""
         headers = CIMultiDict(header_rules.for_client(recording.response_headers))
         body = recording.response_body
-        chunks = recording.chunks
+        chunks = recording.timings
         converted = self._convert(exchange, recording)
         if converted is not None:
             body, content_type = converted
@@ -508,9 +497,9 @@ class Proxy:
     async def _remember_rules(self, cassette: str) -> None:
         """The first recording of a cassette stores the rules its keys were made with."""
         state = await self._cassette(cassette)
-        if not state.rules_stored:
-            state.rules_stored = True
-            await self.store.set_cassette_rules(cassette, state.rules.to_json(), KEY_SCHEME)
+        stored = state.run.rules_to_store()
+        if stored is not None:
+            await self.store.set_cassette_rules(cassette, stored)
 
     def _recording(
         self,
@@ -535,11 +524,11 @@ class Proxy:
             response_body=spool.body(),
             response_frame=spool.frame(),
             response_length=spool.size,
-            chunks=chunks,
+            timings=chunks,
             model=keyed.model,
             stream=keyed.wants_stream,
             ordinal=exchange.ordinal,
-            summary=keyed.summary,
+            fingerprints=keyed.fingerprints,
             raw_hash=exchange.raw_hash,
             duration_ms=(time.perf_counter() - sent_at) * 1000,
             ttfb_ms=chunks[0][1] if chunks else None,
