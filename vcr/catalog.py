@@ -2,8 +2,8 @@
 
 Plain sqlite3 on a read-only connection, so answering never imports sqlite-utils (a quarter of a second
 with numpy installed) and never creates or changes a file: `claude-vcr list` on 100,000 recordings answers
-in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes. Writes go through
-`vcr.store.Store`.
+in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes. Rows are decoded by
+`records`, as the write side (`store.Store`) decodes them.
 
     from .catalog import Catalog
 
@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
+from .compression import decompress_frame
 from .errors import Ambiguous, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import Headers, Recording, RecordingRow, decode, decode_row, request_body, row_columns
@@ -384,7 +387,7 @@ class Catalog:
             f"SELECT c.name AS cassette_name, r.* FROM recordings r JOIN cassettes c ON c.id = r.cassette_id {where}",
             params,
         )
-        decompressor = _decompressor()
+        decompressor = zstandard.ZstdDecompressor()
         for row in cursor:
             yield decode(row, row["cassette_name"], self.conn, decompressor)
 
@@ -432,9 +435,7 @@ class Catalog:
             FROM recordings r JOIN cassettes c ON c.id = r.cassette_id ORDER BY c.name, r.key, r.ordinal
             """
         )
-        from .compression import decompress_frame
-
-        decompressor = _decompressor()
+        decompressor = zstandard.ZstdDecompressor()
         for name, key, ordinal, method, path, model, stream, status, size, created, *request, response in rows:
             body = request_body(self.conn, decompressor, *request[:2], (method, path), request[2])
             request_digest = hashlib.sha256(body).hexdigest()
@@ -450,13 +451,6 @@ class Catalog:
     def explain(self, detail: Recording) -> dict[str, Any]:
         """A recording decoded for a person (and for `show --json`): request summary, response events."""
         return explain(detail)
-
-
-def _decompressor() -> Any:
-    """zstandard is imported only by the commands that read bodies."""
-    import zstandard
-
-    return zstandard.ZstdDecompressor()
 
 
 # --- a recording decoded for a person ----------------------------------------------------------------

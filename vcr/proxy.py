@@ -365,19 +365,19 @@ class Proxy:
         other form, paced like the original when told to."""
         headers = CIMultiDict(header_rules.for_client(recording.response_headers))
         body = recording.response_body
-        chunks = recording.timings
+        timings = recording.timings
         converted = self._convert(exchange, recording)
         if converted is not None:
             body, content_type = converted
             headers["content-type"] = content_type
-            chunks = []
+            timings = []
             outcome += "-converted"
         headers["x-vcr-outcome"] = outcome
         headers["x-vcr-key"] = recording.key
         large = converted is None and recording.response_frame is not None
         if self.config.check and not large:
             await self._check(exchange, recording.status, list(headers.items()), body)
-        paced = self.config.pace is not None and bool(chunks)
+        paced = self.config.pace is not None and bool(timings)
         if not large and not paced:
             return web.Response(status=recording.status, body=body, headers=headers), outcome
         response = web.StreamResponse(status=recording.status, headers=headers)
@@ -386,7 +386,7 @@ class Proxy:
         if paced:
             assert self.config.pace is not None
             started = time.perf_counter()
-            for size, at_ms in chunks:
+            for size, at_ms in timings:
                 delay = at_ms / 1000 / self.config.pace - (time.perf_counter() - started)
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -439,10 +439,10 @@ class Proxy:
             response.headers["x-vcr-key"] = exchange.key
             await response.prepare(exchange.request)
             spool = ResponseSpool()
-            chunks: list[tuple[int, float]] = []
+            timings: list[tuple[int, float]] = []
             try:
                 async for chunk in upstream.chunks():
-                    chunks.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
+                    timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                     spool.write(chunk)
                     await response.write(chunk)
             except (ConnectionResetError, asyncio.CancelledError):
@@ -460,7 +460,7 @@ class Proxy:
                     "%s %s ended with an error event; nothing stored", exchange.method, exchange.target
                 )
             if record and storable:
-                recording = self._recording(exchange, upstream, spool, chunks, sent_at)
+                recording = self._recording(exchange, upstream, spool, timings, sent_at)
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
@@ -506,7 +506,7 @@ class Proxy:
         exchange: Exchange,
         upstream: UpstreamReply,
         spool: ResponseSpool,
-        chunks: list[tuple[int, float]],
+        timings: list[tuple[int, float]],
         sent_at: float,
     ) -> Recording:
         keyed = exchange.keyed
@@ -524,14 +524,14 @@ class Proxy:
             response_body=spool.body(),
             response_frame=spool.frame(),
             response_length=spool.size,
-            timings=chunks,
+            timings=timings,
             model=keyed.model,
             stream=keyed.wants_stream,
             ordinal=exchange.ordinal,
             fingerprints=keyed.fingerprints,
             raw_hash=exchange.raw_hash,
             duration_ms=(time.perf_counter() - sent_at) * 1000,
-            ttfb_ms=chunks[0][1] if chunks else None,
+            ttfb_ms=timings[0][1] if timings else None,
         )
 
     def _log(

@@ -34,10 +34,14 @@ Identity = tuple[str, str, int]
 """(cassette name, key, ordinal): what a recording is, across copies of a db."""
 
 
+def timestamp(moment: datetime.datetime) -> str:
+    """A `created_at`: ISO 8601 in UTC with milliseconds, so timestamps sort as text."""
+    moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def utc_now() -> str:
-    """Timestamps sort as text: ISO 8601 in UTC with milliseconds."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return timestamp(datetime.datetime.now(datetime.timezone.utc))
 
 
 class RecordingRow(NamedTuple):

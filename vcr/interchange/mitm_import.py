@@ -17,7 +17,7 @@ from ..headers import for_storage
 from ..interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
 from ..interchange.recorder import ImportReport, ImportRun
 from ..matching import KEY_SCHEME
-from ..records import Recording, utc_now
+from ..records import Recording, timestamp, utc_now
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -37,8 +37,7 @@ def _timestamp(seconds: float | None) -> str | None:
     """A flow's epoch seconds as our created_at: ISO 8601 UTC with milliseconds."""
     if seconds is None:
         return None
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return timestamp(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
 
 
 def import_dump(

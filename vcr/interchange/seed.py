@@ -31,7 +31,7 @@ from ..errors import FormatError, InvalidInput, NotFound
 from ..headers import for_storage
 from ..matching import KEY_SCHEME
 from ..names import validate_cassette_name
-from ..records import Recording, utc_now
+from ..records import Recording, timestamp, utc_now
 
 if TYPE_CHECKING:
     from ..interchange.recorder import ImportReport, ImportRun
@@ -63,8 +63,7 @@ def _our_time(recorded_at: Any) -> str | None:
         moment = datetime.datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
     except ValueError:
         return None
-    moment = moment.astimezone(datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return timestamp(moment)
 
 
 def _write_json(path: Path, value: Any) -> None:
