@@ -15,6 +15,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
+import zstandard
+
 from .compression import (
     CHUNKED_CODEC,
     LARGE_BODY,
@@ -144,8 +146,6 @@ class Recording:
         """The response bytes as a stream: no more than a read's worth decompressed at a time."""
         if self.response_frame is None:
             return io.BytesIO(self.response_body)
-        import zstandard
-
         return zstandard.ZstdDecompressor().stream_reader(self.response_frame)
 
     @property
