@@ -1,13 +1,15 @@
-"""Schema steps for vcr.db, applied in order when a db is opened (installed as `vcr.migrations`).
+"""Schema steps for vcr.db, applied in order when a db is opened (installed as `claude_vcr.migrations`).
 
-A released step is never edited: a change to the schema is a new step appended below.
+A released step is never edited: a change to the schema is a new step appended below, and its name
+appended to `claude_vcr.schema.SCHEMA_STEPS` (this module refuses to import until the two agree).
 """
 
 from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
-MIGRATION_SET = "claude-vcr"
+from ..schema import MIGRATION_SET, SCHEMA_STEPS
+
 migrations = Migrations(MIGRATION_SET)
 
 
@@ -154,4 +156,23 @@ def m006_recording_totals(db: Database) -> None:
                sum(stored_size)
         FROM recordings GROUP BY cassette_id, coalesce(model, ''), stream
         """
+    )
+
+
+@migrations()
+def m007_timings_and_fingerprints(db: Database) -> None:
+    # Names that say one thing each: the arrival timings of a response's pieces ([[size, ms since sent], ...])
+    # were `chunks`, the name of the table of request body chunks; the hashes of a request's parts that miss
+    # diagnosis compares were `summary`.
+    db.execute("ALTER TABLE recordings RENAME COLUMN chunks TO timings")
+    db.execute("ALTER TABLE recordings RENAME COLUMN summary TO fingerprints")
+
+
+def _registered_steps() -> tuple[str, ...]:
+    return tuple(step.name for step in migrations._migrations)
+
+
+if _registered_steps() != SCHEMA_STEPS:
+    raise ImportError(
+        f"claude_vcr.migrations registers {_registered_steps()} but claude_vcr.schema lists {SCHEMA_STEPS}"
     )

@@ -10,7 +10,8 @@ from typing import Any
 import anthropic
 from claude_vcr.cli import main
 from claude_vcr.matching import KEY_SCHEME, key_request
-from claude_vcr.store import Recording, Store
+from claude_vcr.records import Recording
+from claude_vcr.store import Store
 from click.testing import CliRunner, Result
 
 from tests.conftest import TEST_API_KEY
@@ -84,13 +85,13 @@ def recording(
         request_body=body,
         response_headers=[("content-type", content_type), ("request-id", f"req_{index}")],
         response_body=response,
-        chunks=[(len(response) // 2, 10.5), (len(response) - len(response) // 2, 20.25)],
+        timings=[(len(response) // 2, 10.5), (len(response) - len(response) // 2, 20.25)],
         model=model,
         stream=stream,
         ordinal=ordinal,
         duration_ms=21.5,
         ttfb_ms=10.5,
-        summary=keyed.summary,
+        fingerprints=keyed.fingerprints,
         **extra,
     )
 

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from claude_vcr.catalog import Ambiguous, Catalog, CatalogError, NoDatabase, NotFound, schema_steps
+from claude_vcr.catalog import Catalog
+from claude_vcr.errors import Ambiguous, DatabaseError, NoDatabase, NotFound
+from claude_vcr.schema import SCHEMA_STEPS
 from claude_vcr.sse import accumulate, parse_sse
 from claude_vcr.store import Store
 
@@ -291,12 +293,12 @@ def test_an_older_db_is_read_without_being_changed(tmp_path):
     assert old.read_bytes() == before
 
 
-def test_catalog_reads_the_schema_steps_without_importing_them():
+def test_the_schema_lists_exactly_the_registered_steps():
     """The fast path compares a db's steps with these, so they must be exactly the registered ones."""
     from claude_vcr.migrations import migrations
 
-    assert schema_steps() == tuple(m.name for m in migrations._migrations)
-    assert schema_steps()[:2] == ("m001_cassettes_and_recordings", "m002_recording_meta_and_catalog_index")
+    assert SCHEMA_STEPS == tuple(m.name for m in migrations._migrations)
+    assert SCHEMA_STEPS[:2] == ("m001_cassettes_and_recordings", "m002_recording_meta_and_catalog_index")
 
 
 def test_read_commands_import_neither_aiohttp_nor_sqlite_utils(recorded, db_path):
@@ -336,7 +338,7 @@ def test_library_api(recorded, db_path):
             catalog.recordings("nope")
     with pytest.raises(NoDatabase):
         Catalog.open(db_path.parent / "missing.db")
-    with pytest.raises(CatalogError):
+    with pytest.raises(DatabaseError):
         Catalog.open(db_path.parent)
 
 

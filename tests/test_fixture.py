@@ -30,7 +30,7 @@ def keys_by_name(db: Path, cassette: str = CASSETTE) -> dict[str, str]:
     """The key of each scenario's recording."""
     with Catalog.open(db) as catalog:
         return {
-            scenario_of(d.summary.method, d.summary.path, d.request_body).name: d.summary.key
+            scenario_of(d.row.method, d.row.path, d.request_body).name: d.row.key
             for d in catalog.iter_details(cassette)
         }
 

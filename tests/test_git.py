@@ -45,9 +45,9 @@ def key_of(db: Path, text: str) -> str:
     from claude_vcr.catalog import Catalog
 
     with Catalog.open(db) as catalog:
-        for summary in catalog.recordings():
-            if text.encode() in catalog.detail(summary).request_body:
-                return summary.key
+        for row in catalog.recordings():
+            if text.encode() in catalog.detail(row).request_body:
+                return row.key
     raise AssertionError(f"no recording asked {text!r}")
 
 

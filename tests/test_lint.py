@@ -104,7 +104,7 @@ def test_library_api(scenario_db):
     assert sum(r.errors for r in results) == 0 and sum(r.warnings for r in results) == 2
     assert lint_summary(results).endswith("in 1 recording(s)")
     warned = next(r for r in results if r.warnings)
-    assert warned.line(cassette=True).startswith(f"{CASSETTE}/{warned.summary.short} POST /v1/messages: W S7")
+    assert warned.line(cassette=True).startswith(f"{CASSETTE}/{warned.row.short} POST /v1/messages: W S7")
 
 
 def test_a_recorded_429_lints_clean_and_one_without_retry_after_warns(proxy, loop_thread, db_path):

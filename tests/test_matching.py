@@ -170,4 +170,4 @@ def test_summaries_rank_the_closer_request_higher():
         "POST", "/v1/messages", "", json.dumps(sample("tool-turn-1") | {"max_tokens": 5}).encode()
     )
     far = key_request("POST", "/v1/messages", "", json.dumps(sample("tool-turn-2")).encode())
-    assert 1 > similarity(base.summary, near.summary) > similarity(base.summary, far.summary)
+    assert 1 > similarity(base.fingerprints, near.fingerprints) > similarity(base.fingerprints, far.fingerprints)

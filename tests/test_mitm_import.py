@@ -112,7 +112,7 @@ def test_a_real_dump_imports_and_replays_byte_for_byte(captures, proxy, upstream
     assert sorted((r["method"], r["path"]) for r in stored) == sorted(
         [("POST", "/v1/messages")] * 6 + [("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models")]
     )
-    assert all(stored_json(r["summary"]) for r in stored if r["method"] == "POST")  # as recorded ones do
+    assert all(stored_json(r["fingerprints"]) for r in stored if r["method"] == "POST")  # as recorded ones do
     assert sorted(r["ordinal"] for r in stored if r["path"] == "/v1/messages").count(1) == 1  # the repeat
     for row in stored:
         meta = json.loads(row["meta"])

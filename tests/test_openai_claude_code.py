@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from claude_vcr.protocol import validate_response
-from claude_vcr.store import Recording, Store
+from claude_vcr.records import Recording
+from claude_vcr.store import Store
 
 from tests.conftest import unreachable_url
 from tests.openai_upstream import MODEL, serve_openai

@@ -343,7 +343,7 @@ def test_stream_reaches_the_client_before_the_upstream_finishes(proxy, upstream,
     assert rest.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     server.stop()
     [row] = rows(db_path)
-    chunks = stored_json(row["chunks"])
+    chunks = stored_json(row["timings"])
     assert sum(size for size, _ in chunks) == row["response_size"] == len(first) + len(rest)
     assert [ms for _, ms in chunks] == sorted(ms for _, ms in chunks)
     assert row["ttfb_ms"] is not None and row["duration_ms"] >= row["ttfb_ms"]

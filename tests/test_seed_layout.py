@@ -46,7 +46,8 @@ def recorded(proxy, db_path):
     with Store(db_path) as store:
         for item in bulk:
             store.save(item)
-        store.save_imported(odd, {"imported_from": "mitm", "flow_id": "f-1"})
+        odd.meta = {"imported_from": "mitm", "flow_id": "f-1"}
+        store.save(odd)
         store.save(binary)
     return db_path
 
@@ -78,7 +79,7 @@ def test_export_writes_the_seed_layout(recorded, tmp_path):
             meta = json.loads((files / f"{key}.meta.json").read_text())
             assert meta["method"] == "POST" and meta["url"] == original.path and meta["status_code"] == 200
             assert meta["response_headers"] == dict(original.response_headers)
-            assert meta["vcr"]["key"] == key and meta["vcr"]["chunks"] == [list(c) for c in original.chunks]
+            assert meta["vcr"]["key"] == key and meta["vcr"]["chunks"] == [list(c) for c in original.timings]
             assert "x-api-key" not in {name.lower() for name in meta["request_headers"]}
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 from claude_vcr.compression import CHUNKED_CODEC, split_chunks
-from claude_vcr.store import Recording, Store, StoreError, compact
+from claude_vcr.errors import DatabaseError
+from claude_vcr.maintenance import compact
+from claude_vcr.records import Recording
+from claude_vcr.store import Store
 
 from tests.test_matching import sample
 
@@ -74,7 +77,7 @@ def test_a_damaged_chunk_is_reported_not_replayed(tmp_path: Path):
     conn.execute("DELETE FROM chunks WHERE rowid = (SELECT min(rowid) FROM chunks)")
     conn.commit()
     conn.close()
-    with Store(tmp_path / "vcr.db") as store, pytest.raises(StoreError, match="missing from the db"):
+    with Store(tmp_path / "vcr.db") as store, pytest.raises(DatabaseError, match="missing from the db"):
         store.lookup("c", f"{1:064x}")
 
 
@@ -106,3 +109,44 @@ def test_totals_follow_saves_replacements_deletes_and_compaction(tmp_path: Path)
     compact(db)
     kept, counted = totals(db)
     assert kept == counted and kept
+
+
+def test_both_sides_refuse_a_request_rebuilt_from_a_changed_chunk(tmp_path: Path):
+    import zstandard
+    from claude_vcr.catalog import Catalog
+
+    body = session(1)[0]
+    with Store(tmp_path / "vcr.db") as store:
+        store.save(recording(1, body))
+    conn = sqlite3.connect(tmp_path / "vcr.db")
+    conn.execute(
+        "UPDATE chunks SET data = ? WHERE rowid = (SELECT min(rowid) FROM chunks)",
+        [zstandard.ZstdCompressor().compress(b"not the bytes this id was made from")],
+    )
+    conn.commit()
+    conn.close()
+    with Store(tmp_path / "vcr.db") as store, pytest.raises(DatabaseError, match="does not match its hash"):
+        store.lookup("c", f"{1:064x}")
+    with Catalog.open(tmp_path / "vcr.db") as catalog, pytest.raises(DatabaseError, match="does not match"):
+        catalog.detail(catalog.recordings("c")[0])
+
+
+def test_a_recording_comes_back_as_it_was_saved(tmp_path: Path):
+    """One decoder for both sides: every field the write side stores, the read side returns."""
+    from claude_vcr.catalog import Catalog
+
+    saved = recording(2, session(2)[1])
+    saved.timings = [(10, 1.5), (20, 3.0)]
+    saved.fingerprints = {"model": "abc"}
+    saved.meta = {"imported_from": "test"}
+    saved.duration_ms, saved.ttfb_ms = 12.5, 1.5
+    with Store(tmp_path / "vcr.db") as store:
+        store.save(saved)
+        written = store.lookup("c", saved.key)
+    with Catalog.open(tmp_path / "vcr.db") as catalog:
+        [row] = catalog.recordings("c")
+        read = catalog.detail(row)
+    assert read == written
+    assert row == read.row == saved.row
+    assert read.timings == saved.timings and read.fingerprints == saved.fingerprints and read.meta == saved.meta
+    assert read.request_body == saved.request_body and read.response_body == saved.response_body

@@ -16,7 +16,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from claude_vcr.catalog import Catalog, RecordingDetail
+from claude_vcr.catalog import Catalog
+from claude_vcr.records import Recording
 from claude_vcr.sse import encode_events, parse_sse
 from claude_vcr.verify import API_KEY_ENV, PLACEHOLDER_API_KEY, check_answer, verify_db
 
@@ -60,17 +61,17 @@ def names_by_short_key(db: Path) -> dict[str, str]:
     """Scenario name of each recording, by short key."""
     with Catalog.open(db) as catalog:
         return {
-            d.summary.short: scenario_of(d.summary.method, d.summary.path, d.request_body).name
+            d.row.short: scenario_of(d.row.method, d.row.path, d.request_body).name
             for d in catalog.iter_details(CASSETTE)
         }
 
 
-def detail_of(db: Path, name: str) -> RecordingDetail:
+def detail_of(db: Path, name: str) -> Recording:
     with Catalog.open(db) as catalog:
         return next(
             d
             for d in catalog.iter_details(CASSETTE)
-            if scenario_of(d.summary.method, d.summary.path, d.request_body).name == name
+            if scenario_of(d.row.method, d.row.path, d.request_body).name == name
         )
 
 
@@ -213,13 +214,13 @@ def test_library_api(library_db, scenario_upstream):
     seen = []
     results = verify_db(library_db, scenario_upstream.url, CASSETTE, on_result=seen.append)
     assert seen == results and all(r.passed for r in results)
-    assert {r.summary.cassette for r in results} == {CASSETTE}
+    assert {r.row.cassette for r in results} == {CASSETTE}
 
 
 # --- comparing by meaning ----------------------------------------------------------------------------------
 
 
-def rewritten(detail: RecordingDetail, rewrite) -> bytes:
+def rewritten(detail: Recording, rewrite) -> bytes:
     events = [e.parsed for e in parse_sse(detail.response_body)]
     return encode_events(rewrite(events))
 

@@ -2,8 +2,8 @@
 
 Plain sqlite3 on a read-only connection, so answering never imports sqlite-utils (a quarter of a second
 with numpy installed) and never creates or changes a file: `claude-vcr list` on 100,000 recordings answers
-in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes. Writes go through
-`vcr.store.Store`.
+in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes. Rows are decoded by
+`records`, as the write side (`store.Store`) decodes them.
 
     from .catalog import Catalog
 
@@ -16,86 +16,27 @@ in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes.
 
 from __future__ import annotations
 
-import ast
-import functools
 import hashlib
-import importlib.util
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from . import names
-from .errors import Ambiguous, DatabaseError, NoDatabase, NotFound
+import zstandard
 
-MIGRATION_SET = "claude-vcr"
-SHORT_KEY_LENGTH = 12
+from .compression import decompress_frame
+from .errors import Ambiguous, InvalidInput, NoDatabase, NotFound
+from .matching import short_key
+from .records import Headers, Recording, RecordingRow, decode, decode_row, request_body, row_columns
+from .schema import SCHEMA_STEPS, check_file, readonly_connection
+
 MIN_PREFIX_LENGTH = 4
-SQLITE_MAGIC = b"SQLite format 3\x00"
 MMAP_BYTES = 1 << 30
 """Reads through a memory map (read-only connections only): index scans run about twice as fast."""
 _KEY_PREFIX = re.compile(r"^([0-9a-fA-F]+)(?:#(\d+))?$")
-_SUMMARY_COLUMNS = (
-    "r.id, c.name, r.key, r.ordinal, r.method, r.path, r.model, r.stream, r.status, "
-    "r.request_size, r.response_size, r.stored_size, r.created_at"
-)
-_SUMMARY_NAMES = (
-    "id",
-    "cassette",
-    "key",
-    "ordinal",
-    "method",
-    "path",
-    "model",
-    "stream",
-    "status",
-    "request_size",
-    "response_size",
-    "stored_size",
-    "created_at",
-)
-_DETAIL_COLUMNS = frozenset(
-    {
-        *_SUMMARY_NAMES,
-        "cassette_name",
-        "cassette_id",
-        "key_scheme",
-        "request_headers",
-        "request_body",
-        "response_headers",
-        "response_body",
-        "chunks",
-        "duration_ms",
-        "ttfb_ms",
-        "meta",
-        "summary",
-        "request_codec",
-    }
-)
-"""Recording columns `RecordingDetail` has a field for; any other column lands in its `extra`."""
-Headers = list[tuple[str, str]]
-Identity = tuple[str, str, int]
-"""(cassette name, key, ordinal): what a recording is, across copies of a db."""
-
-
-class CatalogError(DatabaseError):
-    """A question the db cannot answer; the message is written for the person who asked."""
-
-
-def validate_cassette_name(name: str) -> str:
-    """`vcr.names`' rule, failing as the catalog's other errors do."""
-    try:
-        return names.validate_cassette_name(name)
-    except names.BadCassetteName as error:
-        raise CatalogError(str(error)) from error
-
-
-def short_key(key: str, ordinal: int = 0) -> str:
-    """How a key is shown: 12 hex digits, and `#N` for a repeat of the same request."""
-    return key[:SHORT_KEY_LENGTH] + (f"#{ordinal}" if ordinal else "")
 
 
 def display_time(created_at: str | None) -> str:
@@ -104,7 +45,7 @@ def display_time(created_at: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class CassetteSummary:
+class CassetteRow:
     """One line of `claude-vcr cassettes`."""
 
     name: str
@@ -123,55 +64,6 @@ class CassetteSummary:
             "raw_size": self.raw_size,
             "oldest": self.oldest,
             "newest": self.newest,
-            "created_at": self.created_at,
-        }
-
-
-class RecordingSummary(NamedTuple):
-    """What `list` shows of a recording: everything but headers and bodies (a tuple: lists are long)."""
-
-    id: int
-    cassette: str
-    key: str
-    ordinal: int
-    method: str
-    path: str
-    model: str | None
-    stream: bool
-    status: int
-    request_size: int
-    response_size: int
-    stored_size: int
-    created_at: str
-
-    @property
-    def short(self) -> str:
-        return short_key(self.key, self.ordinal)
-
-    @property
-    def identity(self) -> Identity:
-        return (self.cassette, self.key, self.ordinal)
-
-    def where(self) -> dict[str, Any]:
-        """Which recording this is, as every `--json` output starts."""
-        return {
-            "cassette": self.cassette,
-            "key": self.key,
-            "short_key": self.short,
-            "ordinal": self.ordinal,
-            "method": self.method,
-            "path": self.path,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.where(),
-            "model": self.model,
-            "stream": self.stream,
-            "status": self.status,
-            "request_size": self.request_size,
-            "response_size": self.response_size,
-            "stored_size": self.stored_size,
             "created_at": self.created_at,
         }
 
@@ -221,27 +113,6 @@ class CassetteStats:
 
 
 @dataclass(frozen=True)
-class RecordingDetail:
-    """A recording in full, bodies decompressed: what `show` explains and `export` writes."""
-
-    summary: RecordingSummary
-    key_scheme: str
-    request_headers: Headers
-    request_body: bytes
-    response_headers: Headers
-    response_body: bytes
-    chunks: list[tuple[int, float]]
-    duration_ms: float | None
-    ttfb_ms: float | None
-    meta: dict[str, Any] | None
-    """Where an imported recording came from (seed key, dump file), else None."""
-    match_summary: dict[str, str] | None = None
-    """Hashes of the request's parts that miss diagnosis compares (`matching.summarise`)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Columns of later schema steps this class does not name (such as `raw_hash`), so export carries them."""
-
-
-@dataclass(frozen=True)
 class CassetteInfo:
     """The cassette row itself, which export and merge carry along with the recordings."""
 
@@ -251,91 +122,29 @@ class CassetteInfo:
     created_at: str
 
 
-def _summary(row: Sequence[Any]) -> RecordingSummary:
-    return RecordingSummary(*row[:7], bool(row[7]), *row[8:13])
-
-
-def _applied_steps(conn: sqlite3.Connection) -> set[str] | None:
-    """The schema steps recorded in the db, or None when it has no migrations table at all."""
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "_sqlite_migrations" not in tables:
-        return None
-    rows = conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])
-    return {row[0] for row in rows}
-
-
-@functools.cache
-def schema_steps() -> tuple[str, ...]:
-    """The names of this version's schema steps, read from the migrations' source without importing it.
-
-    `claude_vcr.migrations` imports sqlite-utils, a quarter of a second; a db whose steps are exactly these is read
-    straight away. Empty (so every db takes the slow, checked path) if the source cannot be read.
-    """
-    try:
-        spec = importlib.util.find_spec(__package__ + ".migrations")  # finds the package without running it
-        source = spec.loader.get_source(__package__ + ".migrations") if spec and spec.loader else None  # type: ignore[attr-defined]
-        tree = ast.parse(source or "")
-    except (ImportError, OSError, SyntaxError, ValueError, AttributeError):
-        return ()
-    steps: list[str] = []
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        for decorator in node.decorator_list:
-            if (
-                isinstance(decorator, ast.Call)
-                and isinstance(decorator.func, ast.Name)
-                and decorator.func.id == "migrations"
-            ):
-                named = [k.value for k in decorator.keywords if k.arg == "name"]
-                steps.append(named[0].value if named and isinstance(named[0], ast.Constant) else node.name)
-    return tuple(steps)
-
-
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection with the current schema, whatever the file's age; the file is never written.
 
-    A db of an older claude-vcr is migrated in a private in-memory copy; a damaged, foreign or newer one
-    raises CatalogError with the reason, as `Store` would.
+    A db of an older claude-vcr is migrated in a private in-memory copy; a missing, damaged, foreign or
+    newer one raises with the reason, as `Store` would.
     """
     path = Path(path)
-    if not path.exists():
-        raise NoDatabase(f"no database at {path}")
-    if path.is_dir():
-        raise CatalogError(f"{path} is a directory, not a claude-vcr database file")
-    if path.stat().st_size == 0:
-        raise NoDatabase(f"no database at {path} (the file is empty)")
-    with path.open("rb") as handle:
-        if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-            raise CatalogError(f"{path} is not a SQLite database; claude-vcr left it untouched")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        applied = _applied_steps(conn)
-    except sqlite3.DatabaseError as error:
-        conn.close()
-        raise CatalogError(f"{path} is damaged or not a SQLite database ({error}); left untouched") from error
-    if applied is not None and applied == set(schema_steps()):
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        raise NoDatabase(f"no database at {path}" + (" (the file is empty)" if path.exists() else ""))
+    applied = check_file(path)
+    conn = readonly_connection(path)
+    if applied == set(SCHEMA_STEPS):
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         return conn
-    conn.close()
-    return _checked(path)
+    return _migrated_copy(conn)
 
 
-def _checked(path: Path) -> sqlite3.Connection:
-    """The slow path, for a db whose schema is not exactly this version's: `Store`'s own checks, and an
-    older db brought up to date in a private in-memory copy."""
+def _migrated_copy(source: sqlite3.Connection) -> sqlite3.Connection:
+    """An older db brought up to date in memory (the slow path: it imports sqlite-utils)."""
     from sqlite_utils import Database
 
     from .migrations import migrations
-    from .store import StoreError, _check_file
 
-    try:
-        _check_file(path)
-    except StoreError as error:
-        raise CatalogError(str(error)) from error
-    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-    if not migrations.pending(Database(source)):
-        return source
     memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
     try:
         source.backup(memory)
@@ -394,7 +203,7 @@ class Catalog:
         known = f"; cassettes: {', '.join(names)}" if names else "; the database has no cassettes"
         return f"no cassette named {name!r}{known}"
 
-    def cassettes(self) -> list[CassetteSummary]:
+    def cassettes(self) -> list[CassetteRow]:
         """Every cassette with its recording count, sizes and date range, by name."""
         rows = self.conn.execute(
             """
@@ -405,7 +214,7 @@ class Catalog:
             """
         ).fetchall()
         return [
-            CassetteSummary(name, count, stored, raw, *self._date_range(cassette_id), created)
+            CassetteRow(name, count, stored, raw, *self._date_range(cassette_id), created)
             for cassette_id, name, count, stored, raw, created in rows
         ]
 
@@ -423,21 +232,19 @@ class Catalog:
 
     # --- recordings --------------------------------------------------------------------------------
 
-    def recordings(self, cassette: str | None = None) -> list[RecordingSummary]:
+    def recordings(self, cassette: str | None = None) -> list[RecordingRow]:
         """One cassette's recordings (all cassettes by name if None), oldest first; never reads a body."""
         names = [cassette] if cassette is not None else self.cassette_names()
-        found: list[RecordingSummary] = []
+        found: list[RecordingRow] = []
         for name in names:
             rows = self.conn.execute(
-                """
-                SELECT id, ?, key, ordinal, method, path, model, stream, status, request_size, response_size,
-                       stored_size, created_at
-                FROM recordings INDEXED BY recordings_catalog
-                WHERE cassette_id = ? ORDER BY created_at, key, ordinal
+                f"""
+                SELECT {row_columns(cassette="?")} FROM recordings r INDEXED BY recordings_catalog
+                WHERE r.cassette_id = ? ORDER BY r.created_at, r.key, r.ordinal
                 """,
                 [name, self._cassette_id(name)],
             )
-            found.extend(map(_summary, rows))
+            found.extend(map(decode_row, rows))
         return found
 
     def stats(self, cassette: str | None = None) -> list[CassetteStats]:
@@ -513,18 +320,18 @@ class Catalog:
             )
         return found
 
-    def find(self, prefix: str, cassette: str | None = None) -> list[RecordingSummary]:
+    def find(self, prefix: str, cassette: str | None = None) -> list[RecordingRow]:
         """Recordings whose key starts with `prefix` (`KEY#N` picks a repeat), in any or one cassette."""
         match = _KEY_PREFIX.match(prefix.strip())
         if not match:
-            raise CatalogError(f"{prefix!r} is not a key prefix: use hex digits, as `claude-vcr list` shows")
+            raise InvalidInput(f"{prefix!r} is not a key prefix: use hex digits, as `claude-vcr list` shows")
         hex_prefix, ordinal = match.group(1).lower(), match.group(2)
         if len(hex_prefix) < MIN_PREFIX_LENGTH:
-            raise CatalogError(
+            raise InvalidInput(
                 f"key prefix {prefix!r} is too short: give at least {MIN_PREFIX_LENGTH} hex digits"
             )
         sql = f"""
-            SELECT {_SUMMARY_COLUMNS} FROM recordings r JOIN cassettes c ON c.id = r.cassette_id
+            SELECT {row_columns()} FROM recordings r JOIN cassettes c ON c.id = r.cassette_id
             WHERE r.key >= ? AND r.key < ?
         """
         params: list[Any] = [hex_prefix, hex_prefix + "~"]
@@ -535,9 +342,9 @@ class Catalog:
             sql += " AND r.ordinal = ?"
             params.append(int(ordinal))
         sql += " ORDER BY c.name, r.key, r.ordinal"
-        return [_summary(row) for row in self.conn.execute(sql, params)]
+        return [decode_row(row) for row in self.conn.execute(sql, params)]
 
-    def resolve(self, prefix: str, cassette: str | None = None) -> RecordingSummary:
+    def resolve(self, prefix: str, cassette: str | None = None) -> RecordingRow:
         """The one recording a prefix names; an unknown or ambiguous prefix raises, listing what it matches."""
         matches = self.find(prefix, cassette)
         where = f" in cassette {cassette!r}" if cassette is not None else ""
@@ -557,7 +364,7 @@ class Catalog:
             raise Ambiguous(message, matches)
         return matches[0]
 
-    def detail(self, recording: RecordingSummary | int) -> RecordingDetail:
+    def detail(self, recording: RecordingRow | int) -> Recording:
         """One recording in full, bodies decompressed."""
         recording_id = recording if isinstance(recording, int) else recording.id
         found = next(self._details("WHERE r.id = ?", [recording_id]), None)
@@ -565,7 +372,7 @@ class Catalog:
             raise NotFound(f"no recording with id {recording_id}")
         return found
 
-    def iter_details(self, cassette: str | None = None) -> Iterator[RecordingDetail]:
+    def iter_details(self, cassette: str | None = None) -> Iterator[Recording]:
         """Every recording in full, by cassette name, key and ordinal, one at a time (memory stays flat)."""
         names = [cassette] if cassette is not None else self.cassette_names()
         for name in names:
@@ -573,41 +380,16 @@ class Catalog:
                 "WHERE r.cassette_id = ? ORDER BY r.key, r.ordinal", [self._cassette_id(name)]
             )
 
-    def _details(self, where: str, params: list[Any]) -> Iterator[RecordingDetail]:
-        from .compression import decode_json, decode_request
-
+    def _details(self, where: str, params: list[Any]) -> Iterator[Recording]:
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         cursor.execute(
             f"SELECT c.name AS cassette_name, r.* FROM recordings r JOIN cassettes c ON c.id = r.cassette_id {where}",
             params,
         )
-        decompressor = _decompressor()
+        decompressor = zstandard.ZstdDecompressor()
         for row in cursor:
-            yield self._detail(row, decompressor, decode_json, decode_request)
-
-    def _detail(
-        self, row: sqlite3.Row, decompressor: Any, decode_json: Any, decode_request: Any
-    ) -> RecordingDetail:
-        from .compression import decompress_frame
-
-        columns = row.keys()
-        codec = row["request_codec"] if "request_codec" in columns else None
-        summary = _summary([row["id"], row["cassette_name"], *(row[c] for c in _SUMMARY_NAMES[2:])])
-        return RecordingDetail(
-            summary=summary,
-            key_scheme=row["key_scheme"],
-            request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)],
-            request_body=decode_request(self.conn, codec, row["request_body"], decompressor),
-            response_headers=[(k, v) for k, v in decode_json(row["response_headers"], decompressor)],
-            response_body=decompress_frame(decompressor, row["response_body"]),
-            chunks=[(size, ms) for size, ms in decode_json(row["chunks"], decompressor)],
-            duration_ms=row["duration_ms"],
-            ttfb_ms=row["ttfb_ms"],
-            meta=json.loads(row["meta"]) if row["meta"] else None,
-            match_summary=decode_json(row["summary"], decompressor) if "summary" in columns else None,
-            extra={c: row[c] for c in columns if c not in _DETAIL_COLUMNS},
-        )
+            yield decode(row, row["cassette_name"], self.conn, decompressor)
 
     # --- for git -----------------------------------------------------------------------------------
 
@@ -649,31 +431,14 @@ class Catalog:
         rows = self.conn.execute(
             """
             SELECT c.name, r.key, r.ordinal, r.method, r.path, r.model, r.stream, r.status,
-                   r.response_size, r.created_at, r.request_codec, r.request_body, r.response_body
+                   r.response_size, r.created_at, r.request_codec, r.request_body, r.raw_hash, r.response_body
             FROM recordings r JOIN cassettes c ON c.id = r.cassette_id ORDER BY c.name, r.key, r.ordinal
             """
         )
-        from .compression import decode_request, decompress_frame
-
-        decompressor = _decompressor()
-        for (
-            name,
-            key,
-            ordinal,
-            method,
-            path,
-            model,
-            stream,
-            status,
-            size,
-            created,
-            codec,
-            request,
-            response,
-        ) in rows:
-            request_digest = hashlib.sha256(
-                decode_request(self.conn, codec, request, decompressor)
-            ).hexdigest()
+        decompressor = zstandard.ZstdDecompressor()
+        for name, key, ordinal, method, path, model, stream, status, size, created, *request, response in rows:
+            body = request_body(self.conn, decompressor, *request[:2], (method, path), request[2])
+            request_digest = hashlib.sha256(body).hexdigest()
             response_digest = hashlib.sha256(decompress_frame(decompressor, response)).hexdigest()
             yield (
                 f"{name} {short_key(key, ordinal)} {method} {path} {model or '-'} "
@@ -683,16 +448,9 @@ class Catalog:
 
     # --- for people --------------------------------------------------------------------------------
 
-    def explain(self, detail: RecordingDetail) -> dict[str, Any]:
+    def explain(self, detail: Recording) -> dict[str, Any]:
         """A recording decoded for a person (and for `show --json`): request summary, response events."""
         return explain(detail)
-
-
-def _decompressor() -> Any:
-    """zstandard is imported only by the commands that read bodies."""
-    import zstandard
-
-    return zstandard.ZstdDecompressor()
 
 
 # --- a recording decoded for a person ----------------------------------------------------------------
@@ -919,9 +677,9 @@ def explain_response(status: int, headers: Headers, body: bytes) -> dict[str, An
     return summary
 
 
-def explain(detail: RecordingDetail) -> dict[str, Any]:
+def explain(detail: Recording) -> dict[str, Any]:
     """The whole of `show`: where the recording sits, its request and its response."""
-    s = detail.summary
+    s = detail.row
     return {
         "cassette": s.cassette,
         "key": s.key,
@@ -931,7 +689,7 @@ def explain(detail: RecordingDetail) -> dict[str, Any]:
         "created_at": s.created_at,
         "duration_ms": detail.duration_ms,
         "ttfb_ms": detail.ttfb_ms,
-        "chunks": len(detail.chunks),
+        "chunks": len(detail.timings),
         "model": s.model,
         "stream": s.stream,
         "stored_size": s.stored_size,

@@ -487,7 +487,7 @@ def compact(db: Path) -> None:
     Example:
         claude-vcr compact && git add vcr.db
     """
-    from .store import compact as compact_file
+    from .maintenance import compact as compact_file
 
     if not db.exists() or db.stat().st_size == 0:
         raise NoDatabase(f"no database at {db}")

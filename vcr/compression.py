@@ -116,7 +116,7 @@ def decode_request(conn: Any, codec: str | None, blob: bytes | None, decompresso
 
 
 def encode_json(value: Any, compressor: Any) -> str | bytes:
-    """Metadata JSON (headers, chunk timings, summaries): text when short, a zstd frame when long."""
+    """Metadata JSON (headers, arrival timings, fingerprints): text when short, a zstd frame when long."""
     text = json.dumps(value, separators=(",", ":"))
     if len(text) < JSON_COMPRESS_MIN:
         return text

@@ -65,13 +65,13 @@ def explain_miss(
     store: Store, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
 ) -> MissReport:
     """Rank the cassette's recordings of the same method and path by the share of request parts they have in
-    common (summaries only), then diff the normalised request against the best one's."""
+    common (their fingerprints only), then diff the normalised request against the best one's."""
     report = MissReport(cassette, method, target, keyed.key)
     candidates = store.candidates(cassette, method, target)
     ranked = sorted(
         (
-            (similarity(keyed.summary, summary), recording_id, key, ordinal)
-            for recording_id, key, ordinal, summary in candidates
+            (similarity(keyed.fingerprints, fingerprints), recording_id, key, ordinal)
+            for recording_id, key, ordinal, fingerprints in candidates
         ),
         key=lambda item: (-item[0], item[2], item[3]),
     )
@@ -120,7 +120,7 @@ def explain(store: Store, cassette: str, request: SavedRequest) -> tuple[str, Mi
     stored = store.cassette_rules(cassette)
     if stored is None:
         raise NotFound(f"no cassette named {cassette!r}")
-    rules = Rules.from_json(stored[0])
+    rules = stored.rules()
     parts = urlsplit(request.target)
     keyed = key_request(request.method, parts.path, parts.query, request.body, rules)
     if store.lookup(cassette, keyed.key) is not None:

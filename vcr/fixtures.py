@@ -25,7 +25,7 @@ from .headers import is_secret
 from .sse import TOOL_INPUT_BLOCKS, parse_sse
 
 if TYPE_CHECKING:
-    from .catalog import RecordingDetail
+    from .records import Recording
 
 __all__ = [
     "FIXTURE_VERSION",
@@ -400,9 +400,9 @@ def _normalised_events(body: bytes, ids: IdMap) -> list[Any]:
     return events
 
 
-def build_fixture(detail: RecordingDetail) -> dict[str, Any]:
+def build_fixture(detail: Recording) -> dict[str, Any]:
     """A recording as a deterministic, secret-free fixture: the normalised exchange plus its assertions."""
-    summary = detail.summary
+    row = detail.row
     ids = IdMap()
     request_json, request_is_json = _json(detail.request_body)
     stream = is_stream(detail.response_headers, detail.response_body)
@@ -419,8 +419,8 @@ def build_fixture(detail: RecordingDetail) -> dict[str, Any]:
         ids.collect(response_json)
 
     request: dict[str, Any] = {
-        "method": summary.method,
-        "path": summary.path,
+        "method": row.method,
+        "path": row.path,
         "headers": normalise_headers(detail.request_headers, ids, response=False),
     }
     if request_is_json:
@@ -428,7 +428,7 @@ def build_fixture(detail: RecordingDetail) -> dict[str, Any]:
     elif detail.request_body:
         request["body_text"] = ids.rewrite(detail.request_body.decode("utf-8", "replace"))
     response: dict[str, Any] = {
-        "status": summary.status,
+        "status": row.status,
         "headers": normalise_headers(detail.response_headers, ids, response=True),
     }
     if stream:
@@ -437,15 +437,15 @@ def build_fixture(detail: RecordingDetail) -> dict[str, Any]:
         response["body"] = normalise_json(response_json, ids, top=False)
     elif detail.response_body:
         response["body_text"] = ids.rewrite(detail.response_body.decode("utf-8", "replace"))
-    view = semantic_view(summary.path, summary.status, detail.response_headers, detail.response_body, ids)
+    view = semantic_view(row.path, row.status, detail.response_headers, detail.response_body, ids)
     assertions = {key: view[key] for key in ASSERTION_KEYS if key in view}
     return {
         "fixture_version": FIXTURE_VERSION,
-        "cassette": summary.cassette,
-        "key": summary.key,
-        "ordinal": summary.ordinal,
-        "model": summary.model,
-        "stream": summary.stream,
+        "cassette": row.cassette,
+        "key": row.key,
+        "ordinal": row.ordinal,
+        "model": row.model,
+        "stream": row.stream,
         "request": request,
         "response": response,
         "assertions": assertions,

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from .protocol import Finding, validate_response
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, RecordingDetail, RecordingSummary
+    from .catalog import Catalog
+    from .records import Recording, RecordingRow
 
 __all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail"]
 
@@ -39,10 +40,10 @@ def format_findings(findings: Iterable[Finding], *, include_info: bool = False) 
     return "; ".join(format_finding(f) for f in sorted(shown, key=lambda f: order.get(f.severity, 3)))
 
 
-def label(summary: RecordingSummary, *, cassette: bool = True) -> str:
+def label(row: RecordingRow, *, cassette: bool = True) -> str:
     """`cassette/shortkey METHOD path`: how lint, verify and JUnit name a recording."""
-    prefix = f"{summary.cassette}/" if cassette else ""
-    return f"{prefix}{summary.short} {summary.method} {summary.path}"
+    prefix = f"{row.cassette}/" if cassette else ""
+    return f"{prefix}{row.short} {row.method} {row.path}"
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -55,13 +56,13 @@ def finding_json(finding: Finding) -> dict[str, Any]:
     }
 
 
-def lint_detail(detail: RecordingDetail) -> list[Finding]:
+def lint_detail(detail: Recording) -> list[Finding]:
     """Every rule that applies to one stored exchange (responses of other paths get none)."""
-    summary = detail.summary
+    row = detail.row
     return validate_response(
-        summary.method,
-        summary.path,
-        summary.status,
+        row.method,
+        row.path,
+        row.status,
         detail.response_headers,
         detail.response_body,
         detail.request_body,
@@ -73,7 +74,7 @@ def lint_detail(detail: RecordingDetail) -> list[Finding]:
 class LintResult:
     """One recording and what the validators found in it."""
 
-    summary: RecordingSummary
+    row: RecordingRow
     findings: list[Finding]
 
     @property
@@ -86,12 +87,12 @@ class LintResult:
 
     def line(self, *, cassette: bool = True) -> str:
         """`<short key> <method> <path>: E S4 @3 ...; W H1 ...` (info findings left out)."""
-        return f"{label(self.summary, cassette=cassette)}: {format_findings(self.findings)}"
+        return f"{label(self.row, cassette=cassette)}: {format_findings(self.findings)}"
 
     def to_json(self) -> dict[str, Any]:
         return {
-            **self.summary.where(),
-            "status": self.summary.status,
+            **self.row.where(),
+            "status": self.row.status,
             "errors": self.errors,
             "warnings": self.warnings,
             "findings": [finding_json(f) for f in self.findings],
@@ -101,7 +102,7 @@ class LintResult:
 def iter_lint(catalog: Catalog, cassette: str | None = None) -> Iterator[LintResult]:
     """Lint results one recording at a time (by cassette, key, ordinal), bodies never all in memory."""
     for detail in catalog.iter_details(cassette):
-        yield LintResult(detail.summary, lint_detail(detail))
+        yield LintResult(detail.row, lint_detail(detail))
 
 
 def lint(catalog: Catalog, cassette: str | None = None) -> list[LintResult]:

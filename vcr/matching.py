@@ -287,7 +287,7 @@ _UNSET: Any = object()
 
 
 class KeyedRequest:
-    """A request's key; its parsed and normalised JSON (None for other bodies), model and summary are worked
+    """A request's key; its parsed and normalised JSON (None for other bodies), model and fingerprints are worked
     out once, only when asked for (on a miss, or when recording), so a replay hit found by its raw bytes never
     parses JSON."""
 
@@ -330,8 +330,8 @@ class KeyedRequest:
         return model if isinstance(model, str) else None
 
     @cached_property
-    def summary(self) -> dict[str, str]:
-        return {} if self.normalised is None else summarise(self.normalised)
+    def fingerprints(self) -> dict[str, str]:
+        return {} if self.normalised is None else fingerprint(self.normalised)
 
 
 def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | None = None) -> KeyedRequest:
@@ -361,8 +361,9 @@ def request_key(method: str, path: str, query: str, body: bytes, rules: Rules | 
     return key_request(method, path, query, body, rules).key
 
 
-def short_key(key: str) -> str:
-    return key[:SHORT_KEY_LENGTH]
+def short_key(key: str, ordinal: int = 0) -> str:
+    """How a key is shown: 12 hex digits, and `#N` for a repeat of the same request."""
+    return key[:SHORT_KEY_LENGTH] + (f"#{ordinal}" if ordinal else "")
 
 
 # --- miss diagnosis ---------------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()[:16]
 
 
-def summarise(normalised: Any) -> dict[str, str]:
+def fingerprint(normalised: Any) -> dict[str, str]:
     """Short hashes of a request's parts (each message, system block, other field): stored with each
     recording, so finding the closest recording compares a few hashes instead of whole bodies."""
     if not isinstance(normalised, dict):
@@ -389,7 +390,7 @@ def summarise(normalised: Any) -> dict[str, str]:
 
 
 def similarity(a: dict[str, str], b: dict[str, str]) -> float:
-    """Share of request parts two summaries have in common (1.0 = the same parts)."""
+    """Share of request parts two requests' fingerprints have in common (1.0 = the same parts)."""
     keys = set(a) | set(b)
     if not keys:
         return 1.0

@@ -27,9 +27,11 @@ from .compression import ResponseSpool
 from .config import ProxyConfig
 from .diagnosis import MissReport, explain_miss
 from .errors import ListenError, UpstreamError
-from .matching import KEY_SCHEME, KeyedRequest, Rules, key_request, raw_hash, short_key
+from .matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from .names import BadCassetteName, validate_cassette_name
-from .store import Recording, StoreThread
+from .record_run import CassetteRun
+from .records import Recording
+from .store import StoreThread
 
 log = logging.getLogger("claude_vcr.proxy")
 
@@ -97,21 +99,12 @@ class ReplayCache:
 
 @dataclass
 class CassetteState:
-    """What one proxy run knows of a cassette: its key rules and how often each key was asked for."""
+    """What one proxy run knows of a cassette: its record-run state, and the requests it has keyed."""
 
-    rules: Rules
-    rules_stored: bool
-    asked: dict[str, int] = field(default_factory=dict)
-    restarted: set[str] = field(default_factory=set)
+    run: CassetteRun
     seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
     """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
     seen_bytes: int = 0
-
-    def next_ordinal(self, key: str) -> int:
-        """Identical requests are numbered 0, 1, 2... in the order they arrive in this run."""
-        ordinal = self.asked.get(key, 0)
-        self.asked[key] = ordinal + 1
-        return ordinal
 
 
 @dataclass
@@ -163,22 +156,19 @@ class Proxy:
         state = self.cassettes.get(name)
         if state is None:
             stored = await self.store.cassette_rules(name)
-            if stored is not None and stored[0]:
-                rules = Rules.from_json(stored[0])
-                if rules != self.config.rules:
-                    log.warning("cassette %s keeps the rules it was recorded with: %s", name, stored[0])
-                state = CassetteState(rules, rules_stored=True)
-            else:
-                if stored is not None and stored[1] and stored[1] != KEY_SCHEME:
-                    log.warning(
-                        "cassette %s was recorded with key scheme %s (now %s): run `claude-vcr rekey --cassette %s`",
-                        name,
-                        stored[1],
-                        KEY_SCHEME,
-                        name,
-                    )
-                state = CassetteState(self.config.rules, rules_stored=False)
-            state = self.cassettes.setdefault(name, state)
+            run = CassetteRun.start(stored, self.config.rules)
+            if stored is not None and run.rules_stored:
+                if run.rules != self.config.rules:
+                    log.warning("cassette %s keeps the rules it was recorded with: %s", name, stored.rules_json)
+            elif stored is not None and stored.key_scheme and stored.key_scheme != KEY_SCHEME:
+                log.warning(
+                    "cassette %s was recorded with key scheme %s (now %s): run `claude-vcr rekey --cassette %s`",
+                    name,
+                    stored.key_scheme,
+                    KEY_SCHEME,
+                    name,
+                )
+            state = self.cassettes.setdefault(name, CassetteState(run))
         return state
 
     def _exchange(self, request: web.BaseRequest, body: bytes) -> Exchange:
@@ -236,10 +226,9 @@ class Proxy:
         exchange.keyed = await self._key(exchange, state)
         if mode == "passthrough":
             return await self._forward(exchange, record=False)
-        exchange.ordinal = state.next_ordinal(exchange.key)
+        exchange.ordinal = state.run.ordinal(exchange.key)
         if mode == "record":
-            if exchange.key not in state.restarted:
-                state.restarted.add(exchange.key)
+            if state.run.replaces(exchange.key):
                 self.replays.drop(exchange.cassette, exchange.key)
                 await self.store.forget_key(exchange.cassette, exchange.key)
             return await self._forward(exchange, record=True)
@@ -264,12 +253,12 @@ class Proxy:
         known = state.seen.get(exact)  # hashing the bytes costs less than sha256, and equality is exact
         if known is None:
             exchange.raw_hash = raw_hash(exchange.method, exchange.target, exchange.body)
-            if state.rules_stored:
+            if state.run.rules_stored:
                 known = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
         if known is not None:
-            keyed = KeyedRequest(known[0], exchange.body, state.rules, wants_stream=known[1])
+            keyed = KeyedRequest(known[0], exchange.body, state.run.rules, wants_stream=known[1])
         else:
-            keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, state.rules)
+            keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, state.run.rules)
         if exact not in state.seen:
             state.seen_bytes += len(exchange.body)
             if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:
@@ -302,7 +291,7 @@ class Proxy:
         else:
             assert exchange.keyed is not None
             report = await self.store.run(
-                explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.rules
+                explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.run.rules
             )
         message = (
             report.text() + " Strict replay never calls the upstream: record with --mode record or auto."
@@ -342,19 +331,19 @@ class Proxy:
         other form, paced like the original when told to."""
         headers = CIMultiDict(header_rules.for_client(recording.response_headers))
         body = recording.response_body
-        chunks = recording.chunks
+        timings = recording.timings
         converted = self._convert(exchange, recording)
         if converted is not None:
             body, content_type = converted
             headers["content-type"] = content_type
-            chunks = []
+            timings = []
             outcome += "-converted"
         headers["x-vcr-outcome"] = outcome
         headers["x-vcr-key"] = recording.key
         large = converted is None and recording.response_frame is not None
         if self.config.check and not large:
             await self._check(exchange, recording.status, list(headers.items()), body)
-        paced = self.config.pace is not None and bool(chunks)
+        paced = self.config.pace is not None and bool(timings)
         if not large and not paced:
             return web.Response(status=recording.status, body=body, headers=headers), outcome
         response = web.StreamResponse(status=recording.status, headers=headers)
@@ -363,7 +352,7 @@ class Proxy:
         if paced:
             assert self.config.pace is not None
             started = time.perf_counter()
-            for size, at_ms in chunks:
+            for size, at_ms in timings:
                 delay = at_ms / 1000 / self.config.pace - (time.perf_counter() - started)
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -416,10 +405,10 @@ class Proxy:
             response.headers["x-vcr-key"] = exchange.key
             await response.prepare(exchange.request)
             spool = ResponseSpool()
-            chunks: list[tuple[int, float]] = []
+            timings: list[tuple[int, float]] = []
             try:
                 async for chunk in upstream.chunks():
-                    chunks.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
+                    timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                     spool.write(chunk)
                     await response.write(chunk)
             except (ConnectionResetError, asyncio.CancelledError):
@@ -437,7 +426,7 @@ class Proxy:
                     "%s %s ended with an error event; nothing stored", exchange.method, exchange.target
                 )
             if record and storable:
-                recording = self._recording(exchange, upstream, spool, chunks, sent_at)
+                recording = self._recording(exchange, upstream, spool, timings, sent_at)
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
@@ -474,16 +463,16 @@ class Proxy:
     async def _remember_rules(self, cassette: str) -> None:
         """The first recording of a cassette stores the rules its keys were made with."""
         state = await self._cassette(cassette)
-        if not state.rules_stored:
-            state.rules_stored = True
-            await self.store.set_cassette_rules(cassette, state.rules.to_json(), KEY_SCHEME)
+        stored = state.run.rules_to_store()
+        if stored is not None:
+            await self.store.set_cassette_rules(cassette, stored)
 
     def _recording(
         self,
         exchange: Exchange,
         upstream: UpstreamReply,
         spool: ResponseSpool,
-        chunks: list[tuple[int, float]],
+        timings: list[tuple[int, float]],
         sent_at: float,
     ) -> Recording:
         keyed = exchange.keyed
@@ -501,14 +490,14 @@ class Proxy:
             response_body=spool.body(),
             response_frame=spool.frame(),
             response_length=spool.size,
-            chunks=chunks,
+            timings=timings,
             model=keyed.model,
             stream=keyed.wants_stream,
             ordinal=exchange.ordinal,
-            summary=keyed.summary,
+            fingerprints=keyed.fingerprints,
             raw_hash=exchange.raw_hash,
             duration_ms=(time.perf_counter() - sent_at) * 1000,
-            ttfb_ms=chunks[0][1] if chunks else None,
+            ttfb_ms=timings[0][1] if timings else None,
         )
 
     def _log(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .catalog import Catalog
 from .errors import NotFound
 from .matching import KEY_SCHEME, Rules, key_request
+from .records import StoredRules
 from .store import Store
 
 
@@ -24,30 +26,30 @@ class RekeyResult:
 
 def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None) -> list[RekeyResult]:
     """Key every recording again under `rules` (default: the rules each cassette was recorded with)."""
-    names = [cassette] if cassette else store.cassette_names()
+    names = [cassette] if cassette else Catalog(store.db.conn).cassette_names()
     results = []
     for name in names:
         stored = store.cassette_rules(name)
         if stored is None:
             raise NotFound(f"no cassette named {name!r}")
-        cassette_rules = rules or Rules.from_json(stored[0])
+        cassette_rules = rules or stored.rules()
         result = RekeyResult(name)
         groups: dict[str, list[tuple[int, str, dict[str, str] | None]]] = {}
         for recording_id, method, target, _ordinal, _created, body in store.requests(name):
             parts = urlsplit(target)
             keyed = key_request(method, parts.path, parts.query, body, cassette_rules)
-            summary = keyed.summary or None
-            groups.setdefault(keyed.key, []).append((recording_id, target, summary))
+            fingerprints = keyed.fingerprints or None
+            groups.setdefault(keyed.key, []).append((recording_id, target, fingerprints))
         old_keys = {rid: key for rid, key, _ in store.keys(name)}
         updates = []
         for key, members in groups.items():
             previous = sorted({old_keys[rid] for rid, _, _ in members})
             if len(previous) > 1:
                 result.collisions.append((key, previous))
-            for ordinal, (recording_id, _target, summary) in enumerate(members):
-                updates.append((recording_id, key, ordinal, summary))
+            for ordinal, (recording_id, _target, fingerprints) in enumerate(members):
+                updates.append((recording_id, key, ordinal, fingerprints))
                 result.changed += old_keys[recording_id] != key
         result.recordings = len(updates)
-        store.rekey(name, cassette_rules.to_json(), KEY_SCHEME, updates)
+        store.rekey(name, StoredRules(cassette_rules.to_json(), KEY_SCHEME), updates)
         results.append(result)
     return results

@@ -45,7 +45,7 @@ from .protocol import Finding, Severity, validate_response
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .catalog import RecordingDetail, RecordingSummary
+    from .records import Recording, RecordingRow
 
 __all__ = [
     "API_KEY_ENV",
@@ -254,7 +254,7 @@ def compare_views(path: str, recorded: Mapping[str, Any], live: Mapping[str, Any
 class VerifyResult:
     """One recording checked against the endpoint: what came back and what was wrong with it."""
 
-    summary: RecordingSummary
+    row: RecordingRow
     url: str
     status: int | None
     elapsed_ms: float
@@ -276,7 +276,7 @@ class VerifyResult:
         """`FAIL cassette/key METHOD path 200 12ms: <failures> | tolerated: <findings the recording has too>`."""
         verdict = "PASS" if self.passed else "FAIL"
         status = "---" if self.status is None else str(self.status)
-        line = f"{verdict} {label(self.summary)} {status} {self.elapsed_ms:.0f}ms"
+        line = f"{verdict} {label(self.row)} {status} {self.elapsed_ms:.0f}ms"
         if self.failures:
             line += f": {format_findings(self.failures)}"
         if self.tolerated:
@@ -285,9 +285,9 @@ class VerifyResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            **self.summary.where(),
+            **self.row.where(),
             "url": self.url,
-            "recorded_status": self.summary.status,
+            "recorded_status": self.row.status,
             "status": self.status,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "passed": self.passed,
@@ -308,20 +308,20 @@ def _judge(findings: list[Finding], recorded: list[Finding], allow_new_warnings:
     return failing
 
 
-def request_headers(detail: RecordingDetail, api_key: str) -> list[tuple[str, str]]:
+def request_headers(detail: Recording, api_key: str) -> list[tuple[str, str]]:
     """The stored request headers (never a secret: none were stored), plus a key for the endpoint."""
     headers = [(name, value) for name, value in detail.request_headers if name.lower() not in NOT_SENT]
     headers.append(("x-api-key", api_key))
     return headers
 
 
-def target_url(target: str, summary: RecordingSummary) -> str:
+def target_url(target: str, row: RecordingRow) -> str:
     """The target with `{cassette}` filled in, and the recorded path and query appended."""
-    return target.replace("{cassette}", summary.cassette).rstrip("/") + summary.path
+    return target.replace("{cassette}", row.cassette).rstrip("/") + row.path
 
 
 def check_answer(
-    detail: RecordingDetail,
+    detail: Recording,
     status: int,
     headers: list[tuple[str, str]],
     body: bytes,
@@ -332,10 +332,10 @@ def check_answer(
     """(findings, failures) for a live answer to a recorded request; no network, so tests can call it.
     `translated`: the target translates another API, so rules PROTOCOL.md softens for translated streams
     (thinking signatures, estimated input usage) are graded as such."""
-    summary = detail.summary
+    row = detail.row
     live_findings = validate_response(
-        summary.method,
-        summary.path,
+        row.method,
+        row.path,
         status,
         headers,
         body,
@@ -343,16 +343,16 @@ def check_answer(
         request_headers=detail.request_headers,
         translated=translated,
     )
-    recorded_view = semantic_view(summary.path, summary.status, detail.response_headers, detail.response_body)
-    live_view = semantic_view(summary.path, status, headers, body)
+    recorded_view = semantic_view(row.path, row.status, detail.response_headers, detail.response_body)
+    live_view = semantic_view(row.path, status, headers, body)
     findings = [f for f in live_findings if f.severity != "info"]
-    findings += compare_views(summary.path, recorded_view, live_view)
+    findings += compare_views(row.path, recorded_view, live_view)
     return findings, _judge(findings, lint_detail(detail), allow_new_warnings)
 
 
 async def _verify_one(
     session: Any,
-    detail: RecordingDetail,
+    detail: Recording,
     target: str,
     api_key: str,
     allow_new_warnings: bool,
@@ -361,12 +361,12 @@ async def _verify_one(
     """Send one recorded request and judge the answer; a transport failure is finding V10."""
     import aiohttp
 
-    summary = detail.summary
-    url = target_url(target, summary)
+    row = detail.row
+    url = target_url(target, row)
     started = time.perf_counter()
     try:
         async with session.request(
-            summary.method,
+            row.method,
             url,
             headers=request_headers(detail, api_key),
             data=detail.request_body or None,
@@ -378,16 +378,16 @@ async def _verify_one(
         elapsed = (time.perf_counter() - started) * 1000
         reason = str(error) or type(error).__name__
         finding = Finding("V10", "error", None, f"no answer from {url}: {reason}")
-        return VerifyResult(summary, url, None, elapsed, [finding], [finding])
+        return VerifyResult(row, url, None, elapsed, [finding], [finding])
     elapsed = (time.perf_counter() - started) * 1000
     findings, failures = check_answer(
         detail, status, headers, body, allow_new_warnings=allow_new_warnings, translated=translated
     )
-    return VerifyResult(summary, url, status, elapsed, findings, failures)
+    return VerifyResult(row, url, status, elapsed, findings, failures)
 
 
 async def _verify_all(
-    details: Iterable[RecordingDetail],
+    details: Iterable[Recording],
     target: str,
     api_key: str,
     timeout: float,
@@ -410,7 +410,7 @@ async def _verify_all(
 
 
 def verify_details(
-    details: Iterable[RecordingDetail],
+    details: Iterable[Recording],
     target: str,
     *,
     api_key: str | None = None,
@@ -471,8 +471,8 @@ def junit_xml(results: list[VerifyResult], target: str, suite: str = "claude-vcr
         case = ET.SubElement(
             testsuite,
             "testcase",
-            classname=f"claude-vcr.{result.summary.cassette}",
-            name=label(result.summary),
+            classname=f"claude-vcr.{result.row.cassette}",
+            name=label(result.row),
             time=f"{result.elapsed_ms / 1000:.3f}",
         )
         if result.failures:

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from claude_vcr.matching import KEY_SCHEME, key_request  # noqa: E402
-from claude_vcr.store import Recording, Store  # noqa: E402
+from claude_vcr.records import Recording  # noqa: E402
+from claude_vcr.store import Store  # noqa: E402
 
 from tests.cassette_helpers import synthetic_flow  # noqa: E402
 
@@ -63,11 +64,11 @@ def make_recording(index: int, cassette: str, rng: random.Random) -> Recording:
         request_body=body,
         response_headers=[("content-type", "text/event-stream")],
         response_body=sse,
-        chunks=[(len(sse), 120.0)],
+        timings=[(len(sse), 120.0)],
         model=MODELS[index % 3],
         stream=index % 4 != 0,
         created_at=f"2025-{1 + index % 12:02d}-{1 + index % 28:02d}T12:00:{index % 60:02d}.{index % 1000:03d}Z",
-        summary=keyed.summary,
+        fingerprints=keyed.fingerprints,
     )
 
 

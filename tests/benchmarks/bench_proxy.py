@@ -457,7 +457,8 @@ def session_bodies(turns: int = 30) -> list[bytes]:
 def bench_storage() -> str:
     """Bytes on disk for a 30-turn session: claude-vcr's db vs the seed's directory layout (`export`)."""
     from claude_vcr.cli import main as cli
-    from claude_vcr.store import Recording, Store
+    from claude_vcr.records import Recording
+    from claude_vcr.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
     db = work / "vcr.db"
@@ -482,7 +483,7 @@ def bench_storage() -> str:
                     request_body=body,
                     response_headers=[("content-type", "text/event-stream; charset=utf-8")],
                     response_body=reply,
-                    chunks=[(len(reply), 5.0)],
+                    timings=[(len(reply), 5.0)],
                     model="claude-opus-5-5",
                     stream=True,
                 )
@@ -556,7 +557,8 @@ def bench_miss(recordings: int = 10_000) -> str:
     """What a strict miss costs on a large cassette: finding the closest recording and diffing it."""
     from claude_vcr.diagnosis import explain_miss
     from claude_vcr.matching import Rules, key_request
-    from claude_vcr.store import Recording, Store
+    from claude_vcr.records import Recording
+    from claude_vcr.store import Store
 
     base = json.loads(SAMPLE.read_text())["body"]
     work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
@@ -584,7 +586,7 @@ def bench_miss(recordings: int = 10_000) -> str:
                         request_body=raw,
                         response_headers=[("content-type", "text/event-stream")],
                         response_body=b"event: message_stop\ndata: {}\n\n",
-                        summary=keyed.summary,
+                        fingerprints=keyed.fingerprints,
                     )
                 )
     build = time.perf_counter() - started

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..catalog import Catalog, CatalogError
+from ..catalog import Catalog
+from ..errors import ClaudeVCRError, InvalidInput
 
 DRIVER = "claude-vcr"
 """The name of the diff and merge drivers in git's config and in .gitattributes."""
@@ -110,6 +111,7 @@ class MergeReport:
 
 def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport:
     """git's `%O %A %B`: merge theirs into ours, writing the result over `ours`."""
+    from ..maintenance import compact_into, merge_from
     from ..store import Store
 
     base, ours, theirs = Path(base), Path(ours), Path(theirs)
@@ -124,14 +126,15 @@ def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport
             shutil.copyfile(theirs, other)
         Store(other).close()  # this version's schema, so rows copy column for column
         with Store(result) as store:
-            store.merge_from(
+            merge_from(
+                store,
                 other,
                 take=plan.take,
                 drop=plan.drop,
                 take_cassettes=plan.take_cassettes,
                 drop_cassettes=plan.drop_cassettes,
             )
-            store.compact_into(compacted)
+            compact_into(store, compacted)
         os.replace(compacted, ours)
     return MergeReport(len(plan.take), len(plan.drop), plan.conflicts)
 
@@ -158,9 +161,9 @@ def _git(cwd: Path, *args: str) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as error:
-        raise CatalogError("git is not installed (or not on PATH)") from error
+        raise ClaudeVCRError("git is not installed (or not on PATH)") from error
     if done.returncode != 0:
-        raise CatalogError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+        raise ClaudeVCRError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip()
 
 
@@ -177,7 +180,7 @@ def setup(db: str | Path, command: str | None = None) -> SetupReport:
     try:
         relative = db.resolve().relative_to(repo.resolve()).as_posix()
     except ValueError as error:
-        raise CatalogError(f"{db} is not inside the git repository {repo}") from error
+        raise InvalidInput(f"{db} is not inside the git repository {repo}") from error
     command = command or default_command()
     line = f"{_attribute_pattern(relative)} diff={DRIVER} merge={DRIVER}"
     attributes = repo / ".gitattributes"

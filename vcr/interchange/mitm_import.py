@@ -17,6 +17,7 @@ from ..headers import for_storage
 from ..interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
 from ..interchange.recorder import ImportReport, ImportRun
 from ..matching import KEY_SCHEME
+from ..records import Recording, timestamp, utc_now
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -36,8 +37,7 @@ def _timestamp(seconds: float | None) -> str | None:
     """A flow's epoch seconds as our created_at: ISO 8601 UTC with milliseconds."""
     if seconds is None:
         return None
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return timestamp(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
 
 
 def import_dump(
@@ -58,7 +58,6 @@ def import_dump(
     """
     run = ImportRun(store, presets)
     with store.transaction():
-        run.rules(cassette)
         for flow in read_flows(stream):
             run.report.flows += 1
             reason = _import_flow(run, flow, cassette, all_paths, record_errors, source)
@@ -73,8 +72,6 @@ def _import_flow(
     run: ImportRun, flow: MitmFlow, cassette: str, all_paths: bool, record_errors: bool, source: str | None
 ) -> str | None:
     """Store one flow; returns why it was skipped, or None."""
-    from ..store import Recording, utc_now
-
     request, response = flow.request, flow.response
     if flow.type != "http" or request is None or flow.is_websocket:
         return SKIP_NOT_HTTP
@@ -111,12 +108,12 @@ def _import_flow(
         created_at=_timestamp(started or flow.timestamp_created) or utc_now(),
         duration_ms=_elapsed(started, response.timestamp_end),
         ttfb_ms=_elapsed(started, response.timestamp_start),
-        summary=keyed.summary or None,
+        fingerprints=keyed.fingerprints or None,
     )
-    meta = {"imported_from": "mitm", "flow_id": flow.id}
+    recording.meta = {"imported_from": "mitm", "flow_id": flow.id}
     if source:
-        meta["source"] = Path(source).name
-    run.save(recording, meta)
+        recording.meta["source"] = Path(source).name
+    run.save(recording)
     return None
 
 

@@ -1,8 +1,9 @@
 """An import as one record run: keys under the cassette's rules, repeats numbered, replaced keys counted.
 
 Both importers (seed directories and mitmproxy dumps) store what they read the way `serve --mode record`
-would have: the first time a run sees a key it drops that key's older recordings, and identical requests
-are numbered 0, 1, 2... in the order they were made.
+would have, under the same policy (`record_run`): the first time a run sees a key it drops that key's older
+recordings, identical requests are numbered 0, 1, 2... in the order they were made, and a cassette's first
+recording stores the rules its keys were made with.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..matching import KEY_SCHEME, KeyedRequest, Rules, key_request
-from ..store import Recording, Store
+from ..matching import KeyedRequest, Rules, key_request
+from ..record_run import CassetteRun
+from ..records import Recording
+from ..store import Store
 
 
 @dataclass
@@ -39,49 +42,41 @@ class ImportReport:
 
 
 class ImportRun:
-    """The state of one import: each cassette's rules and each key's next ordinal."""
+    """One import as a record run (`record_run.CassetteRun` per cassette), with its report."""
 
     def __init__(self, store: Store, presets: tuple[str, ...] = ()) -> None:
         self.store = store
         self.presets = presets
         self.report = ImportReport()
-        self._rules: dict[str, Rules] = {}
-        self._next: dict[tuple[str, str], int] = {}
+        self._cassettes: dict[str, CassetteRun] = {}
 
-    def rules(self, cassette: str) -> Rules:
-        """The rules the cassette was recorded with; a new cassette gets the defaults (plus presets)."""
-        rules = self._rules.get(cassette)
-        if rules is None:
-            stored = self.store.cassette_rules(cassette)
-            if stored is not None and stored[0]:
-                rules = Rules.from_json(stored[0])
-            else:
-                rules = Rules(presets=self.presets)
-                if stored is None:
-                    self.store.ensure_cassette(cassette, key_scheme=KEY_SCHEME, rules_json=rules.to_json())
-            self._rules[cassette] = rules
-        return rules
+    def cassette(self, name: str) -> CassetteRun:
+        """The cassette as this run sees it: recorded rules, else the defaults (plus presets)."""
+        run = self._cassettes.get(name)
+        if run is None:
+            run = CassetteRun.start(self.store.cassette_rules(name), Rules(presets=self.presets))
+            self._cassettes[name] = run
+        return run
 
     def key(self, cassette: str, method: str, target: str, body: bytes) -> KeyedRequest:
         """Our key for a request, as the proxy computes it for this cassette (`target` is path?query)."""
         path, _, query = target.partition("?")
-        return key_request(method, path, query, body, self.rules(cassette))
+        return key_request(method, path, query, body, self.cassette(cassette).rules)
 
     def claim(self, cassette: str, key: str, ordinal: int | None = None) -> int:
         """The ordinal to store a recording under; the first claim of a key drops its older recordings."""
-        identity = (cassette, key)
-        if identity not in self._next:
-            if self.store.forget_key(cassette, key):
-                self.report.replaced_keys += 1
-            self._next[identity] = 0
-        if ordinal is None:
-            ordinal = self._next[identity]
-        self._next[identity] = max(self._next[identity], ordinal + 1)
-        return ordinal
+        run = self.cassette(cassette)
+        if run.replaces(key) and self.store.forget_key(cassette, key):
+            self.report.replaced_keys += 1
+        return run.ordinal(key, ordinal)
 
-    def save(
-        self, recording: Recording, meta: dict[str, Any] | None, columns: dict[str, Any] | None = None
-    ) -> None:
-        self.store.save_imported(recording, meta, columns)
+    def save(self, recording: Recording, *, keyed_here: bool = True) -> None:
+        """Store a recording (its `meta` says where it came from). One `keyed_here` by `key` stores the
+        cassette's rules first, if it has none; one keeping an exported key leaves them as exported."""
+        if keyed_here:
+            stored = self.cassette(recording.cassette).rules_to_store()
+            if stored is not None:
+                self.store.set_cassette_rules(recording.cassette, stored)
+        self.store.save(recording)
         self.report.imported += 1
         self.report.cassettes[recording.cassette] += 1

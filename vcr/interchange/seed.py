@@ -7,7 +7,7 @@
 
 Export writes that layout with our key as <hash> (`<key>-<N>` for the Nth repeat of a request) and adds a
 `vcr` object to index.json and to each meta.json holding everything else the db has (header lists, chunk
-timings, key scheme, rules, ordinal, summary, meta), so db -> directory -> db is lossless. Import reads our
+timings, key scheme, rules, ordinal, fingerprints, meta), so db -> directory -> db is lossless. Import reads our
 exports back exactly, and directories the seed's own tools wrote (these three files, or the single
 `<hash>.json` with base64 content of the seed's proxy): keys are recomputed with our scheme under the
 cassette's rules, the seed's cache key is kept in the recording's meta, and secrets in its headers are
@@ -26,9 +26,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..catalog import Catalog, CatalogError, RecordingDetail, validate_cassette_name
+from ..catalog import Catalog
+from ..errors import FormatError, InvalidInput, NotFound
 from ..headers import for_storage
 from ..matching import KEY_SCHEME
+from ..names import validate_cassette_name
+from ..records import Recording, timestamp, utc_now
 
 if TYPE_CHECKING:
     from ..interchange.recorder import ImportReport, ImportRun
@@ -60,8 +63,7 @@ def _our_time(recorded_at: Any) -> str | None:
         moment = datetime.datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
     except ValueError:
         return None
-    moment = moment.astimezone(datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return timestamp(moment)
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -80,8 +82,8 @@ def _restored(value: Any) -> Any:
     return value
 
 
-def _stem(detail: RecordingDetail) -> str:
-    s = detail.summary
+def _stem(detail: Recording) -> str:
+    s = detail.row
     return s.key if s.ordinal == 0 else f"{s.key}-{s.ordinal}"
 
 
@@ -107,7 +109,7 @@ def export_directory(
         target = directory / info.name
         if target.exists() and any(target.iterdir()):
             if not replace:
-                raise CatalogError(f"{target} already exists and is not empty; use --replace to overwrite it")
+                raise InvalidInput(f"{target} already exists and is not empty; use --replace to overwrite it")
             _remove_layout(target)
     written = 0
     for info in infos:
@@ -147,9 +149,9 @@ def _remove_layout(target: Path) -> None:
                 path.unlink()
 
 
-def _write_recording(recordings_dir: Path, stem: str, detail: RecordingDetail) -> dict[str, Any]:
+def _write_recording(recordings_dir: Path, stem: str, detail: Recording) -> dict[str, Any]:
     """The three files of one recording; returns its index entry."""
-    s = detail.summary
+    s = detail.row
     exact_request = _is_json_object(detail.request_body)
     (recordings_dir / f"{stem}.request.json").write_bytes(detail.request_body if exact_request else b"{}\n")
     (recordings_dir / f"{stem}.response.bin").write_bytes(detail.response_body)
@@ -170,8 +172,8 @@ def _write_recording(recordings_dir: Path, stem: str, detail: RecordingDetail) -
         "ttfb_ms": detail.ttfb_ms,
         "request_headers": [list(h) for h in detail.request_headers],
         "response_headers": [list(h) for h in detail.response_headers],
-        "chunks": [list(c) for c in detail.chunks],
-        "summary": detail.match_summary,
+        "chunks": [list(c) for c in detail.timings],  # the layout's name for the arrival timings
+        "summary": detail.fingerprints,  # the layout's name for the fingerprints
         "meta": detail.meta,
         "request_size": s.request_size,
         "response_size": s.response_size,
@@ -212,12 +214,12 @@ def cassette_directories(directory: str | Path) -> list[Path]:
     """`directory` itself if it is one cassette (has index.json), else its subdirectories that are."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise CatalogError(f"{directory} is not a directory")
+        raise InvalidInput(f"{directory} is not a directory")
     if (directory / "index.json").is_file():
         return [directory]
     found = sorted(p for p in directory.iterdir() if p.is_dir() and (p / "index.json").is_file())
     if not found:
-        raise CatalogError(
+        raise FormatError(
             f"{directory} holds no cassettes: expected <cassette>/index.json (the seed's layout) in it"
         )
     return found
@@ -227,7 +229,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes())
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise CatalogError(f"cannot read {path}: {error}") from error
+        raise FormatError(f"cannot read {path}: {error}") from error
 
 
 def import_directory(
@@ -245,7 +247,7 @@ def import_directory(
         by_name = {d.name: d for d in dirs}
         missing = [name for name in cassettes if name not in by_name]
         if missing:
-            raise CatalogError(
+            raise NotFound(
                 f"no cassette {', '.join(map(repr, missing))} in {directory}; it has: {', '.join(by_name)}"
             )
         dirs = [by_name[name] for name in cassettes]
@@ -260,7 +262,7 @@ def _import_cassette(run: ImportRun, cassette_dir: Path) -> None:
     name = validate_cassette_name(cassette_dir.name)
     index = _read_json(cassette_dir / "index.json")
     if not isinstance(index, dict) or not isinstance(index.get("recordings", {}), dict):
-        raise CatalogError(f"{cassette_dir / 'index.json'} is not a cassette index (no 'recordings' object)")
+        raise FormatError(f"{cassette_dir / 'index.json'} is not a cassette index (no 'recordings' object)")
     ours = index.get("vcr")
     if isinstance(ours, dict):
         _check_format(ours, cassette_dir / "index.json")
@@ -286,7 +288,7 @@ def _import_cassette(run: ImportRun, cassette_dir: Path) -> None:
 def _check_format(block: dict[str, Any], where: Path) -> None:
     version = block.get("format")
     if not isinstance(version, int) or version > FORMAT:
-        raise CatalogError(
+        raise FormatError(
             f"{where} was written by a newer claude-vcr (format {version!r}); upgrade to import it"
         )
 
@@ -319,7 +321,7 @@ def _entries(cassette_dir: Path, index: dict[str, Any]) -> Iterator[_Entry]:
         if not isinstance(info, dict):
             info = {}
         if "/" in stem or "\\" in stem or stem.startswith("."):
-            raise CatalogError(f"{cassette_dir / 'index.json'}: {stem!r} is not a recording name")
+            raise FormatError(f"{cassette_dir / 'index.json'}: {stem!r} is not a recording name")
         single = recordings_dir / f"{stem}.json"
         response_file = recordings_dir / f"{stem}.response.bin"
         if not response_file.exists() and single.exists():
@@ -328,7 +330,7 @@ def _entries(cassette_dir: Path, index: dict[str, Any]) -> Iterator[_Entry]:
         meta_file = recordings_dir / f"{stem}.meta.json"
         meta = _read_json(meta_file) if meta_file.exists() else {}
         if not isinstance(meta, dict):
-            raise CatalogError(f"{meta_file} is not a JSON object")
+            raise FormatError(f"{meta_file} is not a JSON object")
         if not response_file.exists():
             yield _Entry(stem, info, meta, b"", b"", None, meta_file, skip="no response file")
             continue
@@ -350,14 +352,14 @@ def _single_file_entry(stem: str, info: dict[str, Any], path: Path) -> _Entry:
     """The seed proxy's own format: one `<hash>.json` with meta, request and base64 response content."""
     data = _read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("response"), dict):
-        raise CatalogError(f"{path} is not a seed recording (no 'response' object)")
+        raise FormatError(f"{path} is not a seed recording (no 'response' object)")
     response = data["response"]
     meta = dict(data.get("meta") or {})
     meta.setdefault("status_code", response.get("status_code"))
     try:
         body = base64.b64decode(response.get("content") or "", validate=True)
     except ValueError as error:
-        raise CatalogError(f"{path}: response content is not base64 ({error})") from error
+        raise FormatError(f"{path}: response content is not base64 ({error})") from error
     request = data.get("request")
     request_body = json.dumps(request, ensure_ascii=False).encode() if request is not None else b""
     return _Entry(stem, info, meta, request_body, body, _header_list(response.get("headers")), path)
@@ -374,8 +376,6 @@ def _header_list(headers: Any) -> list[tuple[str, str]] | None:
 
 def _import_ours(run: ImportRun, cassette: str, entry: _Entry) -> None:
     """A recording claude-vcr exported: every column restored as it was."""
-    from ..store import Recording
-
     vcr = entry.meta["vcr"]
     _check_format(vcr, entry.path)
     ordinal = run.claim(cassette, vcr["key"], int(vcr.get("ordinal", 0)))
@@ -390,23 +390,22 @@ def _import_ours(run: ImportRun, cassette: str, entry: _Entry) -> None:
         request_body=entry.request_body,
         response_headers=for_storage(_header_list(vcr.get("response_headers")) or []),
         response_body=entry.response_body,
-        chunks=[(int(size), float(ms)) for size, ms in vcr.get("chunks") or []],
+        timings=[(int(size), float(ms)) for size, ms in vcr.get("chunks") or []],
         model=vcr.get("model"),
         stream=bool(vcr.get("stream")),
         ordinal=ordinal,
         created_at=vcr["created_at"],
         duration_ms=vcr.get("duration_ms"),
         ttfb_ms=vcr.get("ttfb_ms"),
-        summary=vcr.get("summary"),
+        fingerprints=vcr.get("summary"),
+        meta=vcr.get("meta"),
+        extra={name: _restored(value) for name, value in (vcr.get("columns") or {}).items()},
     )
-    columns = {name: _restored(value) for name, value in (vcr.get("columns") or {}).items()}
-    run.save(recording, vcr.get("meta"), columns)
+    run.save(recording, keyed_here=False)
 
 
 def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
     """A recording the seed's tool wrote: our key recomputed, theirs kept in meta."""
-    from ..store import Recording, utc_now
-
     meta, info = entry.meta, entry.info
     method = str(meta.get("method") or "POST").upper()
     url = meta.get("url")
@@ -439,7 +438,7 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
         ordinal=run.claim(cassette, keyed.key),
         created_at=_our_time(recorded_at) or utc_now(),
         duration_ms=duration * 1000 if isinstance(duration, (int, float)) and duration > 0 else None,
-        summary=keyed.summary or None,
+        fingerprints=keyed.fingerprints or None,
     )
     provenance: dict[str, Any] = {"imported_from": "seed", "seed_key": meta.get("cache_key") or entry.stem}
     if isinstance(url, str):
@@ -448,4 +447,5 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
         provenance["seed_recorded_at"] = recorded_at
     if isinstance(meta.get("imported_from"), str):
         provenance["seed_imported_from"] = meta["imported_from"]
-    run.save(recording, provenance)
+    recording.meta = provenance
+    run.save(recording)

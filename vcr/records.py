@@ -1,0 +1,302 @@
+"""A recording as the db holds it: the row types both sides of the db use, and the one place where a
+recording's fields meet the `recordings` table's columns, on the way in (`encode`) and out (`decode`).
+
+A new column is a schema step in `claude_vcr.migrations`, a field of `Recording`, and a line in each of
+`encode` and `decode` below; the read side (`catalog`) and the write side (`store`) pick it up from here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import sqlite3
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, NamedTuple
+
+import zstandard
+
+from .compression import (
+    CHUNKED_CODEC,
+    LARGE_BODY,
+    MissingChunk,
+    decode_json,
+    decode_request,
+    decompress_frame,
+    encode_json,
+)
+from .errors import DatabaseError
+from .matching import Rules, raw_hash, short_key
+
+Headers = list[tuple[str, str]]
+Timings = list[tuple[int, float]]
+"""(size in bytes, milliseconds since the request was sent) of each piece of a response as it arrived."""
+Identity = tuple[str, str, int]
+"""(cassette name, key, ordinal): what a recording is, across copies of a db."""
+
+
+def timestamp(moment: datetime.datetime) -> str:
+    """A `created_at`: ISO 8601 in UTC with milliseconds, so timestamps sort as text."""
+    moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    return timestamp(datetime.datetime.now(datetime.timezone.utc))
+
+
+class RecordingRow(NamedTuple):
+    """A recording without headers and bodies: what `list` shows (a tuple: lists are long)."""
+
+    id: int
+    cassette: str
+    key: str
+    ordinal: int
+    method: str
+    path: str
+    model: str | None
+    stream: bool
+    status: int
+    request_size: int
+    response_size: int
+    stored_size: int
+    created_at: str
+
+    @property
+    def short(self) -> str:
+        return short_key(self.key, self.ordinal)
+
+    @property
+    def identity(self) -> Identity:
+        return (self.cassette, self.key, self.ordinal)
+
+    def where(self) -> dict[str, Any]:
+        """Which recording this is, as every `--json` output starts."""
+        return {
+            "cassette": self.cassette,
+            "key": self.key,
+            "short_key": self.short,
+            "ordinal": self.ordinal,
+            "method": self.method,
+            "path": self.path,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.where(),
+            "model": self.model,
+            "stream": self.stream,
+            "status": self.status,
+            "request_size": self.request_size,
+            "response_size": self.response_size,
+            "stored_size": self.stored_size,
+            "created_at": self.created_at,
+        }
+
+
+def row_columns(cassette: str = "c.name", table: str = "r") -> str:
+    """The SELECT list of a `RecordingRow`, in field order; `cassette` is how the query gets the name."""
+    return ", ".join(cassette if name == "cassette" else f"{table}.{name}" for name in RecordingRow._fields)
+
+
+def decode_row(values: Any) -> RecordingRow:
+    """A `RecordingRow` from the columns `row_columns` selects."""
+    return RecordingRow(*values[:7], bool(values[7]), *values[8:13])
+
+
+@dataclass
+class Recording:
+    """One stored exchange: the request as sent, the response bytes exactly as received."""
+
+    cassette: str
+    key: str
+    key_scheme: str
+    method: str
+    path: str
+    status: int
+    request_headers: Headers
+    request_body: bytes
+    response_headers: Headers
+    response_body: bytes
+    timings: Timings = field(default_factory=list)
+    model: str | None = None
+    stream: bool = False
+    ordinal: int = 0
+    created_at: str = field(default_factory=utc_now)
+    duration_ms: float | None = None
+    ttfb_ms: float | None = None
+    stored_size: int | None = None
+    fingerprints: dict[str, str] | None = None
+    """Hashes of the normalised request's parts (see `matching.fingerprint`), for miss diagnosis."""
+    raw_hash: str | None = None
+    """`matching.raw_hash` of the request; worked out on save when not given."""
+    response_frame: bytes | None = None
+    """A large response (over `compression.LARGE_BODY`) read for replay stays a zstd frame: `response_body`
+    is empty and `response_reader()` decompresses it as it is read."""
+    response_length: int | None = None
+    """The raw size of a response kept as a frame."""
+    meta: dict[str, Any] | None = None
+    """Where an imported recording came from (seed key, dump file), else None."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Columns this version does not name (an export of a later schema step), carried as they are."""
+    id: int | None = None
+
+    def response_reader(self) -> BinaryIO:
+        """The response bytes as a stream: no more than a read's worth decompressed at a time."""
+        if self.response_frame is None:
+            return io.BytesIO(self.response_body)
+        return zstandard.ZstdDecompressor().stream_reader(self.response_frame)
+
+    @property
+    def response_bytes(self) -> int:
+        return len(self.response_body) if self.response_frame is None else self.response_length or 0
+
+    def header(self, name: str) -> str | None:
+        """The first response header of that name, any case."""
+        lowered = name.lower()
+        return next((v for k, v in self.response_headers if k.lower() == lowered), None)
+
+    @property
+    def row(self) -> RecordingRow:
+        return RecordingRow(
+            self.id or 0,
+            self.cassette,
+            self.key,
+            self.ordinal,
+            self.method,
+            self.path,
+            self.model,
+            self.stream,
+            self.status,
+            len(self.request_body),
+            self.response_bytes,
+            self.stored_size or 0,
+            self.created_at,
+        )
+
+
+_PLACED = frozenset({"id", "cassette_id", "cassette_name", "key", "ordinal", "request_codec", "request_body"})
+"""Columns that say where a row is or how its request is packed, never carried in `extra`."""
+
+
+def encode(recording: Recording, compressor: Any, table_columns: Collection[str]) -> dict[str, Any]:
+    """The `recordings` row of a recording but `cassette_id` and the request body, which the store packs
+    into chunks (`request_codec`, `request_body`) inside its transaction; `extra` fills the columns of
+    `table_columns` this version does not name."""
+    columns: dict[str, Any] = {
+        "key": recording.key,
+        "ordinal": recording.ordinal,
+        "key_scheme": recording.key_scheme,
+        "method": recording.method,
+        "path": recording.path,
+        "model": recording.model,
+        "stream": int(recording.stream),
+        "status": recording.status,
+        "request_headers": encode_json(recording.request_headers, compressor),
+        "response_headers": encode_json(recording.response_headers, compressor),
+        "response_body": recording.response_frame
+        if recording.response_frame is not None
+        else compressor.compress(recording.response_body),
+        "timings": encode_json([[size, round(ms, 1)] for size, ms in recording.timings], compressor),
+        "created_at": recording.created_at,
+        "duration_ms": recording.duration_ms,
+        "ttfb_ms": recording.ttfb_ms,
+        "request_size": len(recording.request_body),
+        "response_size": recording.response_bytes,
+        "stored_size": recording.stored_size,
+        "fingerprints": None
+        if recording.fingerprints is None
+        else encode_json(recording.fingerprints, compressor),
+        "raw_hash": recording.raw_hash or raw_hash(recording.method, recording.path, recording.request_body),
+        "meta": None
+        if recording.meta is None
+        else json.dumps(recording.meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+    }
+    columns.update(
+        {
+            name: value
+            for name, value in recording.extra.items()
+            if name in table_columns and name not in _PLACED
+        }
+    )
+    return columns
+
+
+def request_body(
+    conn: sqlite3.Connection,
+    decompressor: Any,
+    codec: str | None,
+    blob: bytes | None,
+    target: tuple[str, str],
+    expected_hash: str | None,
+) -> bytes:
+    """A stored request body; one rebuilt from chunks is checked against the request's full hash (`target`
+    is its method and path), so a damaged or colliding chunk is reported instead of replayed."""
+    try:
+        body = decode_request(conn, codec, blob, decompressor)
+    except MissingChunk as error:
+        raise DatabaseError(str(error)) from error
+    if codec == CHUNKED_CODEC and expected_hash and raw_hash(*target, body) != expected_hash:
+        raise DatabaseError("a request body does not match its hash (damaged chunks)")
+    return body
+
+
+_NAMED = frozenset({*_PLACED, *Recording.__dataclass_fields__, "request_size", "response_size"})
+
+
+def decode(
+    row: sqlite3.Row, cassette: str, conn: sqlite3.Connection, decompressor: Any, *, large_as_frame: bool = False
+) -> Recording:
+    """A recording from its `recordings` row (all columns); with `large_as_frame`, a large response stays
+    compressed (replay streams it), else every body comes back whole."""
+    framed = large_as_frame and row["response_size"] > LARGE_BODY
+    return Recording(
+        id=row["id"],
+        cassette=cassette,
+        key=row["key"],
+        ordinal=row["ordinal"],
+        key_scheme=row["key_scheme"],
+        method=row["method"],
+        path=row["path"],
+        model=row["model"],
+        stream=bool(row["stream"]),
+        status=row["status"],
+        request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)],
+        request_body=request_body(
+            conn,
+            decompressor,
+            row["request_codec"],
+            row["request_body"],
+            (row["method"], row["path"]),
+            row["raw_hash"],
+        ),
+        response_headers=[(k, v) for k, v in decode_json(row["response_headers"], decompressor)],
+        response_body=b"" if framed else decompress_frame(decompressor, row["response_body"]),
+        response_frame=row["response_body"] if framed else None,
+        response_length=row["response_size"],
+        timings=[(size, ms) for size, ms in decode_json(row["timings"], decompressor)],
+        created_at=row["created_at"],
+        duration_ms=row["duration_ms"],
+        ttfb_ms=row["ttfb_ms"],
+        stored_size=row["stored_size"],
+        fingerprints=decode_json(row["fingerprints"], decompressor),
+        raw_hash=row["raw_hash"],
+        meta=json.loads(row["meta"]) if row["meta"] else None,
+        extra={name: row[name] for name in row.keys() if name not in _NAMED},
+    )
+
+
+@dataclass(frozen=True)
+class StoredRules:
+    """What a cassette row keeps of how its keys were made: the rules as JSON (None until its first
+    recording stores them) and the key scheme."""
+
+    rules_json: str | None
+    key_scheme: str
+
+    def rules(self, default: Rules | None = None) -> Rules:
+        """The rules a cassette's requests are keyed with: those stored with it, else `default`."""
+        if self.rules_json:
+            return Rules.from_json(self.rules_json)
+        return default if default is not None else Rules()
