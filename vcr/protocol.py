@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .excerpts import excerpt, quote
 from .sse import SSE_MEDIA_TYPE, TOOL_INPUT_BLOCKS, MessageFold, SSEEvent, SSEParser, is_stream, media_type
 
 __all__ = [
@@ -338,7 +339,7 @@ def _check_final_message(
             text = block.get("text")
             if block.get("type") == "text" and isinstance(text, str) and _DISGUISED_ERROR.match(text):
                 out.error(
-                    "E2", where(position), f"text {text[:60]!r} looks like an error passed off as content"
+                    "E2", where(position), f"text {quote(text, 60)} looks like an error passed off as content"
                 )
 
     # B5, B6: tool calls must fit the tools the request declared.
@@ -519,7 +520,7 @@ class _StreamChecker:
                 self.out.error("F1", index, "event has no `event:` line; SDKs drop unnamed events")
             elif event.data is not None:
                 self.out.warning(
-                    "F2", index, f"unnamed non-JSON data {event.data[:40]!r}; Anthropic never sends it"
+                    "F2", index, f"unnamed non-JSON data {quote(event.data, 40)}; Anthropic never sends it"
                 )
             return None
         if not event.data:
@@ -807,7 +808,7 @@ class _StreamChecker:
         try:
             value = json.loads(text)
         except ValueError:
-            problem = f"tool input JSON does not parse: {text[-60:]!r}"
+            problem = f"tool input JSON does not parse: {excerpt(text, len(text), 60)}"
         else:
             if isinstance(value, dict):
                 block.json_ok = True

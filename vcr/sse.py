@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -569,17 +569,20 @@ def _skip(text: str, pos: int) -> int:
     return _WHITESPACE.match(text, pos).end()
 
 
-def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
-    """Array items after `[`; stops, incomplete, at the end of the text."""
+def _partial_items(
+    text: str, pos: int, close: str, item: Callable[[str, int], tuple[Any, int, bool]]
+) -> tuple[list[Any], int, bool]:
+    """The items of an array or object after its opening bracket, up to `close`; stops, incomplete, at the end
+    of the text, where an item that has not begun its value is dropped."""
     items: list[Any] = []
     pos = _skip(text, pos)
-    if pos < len(text) and text[pos] == "]":
+    if pos < len(text) and text[pos] == close:
         return items, pos + 1, True
     while True:
         if pos == len(text):
             return items, pos, False
         try:
-            value, pos, complete = _partial_value(text, pos)
+            value, pos, complete = item(text, pos)
         except _Incomplete:
             return items, len(text), False
         items.append(value)
@@ -588,51 +591,39 @@ def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
         pos = _skip(text, pos)
         if pos == len(text):
             return items, pos, False
-        if text[pos] == "]":
+        if text[pos] == close:
             return items, pos + 1, True
         if text[pos] != ",":
-            raise ValueError(f"expected ',' or ']' at offset {pos}")
+            raise ValueError(f"expected ',' or '{close}' at offset {pos}")
         pos = _skip(text, pos + 1)
+
+
+def _member(text: str, pos: int) -> tuple[tuple[str, Any], int, bool]:
+    """One `"key": value` of an object; _Incomplete when the text ends before its value begins."""
+    if text[pos] != '"':
+        raise ValueError(f"expected a key at offset {pos}")
+    key, pos, _ = _partial_string(text, pos)
+    pos = _skip(text, pos)
+    if pos == len(text):
+        raise _Incomplete
+    if text[pos] != ":":
+        raise ValueError(f"expected ':' at offset {pos}")
+    pos = _skip(text, pos + 1)
+    if pos == len(text):
+        raise _Incomplete
+    value, pos, complete = _partial_value(text, pos)
+    return (key, value), pos, complete
+
+
+def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
+    """Array items after `[`."""
+    return _partial_items(text, pos, "]", _partial_value)
 
 
 def _partial_object(text: str, pos: int) -> tuple[dict[str, Any], int, bool]:
     """Object members after `{`; a member without a complete value is dropped at the end of the text."""
-    members: dict[str, Any] = {}
-    pos = _skip(text, pos)
-    if pos < len(text) and text[pos] == "}":
-        return members, pos + 1, True
-    while True:
-        if pos == len(text):
-            return members, pos, False
-        if text[pos] != '"':
-            raise ValueError(f"expected a key at offset {pos}")
-        try:
-            key, pos, _ = _partial_string(text, pos)
-        except _Incomplete:
-            return members, len(text), False
-        pos = _skip(text, pos)
-        if pos == len(text):
-            return members, pos, False
-        if text[pos] != ":":
-            raise ValueError(f"expected ':' at offset {pos}")
-        pos = _skip(text, pos + 1)
-        if pos == len(text):
-            return members, pos, False
-        try:
-            value, pos, complete = _partial_value(text, pos)
-        except _Incomplete:
-            return members, len(text), False
-        members[key] = value
-        if not complete:
-            return members, pos, False
-        pos = _skip(text, pos)
-        if pos == len(text):
-            return members, pos, False
-        if text[pos] == "}":
-            return members, pos + 1, True
-        if text[pos] != ",":
-            raise ValueError(f"expected ',' or '}}' at offset {pos}")
-        pos = _skip(text, pos + 1)
+    members, pos, complete = _partial_items(text, pos, "}", _member)
+    return dict(members), pos, complete
 
 
 def ends_with_error(body: bytes) -> bool:

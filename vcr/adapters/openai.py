@@ -369,8 +369,7 @@ class OpenAIUpstream:
             log.warning("upstream answered %d: %s", response.status, error_message(text)[:200])
             status = response.status if response.status >= 400 else 502
             return error_reply(status, error_message(text), response.headers.items())
-        content_type = response.headers.get("content-type", "")
-        if stream and content_type.startswith("text/event-stream"):
+        if stream and sse.media_type(response.headers.items()) == sse.SSE_MEDIA_TYPE:
             translator = StreamTranslator(
                 message_id=message_id(),
                 model=model,
