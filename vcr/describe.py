@@ -4,8 +4,8 @@ A stream is shown one SSE event per line, then the blocks the one fold (`sse.Mes
 tolerantly: a stream cut short or ending in an `error` event still shows what it carried. Stdlib only, so
 `show` never imports aiohttp.
 
-    from .catalog import Catalog
-    from .describe import describe
+    from claude_vcr.catalog import Catalog
+    from claude_vcr.describe import describe
 
     with Catalog.open("vcr.db") as catalog:
         print(describe(catalog.detail(catalog.resolve("3f2a9c")))["response"]["blocks"])
@@ -21,11 +21,9 @@ from .headers import for_storage
 from .sse import MessageFold, is_stream, parse_sse
 
 if TYPE_CHECKING:
-    from .catalog import RecordingDetail
+    from .catalog import Headers, RecordingDetail
 
 __all__ = ["describe", "describe_request", "describe_response"]
-
-Headers = list[tuple[str, str]]
 
 PREVIEW_CHARS = 160
 
@@ -153,6 +151,16 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     return shown
 
 
+def _message_summary(message: dict[str, Any]) -> dict[str, Any]:
+    """A Message's blocks and the fields a person looks for first, streamed (folded) or not."""
+    return {
+        "blocks": _blocks(message),
+        "message": {
+            k: message.get(k) for k in ("id", "model", "stop_reason", "usage") if message.get(k) is not None
+        },
+    }
+
+
 def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, Any]:
     """Status, headers and the body decoded: SSE events one per line and the blocks they build, or JSON."""
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
@@ -171,10 +179,7 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
         fold = MessageFold(strict=False).feed(events)
         message = fold.finish()
         summary["complete"] = not fold.faults  # cut short or ending in an error: shown as far as it goes
-        summary["blocks"] = _blocks(message)
-        summary["message"] = {
-            k: message.get(k) for k in ("id", "model", "stop_reason", "usage") if message.get(k) is not None
-        }
+        summary.update(_message_summary(message))
         return summary
     try:
         parsed = json.loads(body) if body.strip() else None
@@ -184,10 +189,7 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
         summary["kind"] = "json"
         summary["json"] = parsed
         if isinstance(parsed, dict) and parsed.get("type") == "message":
-            summary["blocks"] = _blocks(parsed)
-            summary["message"] = {
-                k: parsed.get(k) for k in ("id", "model", "stop_reason", "usage") if parsed.get(k) is not None
-            }
+            summary.update(_message_summary(parsed))
         return summary
     try:
         summary["kind"] = "text"

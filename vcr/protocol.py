@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .excerpts import excerpt, quote
-from .sse import SSE_MEDIA_TYPE, TOOL_INPUT_BLOCKS, MessageFold, SSEEvent, SSEParser, is_stream, media_type
+from .sse import (
+    FOLDED_DELTAS,
+    SSE_MEDIA_TYPE,
+    TOOL_INPUT_BLOCKS,
+    MessageFold,
+    SSEEvent,
+    SSEParser,
+    is_stream,
+    media_type,
+)
 
 __all__ = [
     "Finding",
@@ -81,21 +90,11 @@ BETA_BLOCK_TYPES = frozenset(
 )
 KNOWN_BLOCK_TYPES = GA_BLOCK_TYPES | BETA_BLOCK_TYPES
 DELTA_BLOCKS: dict[str, frozenset[str]] = {
-    "text_delta": frozenset({"text"}),
-    "citations_delta": frozenset({"text"}),
-    "input_json_delta": TOOL_INPUT_BLOCKS,
-    "thinking_delta": frozenset({"thinking"}),
-    "signature_delta": frozenset({"thinking"}),
+    **{kind: blocks for kind, (_, _, blocks) in FOLDED_DELTAS.items()},
     "compaction_delta": frozenset({"compaction"}),
 }
 """Which block types each delta type may extend; the SDKs silently drop a delta sent to any other."""
-DELTA_FIELDS = {
-    "text_delta": ("text", str),
-    "citations_delta": ("citation", dict),
-    "input_json_delta": ("partial_json", str),
-    "thinking_delta": ("thinking", str),
-    "signature_delta": ("signature", str),
-}
+DELTA_FIELDS = {kind: (name, expected) for kind, (name, expected, _) in FOLDED_DELTAS.items()}
 STOP_REASONS = frozenset(
     {
         "end_turn",

@@ -224,14 +224,14 @@ def sdk_payloads(events: Iterable[dict[str, Any] | SSEEvent]) -> Iterator[dict[s
 _MESSAGE_EVENTS = frozenset(
     {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta"}
 )
-_KNOWN_DELTAS: dict[str, tuple[str, frozenset[str]]] = {
-    "text_delta": ("text", frozenset({"text"})),
-    "citations_delta": ("citation", frozenset({"text"})),
-    "input_json_delta": ("partial_json", TOOL_INPUT_BLOCKS),
-    "thinking_delta": ("thinking", frozenset({"thinking"})),
-    "signature_delta": ("signature", frozenset({"thinking"})),
+FOLDED_DELTAS: dict[str, tuple[str, type, frozenset[str]]] = {
+    "text_delta": ("text", str, frozenset({"text"})),
+    "citations_delta": ("citation", dict, frozenset({"text"})),
+    "input_json_delta": ("partial_json", str, TOOL_INPUT_BLOCKS),
+    "thinking_delta": ("thinking", str, frozenset({"thinking"})),
+    "signature_delta": ("signature", str, frozenset({"thinking"})),
 }
-"""Delta types the SDKs fold: the field each carries and the block types it may extend."""
+"""Delta types the SDKs fold: the field each carries, its JSON type, and the block types it may extend."""
 
 
 class MessageFold:
@@ -308,7 +308,7 @@ class MessageFold:
 
     def delta(self, index: Any, delta: Any) -> None:
         """Fold one content_block_delta into the block at `index`; a known delta that does not fit the
-        block is ignored, as the SDKs ignore it."""
+        block (or lacks its field) is ignored, as the SDKs ignore it."""
         content = self.content
         if type(index) is not int or not 0 <= index < len(content) or not isinstance(content[index], dict):
             self._fault(f"content_block_delta for block {index!r}, which never started")
@@ -317,7 +317,7 @@ class MessageFold:
             return
         block = content[index]
         delta_type = delta.get("type")
-        if delta_type not in _KNOWN_DELTAS:
+        if delta_type not in FOLDED_DELTAS:
             for name, value in delta.items():
                 if name == "type":
                     continue
@@ -325,18 +325,17 @@ class MessageFold:
                 both_text = isinstance(value, str) and isinstance(before, str)
                 block[name] = before + value if both_text else copy.deepcopy(value)
             return
-        name, block_types = _KNOWN_DELTAS[delta_type]
+        name, expected, block_types = FOLDED_DELTAS[delta_type]
         value = delta.get(name)
-        if block.get("type") not in block_types:
+        if block.get("type") not in block_types or not isinstance(value, expected):
             return
         if delta_type == "input_json_delta":
-            if isinstance(value, str):
-                self.json_text[index] = self.json_text.get(index, "") + value
+            self.json_text[index] = self.json_text.get(index, "") + value
         elif delta_type == "citations_delta":
             block["citations"] = [*(block.get("citations") or []), copy.deepcopy(value)]
         elif delta_type == "signature_delta":
             block["signature"] = value
-        elif isinstance(value, str):
+        else:
             block[name] = (block.get(name) or "") + value
 
     def message_delta(self, payload: dict[str, Any]) -> None:
