@@ -2,7 +2,8 @@
 
 Rule ids (F1, S4, B8, ...) and severities follow the protocol checklist, PROTOCOL.md "Validator rules".
 Unknown event, block, delta and error types are tolerated (warning or info, never error), as the API docs
-ask of clients. Rules that need the request or the headers run only when those are given. Stdlib only.
+ask of clients. Rules that need the request or the headers run only when those are given. The error body
+every local answer (proxy, adapters) sends is built here too, in the shape E3 checks. Stdlib only.
 """
 
 from __future__ import annotations

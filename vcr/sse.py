@@ -1,6 +1,8 @@
 """Server-Sent Events as the Anthropic Messages API streams them: parse, write, fold into a Message, unfold.
 
-Stdlib only, so the proxy, the validators and the CLI can import it without aiohttp.
+The one fold (`MessageFold`, behind `accumulate`) and the one "is this a stream?" test (`is_stream`) serve
+replay conversion, `show`, `fixture`, `lint`, `verify` and the validators. Stdlib only, so the proxy, the
+validators and the CLI can import it without aiohttp.
 """
 
 from __future__ import annotations
