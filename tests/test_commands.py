@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from claude_vcr.catalog import Catalog
+from claude_vcr.describe import describe, describe_response
 from claude_vcr.errors import Ambiguous, DatabaseError, NoDatabase, NotFound
 from claude_vcr.schema import SCHEMA_STEPS
-from claude_vcr.sse import accumulate, parse_sse
+from claude_vcr.sse import accumulate, encode_events, parse_sse
 from claude_vcr.store import Store
 
 from tests.cassette_helpers import WEATHER_TOOL, call, cli, params, recording, rows, save_all
@@ -140,6 +141,35 @@ def test_show_text_stream_joins_the_text(recorded, db_path):
     message = accumulate(parse_sse(recorded["stream"]))
     assert f"[0] text: {message['content'][0]['text']}" in text
     assert 'stop_reason="end_turn"' in text
+
+
+def test_show_decodes_a_stream_that_ends_in_an_error_as_far_as_it_goes():
+    start = {"type": "message", "id": "msg_cut", "model": "m", "content": [], "usage": {"input_tokens": 3}}
+    body = encode_events(
+        [
+            {"type": "message_start", "message": start},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {}},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '{"path": "a.py", "body": "pri'},
+            },
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        ]
+    )
+    response = describe_response(200, [("content-type", "text/event-stream")], body)
+    assert response["kind"] == "sse" and response["complete"] is False
+    assert response["events"][-1] == "error overloaded_error: Overloaded"
+    assert response["blocks"] == [
+        {"index": 0, "type": "tool_use", "name": "Write", "id": "toolu_1", "input": {"path": "a.py"}}
+    ]
+    assert response["message"] == {"id": "msg_cut", "model": "m", "usage": {"input_tokens": 3}}
+    whole = describe_response(200, [], encode_events([{"type": "message_start", "message": start}]))
+    assert whole["kind"] == "sse" and whole["complete"] is True  # sniffed: no Content-Type
 
 
 def test_show_raw_writes_the_exact_stored_bytes(recorded, db_path):
@@ -330,7 +360,7 @@ def test_library_api(recorded, db_path):
         found = catalog.resolve(find_key(db_path, "tools", stream=True)[:5])
         detail = catalog.detail(found)
         assert detail.response_body == recorded["tool"]
-        assert catalog.explain(detail)["response"]["blocks"][0]["input"] == {
+        assert describe(detail)["response"]["blocks"][0]["input"] == {
             "city": "Paris",
             "unit": "celsius",
         }

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from claude_vcr.catalog import Catalog
-from claude_vcr.fixtures import build_fixture, fixture_json
+from claude_vcr.fixtures import build_fixture, fixture_json, semantic_view
+from claude_vcr.sse import encode_events, message_to_events, message_to_sse
 
 from tests.broken_endpoints import fresh_ids
 from tests.cassette_helpers import cli
@@ -235,3 +236,34 @@ def test_output_file_and_prefix_resolution(scenario_db, tmp_path, proxy, loop_th
     assert CASSETTE in ambiguous.output and "second" in ambiguous.output
     picked = cli("fixture", key[:8], "--cassette", "second", "--db", copy)
     assert picked.exit_code == 0 and json.loads(picked.output)["cassette"] == "second"
+
+
+def test_a_streamed_and_a_whole_message_have_the_same_view():
+    """Both go through the one fold's Message: tool input normalised alike, a cut-short call marked."""
+    message = {
+        "id": "msg_01AbCdEfGhIj",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [
+            {"type": "tool_use", "id": "toolu_01AbCdEf", "name": "Read", "input": {"id": "file_01AbCdEf"}}
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 7},
+    }
+    streamed = semantic_view(
+        "/v1/messages", 200, [("content-type", "text/event-stream")], message_to_sse(message)
+    )
+    whole = semantic_view(
+        "/v1/messages", 200, [("content-type", "application/json")], json.dumps(message).encode()
+    )
+    keys = ("id", "blocks", "stop_reason", "stop_sequence", "usage", "usage_fields")
+    assert {k: streamed[k] for k in keys} == {k: whole[k] for k in keys}
+    assert streamed["blocks"][0]["input"] == {"id": "file_1"}
+
+    events = message_to_events(message)
+    [tool_json] = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+    tool_json["partial_json"] = '{"id": "file_01Ab'
+    [block] = semantic_view("/v1/messages", 200, None, encode_events(events))["blocks"]
+    assert block["input"] == {} and block["input_complete"] is False

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from claude_vcr.excerpts import clip, differences, excerpt, quote
 from claude_vcr.matching import (
     Replacement,
     Rules,
@@ -171,3 +172,32 @@ def test_summaries_rank_the_closer_request_higher():
     )
     far = key_request("POST", "/v1/messages", "", json.dumps(sample("tool-turn-2")).encode())
     assert 1 > similarity(base.fingerprints, near.fingerprints) > similarity(base.fingerprints, far.fingerprints)
+
+
+def test_differences_walk_in_document_order_and_stop_at_the_limit():
+    a = {"b": [1, 2, 3], "a": "same", "c": {"x": 1}, "d": "one"}
+    b = {"b": [1, 5], "a": "same", "c": {}, "e": True}
+    found = differences(a, b, limit=10)
+    assert [(d.path, d.only_in_a, d.only_in_b, d.lengths) for d in found] == [
+        ("b[1]", False, False, False),
+        ("b", False, False, True),
+        ("c.x", True, False, False),
+        ("d", True, False, False),
+        ("e", False, True, False),
+    ]
+    assert [d.path for d in differences(a, b, limit=2)] == ["b[1]", "b"]
+    assert differences("abcdef", "abcXef")[0].at == 3
+    assert differences(a, a) == []
+
+
+def test_excerpts_close_their_quotes_with_the_cut_inside():
+    assert quote("short") == '"short"'
+    long = "x" * 100
+    assert quote(long, 20) == '"' + "x" * 15 + '..."' and len(quote(long, 20)) == 20
+    assert len(quote('"' * 100, 20)) <= 20 and quote('"' * 100, 20).endswith('..."')
+    assert quote({"b": 1, "a": [1, 2]}) == '{"a": [1, 2], "b": 1}'
+    text = "line one\nPrimary working directory: /home/ci/app\nmore"
+    at = text.index("ci/app")
+    assert excerpt(text, at, 12) == '"...Primary working directory: /home/ci/app\\nmore"'
+    assert excerpt("a" * 200, 150, 10) == '"...' + "a" * 20 + '..."'
+    assert clip("two\nlines", 100) == "two\\nlines" and clip("y" * 10, 8) == "yyyyy..."

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from claude_vcr.protocol import (
     Finding,
+    error_body,
     validate_count_tokens,
     validate_error_response,
     validate_forwarded_headers,
@@ -887,6 +888,33 @@ OVERLOADED_BODY = {
     "error": {"type": "overloaded_error", "message": "Overloaded"},
     "request_id": "req_018EeWyXxfu5pfWkrYcMdjWG",
 }
+
+
+def test_the_one_error_body_is_what_the_validators_expect() -> None:
+    body = error_body("overloaded_error", "Überlastet", "req_018EeWyXxfu5pfWkrYcMdjWG")
+    assert json.loads(body) == {
+        **OVERLOADED_BODY,
+        "error": {"type": "overloaded_error", "message": "Überlastet"},
+    }
+    assert "Überlastet".encode() in body  # UTF-8 as the API writes it, not \u escapes
+    assert "request_id" not in json.loads(error_body("api_error", "down"))
+    assert validate_error_response(529, body, {**JSON_HEADERS, "retry-after": "5"}) == []
+
+
+def test_the_final_rules_judge_the_one_fold() -> None:
+    """An unknown delta is carried into its block (warned, never an error) and the folded message still gets
+    the final-message rules: here M5, a tool_use stop_reason with no tool call."""
+    events = [
+        start(),
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "compaction", "content": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "future_delta", "content": "x"}},
+        {"type": "content_block_stop", "index": 0},
+        message_delta("tool_use", 5),
+        STOP,
+    ]
+    findings = validate_stream(sse(events), REQUEST)
+    assert "B1" in by_severity(findings, "warning") and "B1" not in by_severity(findings, "error")
+    assert "M5" in by_severity(findings, "error")
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from claude_vcr.sse import (
+    MessageFold,
     SSEEvent,
     SSEParser,
     StreamError,
     accumulate,
     encode_event,
     encode_events,
+    is_stream,
     iter_sse,
     message_to_events,
     message_to_sse,
@@ -396,6 +398,101 @@ def test_matches_the_official_sdk() -> None:
     sdk = snapshot.to_dict()
     sdk.pop("stop_details", None)  # the SDK always sets it, None when the delta has none
     assert sdk == EXPECTED_MESSAGE
+
+
+def test_a_delta_for_a_block_that_never_started_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="never started"):
+        accumulate([start(), delta(0, type="text_delta", text="orphan")])
+
+
+def test_tolerant_fold_keeps_the_blocks_of_a_stream_that_ends_in_an_error() -> None:
+    error = {"type": "overloaded_error", "message": "Overloaded"}
+    events = [*STREAM[:11], {"type": "error", "error": error}]
+    fold = MessageFold(strict=False).feed(events)
+    message = fold.finish()
+    assert [block["type"] for block in message["content"]] == ["thinking", "text"]
+    assert message["content"][1]["text"] == "Listing files – café ☕ 📁"
+    assert fold.error == error and fold.faults == [
+        f"stream error event: {json.dumps(error, separators=(',', ':'))}"
+    ]
+
+
+def test_tolerant_fold_notes_what_strict_raises_for_and_goes_on() -> None:
+    events = [
+        block_start(0, {"type": "text", "text": ""}),
+        delta(0, type="text_delta", text="early"),
+        delta(3, type="text_delta", text="nowhere"),
+        start(),
+        block_start(1, {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {}}),
+        delta(1, type="input_json_delta", partial_json='{"command" "ls"}'),
+    ]
+    fold = MessageFold(strict=False).feed(events)
+    message = fold.finish()
+    assert message["id"] == "msg_01XFDUDYJgAACzvnptvVoYEL"
+    assert message["content"][0] == {"type": "text", "text": "early"}
+    assert message["content"][1]["input"] == '{"command" "ls"}'  # not JSON at all: kept as its text
+    assert fold.incomplete_input == {1}
+    assert [fault.split(",")[0].split(":")[0] for fault in fold.faults] == [
+        "Unexpected event order",  # content_block_start before message_start
+        "Unexpected event order",  # content_block_delta before message_start
+        "content_block_delta for block 3",
+        "Unable to parse tool parameter JSON",
+    ]
+
+
+def test_cut_short_tool_json_is_shown_as_the_sdks_show_it_and_marked() -> None:
+    events = [
+        start(),
+        block_start(0, {"type": "tool_use", "id": "toolu_01", "name": "Write", "input": {}}),
+        delta(0, type="input_json_delta", partial_json='{"file_path": "/tmp/a.py", "content": "print('),
+    ]
+    fold = MessageFold().feed(events)
+    assert fold.finish()["content"][0]["input"] == {"file_path": "/tmp/a.py"}
+    assert fold.incomplete_input == {0} and fold.faults == []
+
+
+def test_unknown_block_and_delta_types_are_carried_through() -> None:
+    events = [
+        start(),
+        block_start(0, {"type": "compaction", "content": ""}),
+        delta(0, type="compaction_delta", content="Summary, "),
+        delta(0, type="compaction_delta", content="part two."),
+        delta(0, type="future_delta", detail={"level": 1}),
+        delta(0, type="text_delta", text="ignored: a known delta that does not fit the block"),
+        block_stop(0),
+    ]
+    assert accumulate(events)["content"] == [
+        {"type": "compaction", "content": "Summary, part two.", "detail": {"level": 1}}
+    ]
+
+
+def test_unknown_usage_fields_of_message_delta_survive() -> None:
+    events = [
+        start(),
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 3, "future": 1},
+        },
+    ]
+    assert accumulate(events)["usage"]["future"] == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Content-Type": "text/event-stream; charset=utf-8"}, b"{}", True),
+        ([("content-type", "Text/Event-Stream")], b"", True),
+        ({"content-type": "application/json"}, b"event: ping\ndata: {}\n\n", False),
+        (None, b"\r\nevent: ping\ndata: {}\n\n", True),
+        ([], b"data: {}\n\n", True),
+        ({}, b": comment\n\n", True),
+        (None, b'{"type": "message"}', False),
+    ],
+    ids=["header", "header-case", "json-header-wins", "sniff-event", "sniff-data", "sniff-comment", "json"],
+)
+def test_is_stream_by_content_type_else_by_first_bytes(headers: Any, body: bytes, expected: bool) -> None:
+    assert is_stream(headers, body) is expected
 
 
 # Unfolding a Message into events ----------------------------------------------------------------------------

@@ -11,13 +11,11 @@ in tens of milliseconds, and git can run `claude-vcr dump` on any file it likes.
         for cassette in catalog.cassettes():
             print(cassette.name, cassette.recordings)
         detail = catalog.detail(catalog.resolve("3f2a9c"))
-        print(catalog.explain(detail)["response"]["blocks"])
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ import zstandard
 from .compression import decompress_frame
 from .errors import Ambiguous, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
-from .records import Headers, Recording, RecordingRow, decode, decode_row, request_body, row_columns
+from .records import Recording, RecordingRow, decode, decode_row, request_body, row_columns
 from .schema import SCHEMA_STEPS, check_file, readonly_connection
 
 MIN_PREFIX_LENGTH = 4
@@ -446,254 +444,9 @@ class Catalog:
                 f"req={request_digest[:8]} resp={response_digest[:8]}"
             )
 
-    # --- for people --------------------------------------------------------------------------------
 
-    def explain(self, detail: Recording) -> dict[str, Any]:
-        """A recording decoded for a person (and for `show --json`): request summary, response events."""
-        return explain(detail)
+def _decompressor() -> Any:
+    """zstandard is imported only by the commands that read bodies."""
+    import zstandard
 
-
-# --- a recording decoded for a person ----------------------------------------------------------------
-
-PREVIEW_CHARS = 160
-
-
-def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """One line of at most `limit` characters, newlines shown as `\\n`, so each item stays on its line."""
-    flat = text.replace("\r", "\\r").replace("\n", "\\n")
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _content_preview(content: Any) -> str:
-    """A message's content in one line: its text, and the kinds of its other blocks."""
-    if isinstance(content, str):
-        return _preview(content)
-    if not isinstance(content, list):
-        return _preview(json.dumps(content))
-    parts: list[str] = []
-    for block in content:
-        if not isinstance(block, dict):
-            parts.append(_preview(json.dumps(block), 40))
-            continue
-        kind = block.get("type")
-        if kind == "text":
-            parts.append(str(block.get("text", "")))
-        elif kind == "tool_use":
-            parts.append(
-                f"[tool_use {block.get('name')} {json.dumps(block.get('input'), ensure_ascii=False)}]"
-            )
-        elif kind == "tool_result":
-            inner = block.get("content")
-            text = (
-                inner
-                if isinstance(inner, str)
-                else " ".join(p.get("text", "") for p in inner or [] if isinstance(p, dict))
-            )
-            parts.append(f"[tool_result {block.get('tool_use_id')}: {text}]")
-        else:
-            parts.append(f"[{kind}]")
-    return _preview(" ".join(parts))
-
-
-def explain_request(method: str, path: str, headers: Headers, body: bytes) -> dict[str, Any]:
-    """Method, path, headers (secrets never reach the db) and a summary of a Messages-style body."""
-    from .headers import for_storage
-
-    summary: dict[str, Any] = {
-        "method": method,
-        "path": path,
-        "headers": for_storage(headers),
-        "size": len(body),
-    }
-    try:
-        parsed = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        parsed = None
-    if not isinstance(parsed, dict):
-        if body:
-            summary["text"] = _preview(body.decode("utf-8", "replace"), 400)
-        return summary
-    fields: dict[str, Any] = {}
-    for name, value in parsed.items():
-        if name == "system":
-            text = (
-                value
-                if isinstance(value, str)
-                else " ".join(b.get("text", "") for b in value if isinstance(b, dict))
-            )
-            blocks = 1 if isinstance(value, str) else len(value)
-            summary["system"] = {"blocks": blocks, "chars": len(text), "preview": _preview(text, 100)}
-        elif name == "tools" and isinstance(value, list):
-            summary["tools"] = [t.get("name", t.get("type", "?")) for t in value if isinstance(t, dict)]
-        elif name == "messages" and isinstance(value, list):
-            summary["messages"] = [
-                {"role": m.get("role"), "preview": _content_preview(m.get("content"))}
-                for m in value
-                if isinstance(m, dict)
-            ]
-        elif isinstance(value, (str, int, float, bool)) or value is None:
-            fields[name] = value
-        else:
-            fields[name] = _preview(json.dumps(value, ensure_ascii=False), 100)
-    summary["fields"] = fields
-    return summary
-
-
-def _event_line(payload: Any, event: str | None) -> str:
-    """One SSE event in one line: its type and what it adds (text, tool JSON, usage, stop reason)."""
-    if not isinstance(payload, dict):
-        return f"{event or '(no event)'} {_preview(str(payload), 100)}"
-    kind = payload.get("type", event)
-    if kind == "message_start":
-        message = payload.get("message") or {}
-        usage = message.get("usage") or {}
-        return f"message_start id={message.get('id')} model={message.get('model')} usage={json.dumps(usage)}"
-    if kind == "content_block_start":
-        block = payload.get("content_block") or {}
-        extra = f" {block.get('name')} id={block.get('id')}" if "name" in block else ""
-        return f"content_block_start [{payload.get('index')}] {block.get('type')}{extra}"
-    if kind == "content_block_delta":
-        delta = payload.get("delta") or {}
-        dtype = delta.get("type")
-        value = next(
-            (delta[f] for f in ("text", "partial_json", "thinking", "signature") if f in delta), delta
-        )
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else json.dumps(value)
-        return f"content_block_delta [{payload.get('index')}] {dtype} {_preview(shown, 120)}"
-    if kind == "content_block_stop":
-        return f"content_block_stop [{payload.get('index')}]"
-    if kind == "message_delta":
-        delta = payload.get("delta") or {}
-        return (
-            f"message_delta stop_reason={delta.get('stop_reason')} usage={json.dumps(payload.get('usage'))}"
-        )
-    if kind == "error":
-        error = payload.get("error") or {}
-        return f"error {error.get('type')}: {error.get('message')}"
-    if kind in ("ping", "message_stop"):
-        return str(kind)
-    return f"{kind} {_preview(json.dumps(payload), 120)}"
-
-
-def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each content block with its text or tool input joined, as the SDKs hand it over."""
-    shown: list[dict[str, Any]] = []
-    for index, block in enumerate(message.get("content") or []):
-        if not isinstance(block, dict):
-            continue
-        item: dict[str, Any] = {"index": index, "type": block.get("type")}
-        for name in ("name", "id", "text", "thinking", "input"):
-            if name in block:
-                item[name] = block[name]
-        shown.append(item)
-    return shown
-
-
-def _fold_tolerant(payloads: list[Any]) -> dict[str, Any]:
-    """The blocks of a stream the SDK fold refuses (cut short, error event): joined as far as they go."""
-    message: dict[str, Any] = {"content": []}
-    json_parts: dict[int, str] = {}
-    for payload in payloads:
-        if not isinstance(payload, dict):
-            continue
-        kind = payload.get("type")
-        if kind == "message_start":
-            message.update({k: v for k, v in (payload.get("message") or {}).items() if k != "content"})
-        elif kind == "content_block_start":
-            block = dict(payload.get("content_block") or {})
-            while len(message["content"]) <= payload.get("index", 0):
-                message["content"].append({})
-            message["content"][payload.get("index", 0)] = block
-        elif kind == "content_block_delta":
-            index, delta = payload.get("index", 0), payload.get("delta") or {}
-            if index >= len(message["content"]):
-                continue
-            block = message["content"][index]
-            if "text" in delta:
-                block["text"] = block.get("text", "") + delta["text"]
-            elif "thinking" in delta:
-                block["thinking"] = block.get("thinking", "") + delta["thinking"]
-            elif "partial_json" in delta:
-                json_parts[index] = json_parts.get(index, "") + delta["partial_json"]
-                block["input"] = json_parts[index]
-        elif kind == "message_delta":
-            message["stop_reason"] = (payload.get("delta") or {}).get("stop_reason")
-            message["usage"] = payload.get("usage")
-    for index, text in json_parts.items():
-        try:
-            message["content"][index]["input"] = json.loads(text)
-        except ValueError:
-            message["content"][index]["input"] = text  # cut short: shown as the raw JSON text
-    return message
-
-
-def explain_response(status: int, headers: Headers, body: bytes) -> dict[str, Any]:
-    """Status, headers and the body decoded: SSE events one per line and the blocks they build, or JSON."""
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-    summary: dict[str, Any] = {
-        "status": status,
-        "headers": headers,
-        "size": len(body),
-        "content_type": content_type,
-    }
-    if "text/event-stream" in content_type or body.startswith((b"event:", b"data:")):
-        from .sse import accumulate, parse_sse
-
-        events = parse_sse(body)
-        summary["kind"] = "sse"
-        summary["events"] = [
-            _event_line(e.parsed if e.parsed is not None else e.data, e.event) for e in events
-        ]
-        payloads = [e.parsed for e in events if e.event is not None]
-        try:
-            message = accumulate(events)
-            summary["complete"] = True
-        except ValueError:
-            message = _fold_tolerant(payloads)
-            summary["complete"] = False
-        summary["blocks"] = _blocks(message)
-        summary["message"] = {
-            k: message.get(k) for k in ("id", "model", "stop_reason", "usage") if message.get(k) is not None
-        }
-        return summary
-    try:
-        parsed = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        parsed = None
-    if parsed is not None:
-        summary["kind"] = "json"
-        summary["json"] = parsed
-        if isinstance(parsed, dict) and parsed.get("type") == "message":
-            summary["blocks"] = _blocks(parsed)
-            summary["message"] = {
-                k: parsed.get(k) for k in ("id", "model", "stop_reason", "usage") if parsed.get(k) is not None
-            }
-        return summary
-    try:
-        summary["kind"] = "text"
-        summary["text"] = _preview(body.decode("utf-8"), 2000)
-    except UnicodeDecodeError:
-        summary["kind"] = "binary"
-    return summary
-
-
-def explain(detail: Recording) -> dict[str, Any]:
-    """The whole of `show`: where the recording sits, its request and its response."""
-    s = detail.row
-    return {
-        "cassette": s.cassette,
-        "key": s.key,
-        "short_key": s.short,
-        "ordinal": s.ordinal,
-        "key_scheme": detail.key_scheme,
-        "created_at": s.created_at,
-        "duration_ms": detail.duration_ms,
-        "ttfb_ms": detail.ttfb_ms,
-        "chunks": len(detail.timings),
-        "model": s.model,
-        "stream": s.stream,
-        "stored_size": s.stored_size,
-        "meta": detail.meta,
-        "request": explain_request(s.method, s.path, detail.request_headers, detail.request_body),
-        "response": explain_response(s.status, detail.response_headers, detail.response_body),
-    }
+    return zstandard.ZstdDecompressor()

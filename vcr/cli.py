@@ -295,6 +295,7 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
         claude-vcr show 3f2a9c1b
         claude-vcr show 3f2a9c1b --raw > response.sse
     """
+    from .describe import describe
     from .render import show_text
 
     with _open_catalog(db) as catalog:
@@ -304,7 +305,7 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
             stdout.write(detail.response_body)
             stdout.flush()
             return
-        info = catalog.explain(detail)
+        info = describe(detail)
     if as_json:
         _json_out(info)
     else:

@@ -15,14 +15,13 @@ Stdlib only (plus vcr.sse and vcr.headers), so `claude-vcr fixture` never import
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .headers import is_secret
-from .sse import TOOL_INPUT_BLOCKS, parse_sse
+from .sse import TOOL_INPUT_BLOCKS, MessageFold, is_stream, parse_sse, sdk_payloads
 
 if TYPE_CHECKING:
     from .records import Recording
@@ -180,18 +179,12 @@ def _json(body: bytes) -> tuple[Any, bool]:
         return None, False
 
 
-def is_stream(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None, body: bytes) -> bool:
-    """Whether a response body is SSE: by Content-Type, or by its first bytes when there is none."""
-    content_type = _lower(headers).get("content-type", "").split(";")[0].strip().lower()
-    if content_type:
-        return content_type == "text/event-stream"
-    return body.lstrip().startswith((b"event:", b"data:", b":"))
-
-
 # --- the semantic view ----------------------------------------------------------------------------------
 
 
-def _block_view(index: int, block: dict[str, Any], json_raw: str | None, ids: IdMap) -> dict[str, Any]:
+def _block_view(
+    index: int, block: dict[str, Any], ids: IdMap, *, input_complete: bool = True
+) -> dict[str, Any]:
     """One content block as a client reads it: text joined, tool input parsed, opaque data by length."""
     kind = block.get("type")
     item: dict[str, Any] = {"index": index, "type": kind}
@@ -211,14 +204,9 @@ def _block_view(index: int, block: dict[str, Any], json_raw: str | None, ids: Id
     elif kind in TOOL_INPUT_BLOCKS:
         item["id"] = ids.get(block["id"]) if isinstance(block.get("id"), str) else block.get("id")
         item["name"] = block.get("name")
-        if json_raw is None:
-            item["input"] = normalise_json(block.get("input"), ids, top=False)
-        else:
-            try:
-                item["input"] = json.loads(json_raw) if json_raw else {}
-            except ValueError:
-                item["input"] = json_raw  # cut short (max_tokens): the joined fragments as text
-                item["input_complete"] = False
+        item["input"] = normalise_json(block.get("input"), ids, top=False)
+        if not input_complete:
+            item["input_complete"] = False  # cut short (max_tokens): what the SDKs showed of it
     else:
         rest = {key: value for key, value in block.items() if key != "type"}
         item.update(normalise_json(rest, ids, top=False))
@@ -238,97 +226,56 @@ def _stream_view(body: bytes, ids: IdMap) -> dict[str, Any]:
     shape: list[str] = []
     event_types: list[str] = []
     pings = 0
-    message: dict[str, Any] = {}
-    usage: dict[str, Any] = {}
-    content: list[dict[str, Any]] = []
-    json_bufs: dict[int, str] = {}
-    stop: dict[str, Any] = {}
-    error: dict[str, Any] | None = None
-    for event in parse_sse(body):
-        payload = event.parsed
-        if event.event is None or not event.terminated or not isinstance(payload, dict):
-            continue  # the SDKs act on named events with a JSON object only
+    fold = MessageFold(strict=False)
+    for payload in sdk_payloads(parse_sse(body)):
+        fold.add(payload)
         kind = payload.get("type")
         if kind == "ping":
             pings += 1
             continue
         event_types.append(str(kind))
         index = payload.get("index")
-        if kind == "message_start":
-            shape.append("message_start")
-            start = payload.get("message")
-            if isinstance(start, dict) and not message:
-                message = start
-                usage = dict(start.get("usage") or {}) if isinstance(start.get("usage"), dict) else {}
+        if kind in ("message_start", "message_delta"):
+            shape.append(kind)
         elif kind == "content_block_start":
             block = payload.get("content_block")
-            block = copy.deepcopy(block) if isinstance(block, dict) else {}
-            shape.append(f"start[{index}]:{block.get('type')}")
-            content.append(block)
+            shape.append(f"start[{index}]:{block.get('type') if isinstance(block, dict) else None}")
         elif kind == "content_block_delta":
             delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
             entry = f"delta[{index}]:{delta.get('type')}"
             if not shape or shape[-1] != entry:
                 shape.append(entry)
-            if isinstance(index, int) and 0 <= index < len(content):
-                _fold_delta(content[index], index, delta, json_bufs)
         elif kind == "content_block_stop":
             shape.append(f"stop[{index}]")
-        elif kind == "message_delta":
-            shape.append("message_delta")
-            delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
-            stop = {"stop_reason": delta.get("stop_reason"), "stop_sequence": delta.get("stop_sequence")}
-            for key, value in (payload.get("usage") or {}).items():
-                if value is not None:
-                    usage[key] = value
         elif kind == "error":
-            err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-            error = {"type": err.get("type")}
-            shape.append(f"error:{err.get('type')}")
+            shape.append(f"error:{(fold.error if isinstance(fold.error, dict) else {}).get('type')}")
         else:
             shape.append(str(kind))
-    counts, fields = _usage_view(usage)
+    message = fold.finish()
     view: dict[str, Any] = {
         "kind": "sse",
         "shape": shape,
         "event_types": event_types,
         "pings": pings,
-        "id": ids.get(message["id"]) if isinstance(message.get("id"), str) else None,
-        "blocks": [_block_view(i, block, json_bufs.get(i), ids) for i, block in enumerate(content)],
-        "stop_reason": stop.get("stop_reason"),
-        "stop_sequence": stop.get("stop_sequence"),
-        "usage": counts,
-        "usage_fields": fields,
+        **_message_view(message, ids, fold.incomplete_input),
     }
-    if error is not None:
-        view["error"] = error
+    if fold.error is not None:
+        view["error"] = {"type": fold.error.get("type") if isinstance(fold.error, dict) else None}
     return view
 
 
-def _fold_delta(block: dict[str, Any], index: int, delta: dict[str, Any], json_bufs: dict[int, str]) -> None:
-    """One delta into its block, as the SDKs do: a delta of the wrong kind for the block is ignored."""
-    block_type, delta_type = block.get("type"), delta.get("type")
-    if delta_type == "text_delta" and block_type == "text" and isinstance(delta.get("text"), str):
-        block["text"] = (block.get("text") or "") + delta["text"]
-    elif delta_type == "citations_delta" and block_type == "text":
-        block["citations"] = [*(block.get("citations") or []), delta.get("citation")]
-    elif delta_type == "input_json_delta" and block_type in TOOL_INPUT_BLOCKS:
-        json_bufs[index] = json_bufs.get(index, "") + str(delta.get("partial_json") or "")
-    elif (
-        delta_type == "thinking_delta" and block_type == "thinking" and isinstance(delta.get("thinking"), str)
-    ):
-        block["thinking"] = (block.get("thinking") or "") + delta["thinking"]
-    elif delta_type == "signature_delta" and block_type == "thinking":
-        block["signature"] = delta.get("signature")
-
-
-def _message_view(message: dict[str, Any], ids: IdMap) -> dict[str, Any]:
-    """A non-streaming Message seen the same way as a folded stream."""
+def _message_view(
+    message: dict[str, Any], ids: IdMap, incomplete_input: set[int] = frozenset()
+) -> dict[str, Any]:
+    """A Message, streamed (folded) or not, as a client reads it."""
     content = [block for block in message.get("content") or [] if isinstance(block, dict)]
     counts, fields = _usage_view(message.get("usage"))
     return {
         "id": ids.get(message["id"]) if isinstance(message.get("id"), str) else None,
-        "blocks": [_block_view(i, block, None, ids) for i, block in enumerate(content)],
+        "blocks": [
+            _block_view(i, block, ids, input_complete=i not in incomplete_input)
+            for i, block in enumerate(content)
+        ],
         "stop_reason": message.get("stop_reason"),
         "stop_sequence": message.get("stop_sequence"),
         "usage": counts,

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import RulesError
+from .excerpts import differences, excerpt, quote
 
 KEY_SCHEME = "v2"
 """Stored with every recording and cassette, so keys can be recomputed when the scheme changes.
@@ -397,52 +398,18 @@ def similarity(a: dict[str, str], b: dict[str, str]) -> float:
     return sum(1 for k in keys if a.get(k) == b.get(k)) / len(keys)
 
 
-def _excerpt(text: str, at: int, width: int = 40) -> str:
-    """Text around a difference, from the start of its line when that is near, so the excerpt names the
-    setting that differs (`Primary working directory: ...`)."""
-    line_start = text.rfind("\n", 0, at) + 1
-    start = line_start if at - line_start <= 3 * width else at - width
-    end = min(len(text), at + width)
-    return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
-
-
-def _first_difference(a: str, b: str) -> int:
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return index
-    return min(len(a), len(b))
-
-
-def json_differences(a: Any, b: Any, path: str = "", limit: int = 3) -> list[str]:
-    """The first JSON paths where two values differ, each with a short excerpt of both sides."""
+def json_differences(request: Any, recorded: Any, limit: int = 3) -> list[str]:
+    """The first JSON paths where a request differs from a recorded one, each with a short excerpt of both."""
     found: list[str] = []
-
-    def walk(x: Any, y: Any, where: str) -> None:
-        if len(found) >= limit or x == y:
-            return
-        if isinstance(x, dict) and isinstance(y, dict):
-            for key in sorted(set(x) | set(y), key=str):
-                here = f"{where}.{key}" if where else str(key)
-                if key not in y:
-                    found.append(f"{here}: only in the request")
-                elif key not in x:
-                    found.append(f"{here}: only in the recording")
-                else:
-                    walk(x[key], y[key], here)
-                if len(found) >= limit:
-                    return
-        elif isinstance(x, list) and isinstance(y, list):
-            for index, (xi, yi) in enumerate(zip(x, y, strict=False)):
-                walk(xi, yi, f"{where}[{index}]")
-                if len(found) >= limit:
-                    return
-            if len(x) != len(y) and len(found) < limit:
-                found.append(f"{where}: {len(x)} items in the request vs {len(y)} in the recording")
-        elif isinstance(x, str) and isinstance(y, str):
-            at = _first_difference(x, y)
-            found.append(f"{where}: {json.dumps(_excerpt(x, at))} vs {json.dumps(_excerpt(y, at))}")
+    for d in differences(request, recorded, limit):
+        if d.only_in_a:
+            found.append(f"{d.path}: only in the request")
+        elif d.only_in_b:
+            found.append(f"{d.path}: only in the recording")
+        elif d.lengths:
+            found.append(f"{d.path}: {len(d.a)} items in the request vs {len(d.b)} in the recording")
+        elif d.at is not None:
+            found.append(f"{d.path}: {excerpt(d.a, d.at)} vs {excerpt(d.b, d.at)}")
         else:
-            found.append(f"{where}: {json.dumps(x)[:80]} vs {json.dumps(y)[:80]}")
-
-    walk(a, b, path)
+            found.append(f"{d.path}: {quote(d.a)} vs {quote(d.b)}")
     return found

@@ -2,7 +2,8 @@
 
 Rule ids (F1, S4, B8, ...) and severities follow the protocol checklist, PROTOCOL.md "Validator rules".
 Unknown event, block, delta and error types are tolerated (warning or info, never error), as the API docs
-ask of clients. Rules that need the request or the headers run only when those are given. Stdlib only.
+ask of clients. Rules that need the request or the headers run only when those are given. The error body
+every local answer (proxy, adapters) sends is built here too, in the shape E3 checks. Stdlib only.
 """
 
 from __future__ import annotations
@@ -13,10 +14,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .sse import TOOL_INPUT_BLOCKS, SSEEvent, SSEParser
+from .excerpts import excerpt, quote
+from .sse import (
+    FOLDED_DELTAS,
+    SSE_MEDIA_TYPE,
+    TOOL_INPUT_BLOCKS,
+    MessageFold,
+    SSEEvent,
+    SSEParser,
+    is_stream,
+    media_type,
+)
 
 __all__ = [
     "Finding",
+    "error_body",
     "validate_count_tokens",
     "validate_error_response",
     "validate_forwarded_headers",
@@ -79,21 +91,11 @@ BETA_BLOCK_TYPES = frozenset(
 )
 KNOWN_BLOCK_TYPES = GA_BLOCK_TYPES | BETA_BLOCK_TYPES
 DELTA_BLOCKS: dict[str, frozenset[str]] = {
-    "text_delta": frozenset({"text"}),
-    "citations_delta": frozenset({"text"}),
-    "input_json_delta": TOOL_INPUT_BLOCKS,
-    "thinking_delta": frozenset({"thinking"}),
-    "signature_delta": frozenset({"thinking"}),
+    **{kind: blocks for kind, (_, _, blocks) in FOLDED_DELTAS.items()},
     "compaction_delta": frozenset({"compaction"}),
 }
 """Which block types each delta type may extend; the SDKs silently drop a delta sent to any other."""
-DELTA_FIELDS = {
-    "text_delta": ("text", str),
-    "citations_delta": ("citation", dict),
-    "input_json_delta": ("partial_json", str),
-    "thinking_delta": ("thinking", str),
-    "signature_delta": ("signature", str),
-}
+DELTA_FIELDS = {kind: (name, expected) for kind, (name, expected, _) in FOLDED_DELTAS.items()}
 STOP_REASONS = frozenset(
     {
         "end_turn",
@@ -337,7 +339,7 @@ def _check_final_message(
             text = block.get("text")
             if block.get("type") == "text" and isinstance(text, str) and _DISGUISED_ERROR.match(text):
                 out.error(
-                    "E2", where(position), f"text {text[:60]!r} looks like an error passed off as content"
+                    "E2", where(position), f"text {quote(text, 60)} looks like an error passed off as content"
                 )
 
     # B5, B6: tool calls must fit the tools the request declared.
@@ -467,9 +469,10 @@ class _Block:
 
     declared: Any
     event: int
+    position: int
+    """Where the block sits in the folded message's content."""
     block: dict[str, Any]
     deltas: list[str] = field(default_factory=list)
-    json_buf: str = ""
     json_ok: bool = True
     stopped: bool = False
 
@@ -486,7 +489,8 @@ class _StreamChecker:
         self.ctx = ctx
         self.out = _Findings()
         self.ids = _ToolIds(self.out, ctx.request)
-        self.message: dict[str, Any] | None = None
+        self.fold = MessageFold(strict=False)
+        """The message the final rules judge: the one fold, fed the events these checks let through."""
         self.start_usage: dict[str, Any] = {}
         self.blocks: list[_Block] = []
         self.open: _Block | None = None
@@ -495,6 +499,11 @@ class _StreamChecker:
         self.terminal_kind: str | None = None
         self.out_of_order_reported = False
         self.after_terminal_reported = False
+
+    @property
+    def message(self) -> dict[str, Any] | None:
+        """The folded message, None until message_start."""
+        return self.fold.message if self.fold.started else None
 
     # Framing ----------------------------------------------------------------------------------------------
 
@@ -511,7 +520,7 @@ class _StreamChecker:
                 self.out.error("F1", index, "event has no `event:` line; SDKs drop unnamed events")
             elif event.data is not None:
                 self.out.warning(
-                    "F2", index, f"unnamed non-JSON data {event.data[:40]!r}; Anthropic never sends it"
+                    "F2", index, f"unnamed non-JSON data {quote(event.data, 40)}; Anthropic never sends it"
                 )
             return None
         if not event.data:
@@ -570,11 +579,9 @@ class _StreamChecker:
         """M1 on the initial snapshot; keeps it as the base of the folded message."""
         message = payload.get("message")
         _check_message_envelope(self.out, index, message, streamed=True)
-        self.message = dict(message) if isinstance(message, dict) else {}
-        self.message["content"] = []
-        usage = self.message.get("usage")
+        self.fold.start(message)
+        usage = self.fold.message.get("usage")
         self.start_usage = dict(usage) if isinstance(usage, dict) else {}
-        self.message["usage"] = dict(self.start_usage)
 
     def _after_message_delta(self, index: int, kind: str) -> None:
         """S3: block events must come before the first message_delta."""
@@ -600,11 +607,10 @@ class _StreamChecker:
         if block.get("type") in {"tool_use", "server_tool_use"}:
             _check_tool_start(self.out, index, block, streamed=True)
         self.ids.block(index, block)
-        state = _Block(declared, index, dict(block))
+        position = self.fold.start_block(block)
+        state = _Block(declared, index, position, self.fold.content[position])
         self.blocks.append(state)
         self.open = state
-        if self.message is not None:
-            self.message["content"].append(state.block)
 
     def content_block_delta(self, index: int, payload: dict[str, Any]) -> None:
         """S6, B1, B9, and folds the delta into its block."""
@@ -626,6 +632,8 @@ class _StreamChecker:
         delta_type = delta["type"]
         if delta_type not in DELTA_BLOCKS:
             self.out.warning("B1", index, f"unknown delta type {delta_type!r} (tolerated)")
+            if target is not None:
+                self.fold.delta(target.position, delta)  # carried into the block, not dropped
             return
         if delta_type in DELTA_FIELDS:
             name, expected = DELTA_FIELDS[delta_type]
@@ -643,22 +651,7 @@ class _StreamChecker:
                 "B9", index, "thinking continues after signature_delta; start a new thinking block"
             )
         target.deltas.append(delta_type)
-        self._fold(target, delta_type, delta)
-
-    @staticmethod
-    def _fold(target: _Block, delta_type: str, delta: dict[str, Any]) -> None:
-        """Apply a compatible delta the way the SDK accumulators do."""
-        block = target.block
-        if delta_type == "text_delta":
-            block["text"] = (block.get("text") or "") + delta["text"]
-        elif delta_type == "citations_delta":
-            block["citations"] = [*(block.get("citations") or []), delta["citation"]]
-        elif delta_type == "input_json_delta":
-            target.json_buf += delta["partial_json"]
-        elif delta_type == "thinking_delta":
-            block["thinking"] = (block.get("thinking") or "") + delta["thinking"]
-        elif delta_type == "signature_delta":
-            block["signature"] = delta["signature"]
+        self.fold.delta(target.position, delta)
 
     def content_block_stop(self, index: int, payload: dict[str, Any]) -> None:
         """S5, S8, B8; the open block is closed even when the index is wrong, as the TS SDK does."""
@@ -721,15 +714,7 @@ class _StreamChecker:
         self._check_delta_usage(index, usage)
         self.deltas.append(index)
         if self.message is not None:
-            self.message["stop_reason"] = stop_reason
-            self.message["stop_sequence"] = delta.get("stop_sequence")
-            if "stop_details" in delta:
-                self.message["stop_details"] = delta["stop_details"]
-            final = self.message["usage"]
-            final["output_tokens"] = usage.get("output_tokens")
-            for key in (*CUMULATIVE_DELTA_FIELDS, "server_tool_use"):
-                if usage.get(key) is not None:
-                    final[key] = usage[key]
+            self.fold.message_delta(payload)
 
     def _check_delta_usage(self, index: int, usage: dict[str, Any]) -> None:
         """M3 (cumulative input counts are fine), M4 (counts never shrink), M7 (types)."""
@@ -741,7 +726,8 @@ class _StreamChecker:
                 "M3", index, f"message_delta.usage carries cumulative {', '.join(cumulative)} (valid)"
             )
         _check_usage_values(self.out, index, usage, "message_delta.usage")
-        previous = self.message["usage"] if self.message is not None else self.start_usage
+        folded = self.message.get("usage") if self.message is not None else None
+        previous = folded if isinstance(folded, dict) else self.start_usage
         output, before = usage.get("output_tokens"), previous.get("output_tokens")
         if _is_int(output) and _is_int(before) and output < before:
             self.out.warning(
@@ -792,6 +778,7 @@ class _StreamChecker:
                 self.out.error("S1", None, "stream has no message_start")
             return
         failed = self.terminal_kind == "error"
+        self.fold.finish()
         stop_reason = self.message.get("stop_reason")
         if self.deltas and stop_reason is None:
             self.out.error("M2", self.deltas[-1], "the last message_delta has no stop_reason")
@@ -814,15 +801,15 @@ class _StreamChecker:
 
     def _check_tool_json(self, block: _Block, stop_reason: Any) -> None:
         """B4: the partial_json fragments join into one JSON object, which becomes the block's input."""
-        if not block.json_buf:
+        text = self.fold.json_text.get(block.position, "")
+        if not text:
             return
         block.json_ok = False
         try:
-            value = json.loads(block.json_buf)
+            value = json.loads(text)
         except ValueError:
-            problem = f"tool input JSON does not parse: {block.json_buf[-60:]!r}"
+            problem = f"tool input JSON does not parse: {excerpt(text, len(text), 60)}"
         else:
-            block.block["input"] = value
             if isinstance(value, dict):
                 block.json_ok = True
                 return
@@ -874,8 +861,8 @@ def _check_stream_content_type(
     """F5: a streamed response must say text/event-stream, or clients parse it as JSON."""
     if request is not None and not request.get("stream"):
         return
-    content_type = headers.get("content-type", "")
-    if not content_type.split(";")[0].strip().lower() == "text/event-stream":
+    if media_type(headers) != SSE_MEDIA_TYPE:
+        content_type = headers.get("content-type", "")
         out.error("F5", None, f"streamed response has Content-Type {content_type!r}, not text/event-stream")
 
 
@@ -917,6 +904,15 @@ def validate_message(
             out.error("B8", None, f"content[{position}] thinking block has no signature")
     _check_final_message(out, message, ctx, lambda position: None)
     return out.items
+
+
+def error_body(error_type: str, message: str, request_id: str | None = None) -> bytes:
+    """The error body Anthropic answers with (E3's shape), so SDKs and Claude Code show the message instead
+    of a parse failure; `request_id` repeats the request-id header in the body, as the API does."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id:
+        body["request_id"] = request_id
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def validate_error_response(status: int, body: Any, headers: HeadersLike | None = None) -> list[Finding]:
@@ -1063,12 +1059,9 @@ def validate_response(
     if "/v1/models" in route:
         single = route.rsplit("/v1/models", 1)[1] != ""
         return validate_models(body, single=single) + header_findings
-    content_type = lowered.get("content-type", "").split(";")[0].strip().lower()
     raw = body.encode() if isinstance(body, str) else body
-    is_bytes = isinstance(raw, (bytes, bytearray, memoryview))
-    looks_sse = is_bytes and bytes(raw).lstrip().startswith((b"event:", b":"))
     streamed = (request or {}).get("stream") is True
-    if is_bytes and (content_type == "text/event-stream" or (not content_type and looks_sse)):
+    if isinstance(raw, (bytes, bytearray, memoryview)) and is_stream(lowered, raw):
         return validate_stream(
             bytes(raw),
             request,
@@ -1080,6 +1073,8 @@ def validate_response(
     findings = validate_message(body, request, request_headers=request_headers)
     if streamed and headers is not None:
         findings.append(
-            Finding("F5", "error", None, f"stream:true request answered with Content-Type {content_type!r}")
+            Finding(
+                "F5", "error", None, f"stream:true request answered with Content-Type {media_type(lowered)!r}"
+            )
         )
     return findings + header_findings

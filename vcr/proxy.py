@@ -22,13 +22,15 @@ from multidict import CIMultiDict
 
 from . import headers as header_rules
 from . import sse
-from .adapters import Headers, Upstream, UpstreamReply, open_upstream
+from .adapters import Upstream, UpstreamReply, open_upstream
 from .compression import ResponseSpool
 from .config import ProxyConfig
 from .diagnosis import MissReport, explain_miss
 from .errors import ListenError, UpstreamError
+from .headers import Headers
 from .matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from .names import BadCassetteName, validate_cassette_name
+from .protocol import error_body
 from .record_run import CassetteRun
 from .records import Recording
 from .store import StoreThread
@@ -43,6 +45,7 @@ REPLAY_PIECE = 64 * 1024
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
+JSON_MEDIA_TYPE = "application/json"
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 
 
@@ -51,12 +54,8 @@ def is_local_only(method: str, path: str) -> bool:
     return path.startswith("/api/event_logging/") or (method == "HEAD" and path == "/api/hello")
 
 
-def error_body(error_type: str, message: str) -> bytes:
-    """An Anthropic-shaped error, so SDKs and Claude Code show the message instead of a parse failure."""
-    return json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
-
-
 def error_response(status: int, error_type: str, message: str) -> web.Response:
+    """An Anthropic-shaped error, so SDKs and Claude Code show the message instead of a parse failure."""
     return web.Response(
         status=status,
         body=error_body(error_type, message),
@@ -367,9 +366,10 @@ class Proxy:
         if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
             return None
         wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
-        content_type = (recording.header("content-type") or "").lower()
-        is_stream = content_type.startswith("text/event-stream")
-        if wants_stream == is_stream or not (is_stream or content_type.startswith("application/json")):
+        is_stream = sse.is_stream(recording.response_headers, recording.response_body)
+        if wants_stream == is_stream or not (
+            is_stream or sse.media_type(recording.response_headers) == JSON_MEDIA_TYPE
+        ):
             return None
         try:
             if is_stream:
@@ -407,7 +407,7 @@ class Proxy:
             spool = ResponseSpool()
             timings: list[tuple[int, float]] = []
             try:
-                async for chunk in upstream.chunks():
+                async for chunk in upstream.iter_body():
                     timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                     spool.write(chunk)
                     await response.write(chunk)

@@ -27,9 +27,9 @@ from .compression import (
     encode_json,
 )
 from .errors import DatabaseError
+from .headers import Headers
 from .matching import Rules, raw_hash, short_key
 
-Headers = list[tuple[str, str]]
 Timings = list[tuple[int, float]]
 """(size in bytes, milliseconds since the request was sent) of each piece of a response as it arrived."""
 Identity = tuple[str, str, int]

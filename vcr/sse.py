@@ -1,6 +1,8 @@
 """Server-Sent Events as the Anthropic Messages API streams them: parse, write, fold into a Message, unfold.
 
-Stdlib only, so the proxy, the validators and the CLI can import it without aiohttp.
+The one fold (`MessageFold`, behind `accumulate`) and the one "is this a stream?" test (`is_stream`) serve
+replay conversion, `show`, `fixture`, `lint`, `verify` and the validators. Stdlib only, so the proxy, the
+validators and the CLI can import it without aiohttp.
 """
 
 from __future__ import annotations
@@ -8,24 +10,28 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ClaudeVCRError
 
 __all__ = [
+    "MessageFold",
     "SSEEvent",
     "SSEParser",
     "StreamError",
     "accumulate",
     "encode_event",
     "encode_events",
+    "is_stream",
     "iter_sse",
+    "media_type",
     "message_to_events",
     "message_to_sse",
     "parse_partial_json",
     "parse_sse",
+    "sdk_payloads",
 ]
 
 TOOL_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
@@ -206,7 +212,7 @@ class StreamError(ClaudeVCRError, ValueError):
         super().__init__(f"stream error event: {_dumps(error)}")
 
 
-def _payloads(events: Iterable[dict[str, Any] | SSEEvent]) -> Iterator[dict[str, Any]]:
+def sdk_payloads(events: Iterable[dict[str, Any] | SSEEvent]) -> Iterator[dict[str, Any]]:
     """Payload dicts of the events the SDKs act on: named, terminated, with a JSON object as data."""
     for event in events:
         if isinstance(event, SSEEvent):
@@ -217,91 +223,194 @@ def _payloads(events: Iterable[dict[str, Any] | SSEEvent]) -> Iterator[dict[str,
             yield event
 
 
-def accumulate(events: Iterable[dict[str, Any] | SSEEvent]) -> dict[str, Any]:
-    """The final Message a stream stands for, folded exactly like the SDKs' `accumulate_event`.
-
-    Pings and unknown events are ignored; an `error` event raises StreamError; a stream that does not begin
-    with `message_start` or whose tool JSON is invalid (not just cut short) raises ValueError.
-    """
-    message: dict[str, Any] | None = None
-    json_bufs: dict[int, str] = {}
-    for payload in _payloads(events):
-        kind = payload.get("type")
-        if kind == "error":
-            raise StreamError(payload.get("error"))
-        if kind not in _MESSAGE_EVENTS:
-            continue
-        if message is None:
-            if kind != "message_start":
-                raise ValueError(f'Unexpected event order, got {kind} before "message_start"')
-            message = copy.deepcopy(payload["message"])
-            message.setdefault("content", [])
-            continue
-        if kind == "content_block_start":
-            message["content"].append(copy.deepcopy(payload["content_block"]))
-        elif kind == "content_block_delta":
-            _apply_delta(message["content"], payload["index"], payload["delta"], json_bufs)
-        elif kind == "message_delta":
-            _apply_message_delta(message, payload)
-    if message is None:
-        raise ValueError("stream ended without a message_start event")
-    return message
-
-
 _MESSAGE_EVENTS = frozenset(
     {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta"}
 )
+FOLDED_DELTAS: dict[str, tuple[str, type, frozenset[str]]] = {
+    "text_delta": ("text", str, frozenset({"text"})),
+    "citations_delta": ("citation", dict, frozenset({"text"})),
+    "input_json_delta": ("partial_json", str, TOOL_INPUT_BLOCKS),
+    "thinking_delta": ("thinking", str, frozenset({"thinking"})),
+    "signature_delta": ("signature", str, frozenset({"thinking"})),
+}
+"""Delta types the SDKs fold: the field each carries, its JSON type, and the block types it may extend."""
 
 
-def _apply_delta(
-    content: list[dict[str, Any]], index: int, delta: dict[str, Any], json_bufs: dict[int, str]
-) -> None:
-    """Fold one content_block_delta into its block; a delta that does not fit the block is ignored."""
-    block = content[index]
-    block_type = block.get("type")
-    delta_type = delta.get("type")
-    if delta_type == "text_delta" and block_type == "text":
-        block["text"] = block.get("text", "") + delta["text"]
-    elif delta_type == "citations_delta" and block_type == "text":
-        if block.get("citations"):
-            block["citations"].append(copy.deepcopy(delta["citation"]))
+class MessageFold:
+    """A stream folded into the Message it stands for, event by event, as the SDKs' `accumulate_event` does.
+
+    The one fold behind replay conversion, `show`, `fixture`, `verify` and the validators. Strict (the
+    default) raises where the SDKs raise: StreamError on an `error` event, ValueError on an event before
+    `message_start`, a delta for a block that never started, or tool JSON that is invalid (not just cut
+    short). Not strict, it records each of those in `faults` and folds what is there, so a broken stream
+    still shows its blocks. Unknown events are ignored; unknown block types are kept as started and unknown
+    delta types are carried into their block (a string field appended, anything else replaced).
+    """
+
+    def __init__(self, *, strict: bool = True) -> None:
+        self.strict = strict
+        self.started = False
+        """Whether `message_start` has arrived."""
+        self.message: dict[str, Any] = {"content": []}
+        self.json_text: dict[int, str] = {}
+        """The joined `partial_json` of each tool block, by its position in the content."""
+        self.incomplete_input: set[int] = set()
+        """Positions of tool blocks whose joined JSON is not a whole value (cut short or invalid)."""
+        self.error: Any = None
+        """The `error` event's error object, when the stream carried one."""
+        self.faults: list[str] = []
+        """What strict mode would have raised for, in order."""
+
+    @property
+    def content(self) -> list[Any]:
+        return self.message["content"]
+
+    def feed(self, events: Iterable[dict[str, Any] | SSEEvent]) -> MessageFold:
+        """Fold every event the SDKs act on (parsed SSE events or payload dicts); returns the fold."""
+        for payload in sdk_payloads(events):
+            self.add(payload)
+        return self
+
+    def add(self, payload: dict[str, Any]) -> None:
+        """Fold one event payload; pings and unknown events change nothing."""
+        kind = payload.get("type")
+        if kind == "error":
+            self.error = payload.get("error")
+            if self.strict:
+                raise StreamError(self.error)
+            self.faults.append(f"stream error event: {_dumps(self.error)}")
+            return
+        if kind not in _MESSAGE_EVENTS:
+            return
+        if kind == "message_start":
+            if not self.started:
+                self.start(payload.get("message"))
+            return
+        if not self.started:
+            self._fault(f'Unexpected event order, got {kind} before "message_start"')
+        if kind == "content_block_start":
+            self.start_block(payload.get("content_block"))
+        elif kind == "content_block_delta":
+            self.delta(payload.get("index"), payload.get("delta"))
+        elif kind == "message_delta":
+            self.message_delta(payload)
+
+    def start(self, message: Any) -> None:
+        """The message_start snapshot becomes the message; blocks a broken stream started before it stay."""
+        snapshot = copy.deepcopy(message) if isinstance(message, dict) else {}
+        content = snapshot.get("content")
+        snapshot["content"] = [*(content if isinstance(content, list) else []), *self.content]
+        self.message = snapshot
+        self.started = True
+
+    def start_block(self, block: Any) -> int:
+        """Append a content_block_start's block (a copy, as started); returns its position."""
+        self.content.append(copy.deepcopy(block) if isinstance(block, dict) else {})
+        return len(self.content) - 1
+
+    def delta(self, index: Any, delta: Any) -> None:
+        """Fold one content_block_delta into the block at `index`; a known delta that does not fit the
+        block (or lacks its field) is ignored, as the SDKs ignore it."""
+        content = self.content
+        if type(index) is not int or not 0 <= index < len(content) or not isinstance(content[index], dict):
+            self._fault(f"content_block_delta for block {index!r}, which never started")
+            return
+        if not isinstance(delta, dict):
+            return
+        block = content[index]
+        delta_type = delta.get("type")
+        if delta_type not in FOLDED_DELTAS:
+            for name, value in delta.items():
+                if name == "type":
+                    continue
+                before = block.get(name)
+                both_text = isinstance(value, str) and isinstance(before, str)
+                block[name] = before + value if both_text else copy.deepcopy(value)
+            return
+        name, expected, block_types = FOLDED_DELTAS[delta_type]
+        value = delta.get(name)
+        if block.get("type") not in block_types or not isinstance(value, expected):
+            return
+        if delta_type == "input_json_delta":
+            self.json_text[index] = self.json_text.get(index, "") + value
+        elif delta_type == "citations_delta":
+            block["citations"] = [*(block.get("citations") or []), copy.deepcopy(value)]
+        elif delta_type == "signature_delta":
+            block["signature"] = value
         else:
-            block["citations"] = [copy.deepcopy(delta["citation"])]
-    elif delta_type == "input_json_delta" and block_type in TOOL_INPUT_BLOCKS:
-        buf = json_bufs.get(index, "") + delta["partial_json"]
-        if buf:
+            block[name] = (block.get(name) or "") + value
+
+    def message_delta(self, payload: dict[str, Any]) -> None:
+        """Stop fields and usage from a message_delta: usage values are cumulative, so they replace, never add;
+        output_tokens always (the SDKs set it even when absent), other fields when not null."""
+        message = self.message
+        delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
+        message["stop_reason"] = delta.get("stop_reason")
+        message["stop_sequence"] = delta.get("stop_sequence")
+        if "stop_details" in delta:
+            message["stop_details"] = copy.deepcopy(delta["stop_details"])
+        if delta.get("container") is not None:
+            message["container"] = copy.deepcopy(delta["container"])
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        target = message.get("usage")
+        if not isinstance(target, dict):
+            target = message["usage"] = {}
+        target["output_tokens"] = usage.get("output_tokens")
+        for key, value in usage.items():
+            if value is not None:
+                target[key] = copy.deepcopy(value)
+
+    def finish(self) -> dict[str, Any]:
+        """The Message: tool input parsed from its joined JSON, partially when cut short (as the SDKs show a
+        call still streaming); not strict, JSON that does not parse at all is kept as its text."""
+        if not self.started:
+            self._fault("stream ended without a message_start event")
+        for index, text in self.json_text.items():
+            if not text:
+                continue
+            block = self.content[index]
             try:
-                block["input"] = parse_partial_json(buf)
+                block["input"] = json.loads(text)
+                self.incomplete_input.discard(index)
+                continue
+            except ValueError:
+                self.incomplete_input.add(index)
+            try:
+                block["input"] = parse_partial_json(text)
             except ValueError as exc:
-                raise ValueError(f"Unable to parse tool parameter JSON: {exc}. JSON: {buf}") from exc
-        json_bufs[index] = buf
-    elif delta_type == "thinking_delta" and block_type == "thinking":
-        block["thinking"] = block.get("thinking", "") + delta["thinking"]
-    elif delta_type == "signature_delta" and block_type == "thinking":
-        block["signature"] = delta["signature"]
+                self._fault(f"Unable to parse tool parameter JSON: {exc}. JSON: {text}")
+                block["input"] = text
+        return self.message
+
+    def _fault(self, problem: str) -> None:
+        """Strict: raise where the SDKs raise. Not strict: note it and carry on."""
+        if self.strict:
+            raise ValueError(problem)
+        if problem not in self.faults:
+            self.faults.append(problem)
 
 
-def _apply_message_delta(message: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Stop fields and usage from a message_delta: usage values are cumulative, so they replace, never add."""
-    delta = payload.get("delta") or {}
-    message["stop_reason"] = delta.get("stop_reason")
-    message["stop_sequence"] = delta.get("stop_sequence")
-    if "stop_details" in delta:
-        message["stop_details"] = copy.deepcopy(delta["stop_details"])
-    if delta.get("container") is not None:
-        message["container"] = copy.deepcopy(delta["container"])
-    usage = payload.get("usage") or {}
-    target = message.setdefault("usage", {})
-    target["output_tokens"] = usage.get("output_tokens")
-    for key in (
-        "input_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-        "server_tool_use",
-        "output_tokens_details",
-    ):
-        if usage.get(key) is not None:
-            target[key] = copy.deepcopy(usage[key])
+def accumulate(events: Iterable[dict[str, Any] | SSEEvent]) -> dict[str, Any]:
+    """The final Message a complete stream stands for, folded strictly (see MessageFold)."""
+    return MessageFold().feed(events).finish()
+
+
+SSE_MEDIA_TYPE = "text/event-stream"
+
+
+def media_type(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> str:
+    """The Content-Type without its parameters, lower-cased; '' when there is none."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or []
+    value = next((v for k, v in pairs if k.lower() == "content-type"), "")
+    return value.split(";")[0].strip().lower()
+
+
+def is_stream(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None, body: bytes) -> bool:
+    """Whether a response body is SSE: by its Content-Type, or by its first bytes when it has none."""
+    kind = media_type(headers)
+    if kind:
+        return kind == SSE_MEDIA_TYPE
+    return bytes(body).lstrip().startswith((b"event:", b"data:", b":"))
 
 
 def message_to_events(message: dict[str, Any], *, ping: bool = True) -> list[dict[str, Any]]:
@@ -461,17 +570,20 @@ def _skip(text: str, pos: int) -> int:
     return _WHITESPACE.match(text, pos).end()
 
 
-def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
-    """Array items after `[`; stops, incomplete, at the end of the text."""
+def _partial_items(
+    text: str, pos: int, close: str, item: Callable[[str, int], tuple[Any, int, bool]]
+) -> tuple[list[Any], int, bool]:
+    """The items of an array or object after its opening bracket, up to `close`; stops, incomplete, at the end
+    of the text, where an item that has not begun its value is dropped."""
     items: list[Any] = []
     pos = _skip(text, pos)
-    if pos < len(text) and text[pos] == "]":
+    if pos < len(text) and text[pos] == close:
         return items, pos + 1, True
     while True:
         if pos == len(text):
             return items, pos, False
         try:
-            value, pos, complete = _partial_value(text, pos)
+            value, pos, complete = item(text, pos)
         except _Incomplete:
             return items, len(text), False
         items.append(value)
@@ -480,51 +592,39 @@ def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
         pos = _skip(text, pos)
         if pos == len(text):
             return items, pos, False
-        if text[pos] == "]":
+        if text[pos] == close:
             return items, pos + 1, True
         if text[pos] != ",":
-            raise ValueError(f"expected ',' or ']' at offset {pos}")
+            raise ValueError(f"expected ',' or '{close}' at offset {pos}")
         pos = _skip(text, pos + 1)
+
+
+def _member(text: str, pos: int) -> tuple[tuple[str, Any], int, bool]:
+    """One `"key": value` of an object; _Incomplete when the text ends before its value begins."""
+    if text[pos] != '"':
+        raise ValueError(f"expected a key at offset {pos}")
+    key, pos, _ = _partial_string(text, pos)
+    pos = _skip(text, pos)
+    if pos == len(text):
+        raise _Incomplete
+    if text[pos] != ":":
+        raise ValueError(f"expected ':' at offset {pos}")
+    pos = _skip(text, pos + 1)
+    if pos == len(text):
+        raise _Incomplete
+    value, pos, complete = _partial_value(text, pos)
+    return (key, value), pos, complete
+
+
+def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
+    """Array items after `[`."""
+    return _partial_items(text, pos, "]", _partial_value)
 
 
 def _partial_object(text: str, pos: int) -> tuple[dict[str, Any], int, bool]:
     """Object members after `{`; a member without a complete value is dropped at the end of the text."""
-    members: dict[str, Any] = {}
-    pos = _skip(text, pos)
-    if pos < len(text) and text[pos] == "}":
-        return members, pos + 1, True
-    while True:
-        if pos == len(text):
-            return members, pos, False
-        if text[pos] != '"':
-            raise ValueError(f"expected a key at offset {pos}")
-        try:
-            key, pos, _ = _partial_string(text, pos)
-        except _Incomplete:
-            return members, len(text), False
-        pos = _skip(text, pos)
-        if pos == len(text):
-            return members, pos, False
-        if text[pos] != ":":
-            raise ValueError(f"expected ':' at offset {pos}")
-        pos = _skip(text, pos + 1)
-        if pos == len(text):
-            return members, pos, False
-        try:
-            value, pos, complete = _partial_value(text, pos)
-        except _Incomplete:
-            return members, len(text), False
-        members[key] = value
-        if not complete:
-            return members, pos, False
-        pos = _skip(text, pos)
-        if pos == len(text):
-            return members, pos, False
-        if text[pos] == "}":
-            return members, pos + 1, True
-        if text[pos] != ",":
-            raise ValueError(f"expected ',' or '}}' at offset {pos}")
-        pos = _skip(text, pos + 1)
+    members, pos, complete = _partial_items(text, pos, "}", _member)
+    return dict(members), pos, complete
 
 
 def ends_with_error(body: bytes) -> bool:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .excerpts import differences, excerpt, quote
 from .fixtures import semantic_view
 from .lint import finding_json, format_finding, format_findings, label, lint_detail
 from .protocol import Finding, Severity, validate_response
@@ -82,46 +83,22 @@ class _Out:
         self.items.append(Finding(rule, severity, None, message))
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    """A value in a message: JSON-ish, cut to `limit` characters."""
-    import json
-
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = repr(text) if isinstance(value, str) else text
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _first_difference(recorded: Any, live: Any, where: str = "") -> str | None:
+def _first_difference(recorded: Any, live: Any) -> str | None:
     """The first place two JSON values differ, as `path: live vs recorded`."""
-    if recorded == live:
+    found = differences(recorded, live, limit=1)
+    if not found:
         return None
-    where_ = where or "value"
-    if isinstance(recorded, dict) and isinstance(live, dict) and recorded and live:
-        for key in sorted(set(recorded) | set(live), key=str):
-            here = f"{where}.{key}" if where else str(key)
-            if key not in live:
-                return f"{here} is missing (recorded {_short(recorded[key])})"
-            if key not in recorded:
-                return f"{here} is extra ({_short(live[key])})"
-            found = _first_difference(recorded[key], live[key], here)
-            if found:
-                return found
-        return None
-    if isinstance(recorded, list) and isinstance(live, list) and recorded and live:
-        for index, (a, b) in enumerate(zip(recorded, live, strict=False)):
-            found = _first_difference(a, b, f"{where}[{index}]")
-            if found:
-                return found
-        return f"{where_} has {len(live)} items, recorded {len(recorded)}"
-    if isinstance(recorded, str) and isinstance(live, str):
-        at = next((i for i, (a, b) in enumerate(zip(recorded, live, strict=False)) if a != b), None)
-        at = min(len(recorded), len(live)) if at is None else at
-        start = max(0, at - 20)
-        return (
-            f"{where_} differs at character {at}: {_short(live[start : at + 40])} "
-            f"vs recorded {_short(recorded[start : at + 40])}"
-        )
-    return f"{where_} is {_short(live)}, recorded {_short(recorded)}"
+    d = found[0]
+    where = d.path or "value"
+    if d.only_in_a:
+        return f"{where} is missing (recorded {quote(d.a)})"
+    if d.only_in_b:
+        return f"{where} is extra ({quote(d.b)})"
+    if d.lengths:
+        return f"{where} has {len(d.b)} items, recorded {len(d.a)}"
+    if d.at is not None:
+        return f"{where} differs at character {d.at}: {excerpt(d.b, d.at)} vs recorded {excerpt(d.a, d.at)}"
+    return f"{where} is {quote(d.b)}, recorded {quote(d.a)}"
 
 
 def _shape_difference(recorded: list[str], live: list[str]) -> str | None:

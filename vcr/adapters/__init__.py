@@ -1,8 +1,8 @@
 """Upstream dialects: how the proxy reaches the model API behind it.
 
 The proxy always speaks the Anthropic Messages API to its clients. An `Upstream` takes a client request
-(method, path and query, headers, body) and returns the answer as Anthropic-protocol bytes, arriving chunk
-by chunk: `anthropic` passes requests through unchanged; `openai` translates to Chat Completions and back.
+(method, path and query, headers, body) and returns the answer as Anthropic-protocol bytes, as they
+arrive: `anthropic` passes requests through unchanged; `openai` translates to Chat Completions and back.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ from typing import Protocol
 
 from ..config import UPSTREAM_FORMATS, ProxyConfig
 from ..errors import InvalidInput
-
-Headers = list[tuple[str, str]]
+from ..headers import Headers
 
 
 class UpstreamReply(Protocol):
-    """An answer on its way: status and headers first, then the body in chunks."""
+    """An answer on its way: status and headers first, then the body as it arrives (`iter_body`)."""
 
     status: int
     reason: str | None
     headers: Headers
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+    def iter_body(self) -> AsyncIterator[bytes]: ...
 
     async def release(self) -> None: ...
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from .. import headers as header_rules
-from ..adapters import Headers
 from ..errors import UpstreamError
+from ..headers import Headers
 
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -23,10 +23,10 @@ class AnthropicReply:
         self.reason = response.reason
         self.headers: Headers = list(response.headers.items())
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def iter_body(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            async for piece in self._response.content.iter_any():
+                yield piece
         except _FAILURES as error:
             raise UpstreamError(f"upstream broke off: {error!r}") from error
 

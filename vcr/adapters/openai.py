@@ -71,7 +71,7 @@ Answer mapping (Chat Completions -> Anthropic), streamed (`openai_stream.StreamT
 | a JSON completion to a streaming request (server ignored `stream`) | the Message's stream (`sse.message_to_sse`) |
 | `x-request-id`; `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` | `request-id` (`req_`-prefixed, generated if absent); `anthropic-ratelimit-*` (resets as RFC 3339 times); plus `x-vcr-upstream-model` |
 
-Failures mid-stream: the client gets an Anthropic `error` event; ERROR_GRACE_SECONDS later `chunks()` raises
+Failures mid-stream: the client gets an Anthropic `error` event; ERROR_GRACE_SECONDS later `iter_body()` raises
 `UpstreamError`, so the proxy treats the answer as a broken stream and stores nothing (a 200 stream that ended
 in an error must not replay as a good recording). Invalid tool JSON is handled the same way.
 """
@@ -92,12 +92,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import aiohttp
 
 from .. import sse
-from ..adapters import Headers
 from ..adapters.openai_messages import (
     RequestError,
     ToolArgumentsError,
     chat_request,
-    error_json,
     error_message,
     error_type,
     estimate_input_tokens,
@@ -110,6 +108,8 @@ from ..adapters.openai_messages import (
 )
 from ..adapters.openai_stream import StreamTranslator
 from ..errors import UpstreamError
+from ..headers import Headers
+from ..protocol import error_body
 
 log = logging.getLogger("claude_vcr.adapters.openai")
 
@@ -190,7 +190,7 @@ class LocalReply:
         self.headers = headers
         self.body = body
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def iter_body(self) -> AsyncIterator[bytes]:
         if self.body:
             yield self.body
 
@@ -210,7 +210,7 @@ def error_reply(
     """An Anthropic error body with the status's error type (or `kind`) and the request-id in both places."""
     headers = reply_headers(upstream_headers, JSON_TYPE)
     request_id = dict(headers)["request-id"]
-    return LocalReply(status, headers, error_json(kind or error_type(status), message, request_id))
+    return LocalReply(status, headers, error_body(kind or error_type(status), message, request_id))
 
 
 class StreamReply:
@@ -230,7 +230,7 @@ class StreamReply:
         self.reason = "OK"
         self.headers = reply_headers(response.headers.items(), SSE_TYPE, model)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def iter_body(self) -> AsyncIterator[bytes]:
         translator = self._translator
         yield sse.encode_events(translator.start())
         parser = sse.SSEParser()
@@ -369,8 +369,7 @@ class OpenAIUpstream:
             log.warning("upstream answered %d: %s", response.status, error_message(text)[:200])
             status = response.status if response.status >= 400 else 502
             return error_reply(status, error_message(text), response.headers.items())
-        content_type = response.headers.get("content-type", "")
-        if stream and content_type.startswith("text/event-stream"):
+        if stream and sse.media_type(response.headers.items()) == sse.SSE_MEDIA_TYPE:
             translator = StreamTranslator(
                 message_id=message_id(),
                 model=model,

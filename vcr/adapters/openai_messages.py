@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import protocol
+
 log = logging.getLogger("claude_vcr.adapters.openai")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -46,23 +48,14 @@ STOP_REASONS = {
 """OpenAI finish_reason -> Anthropic stop_reason (`error` is not here: it becomes an error event)."""
 
 STATUS_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
+    **protocol.STATUS_ERROR_TYPES,
     408: "timeout_error",
-    409: "conflict_error",
-    413: "request_too_large",
     422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "api_error",
     502: "api_error",
     503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
 }
-"""Upstream HTTP status -> Anthropic error type; other 4xx are invalid_request_error, other 5xx api_error."""
+"""Upstream HTTP status -> Anthropic error type: the pairs the docs state, and the statuses they leave open
+that OpenAI-compatible servers send; other 4xx are invalid_request_error, other 5xx api_error."""
 
 ERROR_CODES = {
     "rate_limit_exceeded": "rate_limit_error",
@@ -265,14 +258,6 @@ def error_message(body: bytes | str | Any) -> str:
             if isinstance(value, str) and value:
                 return value
     return json.dumps(payload, ensure_ascii=False)[:1000]
-
-
-def error_json(kind: str, message: str, request_id: str | None = None) -> bytes:
-    """An Anthropic error body."""
-    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    if request_id:
-        body["request_id"] = request_id
-    return json.dumps(body, ensure_ascii=False).encode()
 
 
 # ----------------------------------------------------------------------------------------------------------

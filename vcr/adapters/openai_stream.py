@@ -28,6 +28,7 @@ from ..adapters.openai_messages import (
     stop_reason,
     text_tokens,
 )
+from ..excerpts import quote
 
 log = logging.getLogger("claude_vcr.adapters.openai")
 
@@ -300,7 +301,7 @@ class StreamTranslator:
                 self._fail(
                     "api_error",
                     f"the upstream sent more arguments for tool call {call.name} ({call.tool_id}) after they "
-                    f"formed a whole JSON object: {arguments[:80]!r}",
+                    f"formed a whole JSON object: {quote(arguments, 80)}",
                 )
             return
         call.arguments += arguments

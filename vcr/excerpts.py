@@ -1,0 +1,113 @@
+"""Long values said in one short line: a cut string, the text around a difference, where two JSON values differ.
+
+`show` previews, `explain` (why a replay missed) and `verify` (how a live answer differs from its recording)
+all cut and quote through here, so every excerpt reads the same. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Difference", "clip", "differences", "excerpt", "quote"]
+
+ELLIPSIS = "..."
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, newlines shown as `\\n`; a cut one ends in `...`."""
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def quote(value: Any, limit: int = 80) -> str:
+    """A JSON value in a message, in at most `limit` characters: a string in quotes, its cut (`...`) inside
+    the closing quote so the excerpt still reads as one string; anything else as compact JSON, clipped."""
+    if not isinstance(value, str):
+        return clip(json.dumps(value, ensure_ascii=False, sort_keys=True), limit)
+    shown = json.dumps(value, ensure_ascii=False)
+    keep = len(value)
+    while len(shown) > limit and keep > 0:
+        keep = max(0, keep - (len(shown) - limit))  # escapes make the quoted form longer than the text
+        shown = json.dumps(value[:keep] + ELLIPSIS, ensure_ascii=False)
+    return shown
+
+
+def excerpt(text: str, at: int, width: int = 40) -> str:
+    """The text around position `at`, quoted, from the start of its line when that is near so the excerpt
+    names the setting that differs (`"Primary working directory: ..."`); `...` inside the quotes marks each
+    side that was cut."""
+    line_start = text.rfind("\n", 0, at) + 1
+    start = line_start if at - line_start <= 3 * width else at - width
+    end = min(len(text), at + width)
+    cut = (ELLIPSIS if start else "") + text[start:end] + (ELLIPSIS if end < len(text) else "")
+    return json.dumps(cut, ensure_ascii=False)
+
+
+_ABSENT: Any = object()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One place where two JSON values differ; the caller says it in its own words (request vs recording,
+    live vs recorded)."""
+
+    path: str
+    """`messages[1].content[0].text`; "" for the values themselves."""
+    a: Any = _ABSENT
+    b: Any = _ABSENT
+    at: int | None = None
+    """For two strings: the first character where they differ."""
+
+    @property
+    def only_in_a(self) -> bool:
+        return self.b is _ABSENT
+
+    @property
+    def only_in_b(self) -> bool:
+        return self.a is _ABSENT
+
+    @property
+    def lengths(self) -> bool:
+        """Two lists whose common items agree but whose lengths do not."""
+        return isinstance(self.a, list) and isinstance(self.b, list)
+
+
+def _first_unequal(a: str, b: str) -> int:
+    """The first position where two strings differ (the shorter length when one starts the other)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+def differences(a: Any, b: Any, limit: int = 3) -> list[Difference]:
+    """The first `limit` places where two JSON values differ, in document order (object keys sorted)."""
+    found: list[Difference] = []
+
+    def walk(x: Any, y: Any, where: str) -> None:
+        if len(found) >= limit or x == y:
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in sorted(set(x) | set(y), key=str):
+                here = f"{where}.{key}" if where else str(key)
+                if key not in y:
+                    found.append(Difference(here, a=x[key]))
+                elif key not in x:
+                    found.append(Difference(here, b=y[key]))
+                else:
+                    walk(x[key], y[key], here)
+                if len(found) >= limit:
+                    return
+        elif isinstance(x, list) and isinstance(y, list):
+            for index, (xi, yi) in enumerate(zip(x, y, strict=False)):
+                walk(xi, yi, f"{where}[{index}]")
+                if len(found) >= limit:
+                    return
+            if len(x) != len(y):
+                found.append(Difference(where, x, y))
+        elif isinstance(x, str) and isinstance(y, str):
+            found.append(Difference(where, x, y, _first_unequal(x, y)))
+        else:
+            found.append(Difference(where, x, y))
+
+    walk(a, b, "")
+    return found
