@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, unreachable_url
+from tests.support import REPO
+from tests.support.loopback import free_port, unreachable_url
 
 BANNER = re.compile(r"claude-vcr listening on (http://127\.0\.0\.1:\d+) mode=(\S+)")
 

@@ -10,7 +10,7 @@ import pytest
 from claude_vcr.compression import CHUNKED_CODEC, split_chunks
 from claude_vcr.store import Recording, Store, StoreError, compact
 
-from tests.test_matching import sample
+from tests.support.samples import sample
 
 
 def recording(index: int, body: bytes, *, model: str = "claude-opus-5-5", cassette: str = "c") -> Recording:

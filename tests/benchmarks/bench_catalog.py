@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from claude_vcr.matching import KEY_SCHEME, key_request  # noqa: E402
 from claude_vcr.store import Recording, Store  # noqa: E402
 
-from tests.cassette_helpers import synthetic_flow  # noqa: E402
+from tests.support.mitm import synthetic_flow  # noqa: E402
 
 MODELS = ["claude-opus-5-5", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"]
 WORDS = "the a tool file read write test code run result error value list model stream token".split()
