@@ -165,7 +165,7 @@ def fold(items: list[Any]) -> dict[str, Any]:
 
 @dataclass
 class OpenAIScript:
-    """The stand-in for an OpenAI-compatible API; start it with `app()` on a loopback port."""
+    """The stand-in for an OpenAI-compatible API; run it with `serve_openai()`."""
 
     calls: list[Call] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)

@@ -26,6 +26,8 @@ from tests.support.scenarios import SCENARIOS, Scenario
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Transform = Callable[[Scenario], Answer]
+CASSETTE = "scenarios"
+"""The cassette the fixtures record the library into."""
 
 
 def request_identity(method: str, path: str, body: bytes) -> tuple[str, str, bytes]:
@@ -121,10 +123,6 @@ def record_library(proxy_url: str, scenarios: list[Scenario] = SCENARIOS) -> dic
     """Send every scenario through a proxy; what each client received, by scenario name."""
     sdk = client(proxy_url)
     return {scenario.name: send(proxy_url, scenario, sdk) for scenario in scenarios}
-
-
-CASSETTE = "scenarios"
-"""The cassette the fixtures record the library into."""
 
 
 def scenario_of(method: str, path: str, body: bytes) -> Scenario:

@@ -65,7 +65,7 @@ def tool_result_text(result: dict[str, Any]) -> str:
 
 @dataclass
 class ScriptedUpstream:
-    """The stand-in for api.anthropic.com; start it with `app()` on a loopback port."""
+    """The stand-in for api.anthropic.com; run it with `loopback.serving()`."""
 
     calls: list[Call] = field(default_factory=list)
     finished_streams: int = 0
