@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import unreachable_url
+from tests.support.claude_code import run_claude
+from tests.support.loopback import unreachable_url
 
 pytestmark = pytest.mark.claude_code
-
-
-def run_claude(
-    claude: str, base_url: str, workdir: Path, home: Path, *args: str
-) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": "sk-ant-api03-EXAMPLE-claude-code-key",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "TERM": "dumb",
-    }
-    return subprocess.run(
-        [claude, "-p", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture

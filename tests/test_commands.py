@@ -17,8 +17,9 @@ from claude_vcr.schema import SCHEMA_STEPS
 from claude_vcr.sse import accumulate, encode_events, parse_sse
 from claude_vcr.store import Store
 
-from tests.cassette_helpers import WEATHER_TOOL, call, cli, params, recording, rows, save_all
-from tests.conftest import TEST_API_KEY
+from tests.support.cassettes import recording, rows, save_all
+from tests.support.cli import cli
+from tests.support.client import TEST_API_KEY, WEATHER_TOOL, call, params
 
 TOOL_REQUEST = params("What is the weather in Paris?", tools=[WEATHER_TOOL], stream=True)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from claude_vcr.cli import main
 from click.testing import CliRunner
 
-from tests.conftest import unreachable_url
-from tests.test_matching import relocated, sample
-from tests.test_proxy import post
+from tests.support.client import post
+from tests.support.loopback import unreachable_url
+from tests.support.samples import relocated, sample
 
 CC_PATH = "/v1/messages?beta=true"
 

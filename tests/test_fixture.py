@@ -10,21 +10,12 @@ from claude_vcr.catalog import Catalog
 from claude_vcr.fixtures import build_fixture, fixture_json, semantic_view
 from claude_vcr.sse import encode_events, message_to_events, message_to_sse
 
-from tests.broken_endpoints import fresh_ids
-from tests.cassette_helpers import cli
-from tests.conftest import TEST_API_KEY
-
-# pytest fixtures: scenario_db_fixture, scenario_upstream_fixture
-from tests.scenario_upstream import (  # noqa: F401
-    CASSETTE,
-    ScenarioUpstream,
-    record_library,
-    scenario_db_fixture,
-    scenario_of,
-    scenario_upstream_fixture,
-    serving,
-)
-from tests.scenarios import BY_NAME, HISTORY_TOOL, SCENARIOS, Scenario, fake_id
+from tests.support.broken_endpoints import fresh_ids
+from tests.support.cli import cli
+from tests.support.client import TEST_API_KEY
+from tests.support.loopback import serving
+from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library, scenario_of
+from tests.support.scenarios import BY_NAME, HISTORY_TOOL, SCENARIOS, Scenario, fake_id
 
 
 def keys_by_name(db: Path, cassette: str = CASSETTE) -> dict[str, str]:
@@ -196,7 +187,7 @@ def test_deterministic_across_runs_and_fresh_ids(scenario_db, proxy, loop_thread
         recorder = proxy(mode="record", upstream=fresh.url, record_errors=True, db=again)
         record_library(f"{recorder.url}/c/{CASSETTE}")
         recorder.stop()
-        assert fresh.server.altered == set(BY_NAME)
+        assert fresh.script.altered == set(BY_NAME)
     keys = keys_by_name(scenario_db)
     assert keys == keys_by_name(again)
     for scenario in SCENARIOS:

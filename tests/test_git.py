@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from claude_vcr.interchange.gitdb import plan_merge
 
-from tests.cassette_helpers import call, cli, params, recording, rows, save_all
+from tests.support.cassettes import recording, rows, save_all
+from tests.support.cli import cli
+from tests.support.client import call, params
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 COMMAND = f"{shlex.quote(sys.executable)} -m claude_vcr"

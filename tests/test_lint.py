@@ -10,20 +10,11 @@ from claude_vcr.catalog import Catalog
 from claude_vcr.lint import lint
 from claude_vcr.render import lint_summary
 
-from tests.broken_endpoints import BY_NAME as BREAKAGES
-from tests.cassette_helpers import cli
-
-# pytest fixtures: scenario_db_fixture, scenario_upstream_fixture
-from tests.scenario_upstream import (  # noqa: F401
-    CASSETTE,
-    ScenarioUpstream,
-    record_library,
-    scenario_db_fixture,
-    scenario_of,
-    scenario_upstream_fixture,
-    serving,
-)
-from tests.scenarios import BY_NAME, SCENARIOS
+from tests.support.broken_endpoints import BY_NAME as BREAKAGES
+from tests.support.cli import cli
+from tests.support.loopback import serving
+from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library, scenario_of
+from tests.support.scenarios import BY_NAME, SCENARIOS
 
 LINE = re.compile(
     r"^(?:(?P<cassette>[\w.-]+)/)?(?P<key>[0-9a-f]{12}) (?P<method>[A-Z]+) (?P<path>\S+): (?P<findings>.+)$"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 from claude_vcr.excerpts import clip, differences, excerpt, quote
@@ -20,22 +19,11 @@ from claude_vcr.matching import (
     similarity,
 )
 
-SAMPLES = Path(__file__).parent / "data" / "claude-code"
-
-
-def sample(name: str) -> dict:
-    return json.loads((SAMPLES / f"{name}.json").read_text())["body"]
+from tests.support.samples import relocated, sample
 
 
 def key(body: dict, rules: Rules | None = None) -> str:
     return request_key("POST", "/v1/messages", "beta=true", json.dumps(body).encode(), rules)
-
-
-def relocated(body: dict, cwd: str, home: str) -> dict:
-    """The same request as Claude Code would send it from another directory and HOME."""
-    text = json.dumps(body)
-    text = text.replace("/home/dev/shop-app", cwd).replace("-home-dev-shop-app", cwd.replace("/", "-"))
-    return json.loads(text.replace("/home/dev", home))
 
 
 CLAUDE_CODE = Rules().with_presets("claude-code")

@@ -3,7 +3,6 @@ scripted upstream: what is imported and skipped, secrets, replay byte for byte, 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import pty
@@ -18,16 +17,17 @@ from pathlib import Path
 
 import anthropic
 import pytest
-from aiohttp import web
 from claude_vcr.catalog import Catalog
 from claude_vcr.interchange.mitm import MitmFormatError, read_flows
 from claude_vcr.interchange.mitm_import import SKIP_NO_BODY, SKIP_PATH, SKIP_STATUS, import_dump
 from claude_vcr.store import Store
 
-from tests.cassette_helpers import WEATHER_TOOL, call, cli, client, params, rows, write_synthetic_dump
-from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
-from tests.scripted_upstream import ScriptedUpstream
-from tests.test_mitm_reader import require_mitmdump, start_mitmdump
+from tests.support.cassettes import rows, stored_json
+from tests.support.cli import cli
+from tests.support.client import TEST_API_KEY, WEATHER_TOOL, call, client, params
+from tests.support.loopback import serving, unreachable_url
+from tests.support.mitm import require_mitmdump, start_mitmdump, write_synthetic_dump
+from tests.support.upstream import ScriptedUpstream
 
 COUNT_TOKENS = {"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "count me"}]}
 
@@ -68,35 +68,25 @@ def send_all(url: str) -> list[tuple[str, bytes]]:
 def captures(loop_thread, tmp_path_factory) -> Iterator[dict[str, Capture]]:
     """The same traffic through two mitmdumps: 'plain' keeps every body, 'streaming' streams those over 16k."""
     exe = require_mitmdump()
-    script = ScriptedUpstream()
-
-    async def start() -> tuple[web.AppRunner, int]:
-        script.loop = asyncio.get_running_loop()
-        runner = web.AppRunner(script.app(), access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, runner.addresses[0][1]
-
-    runner, port = loop_thread.run(start())
     workdir = tmp_path_factory.mktemp("mitm-import")
     configs = {"plain": [], "streaming": ["--set", "stream_large_bodies=16k"]}
-    dumps = {name: start_mitmdump(exe, name, port, workdir, options) for name, options in configs.items()}
-    try:
-        deadline = time.monotonic() + 60
-        for dump in dumps.values():
-            dump.wait_ready(deadline)
-        received = {name: send_all(f"http://127.0.0.1:{d.port}") for name, d in dumps.items()}
-        for dump in dumps.values():
-            dump.stop()
-        yield {name: Capture(d.dump, received[name]) for name, d in dumps.items()}
-    finally:
-        for dump in dumps.values():
-            if dump.process.poll() is None:
-                dump.process.kill()
-                dump.process.wait(10)
-        script.release()
-        loop_thread.run(runner.cleanup())
+    with serving(loop_thread, ScriptedUpstream()) as upstream:
+        dumps = {
+            name: start_mitmdump(exe, name, upstream.port, workdir, options) for name, options in configs.items()
+        }
+        try:
+            deadline = time.monotonic() + 60
+            for dump in dumps.values():
+                dump.wait_ready(deadline)
+            received = {name: send_all(f"http://127.0.0.1:{d.port}") for name, d in dumps.items()}
+            for dump in dumps.values():
+                dump.stop()
+            yield {name: Capture(d.dump, received[name]) for name, d in dumps.items()}
+        finally:
+            for dump in dumps.values():
+                if dump.process.poll() is None:
+                    dump.process.kill()
+                    dump.process.wait(10)
 
 
 def test_a_real_dump_imports_and_replays_byte_for_byte(captures, proxy, upstream, db_path):

@@ -7,12 +7,8 @@ import gzip
 import io
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 import urllib.error
@@ -34,14 +30,12 @@ from claude_vcr.interchange.mitm import (
     read_flows,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.loopback import LoopThread, serving
+from tests.support.mitm import flow_state, require_mitmdump, start_mitmdump, tnetstring
+
 API_KEY = "sk-ant-test-mitm-0123456789"
 STREAM_THRESHOLD = "16k"
 """mitmdump streams (and so does not store) bodies larger than this in the 'streaming' capture."""
-INSTALL_HINT = (
-    "python3 -m venv .cache/mitm-venv && .cache/mitm-venv/bin/pip install mitmproxy "
-    "(or set VCR_MITMDUMP to a mitmdump executable)"
-)
 
 
 # --- a small upstream speaking just enough of the Messages API ----------------------------------------
@@ -77,7 +71,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     for event in _sse_events(body.get("events", 3), body.get("pad", 0)):
         await response.write(event)
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0)  # one event per write, as the API streams them
     await response.write_eof()
     return response
 
@@ -99,139 +93,20 @@ async def _upload(request: web.Request) -> web.Response:
 async def _drop(request: web.Request) -> web.Response:
     assert request.transport is not None
     request.transport.close()  # no response at all: mitmproxy records an error flow
-    await asyncio.sleep(0.05)
     return web.Response()
 
 
-class Upstream:
-    """The upstream on its own loop thread, since the clients in these tests are synchronous."""
+class MessagesUpstream:
+    """The upstream the mitmdumps stand in front of, served on the loop thread (the clients are synchronous)."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mitm-upstream", daemon=True)
-        self.thread.start()
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/messages", _messages)
         app.router.add_get("/v1/models", _models)
         app.router.add_get("/v1/encoded/{coding}", _encoded)
         app.router.add_post("/v1/upload", _upload)
         app.router.add_get("/v1/drop", _drop)
-        self.runner = web.AppRunner(app)
-        self.port: int = self._run(self._start())
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    async def _start(self) -> int:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        return self.runner.addresses[0][1]
-
-    def close(self) -> None:
-        self._run(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-# --- mitmdump ------------------------------------------------------------------------------------------
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def find_mitmdump() -> str | None:
-    """VCR_MITMDUMP, then the repo's test venv, then PATH: mitmproxy is a test-only tool kept apart."""
-    explicit = os.environ.get("VCR_MITMDUMP")
-    if explicit:
-        return explicit
-    venv = REPO / ".cache" / "mitm-venv" / "bin" / "mitmdump"
-    if venv.exists():
-        return str(venv)
-    return shutil.which("mitmdump")
-
-
-def require_mitmdump() -> str:
-    """Fails in CI, where a missing mitmdump is a setup bug; skips on a developer machine without it."""
-    exe = find_mitmdump()
-    problem = None
-    if exe is None:
-        problem = "mitmdump not found"
-    elif not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-        problem = f"mitmdump {exe!r} (from VCR_MITMDUMP or .cache/mitm-venv) is not an executable file"
-    if problem is None:
-        assert exe is not None
-        return exe
-    message = f"{problem}; install it with: {INSTALL_HINT}"
-    if _ci() or os.environ.get("VCR_MITMDUMP"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Mitmdump:
-    """One running `mitmdump -w` in reverse-proxy mode, with its log for failure messages."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    dump: Path
-    log: Path
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def wait_ready(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"mitmdump ({self.name}) exited early:\n{self.log_tail()}", pytrace=False)
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"mitmdump ({self.name}) did not listen within the deadline:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGINT is mitmdump's clean shutdown: the dump file is complete and closed when it exits."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-                pytest.fail(f"mitmdump ({self.name}) ignored SIGINT:\n{self.log_tail()}")
-
-
-def start_mitmdump(exe: str, name: str, upstream_port: int, workdir: Path, options: list[str]) -> Mitmdump:
-    port = _free_port()
-    dump = workdir / f"{name}.mitm"
-    log = workdir / f"{name}.log"
-    cmd = [
-        exe,
-        "--mode",
-        f"reverse:http://127.0.0.1:{upstream_port}",
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        str(port),
-        "-w",
-        str(dump),
-        "--set",
-        f"confdir={workdir / 'confdir'}",  # its CA lives here, not in ~/.mitmproxy
-        *options,
-    ]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-    return Mitmdump(name, process, port, dump, log)
+        return app
 
 
 # --- the capture: the same requests through two differently configured mitmdumps ----------------------
@@ -300,27 +175,26 @@ class Capture:
 
 
 @pytest.fixture(scope="module")
-def captures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Capture]]:
+def captures(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Capture]]:
     """'plain' has no streaming options (bodies kept); 'streaming' streams bodies above 16 kB (not kept)."""
     exe = require_mitmdump()
     workdir = tmp_path_factory.mktemp("mitm")
-    upstream = Upstream()
     configs = {"plain": [], "streaming": ["--set", f"stream_large_bodies={STREAM_THRESHOLD}"]}
-    dumps = {name: start_mitmdump(exe, name, upstream.port, workdir, opts) for name, opts in configs.items()}
-    try:
-        deadline = time.monotonic() + 60
-        for dump in dumps.values():
-            dump.wait_ready(deadline)
-        sent = {name: [_send(d.port, *req) for req in _requests()] for name, d in dumps.items()}
-        for dump in dumps.values():
-            dump.stop()
-        yield {name: Capture(d.dump, sent[name], upstream.port, exe) for name, d in dumps.items()}
-    finally:
-        for dump in dumps.values():
-            if dump.process.poll() is None:
-                dump.process.kill()
-                dump.process.wait(10)
-        upstream.close()
+    with serving(loop_thread, MessagesUpstream()) as upstream:
+        dumps = {name: start_mitmdump(exe, name, upstream.port, workdir, opts) for name, opts in configs.items()}
+        try:
+            deadline = time.monotonic() + 60
+            for dump in dumps.values():
+                dump.wait_ready(deadline)
+            sent = {name: [_send(d.port, *req) for req in _requests()] for name, d in dumps.items()}
+            for dump in dumps.values():
+                dump.stop()
+            yield {name: Capture(d.dump, sent[name], upstream.port, exe) for name, d in dumps.items()}
+        finally:
+            for dump in dumps.values():
+                if dump.process.poll() is None:
+                    dump.process.kill()
+                    dump.process.wait(10)
 
 
 def header(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -568,78 +442,12 @@ def test_reading_is_lazy_and_stops_at_trailing_garbage(captures: dict[str, Captu
 # --- synthetic dumps: format variants, corrupt data, memory ---------------------------------------
 
 
-def tnet(value: Any) -> bytes:
-    """A minimal tnetstring writer for hand-made flows (mitmproxy itself is never imported here)."""
-    if value is None:
-        return b"0:~"
-    if value is True or value is False:
-        text = b"true" if value else b"false"
-        return b"%d:%s!" % (len(text), text)
-    if isinstance(value, int):
-        text = str(value).encode()
-        return b"%d:%s#" % (len(text), text)
-    if isinstance(value, float):
-        text = repr(value).encode()
-        return b"%d:%s^" % (len(text), text)
-    if isinstance(value, bytes):
-        return b"%d:%s," % (len(value), value)
-    if isinstance(value, str):
-        data = value.encode()
-        return b"%d:%s;" % (len(data), data)
-    if isinstance(value, (list, tuple)):
-        body = b"".join(tnet(item) for item in value)
-        return b"%d:%s]" % (len(body), body)
-    if isinstance(value, dict):
-        body = b"".join(tnet(k) + tnet(v) for k, v in value.items())
-        return b"%d:%s}" % (len(body), body)
-    raise TypeError(value)
-
-
-def flow_state(content: bytes | None = b'{"a":1}', **request_overrides: Any) -> dict[str, Any]:
-    """The HTTP fields of a version-21 flow, as mitmdump writes them (connection details left out)."""
-    request = {
-        "authority": b"",
-        "content": content,
-        "headers": [[b"Host", b"api.anthropic.com"], [b"content-type", b"application/json"]],
-        "host": "api.anthropic.com",
-        "http_version": b"HTTP/1.1",
-        "method": b"POST",
-        "path": b"/v1/messages",
-        "port": 443,
-        "scheme": b"https",
-        "timestamp_end": 1700000000.5,
-        "timestamp_start": 1700000000.25,
-        "trailers": None,
-    }
-    request.update(request_overrides)
-    response = {
-        "content": b'{"id":"msg_1"}',
-        "headers": [[b"content-type", b"application/json"]],
-        "http_version": b"HTTP/1.1",
-        "reason": b"OK",
-        "status_code": 200,
-        "timestamp_end": 1700000001.0,
-        "timestamp_start": 1700000000.75,
-        "trailers": None,
-    }
-    return {
-        "version": 21,
-        "type": "http",
-        "id": "5b4fcd6e-0000-4000-8000-000000000001",
-        "error": None,
-        "request": request,
-        "response": response,
-        "websocket": None,
-        "timestamp_created": 1700000000.0,
-    }
-
-
 def read_bytes(data: bytes) -> list[MitmFlow]:
     return list(read_flows(io.BytesIO(data)))
 
 
 def test_synthetic_flow_round_trips() -> None:
-    [flow] = read_bytes(tnet(flow_state()))
+    [flow] = read_bytes(tnetstring(flow_state()))
     assert flow.request is not None and flow.response is not None
     assert flow.request.url == "https://api.anthropic.com/v1/messages"
     assert flow.request.headers == [("Host", "api.anthropic.com"), ("content-type", "application/json")]
@@ -662,7 +470,7 @@ def test_older_and_looser_encodings_are_accepted() -> None:
     state["version"] = 9
     state["error"] = {"msg": "Connection killed.", "timestamp": 1.0}
     state["response"] = None
-    [flow] = read_bytes(tnet(state))
+    [flow] = read_bytes(tnetstring(state))
     request = flow.request
     assert request is not None and flow.response is None
     assert (request.method, request.path, request.scheme, request.host, request.port) == (
@@ -681,20 +489,20 @@ def test_older_and_looser_encodings_are_accepted() -> None:
     assert request.headers == [("Accept", "*/*"), ("X-Latin", "caf\u00e9")]
     assert (flow.version, flow.error, flow.timestamp_created) == (9, "Connection killed.", None)
 
-    legacy = tnet({b"version": [0, 18], b"type": b"http", b"id": b"old", b"request": {b"method": b"GET"}})
+    legacy = tnetstring({b"version": [0, 18], b"type": b"http", b"id": b"old", b"request": {b"method": b"GET"}})
     [old] = read_bytes(legacy)
     assert (old.version, old.id, old.request and old.request.method) == ((0, 18), "old", "GET")
 
 
 def test_non_http_flows_are_yielded_without_request() -> None:
     tcp = {"version": 21, "type": "tcp", "id": "t1", "error": None, "messages": [[True, b"hi", 1.0]]}
-    flows = read_bytes(tnet(tcp) + tnet(flow_state()))
+    flows = read_bytes(tnetstring(tcp) + tnetstring(flow_state()))
     assert [(f.type, f.request is None) for f in flows] == [("tcp", True), ("http", False)]
 
 
 def test_many_flows_read_in_constant_memory(tmp_path: Path) -> None:
     body = os.urandom(64 * 1024)
-    one = tnet(flow_state(content=body))
+    one = tnetstring(flow_state(content=body))
     path = tmp_path / "many.mitm"
     count = 400  # about 26 MB
     with path.open("wb") as f:
@@ -754,16 +562,16 @@ def raw_dict(body: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (tnet({"version": 21, "type": "http", "id": "x"}), r"flow 2: HTTP flow has no request"),
-        (tnet({"type": "http", "request": [1]}), r"request is not a dict"),
-        (tnet({"type": "http", "request": {"port": "443"}}), r"request.port is '443', expected an integer"),
+        (tnetstring({"version": 21, "type": "http", "id": "x"}), r"flow 2: HTTP flow has no request"),
+        (tnetstring({"type": "http", "request": [1]}), r"request is not a dict"),
+        (tnetstring({"type": "http", "request": {"port": "443"}}), r"request.port is '443', expected an integer"),
         (
-            tnet({"type": "http", "request": {}, "response": {"reason": b"OK"}}),
+            tnetstring({"type": "http", "request": {}, "response": {"reason": b"OK"}}),
             r"response.status_code is None",
         ),
-        (tnet({"type": "http", "request": {"headers": [[b"a"]]}}), r"request.headers has an entry"),
-        (tnet({"request": {"method": 5}}), r"request.method is int"),
-        (tnet({"request": None})[:-1] + b"]", r"flow 2 is a tnetstring list, expected a dict"),
+        (tnetstring({"type": "http", "request": {"headers": [[b"a"]]}}), r"request.headers has an entry"),
+        (tnetstring({"request": {"method": 5}}), r"request.method is int"),
+        (tnetstring({"request": None})[:-1] + b"]", r"flow 2 is a tnetstring list, expected a dict"),
         (raw_dict(b"4:type;4:http?"), r"unknown tnetstring type tag '\?'"),
         (raw_dict(b"1:a;"), r"dict key 'a' has no value"),
         (raw_dict(b"1:a;2:x1#"), r"invalid integer literal"),
@@ -778,7 +586,7 @@ def raw_dict(body: bytes) -> bytes:
     ],
 )
 def test_corrupt_flows_raise_format_errors(body: bytes, expected: str) -> None:
-    good = tnet(flow_state())
+    good = tnetstring(flow_state())
     with pytest.raises(MitmFormatError, match=expected) as info:
         read_bytes(good + body)
     assert info.value.flows_read == 1

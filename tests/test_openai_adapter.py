@@ -41,8 +41,9 @@ from claude_vcr.protocol import (
     validate_stream,
 )
 
-from tests.conftest import TEST_API_KEY, LoopThread, unreachable_url
-from tests.openai_upstream import MODEL, Chunks, OpenAIServer, Plan, serve_openai
+from tests.support.client import TEST_API_KEY
+from tests.support.loopback import LoopThread, unreachable_url
+from tests.support.openai_upstream import MODEL, Chunks, OpenAIServer, Plan, serve_openai
 
 MAP = (("claude-*", MODEL),)
 WEATHER = {
@@ -86,9 +87,16 @@ class Answer:
 
 
 def exchange(
-    loop_thread: LoopThread, url: str, body: Any = None, *, method: str = "POST", path: str = "/v1/messages"
+    loop_thread: LoopThread,
+    url: str,
+    body: Any = None,
+    *,
+    method: str = "POST",
+    path: str = "/v1/messages",
+    watch: Callable[[bytes], None] | None = None,
 ) -> Answer:
-    """One request as a client sends it; a stream cut mid-way still returns the bytes that came."""
+    """One request as a client sends it; a stream cut mid-way still returns the bytes that came. `watch` sees
+    the bytes received so far after each read (on the loop thread)."""
 
     async def go() -> Answer:
         headers = {"x-api-key": TEST_API_KEY, "anthropic-version": "2023-06-01"}
@@ -99,6 +107,8 @@ def exchange(
                 try:
                     while chunk := await response.content.readany():
                         parts.append(chunk)
+                        if watch is not None:
+                            watch(b"".join(parts))
                 except aiohttp.ClientPayloadError:
                     broken = True
                 return Answer(response.status, list(response.headers.items()), b"".join(parts), broken)
@@ -706,18 +716,21 @@ def test_the_upstream_gets_chat_completions_with_the_key_and_mapped_model(
 
 
 def test_pings_fill_upstream_silences(adapter, loop_thread, openai_upstream):
-    openai_upstream.script.slow_seconds = 0.7
     request = params("SLOW please", stream=True)
-    answer = exchange(loop_thread, adapter(ping_interval=0.2).url, request)
+
+    def two_pings_then_go_on(received: bytes) -> None:
+        if received.count(b"event: ping") >= 2:
+            openai_upstream.script.release()  # the upstream is silent until then
+
+    answer = exchange(loop_thread, adapter(ping_interval=0.2).url, request, watch=two_pings_then_go_on)
     kinds = [event["type"] for event in answer.events()]
     assert kinds.count("ping") >= 2 and kinds[0] == "message_start"
     checked(answer, request)
 
 
 def test_pings_do_not_hide_a_dead_upstream_for_ever(adapter, loop_thread, openai_upstream, db_path):
-    openai_upstream.script.slow_seconds = 2
-    request = params("SLOW please", stream=True)
-    answer = exchange(loop_thread, adapter(ping_interval=0.2, upstream_read_timeout=0.6).url, request)
+    request = params("SLOW please", stream=True)  # never released: the upstream stays silent
+    answer = exchange(loop_thread, adapter(ping_interval=0.1, upstream_read_timeout=1.0).url, request)
     events = answer.events()
     assert "ping" in [e["type"] for e in events] and events[-1]["type"] == "error"
     assert "broke off" in events[-1]["error"]["message"] and answer.broken

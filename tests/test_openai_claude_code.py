@@ -11,9 +11,9 @@ from claude_vcr.protocol import validate_response
 from claude_vcr.records import Recording
 from claude_vcr.store import Store
 
-from tests.conftest import unreachable_url
-from tests.openai_upstream import MODEL, serve_openai
-from tests.test_claude_code import run_claude
+from tests.support.claude_code import run_claude
+from tests.support.loopback import unreachable_url
+from tests.support.openai_upstream import MODEL, serve_openai
 
 pytestmark = pytest.mark.claude_code
 

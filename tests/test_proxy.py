@@ -8,59 +8,17 @@ import json
 import socket
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 from claude_vcr.store import Store
 
-from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
-
-MESSAGES = "/v1/messages"
-
-
-def body(text: str = "Hello", *, stream: bool = False, **extra) -> dict:
-    return {
-        "model": "claude-opus-5-5",
-        "max_tokens": 64,
-        "stream": stream,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
-
-
-def post(url: str, payload: dict | bytes, headers: dict | None = None, method: str = "POST"):
-    """One request with urllib: (status, headers, body bytes); errors are answers too."""
-    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    request.add_header("x-api-key", TEST_API_KEY)
-    request.add_header("anthropic-version", "2023-06-01")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
-def reset(url: str) -> None:
-    """Start the repeat order of every cassette again, as a new proxy run would."""
-    assert post(url + "/__vcr__/reset", b"")[0] == 200
-
-
-def rows(db_path: Path) -> list[dict]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        query = "SELECT r.*, c.name AS cassette FROM recordings r JOIN cassettes c ON c.id = r.cassette_id"
-        return [dict(row) for row in conn.execute(query)]
-    finally:
-        conn.close()
+from tests.support.cassettes import rows, stored_json
+from tests.support.client import MESSAGES, TEST_API_KEY, body, post, reset
+from tests.support.loopback import silent_upstream, unreachable_url
 
 
 def test_auto_records_a_miss_and_replays_a_hit(proxy, upstream, db_path):
@@ -127,18 +85,18 @@ def test_exhausted_miss_never_reaches_the_upstream(proxy, upstream):
     assert other[0] == 400 and "no recording" in json.loads(other[2])["error"]["message"]
 
 
-def test_strict_replay_miss_is_fast_and_never_touches_upstream(proxy, upstream):
-    server = proxy(mode="replay", cassette="basic_tests")
-    started = time.perf_counter()
-    status, headers, raw = post(server.url + MESSAGES, body("never recorded"))
-    elapsed = time.perf_counter() - started
-    assert status == 400 and elapsed < 1.0
+def test_strict_replay_miss_is_fast_and_never_touches_upstream(proxy):
+    # fast: the answer comes although the upstream would never answer; untouched: no connection reached it
+    with silent_upstream() as silent:
+        server = proxy(mode="replay", cassette="basic_tests", upstream=silent.url)
+        status, headers, raw = post(server.url + MESSAGES, body("never recorded"))
+        assert status == 400
+        assert silent.connections() == 0
     error = json.loads(raw)
     assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
     assert "'basic_tests'" in error["error"]["message"]
     assert headers["x-vcr-key"][:12] in error["error"]["message"]
     assert headers["x-should-retry"] == "false"
-    assert upstream.calls == []
 
 
 def test_replay_fallback_forwards_and_records(proxy, upstream, db_path):
@@ -362,7 +320,7 @@ def test_client_hanging_up_mid_stream_stores_nothing(proxy, upstream, db_path):
         received = b""
         while b"message_start" not in received:
             received += sock.recv(65536)
-    time.sleep(1.0)  # the proxy notices the closed socket on its next write
+    upstream.script.wait_ended()  # the proxy notices the closed socket on its next write and drops the upstream
     server.stop()
     assert upstream.script.finished_streams == 0
     assert rows(db_path) == []
@@ -433,31 +391,69 @@ def test_stream_and_json_requests_share_recordings(proxy, upstream, recorded_str
     assert converted["content"][0]["input"] == {"city": "Paris", "unit": "celsius"}
 
 
-def test_recorded_pacing_replays_chunks_at_their_offsets(proxy, upstream, loop_thread):
+PAUSE = 0.6
+"""Seconds the recorded stream stands still after its first event."""
+
+
+@dataclass
+class Arrival:
+    """When the parts of one streamed answer reached the client, in seconds after it sent the request."""
+
+    body: bytes
+    resumed: float
+    """The first byte after the recorded pause."""
+    done: float
+
+
+async def timed_stream(url: str, before_pause: int) -> Arrival:
+    """Read a SLOW stream as it comes, noting when the bytes after the first `before_pause` arrive."""
+    async with aiohttp.ClientSession() as session:
+        sent = time.perf_counter()
+        async with session.post(url + MESSAGES, json=body("SLOW", stream=True)) as response:
+            received, resumed = b"", None
+            while piece := await response.content.readany():
+                received += piece
+                if resumed is None and len(received) > before_pause:
+                    resumed = time.perf_counter() - sent
+            assert resumed is not None, "the stream never went past its first event"
+            return Arrival(received, resumed, time.perf_counter() - sent)
+
+
+def test_recorded_pacing_replays_chunks_at_their_offsets(proxy, upstream, db_path, loop_thread):
     recorder = proxy(mode="record")
 
-    async def slow_stream(url: str) -> tuple[float, bytes]:
+    async def record() -> bytes:
         async with aiohttp.ClientSession() as session:
-            started = time.perf_counter()
-            async with session.post(url + MESSAGES, json=body("SLOW", stream=True)) as response:
+            async with session.post(recorder.url + MESSAGES, json=body("SLOW", stream=True)) as response:
                 first = await response.content.readuntil(b"\n\n")
-                if url == recorder.url:
-                    await asyncio.sleep(0.6)
-                    upstream.script.release()
-                rest = await response.read()
-                return time.perf_counter() - started, first + rest
+                await asyncio.sleep(PAUSE)
+                upstream.script.release()
+                return first + await response.read()
 
-    recorded_time, recorded = loop_thread.run(slow_stream(recorder.url))
+    recorded = loop_thread.run(record())
     recorder.stop()
+    [row] = rows(db_path)
+    chunks = stored_json(row["timings"])
+    (first_size, first_ms), (_, resumed_ms) = chunks[0], chunks[1]
+    assert resumed_ms - first_ms >= PAUSE * 1000  # the recording holds the pause at its offsets
+    last_ms = chunks[-1][1]
+
     instant = proxy(mode="replay", upstream=unreachable_url())
-    instant_time, instant_bytes = loop_thread.run(slow_stream(instant.url))
     paced = proxy(mode="replay", upstream=unreachable_url(), pace=1.0)
-    paced_time, paced_bytes = loop_thread.run(slow_stream(paced.url))
     doubled = proxy(mode="replay", upstream=unreachable_url(), pace=2.0)
-    doubled_time, _ = loop_thread.run(slow_stream(doubled.url))
-    assert instant_bytes == paced_bytes == recorded
-    assert recorded_time >= 0.6 and paced_time >= 0.55
-    assert instant_time < 0.3 and 0.25 <= doubled_time < paced_time
+
+    async def all_at_once() -> list[Arrival]:
+        replays = (timed_stream(server.url, first_size) for server in (instant, paced, doubled))
+        return list(await asyncio.gather(*replays))
+
+    instant_arrival, paced_arrival, doubled_arrival = loop_thread.run(all_at_once())
+    assert instant_arrival.body == paced_arrival.body == doubled_arrival.body == recorded
+    # a paced chunk never comes before its recorded offset (divided by the speed factor)...
+    assert paced_arrival.resumed >= resumed_ms / 1000 and paced_arrival.done >= last_ms / 1000
+    assert doubled_arrival.resumed >= resumed_ms / 2000 and doubled_arrival.done >= last_ms / 2000
+    # ...and the three replays, started together, end in the order of their speeds
+    assert instant_arrival.done < doubled_arrival.resumed
+    assert doubled_arrival.done < paced_arrival.resumed
 
 
 def test_a_stream_ending_in_an_error_event_is_not_stored(proxy, upstream, db_path):

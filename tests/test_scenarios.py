@@ -13,21 +13,12 @@ from claude_vcr.catalog import Catalog
 from claude_vcr.protocol import validate_response
 from claude_vcr.sse import StreamError, accumulate, parse_sse
 
-from tests.broken_endpoints import equivalent, fresh_ids
-from tests.cassette_helpers import cli
-
-# pytest fixtures: scenario_db_fixture, scenario_upstream_fixture
-from tests.scenario_upstream import (  # noqa: F401
-    CASSETTE,
-    ScenarioUpstream,
-    client,
-    record_library,
-    scenario_db_fixture,
-    scenario_upstream_fixture,
-    send,
-    serving,
-)
-from tests.scenarios import BY_NAME, SCENARIOS, Scenario
+from tests.support.broken_endpoints import equivalent, fresh_ids
+from tests.support.cli import cli
+from tests.support.client import client
+from tests.support.loopback import serving
+from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library, send
+from tests.support.scenarios import BY_NAME, SCENARIOS, Scenario
 
 REQUIRED = {
     "text_short": "short text",
@@ -163,7 +154,7 @@ def test_the_official_sdk_reads_every_answer(scenario_upstream):
             for block, expected in zip(final.content, folded["content"], strict=True):
                 if block.type == "tool_use" and scenario.name != "max_tokens_tool":
                     assert block.input == expected["input"] and block.input, scenario.name
-    assert {name for name in scenario_upstream.server.served} == set(BY_NAME)
+    assert {name for name in scenario_upstream.script.served} == set(BY_NAME)
 
 
 def test_unknown_requests_get_an_anthropic_404(scenario_upstream):
@@ -195,19 +186,19 @@ def test_recorded_library_lints_clean(scenario_db):
 
 
 def test_replay_answers_the_library_byte_for_byte(scenario_db, scenario_upstream, proxy):
-    served = len(scenario_upstream.server.served)
+    served = len(scenario_upstream.script.served)
     replay = proxy(mode="replay")
     replayed = record_library(f"{replay.url}/c/{CASSETTE}")
     for scenario in SCENARIOS:
         assert replayed[scenario.name] == (scenario.status, scenario.body), scenario.name
-    assert len(scenario_upstream.server.served) == served
+    assert len(scenario_upstream.script.served) == served
 
 
 def test_the_upstream_only_counts_real_changes_as_altered(loop_thread):
     with serving(loop_thread, ScenarioUpstream(transform=lambda s: (s.status, s.headers, s.body))) as running:
         for scenario in SCENARIOS[:3]:
             assert send(running.url, scenario) == (scenario.status, scenario.body)
-        assert running.server.altered == set()
+        assert running.script.altered == set()
     with serving(loop_thread, ScenarioUpstream(transform=equivalent)) as running:
         send(running.url, BY_NAME["text_short"])
-        assert running.server.altered == {"text_short"}
+        assert running.script.altered == {"text_short"}

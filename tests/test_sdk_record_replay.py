@@ -6,7 +6,8 @@ import anthropic
 import pytest
 from claude_vcr.sse import accumulate, parse_sse
 
-from tests.conftest import TEST_API_KEY, unreachable_url
+from tests.support.client import TEST_API_KEY
+from tests.support.loopback import unreachable_url
 
 WEATHER_TOOL = {
     "name": "get_weather",

@@ -13,8 +13,10 @@ import pytest
 from claude_vcr.matching import Rules, key_request
 from claude_vcr.store import Store
 
-from tests.cassette_helpers import WEATHER_TOOL, call, cassette_rows, cli, params, recording, rows
-from tests.conftest import TEST_API_KEY, stored_json, unreachable_url
+from tests.support.cassettes import cassette_rows, recording, rows, stored_json
+from tests.support.cli import cli
+from tests.support.client import TEST_API_KEY, WEATHER_TOOL, call, params
+from tests.support.loopback import unreachable_url
 
 SEED_ENTRY_FIELDS = {
     "cache_key",

@@ -19,7 +19,8 @@ from claude_vcr.cli import main
 from claude_vcr.config import Flag, ProxyConfig
 from click.testing import CliRunner
 
-from tests.conftest import REPO, free_port, unreachable_url
+from tests.support import REPO
+from tests.support.loopback import free_port, unreachable_url
 
 BANNER = re.compile(r"claude-vcr listening on (http://127\.0\.0\.1:\d+) mode=(\S+)")
 

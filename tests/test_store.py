@@ -13,7 +13,7 @@ from claude_vcr.maintenance import compact
 from claude_vcr.records import Recording
 from claude_vcr.store import Store
 
-from tests.test_matching import sample
+from tests.support.samples import sample
 
 
 def recording(index: int, body: bytes, *, model: str = "claude-opus-5-5", cassette: str = "c") -> Recording:

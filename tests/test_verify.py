@@ -1,7 +1,7 @@
 """`claude-vcr verify`: recorded requests sent to another endpoint, its answers validated and compared by meaning.
 
 A correct endpoint must pass (the upstream the library was recorded from, a replay proxy, a peer whose answers
-differ only in noise); each deliberately broken peer of `tests/broken_endpoints.py` must fail, with the rule
+differ only in noise); each deliberately broken peer of `tests/support/broken_endpoints.py` must fail, with the rule
 ids of its pitfall in the output and in the JUnit XML, on exactly the recordings it changed.
 """
 
@@ -21,21 +21,14 @@ from claude_vcr.records import Recording
 from claude_vcr.sse import encode_events, parse_sse
 from claude_vcr.verify import API_KEY_ENV, PLACEHOLDER_API_KEY, check_answer, verify_db
 
-from tests.broken_endpoints import BREAKAGES, Breakage, equivalent
-from tests.broken_endpoints import BY_NAME as BREAKAGE_BY_NAME
-from tests.cassette_helpers import cli
-from tests.conftest import REPO, TEST_API_KEY, unreachable_url
-
-# pytest fixtures: library_db_fixture, scenario_upstream_fixture
-from tests.scenario_upstream import (  # noqa: F401
-    CASSETTE,
-    ScenarioUpstream,
-    library_db_fixture,
-    scenario_of,
-    scenario_upstream_fixture,
-    serving,
-)
-from tests.scenarios import BY_NAME, SCENARIOS
+from tests.support import REPO
+from tests.support.broken_endpoints import BREAKAGES, Breakage, equivalent
+from tests.support.broken_endpoints import BY_NAME as BREAKAGE_BY_NAME
+from tests.support.cli import cli
+from tests.support.client import TEST_API_KEY
+from tests.support.loopback import serving, unreachable_url
+from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, scenario_of
+from tests.support.scenarios import BY_NAME, SCENARIOS
 
 LINE = re.compile(
     r"^(?P<verdict>PASS|FAIL) (?P<cassette>[\w.-]+)/(?P<key>[0-9a-f]{12}) (?P<method>[A-Z]+) (?P<path>\S+) "
@@ -87,7 +80,7 @@ def test_passes_against_the_upstream_it_was_recorded_from(library_db, scenario_u
         summary
         == f"Verified {len(SCENARIOS)} recording(s) against {scenario_upstream.url}: {len(SCENARIOS)} passed, 0 failed"
     )
-    assert sorted(scenario_upstream.server.served) == sorted(BY_NAME)
+    assert sorted(scenario_upstream.script.served) == sorted(BY_NAME)
     names = names_by_short_key(library_db)
     assert not any(m["findings"] for m in lines)
     noted = [m for m in lines if m["tolerated"]]
@@ -117,7 +110,7 @@ def test_passes_against_a_replay_proxy(library_db, proxy, tmp_path):
 def test_passes_against_a_peer_that_differs_only_in_noise(library_db, loop_thread):
     with serving(loop_thread, ScenarioUpstream(transform=equivalent)) as peer:
         result, lines, _ = run_verify(library_db, peer.url)
-        assert peer.server.altered == set(BY_NAME)
+        assert peer.script.altered == set(BY_NAME)
     assert result.exit_code == 0, result.output
     assert {m["verdict"] for m in lines} == {"PASS"}
 
@@ -130,7 +123,7 @@ def test_catches_each_pitfall_with_its_rule_ids(breakage: Breakage, library_db, 
     report = tmp_path / "junit.xml"
     with serving(loop_thread, ScenarioUpstream(transform=breakage.transform)) as broken:
         result, lines, summary = run_verify(library_db, broken.url, "--junit", report)
-        altered = set(broken.server.altered)
+        altered = set(broken.script.altered)
     assert result.exit_code == 1, result.output
     assert altered, f"{breakage.name} changed no scenario"
     names = names_by_short_key(library_db)
@@ -173,7 +166,7 @@ def test_sends_recorded_headers_and_a_key_from_the_environment(library_db, loop_
         assert run_verify(library_db, peer.url, "--cassette", CASSETTE)[0].exit_code == 0
         monkeypatch.setenv(API_KEY_ENV, "sk-ant-from-env")
         assert run_verify(library_db, peer.url)[0].exit_code == 0
-        calls = peer.server.calls
+        calls = peer.script.calls
     half = len(SCENARIOS)
     assert {c[2]["x-api-key"] for c in calls[:half]} == {PLACEHOLDER_API_KEY}
     assert {c[2]["x-api-key"] for c in calls[half:]} == {"sk-ant-from-env"}

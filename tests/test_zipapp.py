@@ -27,7 +27,9 @@ import pytest
 from claude_vcr import __version__, _bootstrap
 
 import build_zipapp
-from tests.conftest import REPO, TEST_API_KEY, unreachable_url
+from tests.support import REPO
+from tests.support.client import TEST_API_KEY
+from tests.support.loopback import unreachable_url
 
 pytestmark = pytest.mark.slow
 BANNER = re.compile(r"claude-vcr listening on (http://127\.0\.0\.1:\d+) ")
@@ -488,10 +490,10 @@ def test_export_then_import_from_the_pyz(runner, recorded_db, tmp_path):
 
 
 def test_import_of_a_mitmproxy_dump_from_the_pyz(runner, tmp_path):
-    from tests.test_mitm_reader import flow_state, tnet
+    from tests.support.mitm import flow_state, tnetstring
 
     dump = tmp_path / "dump.mitm"
-    dump.write_bytes(tnet(flow_state()))
+    dump.write_bytes(tnetstring(flow_state()))
     db = tmp_path / "imported.db"
     run_ok(runner, "import", str(dump), "--db", str(db))
     assert "/v1/messages" in run_ok(runner, "list", "--db", str(db))

@@ -27,7 +27,7 @@ from claude_vcr.matching import KEY_SCHEME, key_request  # noqa: E402
 from claude_vcr.records import Recording  # noqa: E402
 from claude_vcr.store import Store  # noqa: E402
 
-from tests.cassette_helpers import synthetic_flow  # noqa: E402
+from tests.support.mitm import synthetic_flow  # noqa: E402
 
 MODELS = ["claude-opus-5-5", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"]
 WORDS = "the a tool file read write test code run result error value list model stream token".split()

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,27 +28,17 @@ sys.path.insert(0, str(REPO))
 
 from aiohttp import web  # noqa: E402
 
+from tests.support.loopback import LoopbackServer, LoopThread, free_port, serving, wait_listening  # noqa: E402
+
 SAMPLE = REPO / "tests" / "data" / "claude-code" / "text-turn.json"
 TARGET = "/v1/messages?beta=true"
 CONNECTIONS = 16
 DURATION = int(os.environ.get("VCR_BENCH_SECONDS", "8"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+    if not wait_listening(port, time.monotonic() + timeout):
+        raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
 def sample_request() -> tuple[bytes, dict[str, str]]:
@@ -118,16 +107,18 @@ def sse_reply(size: int = 29_000, seed: int = 0) -> bytes:
 
 
 class StaticServer:
-    """aiohttp answering every request with the same bytes from memory: the ceiling for a Python proxy."""
+    """aiohttp answering every request with the same bytes from memory: the ceiling for a Python proxy; with
+    `slow`, the bytes are spread over that many seconds in `events` writes (an upstream that takes its time)."""
 
     def __init__(self, body: bytes, *, slow: float = 0.0, events: int = 0) -> None:
         self.body = body
         self.slow = slow
         self.events = events
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.thread: threading.Thread | None = None
-        self.runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -143,27 +134,15 @@ class StaticServer:
         await response.write_eof()
         return response
 
-    def __enter__(self) -> StaticServer:
-        async def start() -> None:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_route("*", "/{tail:.*}", self.handle)
-            self.runner = web.AppRunner(app, access_log=None)
-            await self.runner.setup()
-            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+@contextmanager
+def static_server(
+    body: bytes, *, slow: float = 0.0, events: int = 0, port: int = 0
+) -> Iterator[LoopbackServer[StaticServer]]:
+    """A StaticServer on its own loop thread for the block."""
+    script = StaticServer(body, slow=slow, events=events)
+    with LoopThread("static") as loop, serving(loop, script, port=port) as server:
+        yield server
 
 
 class StaticProcess:
@@ -188,15 +167,9 @@ class StaticProcess:
 
 
 def serve_static(port: int, body_file: str) -> None:
-    body = Path(body_file).read_bytes()
-
-    async def handle(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=body, headers={"content-type": "text/event-stream; charset=utf-8"})
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", handle)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    """StaticProcess's server: runs until the process is terminated."""
+    with static_server(Path(body_file).read_bytes(), port=port):
+        threading.Event().wait()
 
 
 @contextmanager
@@ -375,7 +348,7 @@ def bench_record() -> str:
     body, headers = sample_request()
     reply = sse_reply()
     rounds = 40
-    with StaticServer(reply, slow=0.5, events=50) as slow:
+    with static_server(reply, slow=0.5, events=50) as slow:
         port = free_port()
         work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
         serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
@@ -526,7 +499,7 @@ def bench_memory() -> str:
     rows = []
     for megabytes in (1, 50):
         reply = sse_reply(megabytes * 1_000_000)
-        with StaticServer(reply, slow=0.01, events=max(1, len(reply) // 65536)) as upstream:
+        with static_server(reply, slow=0.01, events=max(1, len(reply) // 65536)) as upstream:
             work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
             port = free_port()
             serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.test_mitm_reader import flow_state, tnet  # noqa: E402
+from tests.support.mitm import flow_state, tnetstring  # noqa: E402
 
 BUDGETS = {"size": 10_000_000, "help": 0.150, "first": 1.0}
 
@@ -80,7 +80,7 @@ def main() -> None:
         python = str(work / "venv" / "bin" / "python")
         cache = work / "cache"
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "VCR_CACHE_DIR": str(cache)}
-        (work / "dump.mitm").write_bytes(tnet(flow_state()))
+        (work / "dump.mitm").write_bytes(tnetstring(flow_state()))
 
         def run(*argv: str, file: Path = pyz) -> list[str]:
             return [python, "-I", str(file), *argv]

@@ -2,7 +2,7 @@
 
     python3 tests/benchmarks/peer_translation_report.py [--peer-dir .cache/peers/claudish] [--output FILE]
 
-Both proxies are pointed at the same scripted OpenAI-compatible upstream (`tests/openai_upstream.py`, on
+Both proxies are pointed at the same scripted OpenAI-compatible upstream (`tests/support/openai_upstream.py`, on
 loopback) and sent the same Anthropic requests: text, fragmented / parallel / one-chunk / id-less tool calls,
 reasoning in two dialects, every finish_reason, cached and missing usage, silences, count_tokens, models,
 upstream errors before and during the stream, invalid tool JSON.
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,10 +41,10 @@ import aiohttp  # noqa: E402
 from claude_vcr import sse  # noqa: E402
 from claude_vcr.config import ProxyConfig  # noqa: E402
 from claude_vcr.protocol import validate_response  # noqa: E402
-from claude_vcr.proxy import running  # noqa: E402
 
-from tests.conftest import LoopThread  # noqa: E402
-from tests.openai_upstream import MODEL, OpenAIScript, serve_openai  # noqa: E402
+from tests.support.loopback import LoopThread, free_port, wait_listening  # noqa: E402
+from tests.support.openai_upstream import MODEL, OpenAIScript, serve_openai  # noqa: E402
+from tests.support.proxies import ProxyHandle  # noqa: E402
 
 CLAUDISH = "claudish@10.1.1"
 BUN = "bun@1.4.4"
@@ -207,12 +206,6 @@ SCENARIOS: list[tuple[str, str, str, dict[str, Any] | None, bool]] = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def install_claudish(peer_dir: Path) -> tuple[Path | None, str]:
     """claudish and bun under peer_dir (npm, once); (bin dir, note) or (None, why not)."""
     bin_dir = peer_dir / "node_modules" / ".bin"
@@ -262,16 +255,10 @@ def start_claudish(bin_dir: Path, upstream_root: str, work: Path) -> tuple[subpr
         text=True,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"claudish serve exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process, url
-        except OSError:
-            time.sleep(0.3)
+    if wait_listening(port, time.monotonic() + 60, alive=lambda: process.poll() is None):
+        return process, f"http://127.0.0.1:{port}"
+    if process.poll() is not None:
+        raise RuntimeError(f"claudish serve exited: {process.stdout.read() if process.stdout else ''}")
     process.terminate()
     raise RuntimeError("claudish serve did not listen within 60 s")
 
@@ -413,7 +400,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="also write the markdown report here")
     args = parser.parse_args()
 
-    loop = LoopThread()
+    loop = LoopThread("peer-report")
     work = Path(tempfile.mkdtemp(prefix="vcr-peer-report-"))
     script = OpenAIScript(slow_seconds=SLOW_SECONDS, numbered=False)
     lines: list[str] = []
@@ -421,7 +408,7 @@ def main() -> None:
         upstream_root = upstream.url.removesuffix("/v1")
         db = work / "peer.db"
 
-        def adapter(mode: str) -> Any:
+        def adapter(mode: str) -> ProxyHandle:
             config = ProxyConfig(
                 db=db,
                 mode=mode,
@@ -433,16 +420,15 @@ def main() -> None:
                 ping_interval=PING_INTERVAL,
                 record_errors=True,
             )
-            context = running(config)
-            return context, loop.run(context.__aenter__())
+            return ProxyHandle(loop, config)
 
-        recorder_context, recorder = adapter("record")
+        recorder = adapter("record")
         for _, method, path, body, recordable in SCENARIOS:
             if recordable:
                 loop.run(send(recorder.url, method, path, body), timeout=120)
-        loop.run(recorder_context.__aexit__(None, None, None))
+        recorder.stop()
 
-        live_context, live = adapter("passthrough")
+        live = adapter("passthrough")
         targets: dict[str, str] = {"claude-vcr": live.url}
         bin_dir, install_note = install_claudish(args.peer_dir)
         process = None
@@ -476,7 +462,7 @@ def main() -> None:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-            loop.run(live_context.__aexit__(None, None, None))
+            live.stop()
     loop.close()
 
     names = list(targets)

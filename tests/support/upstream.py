@@ -4,7 +4,7 @@ What it answers depends on the last user text of a Messages request:
 - `RUN:<command>` with a `Bash` tool offered: a Bash tool_use (as Claude Code's tool turns);
 - `weather` with a `get_weather` tool offered: a get_weather tool_use;
 - a tool_result as the last content: a text turn quoting the result;
-- `SLOW`: the stream pauses after its first event until `release()` is called;
+- `SLOW`: the stream pauses after its first event until `release()` is called (or the server stops);
 - `BIG:<kilobytes>`: a long text stream in many small chunks;
 - `HUGE:<megabytes>`: a text stream of that size in 64 KB deltas;
 - `BREAK`: the connection is dropped in the middle of the stream;
@@ -21,11 +21,14 @@ import asyncio
 import gzip
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from tests.support.loopback import Gate
 
 
 @dataclass
@@ -62,24 +65,32 @@ def tool_result_text(result: dict[str, Any]) -> str:
 
 @dataclass
 class ScriptedUpstream:
-    """The stand-in for api.anthropic.com; start it with `app()` on a loopback port."""
+    """The stand-in for api.anthropic.com; run it with `loopback.serving()`."""
 
     calls: list[Call] = field(default_factory=list)
-    released: asyncio.Event | None = None
-    loop: asyncio.AbstractEventLoop | None = None
     finished_streams: int = 0
+    """Streams written to their end; a stream the client or proxy cut off is not counted."""
+    ended_streams: int = 0
+    """Streams whose handler is done, finished or cut off."""
+    slow: Gate = field(default_factory=Gate)
+    _ended: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def message_calls(self) -> list[Call]:
         return [c for c in self.calls if c.path.startswith("/v1/messages") and "count_tokens" not in c.path]
 
     def release(self) -> None:
-        assert self.loop is not None and self.released is not None, "start the upstream first"
-        self.loop.call_soon_threadsafe(self.released.set)
+        """Let `SLOW` streams go on (callable from any thread)."""
+        self.slow.open()
+
+    def wait_ended(self, streams: int = 1, timeout: float = 30) -> None:
+        """Block until this many streams have ended, finished or cut off (for synchronous tests)."""
+        with self._ended:
+            assert self._ended.wait_for(lambda: self.ended_streams >= streams, timeout), "no stream ended"
 
     def app(self) -> web.Application:
-        self.released = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.slow.attach(app)
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -198,7 +209,12 @@ class ScriptedUpstream:
                 payload = gzip.compress(payload)
                 headers["content-encoding"] = "gzip"
             return web.Response(body=payload, content_type="application/json", headers=headers)
-        return await self.stream(request, message, text)
+        try:
+            return await self.stream(request, message, text)
+        finally:
+            with self._ended:
+                self.ended_streams += 1
+                self._ended.notify_all()
 
     async def stream(self, request: web.Request, message: dict[str, Any], text: str) -> web.StreamResponse:
         response = web.StreamResponse(
@@ -210,8 +226,7 @@ class ScriptedUpstream:
         start["usage"] = dict(message["usage"], output_tokens=1)
         await response.write(sse({"type": "message_start", "message": start}))
         if "SLOW" in text:
-            assert self.released is not None
-            await self.released.wait()
+            await self.slow.wait()
         await response.write(sse({"type": "ping"}))
         first_index = 1 if "BADINDEX" in text else 0
         for index, block in enumerate(message["content"], start=first_index):

@@ -3,7 +3,7 @@
 Shapes follow the docs and SDK facts collected in PROTOCOL.md (W.2-W.11): ids with their real prefixes,
 message_start usage like a real recording, a ping after message_start, tool JSON that starts with an empty
 fragment and then arrives in pieces, signature_delta just before a thinking block stops, a web search result
-block without deltas, cumulative usage in message_delta. `tests/scenario_upstream.py` serves them; recorded
+block without deltas, cumulative usage in message_delta. `support/scenario_upstream.py` serves them; recorded
 through the proxy they must lint clean (the max_tokens cut carries the two warnings its rules allow).
 
 Pure data and builders: no I/O, no aiohttp.

@@ -2,36 +2,32 @@
 
 A request is matched to its scenario by method, path (query left out) and canonical JSON body; anything
 else gets a 404 in Anthropic's error shape. Streams are written one SSE event per chunk, as the API does.
-A `transform` turns the server into a deliberately broken peer (`tests/broken_endpoints.py`); the names of
-the scenarios it actually changed are kept in `altered`.
+A `transform` turns the server into a deliberately broken peer (`support/broken_endpoints.py`); the names of
+the scenarios it actually changed are kept in `altered`. Run one with `loopback.serving()`.
 
-Also here: `send()`, which plays a scenario's request with the official SDK, and the pytest fixtures
-`scenario_upstream`, `scenario_db` (the library recorded through the `proxy` fixture into the test's db)
-and `library_db` (recorded once per module, read-only): import `<name>_fixture` into a test module to use
-them under their names.
+Also here: `send()`, which plays a scenario's request with the official SDK, and `record_library()`, which
+plays them all through a proxy. The fixtures built on them are in `fixtures_scenarios.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import anthropic
-import pytest
 from aiohttp import web
-from claude_vcr.config import ProxyConfig
 from claude_vcr.matching import canonical_json, parse_json_body
 from multidict import CIMultiDict
 
-from tests.conftest import TEST_API_KEY, LoopThread, ProxyHandle
-from tests.scenarios import SCENARIOS, Scenario
+from tests.support.client import client
+from tests.support.scenarios import SCENARIOS, Scenario
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Transform = Callable[[Scenario], Answer]
+CASSETTE = "scenarios"
+"""The cassette the fixtures record the library into."""
 
 
 def request_identity(method: str, path: str, body: bytes) -> tuple[str, str, bytes]:
@@ -99,35 +95,6 @@ class ScenarioUpstream:
         return response
 
 
-@dataclass
-class RunningUpstream:
-    """A scenario upstream listening on a loopback port."""
-
-    server: ScenarioUpstream
-    url: str
-
-
-@contextmanager
-def serving(loop_thread: LoopThread, server: ScenarioUpstream) -> Iterator[RunningUpstream]:
-    """Run a scenario upstream on 127.0.0.1 (a free port) for the duration of the block."""
-
-    async def start() -> web.AppRunner:
-        runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return runner
-
-    runner = loop_thread.run(start())
-    try:
-        yield RunningUpstream(server, f"http://127.0.0.1:{runner.addresses[0][1]}")
-    finally:
-        loop_thread.run(runner.cleanup())
-
-
-def client(base_url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=base_url, api_key=TEST_API_KEY, max_retries=0)
-
-
 def send(base_url: str, scenario: Scenario, sdk: anthropic.Anthropic | None = None) -> tuple[int, bytes]:
     """Play a scenario's request with the official SDK; (status, body bytes as the client got them)."""
     sdk = sdk or client(base_url)
@@ -156,42 +123,6 @@ def record_library(proxy_url: str, scenarios: list[Scenario] = SCENARIOS) -> dic
     """Send every scenario through a proxy; what each client received, by scenario name."""
     sdk = client(proxy_url)
     return {scenario.name: send(proxy_url, scenario, sdk) for scenario in scenarios}
-
-
-@pytest.fixture(name="scenario_upstream")
-def scenario_upstream_fixture(loop_thread: LoopThread) -> Iterator[RunningUpstream]:
-    """The exact scenario library on a loopback port."""
-    with serving(loop_thread, ScenarioUpstream()) as running:
-        yield running
-
-
-CASSETTE = "scenarios"
-
-
-@pytest.fixture(name="scenario_db")
-def scenario_db_fixture(proxy, scenario_upstream: RunningUpstream, db_path: Path) -> Path:
-    """The whole library recorded through the proxy (errors too) into cassette `scenarios` of `db_path`."""
-    recorder = proxy(mode="record", upstream=scenario_upstream.url, record_errors=True)
-    received = record_library(f"{recorder.url}/c/{CASSETTE}")
-    recorder.stop()
-    for scenario in SCENARIOS:
-        assert received[scenario.name] == (scenario.status, scenario.body), scenario.name
-    return db_path
-
-
-@pytest.fixture(name="library_db", scope="module")
-def library_db_fixture(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The library recorded through a record-mode proxy once per test module; tests must only read it."""
-    db = tmp_path_factory.mktemp("library") / "vcr.db"
-    with serving(loop_thread, ScenarioUpstream()) as upstream:
-        config = ProxyConfig(db=db, upstream=upstream.url, port=0, mode="record", record_errors=True)
-        recorder = ProxyHandle(loop_thread, config)
-        try:
-            received = record_library(f"{recorder.url}/c/{CASSETTE}")
-        finally:
-            recorder.stop()
-    assert all(received[s.name] == (s.status, s.body) for s in SCENARIOS)
-    return db
 
 
 def scenario_of(method: str, path: str, body: bytes) -> Scenario:

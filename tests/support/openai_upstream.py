@@ -16,7 +16,7 @@ count of its calls.
 - `LENGTH`, `FILTER`: finish_reason length / content_filter; `STOPSEQ`: vLLM's `stop_reason` naming the
   request's first stop sequence;
 - `CACHED`: usage with cached prompt tokens; `NOUSAGE`: no usage chunk; `NODONE`: no `data: [DONE]`;
-- `SLOW`: a pause of `slow_seconds` between the first and the second chunk;
+- `SLOW`: a silence between the first and the second chunk, until `release()` (or for `slow_seconds`);
 - `STATUS:<code>`: an OpenAI error body with that status (429 carries retry-after);
 - `MIDFAIL`: the connection is dropped after the first text; `MIDERROR`: an OpenRouter-style error chunk;
 - anything else: a short text that names the call number, so two calls never answer alike.
@@ -28,30 +28,26 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.support.loopback import Gate, LoopbackServer, LoopThread, serving
+
 MODEL = "scripted/model-1"
 CUT = "<cut the connection>"
 """A plan item: drop the connection here, mid-stream."""
-
-
-@dataclass
-class Pause:
-    """A plan item: wait this long before the next chunk."""
-
-    seconds: float
+HOLD = "<hold the stream>"
+"""A plan item: send nothing more until `release()` (or for `slow_seconds` when set)."""
 
 
 @dataclass
 class Plan:
     """One answer: a status and JSON body (whatever the request asked for), or stream items: chunk dicts, raw
-    strings, Pause, CUT (folded into one completion for a non-streaming request)."""
+    strings, HOLD, CUT (folded into one completion for a non-streaming request)."""
 
     status: int = 200
     items: list[Any] = field(default_factory=list)
@@ -169,19 +165,26 @@ def fold(items: list[Any]) -> dict[str, Any]:
 
 @dataclass
 class OpenAIScript:
-    """The stand-in for an OpenAI-compatible API; start it with `app()` on a loopback port."""
+    """The stand-in for an OpenAI-compatible API; run it with `serve_openai()`."""
 
     calls: list[Call] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
-    slow_seconds: float = 0.6
+    slow_seconds: float | None = None
+    """How long a HOLD lasts; None: until `release()` (tests), a number: a timed silence (the peer report)."""
     numbered: bool = True
     """Whether default replies name the call number (two calls never alike); off for `claude-vcr verify`."""
     finished_streams: int = 0
+    held: Gate = field(default_factory=Gate)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.held.attach(app)
         return app
+
+    def release(self) -> None:
+        """End every HOLD, now and later (callable from any thread)."""
+        self.held.open()
 
     def chat_calls(self) -> list[Call]:
         return [call for call in self.calls if call.path.endswith("/chat/completions")]
@@ -205,8 +208,11 @@ class OpenAIScript:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", **headers})
         await response.prepare(request)
         for item in plan.items:
-            if isinstance(item, Pause):
-                await asyncio.sleep(item.seconds)
+            if item == HOLD:
+                if self.slow_seconds is None:
+                    await self.held.wait()
+                else:
+                    await asyncio.sleep(self.slow_seconds)
             elif item == CUT:
                 assert request.transport is not None
                 request.transport.close()
@@ -287,7 +293,7 @@ class OpenAIScript:
         elif "FILTER" in text:
             finish = "content_filter"
         if "SLOW" in text:
-            items.insert(2, Pause(self.slow_seconds))
+            items.insert(2, HOLD)
         if "MIDFAIL" in text:
             return Plan(items=items[:2] + [CUT])
         if "MIDERROR" in text:
@@ -310,41 +316,12 @@ class OpenAIScript:
         return plan
 
 
-@dataclass
-class OpenAIServer:
-    """The scripted OpenAI upstream listening on 127.0.0.1; `url` is its base (with /v1)."""
-
-    script: OpenAIScript
-    url: str
-    stop: Any
-
-    @property
-    def calls(self) -> list[Call]:
-        return self.script.calls
+OpenAIServer = LoopbackServer[OpenAIScript]
+"""The scripted OpenAI upstream listening on 127.0.0.1."""
 
 
-@contextmanager
-def serve_openai(loop_thread: Any, script: OpenAIScript | None = None) -> Iterator[OpenAIServer]:
-    """Run an OpenAIScript on a free loopback port for the duration of the block."""
-    script = script or OpenAIScript()
-
-    async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(script.app(), access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-
-    runner, url = loop_thread.run(start())
-    stopped = False
-
-    def stop() -> None:
-        nonlocal stopped
-        if not stopped:
-            stopped = True
-            loop_thread.run(runner.cleanup())
-
-    try:
-        yield OpenAIServer(script, url, stop)
-    finally:
-        stop()
+def serve_openai(
+    loop_thread: LoopThread, script: OpenAIScript | None = None
+) -> AbstractContextManager[OpenAIServer]:
+    """Run an OpenAIScript on a free loopback port for the block; the server's `url` is its base (with /v1)."""
+    return serving(loop_thread, script or OpenAIScript(), path="/v1")

@@ -17,7 +17,7 @@ from typing import Any
 
 from claude_vcr.sse import encode_events
 
-from tests.scenarios import SSE_TYPE, Scenario
+from tests.support.scenarios import SSE_TYPE, Scenario
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Events = list[dict[str, Any]]

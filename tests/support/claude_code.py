@@ -1,0 +1,42 @@
+"""The real Claude Code CLI (npm): where it is installed, and one `claude -p` run against a base URL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.support import REPO
+
+
+def claude_code_binary() -> str | None:
+    """The npm-installed Claude Code CLI: VCR_CLAUDE, then tests/node's node_modules, then PATH."""
+    candidates = [os.environ.get("VCR_CLAUDE"), str(REPO / "tests/node/node_modules/.bin/claude")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return shutil.which("claude")
+
+
+def run_claude(
+    claude: str, base_url: str, workdir: Path, home: Path, *args: str
+) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-api03-EXAMPLE-claude-code-key",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "TERM": "dumb",
+    }
+    return subprocess.run(
+        [claude, "-p", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
