@@ -443,10 +443,3 @@ class Catalog:
                 f"{'stream' if stream else 'json'} {status} {size}B {created} "
                 f"req={request_digest[:8]} resp={response_digest[:8]}"
             )
-
-
-def _decompressor() -> Any:
-    """zstandard is imported only by the commands that read bodies."""
-    import zstandard
-
-    return zstandard.ZstdDecompressor()
