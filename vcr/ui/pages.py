@@ -333,6 +333,10 @@ def response_message(recording: Recording) -> tuple[dict[str, Any] | None, list[
     return (parsed if isinstance(parsed, dict) else None), [], True
 
 
+MAX_DOTS = 400
+"""A chart of more chunks than this draws the line only (a dot each would weigh more than the page)."""
+
+
 def chart_svg(timings: Sequence[tuple[int, float]], width: int = 640, height: int = 160) -> str:
     """Cumulative bytes against milliseconds since the request was sent, one dot per chunk: an inline SVG."""
     if not timings:
@@ -346,10 +350,14 @@ def chart_svg(timings: Sequence[tuple[int, float]], width: int = 640, height: in
         x = pad + (width - 2 * pad) * ms / last_ms
         y = height - pad + (2 * pad - height) * received / total
         points.append((x, y, chunk, ms))
-    path = f"M{pad},{height - pad} " + " ".join(f"L{x:.1f},{y:.1f}" for x, y, _, _ in points)
+    steps, level = [f"M{pad},{height - pad}"], float(height - pad)
+    for x, y, _, _ in points:  # flat until a chunk arrives, then up by its size
+        steps.append(f"L{x:.1f},{level:.1f} L{x:.1f},{y:.1f}")
+        level = y
+    path = " ".join(steps)
     dots = "".join(
         f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5"><title>{chunk:,} B at {ms:.1f} ms</title></circle>'
-        for x, y, chunk, ms in points
+        for x, y, chunk, ms in (points if len(points) <= MAX_DOTS else [])
     )
     return (
         f'<svg class="chart" role="img" aria-label="chunk arrival times" viewBox="0 0 {width} {height}" '
@@ -432,7 +440,7 @@ def recording_page(recording: Recording, findings: Sequence[Finding]) -> str:
             f"<pre>{h(mask_text(clip(recording.response_body.decode('utf-8', 'replace'), 20000)))}</pre>"
         )
     parts.append("</section></div>")
-    parts.append("<h2>Chunk arrival</h2>" + chart_svg(recording.timings))
+    parts.append('<h2 id="chart">Chunk arrival</h2>' + chart_svg(recording.timings))
     parts.append(
         '<div class="columns"><section><h2>Request headers</h2>'
         + headers_table(recording.request_headers)
@@ -465,26 +473,32 @@ def misses_page(folder: str | None, misses: Sequence[tuple[str, Any]]) -> str:
     return layout("misses", body, [("misses", None)])
 
 
-def _miss_outcome(outcome: str | tuple[MissReport | None, Any]) -> str:
-    """An unreadable file's error, a request that would replay now, or the miss report with linked keys."""
+def _miss_outcome(outcome: str | tuple[MissReport | None, dict[str, str], dict[str, list[str]]]) -> str:
+    """An unreadable file's error, a request that would replay now, or the miss beside its closest recordings
+    (linked, with their prompts) and, under each, the JSON paths where it differs."""
     if isinstance(outcome, str):
         return f'<p class="error">{h(outcome)}</p>'
-    report, links = outcome
+    report, links, diffs = outcome
     if report is None:
-        return f'<p class="ok">replays now: {links}</p>'
+        return f'<p class="ok">replays now: {"".join(links.values())}</p>'
     closest = "".join(
-        f"<li>{links.get(c.key, h(c.key[:12]))} <b>{c.score:.0%}</b> same</li>" for c in report.closest
+        f"<li>{links.get(c.key, h(c.key[:12]))} <b>{c.score:.0%}</b> same"
+        + (
+            f'<ul class="diffs">{"".join(_difference(d) for d in diffs[c.key])}</ul>'
+            if diffs.get(c.key)
+            else ""
+        )
+        + "</li>"
+        for c in report.closest
     )
-    differences = "".join(_difference(d) for d in report.differences)
     return (
         f'<p>{h(report.method)} {h(report.target)} in cassette <a href="{attr(cassette_url(report.cassette))}">'
         f"{h(report.cassette)}</a>, key <code>{h(report.key[:12])}</code></p>"
         + (
-            f"<h3>closest recordings</h3><ol>{closest}</ol>"
+            f"<h3>closest recordings, and where the request differs from each</h3><ol>{closest}</ol>"
             if closest
-            else "<p>no recording of this path</p>"
+            else "<p>no recording of this method and path</p>"
         )
-        + (f'<h3>where the best differs</h3><ul class="diffs">{differences}</ul>' if differences else "")
     )
 
 

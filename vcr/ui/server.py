@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -18,13 +19,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ..catalog import Catalog
-from ..diagnosis import explain, read_request_file
+from ..diagnosis import MissReport, SavedRequest, explain, read_request_file
 from ..errors import ClaudeVCRError, ListenError, NotFound
 from ..lint import lint, lint_detail
+from ..matching import json_differences, key_request, normalise, parse_json_body
 from . import pages
 
 PAGE_SIZE = 100
@@ -45,6 +48,8 @@ SECURITY_HEADERS = {
 }
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+LOOPBACK_ONLY = web.AppKey("loopback_only", bool)
+"""Whether the viewer is bound to loopback, and so answers loopback Host names only."""
 
 
 def is_loopback(host: str) -> bool:
@@ -113,21 +118,40 @@ class Viewer:
         except ClaudeVCRError as error:
             return str(error)
         if report is None:
-            return None, self._link(cassette, key, 0)
-        return report, {c.key: self._link(cassette, c.key, c.ordinal) for c in report.closest}
+            return None, {key: self._link(cassette, key, 0)}, {}
+        return (
+            report,
+            {c.key: self._link(cassette, c.key, c.ordinal) for c in report.closest},
+            self._diffs(cassette, request, report),
+        )
+
+    def _diffs(self, cassette: str, request: SavedRequest, report: MissReport) -> dict[str, list[str]]:
+        """Where the missed request differs from each of its closest recordings (the report has the best one's)."""
+        stored = self.catalog.cassette_rules(cassette)
+        rules = stored.rules() if stored else None
+        parts = urlsplit(request.target)
+        keyed = key_request(request.method, parts.path, parts.query, request.body, rules)
+        found: dict[str, list[str]] = {}
+        for candidate in report.closest:
+            row = self.catalog.lookup(cassette, candidate.key, candidate.ordinal)
+            recorded = parse_json_body(self.catalog.request_body(row.id)) if row else None
+            if recorded is not None and keyed.normalised is not None and rules is not None:
+                found[candidate.key] = json_differences(keyed.normalised, normalise(recorded, rules))
+        return found
 
     def _link(self, cassette: str, key: str, ordinal: int) -> str:
         row = self.catalog.lookup(cassette, key, ordinal)
         if row is None:
             return pages.h(key[:12])
-        return f'<a href="{pages.recording_url(row.id)}">{pages.h(row.short)}</a>'
+        prompt = f' <span class="muted">{pages.h(row.prompt_excerpt)}</span>' if row.prompt_excerpt else ""
+        return f'<a href="{pages.recording_url(row.id)}">{pages.h(row.short)}</a>{prompt}'
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Callable) -> web.StreamResponse:
     """Security headers on every answer; errors as a short HTML page, never a traceback; on a loopback
     bind, only loopback Host names."""
-    if request.app["loopback"] and not is_loopback(request.url.host or ""):
+    if request.app[LOOPBACK_ONLY] and not is_loopback(request.url.host or ""):
         response: web.StreamResponse = _html(
             pages.error_page(403, "this viewer answers loopback names only"), 403
         )
@@ -140,6 +164,8 @@ async def guard(request: web.Request, handler: Callable) -> web.StreamResponse:
             response = _html(pages.error_page(404, str(error)), 404)
         except ClaudeVCRError as error:
             response = _html(pages.error_page(400, str(error)), 400)
+        except sqlite3.Error as error:  # the file changed under the viewer (replaced, truncated): say so
+            response = _html(pages.error_page(503, f"the database could not be read: {error}"), 503)
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -171,7 +197,10 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
         return await page(viewer.lint, request.match_info["name"])
 
     async def recording(request: web.Request) -> web.Response:
-        return await page(viewer.recording, int(request.match_info["id"]))
+        recording_id = int(request.match_info["id"])
+        if recording_id >= 2**63:  # beyond SQLite's integers: no such row
+            raise NotFound(f"no recording with id {recording_id}")
+        return await page(viewer.recording, recording_id)
 
     async def missed(request: web.Request) -> web.Response:
         return await page(viewer.missed)
@@ -186,7 +215,7 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
         executor.shutdown(wait=True)
 
     app = web.Application(middlewares=[guard])
-    app["loopback"] = loopback
+    app[LOOPBACK_ONLY] = loopback
     app.router.add_get("/", index)
     app.router.add_get("/c/{name}", cassette)
     app.router.add_get("/c/{name}/lint", cassette_lint)
