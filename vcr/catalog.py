@@ -252,12 +252,11 @@ class Catalog:
         on key prefix, path, model or prompt excerpt. Reads the catalog index only."""
         where, params = "r.cassette_id = ?", [self._cassette_id(cassette)]
         if text.strip():
-            escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            needle = f"%{escaped}%"
+            escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            needle = f"%{escaped}%"  # LIKE ignores ASCII case
             where += (
-                " AND (r.key LIKE ? ESCAPE '\\' OR lower(r.path) LIKE ? ESCAPE '\\'"
-                " OR lower(coalesce(r.model, '')) LIKE ? ESCAPE '\\'"
-                " OR lower(coalesce(r.prompt_excerpt, '')) LIKE ? ESCAPE '\\')"
+                " AND (r.key LIKE ? ESCAPE '\\' OR r.path LIKE ? ESCAPE '\\' OR r.model LIKE ? ESCAPE '\\'"
+                " OR r.prompt_excerpt LIKE ? ESCAPE '\\')"
             )
             params += [needle.lstrip("%"), needle, needle, needle]
         total = self.conn.execute(
