@@ -168,6 +168,37 @@ def m007_timings_and_fingerprints(db: Database) -> None:
     db.execute("ALTER TABLE recordings RENAME COLUMN summary TO fingerprints")
 
 
+@migrations()
+def m008_prompt_excerpt(db: Database) -> None:
+    # The first words of each request's last user message (`excerpts.prompt_excerpt`), worked out on save, so
+    # `list` and the viewer show the prompt while reading only the catalog index, never a request body.
+    # The catalog index is rebuilt with the column at its end; existing rows are backfilled here.
+    import zstandard
+
+    from ..compression import decode_request
+    from ..excerpts import prompt_excerpt
+
+    db.execute("ALTER TABLE recordings ADD COLUMN prompt_excerpt TEXT")
+    decompressor = zstandard.ZstdDecompressor()
+    rows = db.execute("SELECT id, request_codec, request_body FROM recordings").fetchall()
+    for recording_id, codec, blob in rows:
+        try:
+            text = prompt_excerpt(decode_request(db.conn, codec, blob, decompressor))
+        except Exception:  # a damaged body keeps no excerpt; `lint` and `show` report the damage
+            text = None
+        if text is not None:
+            db.execute("UPDATE recordings SET prompt_excerpt = ? WHERE id = ?", [text, recording_id])
+    db.execute("DROP INDEX recordings_catalog")
+    db.execute(
+        """
+        CREATE INDEX recordings_catalog ON recordings (
+            cassette_id, created_at, key, ordinal, method, path, model, stream, status,
+            request_size, response_size, stored_size, prompt_excerpt
+        )
+        """
+    )
+
+
 def _registered_steps() -> tuple[str, ...]:
     return tuple(step.name for step in migrations._migrations)
 

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.fixtures_proxy",
     "tests.support.fixtures_scenarios",
     "tests.support.fixtures_claude_code",
+    "tests.support.fixtures_ui",
 ]

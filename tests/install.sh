@@ -12,3 +12,8 @@ if [ ! -x .cache/mitm-venv/bin/mitmdump ]; then
   python3 -m venv .cache/mitm-venv
   .cache/mitm-venv/bin/pip install --quiet --disable-pip-version-check 'mitmproxy>=11,<13'
 fi
+# tests/test_ui.py drives Debian's headless Chromium through its DevTools protocol
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+  $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq chromium
+fi

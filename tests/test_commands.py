@@ -66,13 +66,14 @@ def test_list_shows_one_line_per_recording(recorded, db_path):
     result = cli("list", "basic", "--db", db_path)
     assert result.exit_code == 0, result.output
     header, *lines = result.output.splitlines()
-    assert header.split() == ["KEY", "METHOD", "PATH", "MODEL", "STREAM", "STATUS", "SIZE", "DATE"]
+    assert header.split() == ["KEY", "METHOD", "PATH", "MODEL", "STREAM", "STATUS", "SIZE", "DATE", "PROMPT"]
     assert len(lines) == 2
     stream_key = find_key(db_path, "basic", stream=True)
     line = next(line for line in lines if line.startswith(stream_key[:12]))
     fields = line.split()
     assert fields[1:6] == ["POST", "/v1/messages", "claude-haiku-4-5", "yes", "200"]
     assert fields[6] == f"{len(recorded['stream']):,}"
+    assert line.endswith(" Tell me a story")
 
     assert cli("list", "--cassette", "basic", "--db", db_path).output == result.output
     everything = cli("list", "--db", db_path).output.splitlines()
@@ -83,6 +84,8 @@ def test_list_shows_one_line_per_recording(recorded, db_path):
     assert [(r["cassette"], r["model"], r["stream"], r["status"]) for r in listed] == [
         ("tools", "claude-opus-5-5", True, 200)
     ]
+    basic = json.loads(cli("list", "basic", "--json", "--db", db_path).output)
+    assert sorted(r["prompt_excerpt"] for r in basic) == ["Hi there", "Tell me a story"]
     assert listed[0]["key"] == find_key(db_path, "tools", stream=True)
     assert listed[0]["response_size"] == len(recorded["tool"])
 

@@ -480,6 +480,33 @@ def test_list_from_the_pyz(runner, recorded_db):
     assert "basic_tests" in output
 
 
+def test_ui_serves_its_pages_and_files_from_the_pyz(runner, recorded_db):
+    """`claude-vcr ui` from the single file: HTML built from the db, the stylesheet and script as package data."""
+    process = subprocess.Popen(
+        runner.command("ui", "--db", str(recorded_db), "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=runner.cwd,
+        env=runner.env(),
+    )
+    try:
+        banner = process.stdout.readline()
+        match = re.search(r"claude-vcr ui on (http://127\.0\.0\.1:\d+/)", banner)
+        assert match, banner + process.stdout.read()
+        pages = {}
+        for path in ("", "c/basic_tests", "static/ui.css", "static/ui.js"):
+            with urllib.request.urlopen(match.group(1) + path, timeout=30) as response:
+                pages[path] = (response.headers["Content-Type"], response.read().decode())
+        assert "basic_tests" in pages[""][1] and "Hello for the other commands" in pages["c/basic_tests"][1]
+        assert pages["static/ui.css"][0].startswith("text/css") and "--accent" in pages["static/ui.css"][1]
+        assert pages["static/ui.js"][0].startswith("text/javascript") and "data-filter" in pages["static/ui.js"][1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in rest, rest
+
+
 def test_export_then_import_from_the_pyz(runner, recorded_db, tmp_path):
     exported = tmp_path / "exported"
     run_ok(runner, "export", str(exported), "--db", str(recorded_db))

@@ -25,10 +25,10 @@ from typing import Any
 
 import zstandard
 
-from .compression import decompress_frame
+from .compression import decode_json, decompress_frame
 from .errors import Ambiguous, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
-from .records import Recording, RecordingRow, decode, decode_row, request_body, row_columns
+from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
 from .schema import SCHEMA_STEPS, check_file, readonly_connection
 
 MIN_PREFIX_LENGTH = 4
@@ -245,6 +245,32 @@ class Catalog:
             found.extend(map(decode_row, rows))
         return found
 
+    def page(
+        self, cassette: str, *, text: str = "", offset: int = 0, limit: int = 100
+    ) -> tuple[list[RecordingRow], int]:
+        """One page of a cassette's recordings, oldest first, and how many match: `text` (any case) filters
+        on key prefix, path, model or prompt excerpt. Reads the catalog index only."""
+        where, params = "r.cassette_id = ?", [self._cassette_id(cassette)]
+        if text.strip():
+            escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            needle = f"%{escaped}%"  # LIKE ignores ASCII case
+            where += (
+                " AND (r.key LIKE ? ESCAPE '\\' OR r.path LIKE ? ESCAPE '\\' OR r.model LIKE ? ESCAPE '\\'"
+                " OR r.prompt_excerpt LIKE ? ESCAPE '\\')"
+            )
+            params += [needle.lstrip("%"), needle, needle, needle]
+        total = self.conn.execute(
+            f"SELECT count(*) FROM recordings r INDEXED BY recordings_catalog WHERE {where}", params
+        ).fetchone()[0]
+        rows = self.conn.execute(
+            f"""
+            SELECT {row_columns(cassette="?")} FROM recordings r INDEXED BY recordings_catalog
+            WHERE {where} ORDER BY r.created_at, r.key, r.ordinal LIMIT ? OFFSET ?
+            """,
+            [cassette, *params, limit, offset],
+        )
+        return list(map(decode_row, rows)), total
+
     def stats(self, cassette: str | None = None) -> list[CassetteStats]:
         """Stats per cassette: the one named, or every cassette by name."""
         if cassette is not None:
@@ -388,6 +414,41 @@ class Catalog:
         decompressor = zstandard.ZstdDecompressor()
         for row in cursor:
             yield decode(row, row["cassette_name"], self.conn, decompressor)
+
+    # --- for miss diagnosis (`diagnosis.explain` reads a catalog as it reads a store) -----------------
+
+    def cassette_rules(self, cassette: str) -> StoredRules | None:
+        """The rules a cassette was recorded with, or None for an unknown cassette."""
+        row = self.conn.execute(
+            "SELECT rules_json, key_scheme FROM cassettes WHERE name = ?", [cassette]
+        ).fetchone()
+        return None if row is None else StoredRules(*row)
+
+    def lookup(self, cassette: str, key: str, ordinal: int = 0) -> RecordingRow | None:
+        """The recording stored for this key, without its bodies, or None."""
+        found = [r for r in self.find(key, cassette) if r.key == key and r.ordinal == ordinal]
+        return found[0] if found else None
+
+    def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
+        """(id, key, ordinal, fingerprints) of the recordings of the same method and path."""
+        decompressor = zstandard.ZstdDecompressor()
+        rows = self.conn.execute(
+            "SELECT id, key, ordinal, fingerprints FROM recordings "
+            "WHERE cassette_id = ? AND method = ? AND path = ?",
+            [self._cassette_id(cassette), method, path],
+        ).fetchall()
+        return [(row[0], row[1], row[2], decode_json(row[3], decompressor) or {}) for row in rows]
+
+    def request_body(self, recording_id: int) -> bytes:
+        """One recording's request bytes, decompressed."""
+        row = self.conn.execute(
+            "SELECT request_codec, request_body, method, path, raw_hash FROM recordings WHERE id = ?",
+            [recording_id],
+        ).fetchone()
+        if row is None:
+            return b""
+        codec, packed, method, path, raw = row
+        return request_body(self.conn, zstandard.ZstdDecompressor(), codec, packed, (method, path), raw)
 
     # --- for git -----------------------------------------------------------------------------------
 

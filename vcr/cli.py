@@ -769,3 +769,32 @@ def verify(
         click.echo(verify_summary(results, target))
     if not all(result.passed for result in results):
         sys.exit(1)
+
+
+# --- the viewer -------------------------------------------------------------------------------------------
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listening address (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8100, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--misses",
+    type=PATHS["directory"],
+    help="A folder `serve --save-misses` wrote: the misses page shows each beside its closest recordings.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the viewer in the default browser.")
+def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) -> None:
+    """Browse a db in a local web page: cassettes, recordings, streams, misses.
+
+    Read only: the db's bytes never change. Listens on 127.0.0.1 unless told
+    otherwise; every recorded string is shown as text, never run.
+
+    \b
+    Example:
+        claude-vcr ui --open
+        claude-vcr ui --db tests/vcr.db --misses misses/ --port 8200
+    """
+    from .ui.server import serve as serve_ui
+
+    serve_ui(db, host=host, port=port, misses=misses, open_browser=open_browser, announce=click.echo)

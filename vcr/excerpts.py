@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Difference", "clip", "differences", "excerpt", "quote"]
+__all__ = ["Difference", "clip", "differences", "excerpt", "prompt_excerpt", "quote"]
 
 ELLIPSIS = "..."
 
@@ -19,6 +19,41 @@ def clip(text: str, limit: int) -> str:
     """One line of at most `limit` characters, newlines shown as `\\n`; a cut one ends in `...`."""
     flat = text.replace("\r", "\\r").replace("\n", "\\n")
     return flat if len(flat) <= limit else flat[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+PROMPT_EXCERPT_CHARS = 60
+"""How much of the last user message `list` and the viewer show: the first words, enough to tell turns apart."""
+
+
+def prompt_excerpt(body: bytes) -> str | None:
+    """The first words of a Messages request's last user message (its text, else its tool results' text), in
+    one line; None for a body that is not a Messages request."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    messages = parsed.get("messages") if isinstance(parsed, dict) else None
+    if not isinstance(messages, list):
+        return None
+    last = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+    if last is None:
+        return None
+    content = last.get("content")
+    texts = [content] if isinstance(content, str) else []
+    results: list[str] = []
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_result":
+            inner = block.get("content")
+            parts = inner if isinstance(inner, list) else [{"text": inner}] if isinstance(inner, str) else []
+            results.append(" ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)))
+    text = " ".join(texts) if any(t.strip() for t in texts) else " ".join(results)
+    prefix = "" if any(t.strip() for t in texts) or not results else "[tool_result] "
+    words = " ".join(text.split())
+    return clip(prefix + words, PROMPT_EXCERPT_CHARS)
 
 
 def quote(value: Any, limit: int = 80) -> str:

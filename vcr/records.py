@@ -27,6 +27,7 @@ from .compression import (
     encode_json,
 )
 from .errors import DatabaseError
+from .excerpts import prompt_excerpt
 from .headers import Headers
 from .matching import Rules, raw_hash, short_key
 
@@ -62,6 +63,8 @@ class RecordingRow(NamedTuple):
     response_size: int
     stored_size: int
     created_at: str
+    prompt_excerpt: str | None = None
+    """The first words of the last user message (`excerpts.prompt_excerpt`), stored on save."""
 
     @property
     def short(self) -> str:
@@ -92,6 +95,7 @@ class RecordingRow(NamedTuple):
             "response_size": self.response_size,
             "stored_size": self.stored_size,
             "created_at": self.created_at,
+            "prompt_excerpt": self.prompt_excerpt,
         }
 
 
@@ -102,7 +106,7 @@ def row_columns(cassette: str = "c.name", table: str = "r") -> str:
 
 def decode_row(values: Any) -> RecordingRow:
     """A `RecordingRow` from the columns `row_columns` selects."""
-    return RecordingRow(*values[:7], bool(values[7]), *values[8:13])
+    return RecordingRow(*values[:7], bool(values[7]), *values[8:14])
 
 
 @dataclass
@@ -173,6 +177,7 @@ class Recording:
             self.response_bytes,
             self.stored_size or 0,
             self.created_at,
+            prompt_excerpt(self.request_body),
         )
 
 
@@ -208,6 +213,7 @@ def encode(recording: Recording, compressor: Any, table_columns: Collection[str]
         "fingerprints": None
         if recording.fingerprints is None
         else encode_json(recording.fingerprints, compressor),
+        "prompt_excerpt": prompt_excerpt(recording.request_body),
         "raw_hash": recording.raw_hash or raw_hash(recording.method, recording.path, recording.request_body),
         "meta": None
         if recording.meta is None
@@ -242,7 +248,9 @@ def request_body(
     return body
 
 
-_NAMED = frozenset({*_PLACED, *Recording.__dataclass_fields__, "request_size", "response_size"})
+_NAMED = frozenset(
+    {*_PLACED, *Recording.__dataclass_fields__, "request_size", "response_size", "prompt_excerpt"}
+)
 
 
 def decode(

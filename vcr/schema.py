@@ -26,6 +26,7 @@ SCHEMA_STEPS = (
     "m005_request_chunks",
     "m006_recording_totals",
     "m007_timings_and_fingerprints",
+    "m008_prompt_excerpt",
 )
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
 
