@@ -740,10 +740,11 @@ class _StreamChecker:
             value, start = usage.get(key), self.start_usage.get(key)
             if not (_is_int(value) and _is_int(start)) or value == start:
                 continue
+            # a translating proxy can only estimate input at message_start: its estimate may be high or low
+            report = self.out.info if self.ctx.translated else self.out.warning
             if value < start:
-                self.out.warning("M4", index, f"{key} fell from {start} to {value}; counts are cumulative")
-            elif not server_tools:  # a translating proxy can only estimate input at message_start
-                report = self.out.info if self.ctx.translated else self.out.warning
+                report("M4", index, f"{key} fell from {start} to {value}; counts are cumulative")
+            elif not server_tools:
                 report("M4", index, f"{key} grew from {start} to {value} with no server tool use")
 
     def message_stop(self, index: int, payload: dict[str, Any]) -> None:
