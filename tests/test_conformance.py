@@ -182,3 +182,44 @@ def test_claude_code_that_does_not_complete_fails(adapter_url: str):
     assert result.exit_code == 1
     assert "FAIL claude-code text 1 " in result.output and ": E CC1 Claude Code exited 1" in result.output
     assert "FAIL claude-code bash 1 " in result.output and ": E CC2 " in result.output
+
+
+def test_the_sdk_reads_a_models_list_without_first_and_last_id(loop_thread):
+    """Why D1 only warns when the envelope's has_more/first_id/last_id are missing (a peer's answer, by hand)."""
+    import anthropic
+    from aiohttp import web
+    from claude_vcr.protocol import validate_models
+
+    body = {"data": [{"type": "model", "id": "claude-x", "display_name": "X", "created_at": "2025-01-01T00:00:00Z"}]}
+
+    class Models:
+        def app(self) -> web.Application:
+            app = web.Application()
+            app.router.add_get("/v1/models", lambda request: web.json_response(body))
+            return app
+
+    with serving(loop_thread, Models()) as server:
+        listed = anthropic.Anthropic(base_url=server.url, api_key="sk-ant-test", max_retries=0).models.list()
+        assert [model.id for model in listed] == ["claude-x"]
+    findings = validate_models(body)
+    assert {(f.rule, f.severity) for f in findings} == {("D1", "warning")}
+
+
+def test_optional_endpoints_and_the_kind_of_answer():
+    """X9: a gateway may leave count_tokens and models out (404, an Anthropic error body); X3: a stream for a
+    stream:false request; X2: a success for an invalid request."""
+    from claude_vcr.protocol import error_body
+
+    missing = error_body("not_found_error", "no such route")
+    json_type = (("content-type", "application/json"), ("request-id", "req_011CTest"))
+    for name in ("count_tokens", "models"):
+        findings, failures = judge_answer(BY_NAME[name], 404, json_type, missing)
+        assert [(f.rule, f.severity) for f in findings] == [("X9", "warning")] and failures == []
+    _, failures = judge_answer(BY_NAME["count_tokens"], 500, json_type, error_body("api_error", "boom"))
+    assert [f.rule for f in failures] == ["X2"]
+    stream = BY_NAME["text_short"]
+    _, failures = judge_answer(BY_NAME["text_json"], 200, stream.headers, stream.body)
+    assert "X3" in {f.rule for f in failures}
+    text = BY_NAME["text_json"]
+    _, failures = judge_answer(BY_NAME["invalid_request"], 200, text.headers, text.body)
+    assert [f.rule for f in failures] == ["X2"]

@@ -825,7 +825,7 @@ def conformance(
 
     Each scenario sends one request (text, Claude Code's tools, thinking, max_tokens, tool_choice, images,
     count_tokens, models, an invalid request, Claude Code's own request shape...) and judges the answer by
-    the protocol rules and the scenario's expectations (rules X1-X8, see `claude_vcr.conformance.judge`).
+    the protocol rules and the scenario's expectations (rules X1-X9, see `claude_vcr.conformance.judge`).
     What only the model decides is a warning; warnings fail with --strict. Needs no db, writes nothing.
     One line per scenario, then a summary; exits 1 if any fails. x-api-key: VCR_CONFORMANCE_API_KEY.
 

@@ -1022,12 +1022,14 @@ def validate_models(body: Any, single: bool | None = None) -> list[Finding]:
     data = payload.get("data")
     if not isinstance(data, list):
         out.error("D1", None, "models list has no data array")
-        data = []
-    if not isinstance(payload.get("has_more"), bool):
-        out.error("D1", None, "models list has_more is not a boolean")
-    for key in ("first_id", "last_id"):
-        if key not in payload or not (payload[key] is None or isinstance(payload[key], str)):
-            out.error("D1", None, f"models list {key} is missing or not a string/null")
+        return out.items
+    # the SDK's SyncPage types has_more, first_id and last_id Optional (default None): missing is a warning
+    envelope = (("has_more", bool, "a boolean"), ("first_id", str, "a string/null"), ("last_id", str, "a string/null"))
+    for key, kind, name in envelope:
+        if key not in payload:
+            out.warning("D1", None, f"models list has no {key}")
+        elif not (isinstance(payload[key], kind) or (payload[key] is None and kind is str)):
+            out.error("D1", None, f"models list {key} is not {name}")
     for position, model in enumerate(data):
         _check_model_info(out, model, f"data[{position}]")
     return out.items

@@ -9,9 +9,10 @@ request) and sent the whole scenario library (`claude_vcr.conformance`), judged 
 - claudish (npm `claudish`, run with Bun from npm; see peer_translation_report.py for its install);
 - claude-code-router (npm `@musistudio/claude-code-router`, `ccr start` with a Provider at the upstream);
 - LiteLLM's proxy (PyPI `litellm[proxy]` in its own venv under .cache/, `litellm --config`, model
-  `*` -> `openai/scripted/model-1`, `use_chat_completions_url_for_anthropic_messages` because the
-  upstream, like vLLM or Ollama, serves Chat Completions only (LiteLLM's default for openai/ models is the
-  Responses API); its `/v1/messages` endpoint, with a master key, which LiteLLM requires to start).
+  `*` -> `hosted_vllm/scripted/model-1`: the upstream serves Chat Completions only, like vLLM. With the
+  `openai/` provider LiteLLM 1.108 sends /v1/messages to the Responses API, and requests with `thinking`
+  still go there with `use_chat_completions_url_for_anthropic_messages` set: 404 from such an upstream.
+  Its `/v1/messages` endpoint, with a master key, which LiteLLM requires to start).
 A gateway that cannot be installed or started here is reported with the reason. For every scenario a
 gateway fails, the same request is replayed through the official `anthropic` SDK (its stream helper) to
 see whether the SDK accepts the answer; `--claude-code` also runs the real CLI through each gateway.
@@ -155,7 +156,7 @@ def start_litellm(upstream: str, work: Path) -> Peer:
         "model_list:\n"
         "  - model_name: '*'\n"
         "    litellm_params:\n"
-        f"      model: openai/{MODEL}\n"
+        f"      model: hosted_vllm/{MODEL}\n"
         f"      api_base: {upstream}\n"
         "      api_key: sk-scripted\n"
         "litellm_settings:\n"

@@ -121,15 +121,27 @@ class Chunks:
         return value
 
 
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        content = "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return content
+
+
 def last_turn(body: dict[str, Any]) -> tuple[str, str | None]:
-    """The last user text, and the content of the last message if it is a tool result."""
+    """The user text of the last turn (every user message since the last assistant one: some gateways move
+    system reminders into a user message of their own after the prompt), and the content of the last message
+    if it is a tool result."""
     messages = body.get("messages") or []
     tool = messages[-1].get("content") if messages and messages[-1].get("role") == "tool" else None
     users = [m for m in messages if m.get("role") == "user"]
-    content = users[-1].get("content") if users else ""
-    if isinstance(content, list):
-        content = "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
-    return content or "", tool
+    turn: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            break
+        if message.get("role") == "user":
+            turn.insert(0, message)
+    return "\n".join(_text(m) for m in turn or users[-1:]), tool
 
 
 def forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

@@ -1,7 +1,7 @@
 """A conformance suite for Anthropic-compatible endpoints: the scenario library, its judging, its runner.
 
 `claude-vcr conformance --target URL` sends every scenario's request to a gateway and judges the answers by
-the protocol rules (`vcr.protocol`) and each scenario's own expectations (`judge`, rules X1-X8); it needs no
+the protocol rules (`vcr.protocol`) and each scenario's own expectations (`judge`, rules X1-X9); it needs no
 db and writes nothing. `library` holds the scenarios as data (requests, exact API answers, expectations); the
 test suite serves those exact answers as an upstream.
 """

@@ -3,17 +3,19 @@
 The protocol rules are `vcr.protocol.validate_response`'s (PROTOCOL.md ids: S4, F2, M8, ...), with the
 scenario's request and headers as context; `translated` grades what a translating target cannot produce
 (thinking signatures, exact input token counts) as PROTOCOL.md grades translated streams. The expectations
-(`library.Expect`) add rules X1-X8:
+(`library.Expect`) add rules X1-X9:
 
    X1  E  no answer: connection refused, timeout, or the body broke off
    X2  E  the wrong kind of answer: an error where a Message is due (an error status or an `error` event),
-          a 2xx or 5xx where the request is invalid (4xx due), a non-200 count_tokens or models answer
+          a 2xx or 5xx where the request is invalid (4xx due), a count_tokens or models error other than 404
    X3  E  a stream:false request answered with an event stream
    X4  E  tool_choice forces a tool and the answer does not call it
    X5  W  stop_reason is not the one the scenario leads to (end_turn, tool_use, max_tokens, ...)
    X6  W  a tool the scenario asks for is not called
    X7  W  thinking is enabled and the answer has no thinking block
    X8  W  no text in the answer where the scenario asks for some
+   X9  W  count_tokens or models answered 404: not served. Claude Code's gateway protocol makes both optional
+          (PROTOCOL.md W.9: count_tokens optional; W.11: models only with gateway model discovery)
 
 W rules are what only the model decides (which text, which tool when not forced, when it stops): a
 different model answers differently, so they warn. Protocol errors and E expectations fail a scenario;
@@ -43,8 +45,10 @@ EXPECTATION_RULES = {
     "X6": "a tool the scenario asks for is not called (model-decided)",
     "X7": "thinking is enabled and the answer has no thinking block (model-decided)",
     "X8": "no text in the answer where the scenario asks for some (model-decided)",
+    "X9": "count_tokens or models not served (404): optional for a gateway",
 }
 MODEL_DECIDED = frozenset({"X5", "X6", "X7", "X8"})
+WARNINGS = MODEL_DECIDED | {"X9"}
 Headers = Sequence[tuple[str, str]]
 
 
@@ -80,14 +84,16 @@ def _expectations(scenario: Scenario, status: int, headers: Headers, body: bytes
     found: list[Finding] = []
 
     def add(rule: str, message: str) -> None:
-        found.append(Finding(rule, "warning" if rule in MODEL_DECIDED else "error", None, message))
+        found.append(Finding(rule, "warning" if rule in WARNINGS else "error", None, message))
 
     if expect.answer == "client_error":
         if not 400 <= status < 500:
             add("X2", f"answered {status}; an invalid request must get a 4xx Anthropic error")
         return found
     if expect.answer in ("count", "models"):
-        if status != 200:
+        if status == 404:
+            add("X9", f"{scenario.path.split('?')[0]} is not served (404); optional for a gateway")
+        elif status != 200:
             add("X2", f"answered {status}, not 200")
         return found
     if status >= 400:
