@@ -144,6 +144,9 @@ def test_the_official_sdk_reads_every_answer(scenario_upstream):
         elif scenario.name == "tool_json":
             answer = sdk.messages.create(**request)
             assert answer.stop_reason == "tool_use" and answer.content[1].input["command"] == "ls -la"
+        elif scenario.name.endswith("_json"):
+            answer = sdk.messages.create(**request)
+            assert answer.model_dump(exclude_none=True)["content"] == json.loads(scenario.body)["content"]
         elif scenario.name == "invalid_request":
             with pytest.raises(anthropic.BadRequestError) as refused:
                 sdk.messages.create(**request)

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sse import encode_events, parse_sse
+from ..sse import MessageFold, encode_events, parse_sse
 
 MODEL = "claude-opus-4-5-20251101"
 HAIKU = "claude-haiku-4-5-20251001"
@@ -1029,6 +1029,28 @@ def _invalid_request() -> Scenario:
     )
 
 
+def json_form(scenario: Scenario, name: str) -> Scenario:
+    """The non-streaming form of a streamed scenario: the same request without `stream` (and with a stop
+    sequence that never matches, so a record/replay proxy does not take it for the streamed one), answered
+    with the Message its stream folds into (as the API answers it)."""
+    request = {key: value for key, value in (scenario.request or {}).items() if key != "stream"}
+    request["stop_sequences"] = [f"<<{name}: end>>"]
+    folded = MessageFold().feed(scenario.events).finish()
+    folded["id"] = fake_id("msg_", name)
+    return Scenario(
+        name=name,
+        covers=f"{scenario.covers} (non-streaming)",
+        method=scenario.method,
+        path=scenario.path,
+        request=request,
+        status=scenario.status,
+        headers=response_headers(name, JSON_TYPE),
+        body=json.dumps(folded).encode(),
+        request_headers=scenario.request_headers,
+        expect=scenario.expect,
+    )
+
+
 def _tool_scenarios() -> list[Scenario]:
     return [
         tool_scenario(
@@ -1126,9 +1148,11 @@ def build_scenarios() -> list[Scenario]:
         _tool_json(),
         _tool_choice_forced(),
         _multi_tool(),
+        json_form(_multi_tool(), "multi_tool_json"),
         _tool_error(),
         _multi_turn(),
         _thinking(),
+        json_form(_thinking(), "thinking_json"),
         _thinking_redacted(),
         _max_tokens_tool(),
         _max_tokens_text(),
