@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from claude_vcr.catalog import Catalog
+from claude_vcr.conformance.library import BY_NAME, HISTORY_TOOL, SCENARIOS, Scenario, fake_id
 from claude_vcr.fixtures import build_fixture, fixture_json, semantic_view
 from claude_vcr.sse import encode_events, message_to_events, message_to_sse
 
@@ -15,7 +16,6 @@ from tests.support.cli import cli
 from tests.support.client import TEST_API_KEY
 from tests.support.loopback import serving
 from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library, scenario_of
-from tests.support.scenarios import BY_NAME, HISTORY_TOOL, SCENARIOS, Scenario, fake_id
 
 
 def keys_by_name(db: Path, cassette: str = CASSETTE) -> dict[str, str]:

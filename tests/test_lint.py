@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from claude_vcr.catalog import Catalog
+from claude_vcr.conformance.library import BY_NAME, SCENARIOS
 from claude_vcr.lint import lint
 from claude_vcr.render import lint_summary
 
@@ -14,7 +15,6 @@ from tests.support.broken_endpoints import BY_NAME as BREAKAGES
 from tests.support.cli import cli
 from tests.support.loopback import serving
 from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library, scenario_of
-from tests.support.scenarios import BY_NAME, SCENARIOS
 
 LINE = re.compile(
     r"^(?:(?P<cassette>[\w.-]+)/)?(?P<key>[0-9a-f]{12}) (?P<method>[A-Z]+) (?P<path>\S+): (?P<findings>.+)$"

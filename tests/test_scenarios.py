@@ -10,6 +10,7 @@ import urllib.request
 import anthropic
 import pytest
 from claude_vcr.catalog import Catalog
+from claude_vcr.conformance.library import BY_NAME, SCENARIOS, Scenario
 from claude_vcr.protocol import validate_response
 from claude_vcr.sse import StreamError, accumulate, parse_sse
 
@@ -18,7 +19,6 @@ from tests.support.cli import cli
 from tests.support.client import client
 from tests.support.loopback import serving
 from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library, send
-from tests.support.scenarios import BY_NAME, SCENARIOS, Scenario
 
 REQUIRED = {
     "text_short": "short text",
@@ -141,6 +141,16 @@ def test_the_official_sdk_reads_every_answer(scenario_upstream):
             assert [m.id for m in sdk.models.list()][0] == json.loads(scenario.body)["first_id"]
         elif scenario.name == "text_json":
             assert sdk.messages.create(**request).content[0].text == "Paris is the capital of France."
+        elif scenario.name == "tool_json":
+            answer = sdk.messages.create(**request)
+            assert answer.stop_reason == "tool_use" and answer.content[1].input["command"] == "ls -la"
+        elif scenario.name.endswith("_json"):
+            answer = sdk.messages.create(**request)
+            assert answer.model_dump(exclude_none=True)["content"] == json.loads(scenario.body)["content"]
+        elif scenario.name == "invalid_request":
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                sdk.messages.create(**request)
+            assert refused.value.body["error"]["type"] == "invalid_request_error"
         elif scenario.name == "claude_code_beta":
             betas = dict(scenario.request_headers)["anthropic-beta"].split(",")
             with sdk.beta.messages.stream(**request, betas=betas, extra_query={"beta": "true"}) as stream:
@@ -173,7 +183,7 @@ def test_recorded_library_lints_clean(scenario_db):
     with Catalog.open(scenario_db) as catalog:
         recordings = catalog.recordings(CASSETTE)
     assert len(recordings) == len(SCENARIOS)
-    assert {r.status for r in recordings} == {200, 429}
+    assert {r.status for r in recordings} == {200, 400, 429}
     assert any(r.path == "/v1/messages?beta=true" for r in recordings)
     result = cli("lint", "--db", scenario_db)
     assert result.exit_code == 0, result.output

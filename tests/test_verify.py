@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from claude_vcr.catalog import Catalog
+from claude_vcr.conformance.library import BY_NAME, SCENARIOS
 from claude_vcr.records import Recording
 from claude_vcr.sse import encode_events, parse_sse
 from claude_vcr.verify import API_KEY_ENV, PLACEHOLDER_API_KEY, check_answer, verify_db
@@ -28,7 +29,6 @@ from tests.support.cli import cli
 from tests.support.client import TEST_API_KEY
 from tests.support.loopback import serving, unreachable_url
 from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, scenario_of
-from tests.support.scenarios import BY_NAME, SCENARIOS
 
 LINE = re.compile(
     r"^(?P<verdict>PASS|FAIL) (?P<cassette>[\w.-]+)/(?P<key>[0-9a-f]{12}) (?P<method>[A-Z]+) (?P<path>\S+) "
@@ -194,7 +194,7 @@ def test_json_output_and_refusals(library_db, scenario_upstream):
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
     assert len(listed) == len(SCENARIOS) and all(item["passed"] for item in listed)
-    assert {item["status"] for item in listed} == {200, 429}
+    assert {item["status"] for item in listed} == {200, 400, 429}
     assert all(item["url"].startswith(scenario_upstream.url + "/v1/") for item in listed)
 
     bad = cli("verify", "--target", "localhost:8000", "--db", library_db)

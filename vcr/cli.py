@@ -798,3 +798,99 @@ def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) 
     from .ui.server import serve as serve_ui
 
     serve_ui(db, host=host, port=port, misses=misses, open_browser=open_browser, announce=click.echo)
+
+
+@main.command()
+@click.option(
+    "--target",
+    type=URL,
+    metavar="URL",
+    envvar="VCR_CONFORMANCE_TARGET",
+    show_envvar=True,
+    help="Base URL of the Anthropic-compatible endpoint under test (it must serve /v1/messages).",
+)
+@click.option(
+    "--translated",
+    is_flag=True,
+    help="The target translates another API: thinking signatures and exact input token counts are "
+    "graded as PROTOCOL.md grades translated streams.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail on warnings too: what only the model decides (which text, tool, stop reason) and protocol "
+    "warnings ([DONE], no request-id...).",
+)
+@click.option(
+    "--scenario", "scenarios", multiple=True, metavar="NAME", help="Only this scenario (repeatable)."
+)
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML to FILE, for CI."
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True, help="Seconds per request."
+)
+@click.option(
+    "--claude-code",
+    "claude_code",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="Also run this Claude Code CLI through the target: a text turn and a Bash tool turn.",
+)
+@json_option
+def conformance(
+    target: str | None,
+    translated: bool,
+    strict: bool,
+    scenarios: tuple[str, ...],
+    list_only: bool,
+    junit: Path | None,
+    timeout: float,
+    claude_code: str | None,
+    as_json: bool,
+) -> None:
+    """Check an Anthropic-compatible endpoint (a gateway, a translating proxy) with the scenario library.
+
+    Each scenario sends one request (text, Claude Code's tools, thinking, max_tokens, tool_choice, images,
+    count_tokens, models, an invalid request, Claude Code's own request shape...) and judges the answer by
+    the protocol rules and the scenario's expectations (rules X1-X9, see `claude_vcr.conformance.judge`).
+    What only the model decides is a warning; warnings fail with --strict. Needs no db, writes nothing.
+    One line per scenario, then a summary; exits 1 if any fails. x-api-key: VCR_CONFORMANCE_API_KEY.
+
+    \b
+    Example:
+        claude-vcr conformance --target http://127.0.0.1:4000 --junit conformance.xml
+        claude-vcr conformance --target http://127.0.0.1:8082 --translated --scenario tool_bash
+    """
+    from .conformance import conformance_junit, conformance_summary, run_conformance
+    from .conformance.runner import select
+
+    if list_only:
+        from .render import scenarios_text
+
+        chosen = select(scenarios)
+        if as_json:
+            _json_out([{"name": s.name, "method": s.method, "path": s.path, "covers": s.covers} for s in chosen])
+        else:
+            click.echo(scenarios_text(chosen), nl=False)
+        return
+    if target is None:
+        raise click.UsageError("Missing option '--target' (or --list).")
+    results = run_conformance(
+        target,
+        scenarios=scenarios,
+        translated=translated,
+        strict=strict,
+        timeout=timeout,
+        claude_code=claude_code,
+        on_result=None if as_json else lambda result: click.echo(result.line()),
+    )
+    if junit is not None:
+        junit.write_text(conformance_junit(results, target), encoding="utf-8")
+    if as_json:
+        _json_out([result.to_json() for result in results])
+    else:
+        click.echo(conformance_summary(results, target))
+    if not all(result.passed for result in results):
+        sys.exit(1)

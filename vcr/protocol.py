@@ -740,10 +740,11 @@ class _StreamChecker:
             value, start = usage.get(key), self.start_usage.get(key)
             if not (_is_int(value) and _is_int(start)) or value == start:
                 continue
+            # a translating proxy can only estimate input at message_start: its estimate may be high or low
+            report = self.out.info if self.ctx.translated else self.out.warning
             if value < start:
-                self.out.warning("M4", index, f"{key} fell from {start} to {value}; counts are cumulative")
-            elif not server_tools:  # a translating proxy can only estimate input at message_start
-                report = self.out.info if self.ctx.translated else self.out.warning
+                report("M4", index, f"{key} fell from {start} to {value}; counts are cumulative")
+            elif not server_tools:
                 report("M4", index, f"{key} grew from {start} to {value} with no server tool use")
 
     def message_stop(self, index: int, payload: dict[str, Any]) -> None:
@@ -1021,12 +1022,14 @@ def validate_models(body: Any, single: bool | None = None) -> list[Finding]:
     data = payload.get("data")
     if not isinstance(data, list):
         out.error("D1", None, "models list has no data array")
-        data = []
-    if not isinstance(payload.get("has_more"), bool):
-        out.error("D1", None, "models list has_more is not a boolean")
-    for key in ("first_id", "last_id"):
-        if key not in payload or not (payload[key] is None or isinstance(payload[key], str)):
-            out.error("D1", None, f"models list {key} is missing or not a string/null")
+        return out.items
+    # the SDK's SyncPage types has_more, first_id and last_id Optional (default None): missing is a warning
+    envelope = (("has_more", bool, "a boolean"), ("first_id", str, "a string/null"), ("last_id", str, "a string/null"))
+    for key, kind, name in envelope:
+        if key not in payload:
+            out.warning("D1", None, f"models list has no {key}")
+        elif not (isinstance(payload[key], kind) or (payload[key] is None and kind is str)):
+            out.error("D1", None, f"models list {key} is not {name}")
     for position, model in enumerate(data):
         _check_model_info(out, model, f"data[{position}]")
     return out.items

@@ -232,3 +232,13 @@ def import_text(report: ImportReport, headline: str, *, per_cassette: bool) -> s
         f"  skipped {count:,}: {reason}" for reason, count in sorted(report.skipped.items())
     ]
     return "\n".join(lines) + "\n"
+
+
+def scenarios_text(scenarios: Iterable[Any]) -> str:
+    """`conformance --list`: each scenario's name, request and what it covers."""
+    rows = [("SCENARIO", "REQUEST", "COVERS")]
+    for scenario in scenarios:
+        form = "stream" if scenario.stream else "json" if scenario.request is not None else ""
+        rows.append((scenario.name, f"{scenario.method} {scenario.path} {form}".rstrip(), scenario.covers))
+    return table(rows)
+

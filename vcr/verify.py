@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 from .excerpts import differences, excerpt, quote
 from .fixtures import semantic_view
-from .lint import finding_json, format_finding, format_findings, label, lint_detail
+from .lint import label, lint_detail
 from .protocol import Finding, Severity, validate_response
+from .report import CheckResult, summary
+from .report import junit_xml as report_junit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -228,7 +230,7 @@ def compare_views(path: str, recorded: Mapping[str, Any], live: Mapping[str, Any
 
 
 @dataclass
-class VerifyResult:
+class VerifyResult(CheckResult):
     """One recording checked against the endpoint: what came back and what was wrong with it."""
 
     row: RecordingRow
@@ -241,36 +243,16 @@ class VerifyResult:
     """The findings that fail the recording: errors, and warnings the recording itself did not have."""
 
     @property
-    def passed(self) -> bool:
-        return not self.failures
+    def name(self) -> str:
+        """`cassette/shortkey METHOD path`."""
+        return label(self.row)
 
     @property
-    def tolerated(self) -> list[Finding]:
-        """Findings that do not fail the recording: warnings the recording has too (or all, if allowed)."""
-        return [f for f in self.findings if f not in self.failures]
-
-    def line(self) -> str:
-        """`FAIL cassette/key METHOD path 200 12ms: <failures> | tolerated: <findings the recording has too>`."""
-        verdict = "PASS" if self.passed else "FAIL"
-        status = "---" if self.status is None else str(self.status)
-        line = f"{verdict} {label(self.row)} {status} {self.elapsed_ms:.0f}ms"
-        if self.failures:
-            line += f": {format_findings(self.failures)}"
-        if self.tolerated:
-            line += f" | tolerated: {format_findings(self.tolerated)}"
-        return line
+    def group(self) -> str:
+        return self.row.cassette
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            **self.row.where(),
-            "url": self.url,
-            "recorded_status": self.row.status,
-            "status": self.status,
-            "elapsed_ms": round(self.elapsed_ms, 1),
-            "passed": self.passed,
-            "failures": [finding_json(f) for f in self.failures],
-            "tolerated": [finding_json(f) for f in self.tolerated],
-        }
+        return {**self.row.where(), "recorded_status": self.row.status, **self.result_json()}
 
 
 def _judge(findings: list[Finding], recorded: list[Finding], allow_new_warnings: bool) -> list[Finding]:
@@ -418,50 +400,9 @@ def verify_db(
 
 def verify_summary(results: list[VerifyResult], target: str) -> str:
     """The last line of `claude-vcr verify`."""
-    failed = sum(1 for r in results if not r.passed)
-    return (
-        f"Verified {len(results):,} recording(s) against {target}: "
-        f"{len(results) - failed:,} passed, {failed:,} failed"
-    )
+    return summary(results, target, f"Verified {len(results):,} recording(s)")
 
 
 def junit_xml(results: list[VerifyResult], target: str, suite: str = "claude-vcr verify") -> str:
-    """JUnit XML for CI: one testcase per recording, a <failure> listing what failed it (rule ids first)."""
-    import xml.etree.ElementTree as ET
-
-    failures = sum(1 for r in results if not r.passed)
-    transport = sum(1 for r in results if r.status is None)
-    root = ET.Element("testsuites", name=suite, tests=str(len(results)), failures=str(failures - transport))
-    root.set("errors", str(transport))
-    testsuite = ET.SubElement(
-        root,
-        "testsuite",
-        name=suite,
-        tests=str(len(results)),
-        failures=str(failures - transport),
-        errors=str(transport),
-        time=f"{sum(r.elapsed_ms for r in results) / 1000:.3f}",
-    )
-    properties = ET.SubElement(testsuite, "properties")
-    ET.SubElement(properties, "property", name="target", value=target)
-    for result in results:
-        case = ET.SubElement(
-            testsuite,
-            "testcase",
-            classname=f"claude-vcr.{result.row.cassette}",
-            name=label(result.row),
-            time=f"{result.elapsed_ms / 1000:.3f}",
-        )
-        if result.failures:
-            rules = sorted({f.rule for f in result.failures})
-            tag = "error" if result.status is None else "failure"
-            element = ET.SubElement(
-                case, tag, message=format_finding(result.failures[0]), type=" ".join(rules)
-            )
-            element.text = "\n".join(format_finding(f) for f in result.failures)
-        if result.tolerated:
-            ET.SubElement(case, "system-out").text = "\n".join(
-                f"tolerated: {format_finding(f)}" for f in result.tolerated
-            )
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    """JUnit XML for CI: one testcase per recording (`report.junit_xml`)."""
+    return report_junit(results, target, suite)

@@ -229,10 +229,12 @@ def install_claudish(peer_dir: Path) -> tuple[Path | None, str]:
     return bin_dir, "installed with npm"
 
 
-def start_claudish(bin_dir: Path, upstream_root: str, work: Path) -> tuple[subprocess.Popen[str], str]:
-    """`claudish serve` on a free port, its vLLM provider aimed at the scripted upstream."""
+def start_claudish(
+    bin_dir: Path, upstream_root: str, work: Path, slots: tuple[str, ...] = (CLIENT_MODEL,)
+) -> tuple[subprocess.Popen[str], str]:
+    """`claudish serve` on a free port, its vLLM provider aimed at the scripted upstream for these models."""
     models = work / "claudish-models.json"
-    models.write_text(json.dumps([{"slot": CLIENT_MODEL, "model": f"vllm@{MODEL}"}]))
+    models.write_text(json.dumps([{"slot": slot, "model": f"vllm@{MODEL}"} for slot in slots]))
     home = work / "claudish-home"
     home.mkdir(exist_ok=True)
     env = {

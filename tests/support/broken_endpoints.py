@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from claude_vcr.conformance.library import SSE_TYPE, Scenario
 from claude_vcr.sse import encode_events
-
-from tests.support.scenarios import SSE_TYPE, Scenario
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Events = list[dict[str, Any]]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from claude_vcr.config import ProxyConfig
+from claude_vcr.conformance.library import SCENARIOS
 
 from tests.support.loopback import LoopbackServer, LoopThread, serving
 from tests.support.proxies import ProxyHandle
 from tests.support.scenario_upstream import CASSETTE, ScenarioUpstream, record_library
-from tests.support.scenarios import SCENARIOS
 
 
 @pytest.fixture

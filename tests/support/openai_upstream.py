@@ -19,6 +19,9 @@ count of its calls.
 - `SLOW`: a silence between the first and the second chunk, until `release()` (or for `slow_seconds`);
 - `STATUS:<code>`: an OpenAI error body with that status (429 carries retry-after);
 - `MIDFAIL`: the connection is dropped after the first text; `MIDERROR`: an OpenRouter-style error chunk;
+- `tool_choice` naming a function (or `required`: the first tool): a call to it, its required string
+  arguments filled in (as an API that honours tool_choice must);
+- no messages at all: a 400, as OpenAI answers it;
 - anything else: a short text that names the call number, so two calls never answer alike.
 Non-streaming requests get the same answer folded into one completion. Tests can also queue an exact `Plan`.
 """
@@ -118,15 +121,44 @@ class Chunks:
         return value
 
 
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        content = "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return content
+
+
 def last_turn(body: dict[str, Any]) -> tuple[str, str | None]:
-    """The last user text, and the content of the last message if it is a tool result."""
+    """The user text of the last turn (every user message since the last assistant one: some gateways move
+    system reminders into a user message of their own after the prompt), and the content of the last message
+    if it is a tool result."""
     messages = body.get("messages") or []
     tool = messages[-1].get("content") if messages and messages[-1].get("role") == "tool" else None
     users = [m for m in messages if m.get("role") == "user"]
-    content = users[-1].get("content") if users else ""
-    if isinstance(content, list):
-        content = "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
-    return content or "", tool
+    turn: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            break
+        if message.get("role") == "user":
+            turn.insert(0, message)
+    return "\n".join(_text(m) for m in turn or users[-1:]), tool
+
+
+def forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The function tool_choice forces (`required`: the first tool), with its required arguments filled in."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+    elif choice == "required" and tools:
+        name = tools[0]["function"]["name"]
+    else:
+        return None
+    function = next((t["function"] for t in tools if t["function"]["name"] == name), None)
+    if function is None:
+        return None
+    schema = function.get("parameters") or {}
+    arguments = {key: f"scripted {key}" for key in schema.get("required") or []}
+    return name, arguments
 
 
 def fold(items: list[Any]) -> dict[str, Any]:
@@ -243,6 +275,9 @@ class OpenAIScript:
             return Plan(
                 status=code, body={"error": error}, headers={"retry-after": "7"} if code == 429 else {}
             )
+        if not body.get("messages"):
+            error = {"message": "[] is too short - 'messages'", "type": "invalid_request_error", "code": None}
+            return Plan(status=400, body={"error": error})
         c = Chunks(number)
         items: list[Any] = [c.role()]
         finish = "stop"
@@ -250,6 +285,9 @@ class OpenAIScript:
         plan = Plan()
         if tool_result is not None:
             items += c.text(f"The tool printed: {tool_result.strip()}")
+        elif forced := forced_tool(body):
+            items += c.tool_call(0, f"call_forced{number:04d}", forced[0], json.dumps(forced[1]))
+            finish = "tool_calls"
         elif (run := re.search(r"RUN:\s*(.+)", text)) and "Bash" in tools:
             arguments = json.dumps(
                 {"command": run.group(1).strip(), "description": "Run the requested command"}

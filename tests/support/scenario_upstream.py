@@ -18,11 +18,11 @@ from urllib.parse import parse_qsl
 
 import anthropic
 from aiohttp import web
+from claude_vcr.conformance.library import SCENARIOS, Scenario
 from claude_vcr.matching import canonical_json, parse_json_body
 from multidict import CIMultiDict
 
 from tests.support.client import client
-from tests.support.scenarios import SCENARIOS, Scenario
 
 Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
 Transform = Callable[[Scenario], Answer]

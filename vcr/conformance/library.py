@@ -1,10 +1,11 @@
-"""A library of Anthropic Messages API exchanges, each an exact request and the exact answer the API gives.
+"""The scenario library: Anthropic Messages API exchanges, each an exact request, the exact answer the API
+gives, and what any conforming endpoint's answer must show (`Expect`).
 
 Shapes follow the docs and SDK facts collected in PROTOCOL.md (W.2-W.11): ids with their real prefixes,
 message_start usage like a real recording, a ping after message_start, tool JSON that starts with an empty
 fragment and then arrives in pieces, signature_delta just before a thinking block stops, a web search result
-block without deltas, cumulative usage in message_delta. `support/scenario_upstream.py` serves them; recorded
-through the proxy they must lint clean (the max_tokens cut carries the two warnings its rules allow).
+block without deltas, cumulative usage in message_delta. `claude-vcr conformance` sends the requests to a
+target and judges its answers (`conformance.judge`); the test suite serves the exact answers as an upstream.
 
 Pure data and builders: no I/O, no aiohttp.
 """
@@ -17,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_vcr.sse import encode_events
+from ..sse import MessageFold, encode_events, parse_sse
 
 MODEL = "claude-opus-4-5-20251101"
 HAIKU = "claude-haiku-4-5-20251001"
@@ -133,6 +134,24 @@ CLAUDE_CODE_TOOLS = [
         {"url": STRING, "prompt": STRING},
         ["url", "prompt"],
     ),
+    tool(
+        "Task",
+        "Launch a new agent to handle complex, multi-step tasks autonomously.",
+        {"description": STRING, "prompt": STRING, "subagent_type": STRING},
+        ["description", "prompt", "subagent_type"],
+    ),
+    tool(
+        "NotebookEdit",
+        "Completely replaces the contents of a specific cell in a Jupyter notebook.",
+        {"notebook_path": STRING, "cell_id": STRING, "new_source": STRING},
+        ["notebook_path", "new_source"],
+    ),
+    tool(
+        "BashOutput",
+        "Retrieves output from a running or completed background bash shell.",
+        {"bash_id": STRING, "filter": STRING},
+        ["bash_id"],
+    ),
 ]
 SYSTEM = [
     {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
@@ -143,6 +162,29 @@ SYSTEM = [
         "cache_control": {"type": "ephemeral"},
     },
 ]
+CLAUDE_CODE_GUIDANCE = "\n".join(
+    f"- {rule}"
+    for rule in (
+        "Use the dedicated tools (Read, Edit, Write, Glob, Grep) instead of shell equivalents.",
+        "Keep answers short: fewer than four lines unless the user asks for detail.",
+        "Never commit changes unless the user explicitly asks you to.",
+        "Run the project's lint and type-check commands after a change when you know them.",
+        "Use TodoWrite to plan and track multi-step tasks; mark each task completed as soon as it is done.",
+        "Refuse to write or explain code that may be used maliciously.",
+        "Follow the conventions of the surrounding code: libraries, naming, formatting, imports.",
+        "When a tool call is rejected, ask the user what to do instead of retrying it.",
+    )
+    * 12
+)
+LARGE_SYSTEM = [
+    SYSTEM[0],
+    {
+        "type": "text",
+        "text": f"{SYSTEM[1]['text']}\n\n# Doing tasks\n{CLAUDE_CODE_GUIDANCE}",
+        "cache_control": {"type": "ephemeral"},
+    },
+]
+"""Claude Code's system prompt is large (~15 KB) and cached: this one is ~10 KB with cache_control."""
 WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
 
 
@@ -267,8 +309,31 @@ def response_headers(name: str, content_type: str, **extra: str) -> tuple[tuple[
 
 
 @dataclass(frozen=True)
+class Expect:
+    """What any conforming endpoint's answer to a scenario shows, beyond the protocol rules.
+
+    `answer` is fixed by the API contract (an error if broken): "message" (a 2xx Message, streamed when the
+    request streams), "client_error" (a 4xx Anthropic error body), "any" (a Message or a well-formed Anthropic
+    error: the exchange is about an upstream failure a target cannot be asked for), "count" (count_tokens),
+    "models" (the models list). `forced_tool` comes from the request's tool_choice (an error if missing).
+    The rest only the model decides (warnings unless --strict): the stop reasons, the tools it calls, whether
+    it thinks, whether it writes text.
+    """
+
+    answer: str = "message"
+    stop_reasons: frozenset[str] = frozenset()
+    tools: tuple[str, ...] = ()
+    forced_tool: str | None = None
+    thinking: bool = False
+    text: bool = False
+
+
+TEXT_TURN = Expect(stop_reasons=frozenset({"end_turn"}), text=True)
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """One exchange: the request a client sends and the exact answer the API gives to it."""
+    """One exchange: the request a client sends, the exact answer the API gives to it, what any answer needs."""
 
     name: str
     covers: str
@@ -281,6 +346,8 @@ class Scenario:
     request_headers: tuple[tuple[str, str], ...] = ()
     lint_warnings: frozenset[str] = field(default_factory=frozenset)
     """Warning rules a clean lint still reports for it, because the rule says so (a max_tokens cut)."""
+    expect: Expect = TEXT_TURN
+    """What conformance checks in any endpoint's answer to the request."""
 
     @property
     def stream(self) -> bool:
@@ -297,8 +364,6 @@ class Scenario:
     @property
     def events(self) -> Events:
         """The SSE payloads (the body parsed back), for the breakages that rewrite them."""
-        from claude_vcr.sse import parse_sse
-
         return [event.parsed for event in parse_sse(self.body)]
 
 
@@ -345,6 +410,11 @@ def ask(
     return body
 
 
+def tool_turn(*names: str) -> Expect:
+    """A turn the model should answer by calling these tools."""
+    return Expect(stop_reasons=frozenset({"tool_use"}), tools=names)
+
+
 def tool_scenario(
     name: str, tool_name: str, text: str, intro: str, tool_input: dict[str, Any], tokens: int
 ) -> Scenario:
@@ -358,7 +428,9 @@ def tool_scenario(
         message_delta("tool_use", tokens),
         STOP,
     ]
-    return stream_scenario(name, f"{tool_name} tool_use", ask(text, tools=CLAUDE_CODE_TOOLS), events)
+    return stream_scenario(
+        name, f"{tool_name} tool_use", ask(text, tools=CLAUDE_CODE_TOOLS), events, expect=tool_turn(tool_name)
+    )
 
 
 # --- the scenarios ------------------------------------------------------------------------------------------
@@ -441,7 +513,9 @@ def _multi_tool() -> Scenario:
         STOP,
     ]
     request = ask("How is the config loaded, and which tests cover it?", tools=CLAUDE_CODE_TOOLS)
-    return stream_scenario(name, "several tool calls in one turn", request, events)
+    return stream_scenario(
+        name, "several tool calls in one turn", request, events, expect=tool_turn("Read", "Grep", "Glob")
+    )
 
 
 HISTORY_TOOL = fake_id("toolu_", "history/bash")
@@ -486,7 +560,9 @@ def _tool_error() -> Scenario:
         message_delta("tool_use", 97),
         STOP,
     ]
-    return stream_scenario(name, "a turn after a failed tool (tool_result is_error)", request, events)
+    return stream_scenario(
+        name, "a turn after a failed tool (tool_result is_error)", request, events, expect=tool_turn("Bash")
+    )
 
 
 def _multi_turn() -> Scenario:
@@ -544,7 +620,8 @@ def _thinking() -> Scenario:
         STOP,
     ]
     request = ask("What is 17 * 23?", thinking={"type": "enabled", "budget_tokens": 2048})
-    return stream_scenario(name, "extended thinking with its signature", request, events)
+    expect = Expect(stop_reasons=frozenset({"end_turn"}), thinking=True, text=True)
+    return stream_scenario(name, "extended thinking with its signature", request, events, expect=expect)
 
 
 def _thinking_redacted() -> Scenario:
@@ -562,7 +639,8 @@ def _thinking_redacted() -> Scenario:
     request = ask(
         "How should I migrate the orders table?", thinking={"type": "enabled", "budget_tokens": 2048}
     )
-    return stream_scenario(name, "thinking plus a redacted_thinking block", request, events)
+    expect = Expect(stop_reasons=frozenset({"end_turn"}), thinking=True, text=True)
+    return stream_scenario(name, "thinking plus a redacted_thinking block", request, events, expect=expect)
 
 
 def _max_tokens_tool() -> Scenario:
@@ -589,6 +667,7 @@ def _max_tokens_tool() -> Scenario:
         request,
         events,
         lint_warnings=frozenset({"S7", "B4"}),
+        expect=Expect(stop_reasons=frozenset({"max_tokens"})),
     )
 
 
@@ -602,7 +681,8 @@ def _stop_sequence() -> Scenario:
         STOP,
     ]
     request = ask("List three fruits, numbered.", stop_sequences=["3."], max_tokens=200)
-    return stream_scenario(name, "stop_sequence with the sequence that matched", request, events)
+    expect = Expect(stop_reasons=frozenset({"stop_sequence"}), text=True)
+    return stream_scenario(name, "stop_sequence with the sequence that matched", request, events, expect=expect)
 
 
 def _refusal() -> Scenario:
@@ -617,7 +697,11 @@ def _refusal() -> Scenario:
         STOP,
     ]
     return stream_scenario(
-        name, "refusal with stop_details", ask("Write ransomware that encrypts a hospital network."), events
+        name,
+        "refusal with stop_details",
+        ask("Write ransomware that encrypts a hospital network."),
+        events,
+        expect=Expect(stop_reasons=frozenset({"refusal"})),
     )
 
 
@@ -631,7 +715,11 @@ def _overloaded() -> Scenario:
         {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
     ]
     return stream_scenario(
-        name, "error event after a 200 (overloaded)", ask("Summarise the changelog."), events
+        name,
+        "error event after a 200 (overloaded)",
+        ask("Summarise the changelog."),
+        events,
+        expect=Expect(answer="any"),
     )
 
 
@@ -655,6 +743,7 @@ def _rate_limited() -> Scenario:
         status=429,
         headers=headers,
         body=json.dumps(body).encode(),
+        expect=Expect(answer="any"),
     )
 
 
@@ -697,7 +786,10 @@ def _web_search() -> Scenario:
         STOP,
     ]
     request = ask("What is the latest Python release?", tools=[WEB_SEARCH_TOOL])
-    return stream_scenario(name, "server tool use (web search) with its result block", request, events)
+    expect = Expect(tools=("web_search",), text=True)
+    return stream_scenario(
+        name, "server tool use (web search) with its result block", request, events, expect=expect
+    )
 
 
 def _citations() -> Scenario:
@@ -743,6 +835,7 @@ def _claude_code_beta() -> Scenario:
     """What Claude Code really sends: ?beta=true, its betas, metadata with a session id."""
     name = "claude_code_beta"
     request = ask("Summarise this project in one line.", tools=CLAUDE_CODE_TOOLS, max_tokens=32000)
+    request["system"] = LARGE_SYSTEM
     request["metadata"] = {
         "user_id": "user_9f2c4e1ab7d3_account__session_5b1d1c0e-7a1e-4a53-9d5e-2f4b8c6a9e10"
     }
@@ -781,6 +874,7 @@ def _count_tokens() -> Scenario:
         status=200,
         headers=response_headers(name, JSON_TYPE),
         body=json.dumps({"input_tokens": 1187}).encode(),
+        expect=Expect(answer="count"),
     )
 
 
@@ -816,6 +910,144 @@ def _models() -> Scenario:
         status=200,
         headers=response_headers(name, JSON_TYPE),
         body=json.dumps(body).encode(),
+        expect=Expect(answer="models"),
+    )
+
+
+def _tool_task() -> Scenario:
+    return tool_scenario(
+        "tool_task",
+        "Task",
+        "Find every caller of the checkout API across the repository.",
+        "I'll hand this search to an agent.",
+        {
+            "description": "Find checkout API callers",
+            "prompt": "List every file that calls shop.checkout, with line numbers.",
+            "subagent_type": "general-purpose",
+        },
+        129,
+    )
+
+
+def _tool_json() -> Scenario:
+    """The non-streaming form of a tool turn: a whole Message with a text and a tool_use block."""
+    name = "tool_json"
+    tool_input = {"command": "ls -la", "description": "List files"}
+    body = message(name, usage(3, output_tokens=61, cache_read=14_210, cache_creation=312))
+    body.update(
+        content=[
+            {"type": "text", "text": "I'll list the files."},
+            {"type": "tool_use", "id": fake_id("toolu_", name), "name": "Bash", "input": tool_input},
+        ],
+        stop_reason="tool_use",
+    )
+    return Scenario(
+        name=name,
+        covers="non-streaming tool_use (JSON Message)",
+        method="POST",
+        path="/v1/messages",
+        request=ask("Which files are in this directory?", tools=CLAUDE_CODE_TOOLS),
+        status=200,
+        headers=response_headers(name, JSON_TYPE),
+        body=json.dumps(body).encode(),
+        expect=tool_turn("Bash"),
+    )
+
+
+def _tool_choice_forced() -> Scenario:
+    """tool_choice names a tool: the answer must call it (the API prefills it, so no text comes first)."""
+    name = "tool_choice_forced"
+    events = [
+        {"type": "message_start", "message": message(name, usage(1_912))},
+        PING,
+        *tool_block(0, fake_id("toolu_", name), "Read", {"file_path": "/home/dev/shop/pyproject.toml"}),
+        message_delta("tool_use", 41),
+        STOP,
+    ]
+    request = ask(
+        "Which Python version does this project need?",
+        tools=CLAUDE_CODE_TOOLS,
+        tool_choice={"type": "tool", "name": "Read"},
+    )
+    expect = Expect(stop_reasons=frozenset({"tool_use"}), tools=("Read",), forced_tool="Read")
+    return stream_scenario(name, "tool_choice forcing one tool", request, events, expect=expect)
+
+
+PIXEL_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+"""A 1x1 PNG, base64: the smallest image block the API accepts."""
+
+
+def _image_input() -> Scenario:
+    name = "image_input"
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL_PNG}}
+    events = [
+        {"type": "message_start", "message": message(name, usage(19))},
+        PING,
+        *text_block(0, "The image is a single pixel."),
+        message_delta("end_turn", 9),
+        STOP,
+    ]
+    request = ask("x", max_tokens=256)
+    request["messages"] = [
+        {"role": "user", "content": [image, {"type": "text", "text": "Describe this image in one line."}]}
+    ]
+    return stream_scenario(name, "an image input (base64 PNG)", request, events)
+
+
+def _max_tokens_text() -> Scenario:
+    name = "max_tokens_text"
+    events = [
+        {"type": "message_start", "message": message(name, usage(18))},
+        PING,
+        *text_block(0, "Record and replay testing keeps a suite fast, free and", 10),
+        message_delta("max_tokens", 12),
+        STOP,
+    ]
+    request = ask("Explain record and replay testing in detail.", max_tokens=12)
+    expect = Expect(stop_reasons=frozenset({"max_tokens"}), text=True)
+    return stream_scenario(name, "max_tokens reached in text", request, events, expect=expect)
+
+
+def _invalid_request() -> Scenario:
+    """No messages at all: the API answers 400 invalid_request_error, and so must any gateway."""
+    name = "invalid_request"
+    headers = response_headers(name, JSON_TYPE)
+    error = {"type": "invalid_request_error", "message": "messages: at least one message is required"}
+    body = {"type": "error", "error": error, "request_id": dict(headers)["request-id"]}
+    return Scenario(
+        name=name,
+        covers="an invalid request (no messages): a 4xx Anthropic error body",
+        method="POST",
+        path="/v1/messages",
+        request={"model": MODEL, "max_tokens": 64, "messages": []},
+        status=400,
+        headers=headers,
+        body=json.dumps(body).encode(),
+        expect=Expect(answer="client_error"),
+    )
+
+
+def json_form(scenario: Scenario, name: str) -> Scenario:
+    """The non-streaming form of a streamed scenario: the same request without `stream` (and with a stop
+    sequence that never matches, so a record/replay proxy does not take it for the streamed one), answered
+    with the Message its stream folds into (as the API answers it)."""
+    request = {key: value for key, value in (scenario.request or {}).items() if key != "stream"}
+    request["stop_sequences"] = [f"<<{name}: end>>"]
+    folded = MessageFold().feed(scenario.events).finish()
+    folded["id"] = fake_id("msg_", name)
+    return Scenario(
+        name=name,
+        covers=f"{scenario.covers} (non-streaming)",
+        method=scenario.method,
+        path=scenario.path,
+        request=request,
+        status=scenario.status,
+        headers=response_headers(name, JSON_TYPE),
+        body=json.dumps(folded).encode(),
+        request_headers=scenario.request_headers,
+        expect=scenario.expect,
     )
 
 
@@ -912,21 +1144,29 @@ def build_scenarios() -> list[Scenario]:
         _text_long(),
         _text_json(),
         *_tool_scenarios(),
+        _tool_task(),
+        _tool_json(),
+        _tool_choice_forced(),
         _multi_tool(),
+        json_form(_multi_tool(), "multi_tool_json"),
         _tool_error(),
         _multi_turn(),
         _thinking(),
+        json_form(_thinking(), "thinking_json"),
         _thinking_redacted(),
         _max_tokens_tool(),
+        _max_tokens_text(),
         _stop_sequence(),
         _refusal(),
         _overloaded(),
         _rate_limited(),
         _web_search(),
         _citations(),
+        _image_input(),
         _claude_code_beta(),
         _count_tokens(),
         _models(),
+        _invalid_request(),
     ]
 
 
