@@ -1,0 +1,289 @@
+"""Secrets in stored recordings: screen one as it is recorded or imported, scan a db, redact it in place.
+
+Findings come from `secrets`; what a person sees of one is its kind, where it is (recording, side, JSON path)
+and a masked preview, never the secret. `redact_db` rewrites every affected recording through the store in
+one transaction (bodies with placeholders, credential headers and query values dropped), drops request chunks
+no recording uses any more, and recomputes the cassette's keys under its stored rules (`rekey`): since
+requests key on their redacted form, the original request still replays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .headers import is_secret
+from .matching import short_key
+from .secrets import Secret, find, mask, redact_bytes, redact_target
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .records import Recording
+    from .store import Store
+
+SIDES = ("request", "response")
+
+
+def recording_name(recording: Recording) -> str:
+    """How warnings and reports name a recording: cassette, short key, method and stored path."""
+    return f"{recording.cassette} {short_key(recording.key, recording.ordinal)} {recording.method} {recording.path}"
+
+
+@dataclass
+class Screened:
+    """What screening one recording found (kinds and counts only), and whether its bodies were redacted."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    redacted: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+    def warning(self, recording: Recording) -> str:
+        """One line naming the recording and the kinds found, never a secret."""
+        count = sum(self.kinds.values())
+        kinds = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in sorted(self.kinds.items()))
+        done = (
+            "stored with placeholders"
+            if self.redacted
+            else "stored as sent: run `claude-vcr scan`, then `claude-vcr redact`"
+        )
+        return (
+            f"recording {recording_name(recording)} holds {count} credential-shaped "
+            f"string{'s' if count != 1 else ''} ({kinds}); {done}"
+        )
+
+
+def screen(recording: Recording, *, redact: bool = False) -> Screened:
+    """Look for secrets in a recording's bodies; with `redact`, replace them in the recording (its key does
+    not change: keys are computed on the redacted form). A large response kept compressed is not read."""
+    screened = Screened()
+    request, found = redact_bytes(recording.request_body)
+    screened.kinds.update(secret.kind for secret in found)
+    response = recording.response_body
+    if recording.response_frame is None:
+        response, found_response = redact_bytes(recording.response_body)
+        screened.kinds.update(secret.kind for secret in found_response)
+    if redact and screened:
+        if request != recording.request_body:
+            recording.request_body = request
+            recording.raw_hash = None  # worked out again on save, from the stored bytes
+        recording.response_body = response
+        screened.redacted = True
+    return screened
+
+
+# --- scan ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One credential-shaped string in a stored recording."""
+
+    cassette: str
+    key: str
+    ordinal: int
+    method: str
+    path: str
+    side: str
+    """request or response (body), request_headers or response_headers, or path (the query)."""
+    json_path: str
+    kind: str
+    preview: str
+
+    @property
+    def recording(self) -> str:
+        return f"{self.cassette} {short_key(self.key, self.ordinal)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cassette": self.cassette,
+            "key": self.key,
+            "short_key": short_key(self.key, self.ordinal),
+            "ordinal": self.ordinal,
+            "method": self.method,
+            "path": self.path,
+            "side": self.side,
+            "json_path": self.json_path,
+            "kind": self.kind,
+            "preview": self.preview,
+        }
+
+
+def scan(catalog: Catalog, cassette: str | None = None) -> list[Finding]:
+    """Every credential-shaped string in the stored bodies, headers and paths (one cassette, or all)."""
+    if cassette is not None:
+        catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
+    return [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+
+
+def scan_recording(recording: Recording) -> Iterator[Finding]:
+    def finding(side: str, where: str, secret: Secret) -> Finding:
+        r = recording
+        return Finding(
+            r.cassette, r.key, r.ordinal, r.method, r.path, side, where, secret.kind, secret.preview
+        )
+
+    for side, body in (("request", recording.request_body), ("response", recording.response_body)):
+        text = body.decode("utf-8", "surrogateescape")
+        secrets = list(find(text))
+        if secrets:
+            strings = list(_strings_of(body))
+            for secret in secrets:
+                yield finding(side, _locate(secret, strings), secret)
+    for side, headers in (
+        ("request_headers", recording.request_headers),
+        ("response_headers", recording.response_headers),
+    ):
+        for name, value in headers:
+            if is_secret(name, value):
+                yield Finding(
+                    recording.cassette,
+                    recording.key,
+                    recording.ordinal,
+                    recording.method,
+                    recording.path,
+                    side,
+                    name,
+                    "credential-header",
+                    mask(value),
+                )
+    if redact_target(recording.path) != recording.path:
+        yield Finding(
+            recording.cassette,
+            recording.key,
+            recording.ordinal,
+            recording.method,
+            recording.path,
+            "path",
+            "query",
+            "credential-parameter",
+            "(query value)",
+        )
+
+
+def _strings_of(body: bytes) -> Iterator[tuple[str, str]]:
+    """(JSON path, string) of every string in a JSON body or in each event of an SSE body."""
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            yield from _walk(json.loads(body), "$")
+            return
+        except (ValueError, UnicodeDecodeError):
+            pass
+    from .sse import parse_sse
+
+    try:
+        events = parse_sse(body)
+    except (ValueError, UnicodeDecodeError):
+        return
+    for index, event in enumerate(events):
+        if event.parsed is not None:
+            yield from _walk(event.parsed, f"events[{index}]")
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield from _walk(child, f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key)}]")
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _walk(child, f"{path}[{index}]")
+
+
+def _locate(secret: Secret, strings: list[tuple[str, str]]) -> str:
+    """The JSON path of the string holding a finding (found in the raw text, perhaps JSON-escaped)."""
+    candidates = {secret.value}
+    try:
+        candidates.add(json.loads(f'"{secret.value}"'))
+    except ValueError:
+        pass
+    for path, text in strings:
+        if any(candidate in text for candidate in candidates):
+            return path
+    return "(raw body)"
+
+
+# --- redact -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RedactReport:
+    """What `redact_db` changed."""
+
+    recordings: int = 0
+    """Recordings rewritten."""
+    secrets: Counter[str] = field(default_factory=Counter)
+    """Body findings replaced, by kind."""
+    headers: int = 0
+    """Credential headers dropped (stored by an older version, or imported)."""
+    paths: int = 0
+    """Stored paths whose query lost a credential value."""
+    cassettes: list[str] = field(default_factory=list)
+    """Cassettes whose keys were recomputed."""
+    collisions: int = 0
+    """Keys that two recordings now share (they replay in recording order)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recordings": self.recordings,
+            "secrets": dict(sorted(self.secrets.items())),
+            "headers": self.headers,
+            "paths": self.paths,
+            "cassettes": self.cassettes,
+            "collisions": self.collisions,
+        }
+
+
+def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
+    """Replace every finding in the db (one cassette, or all) in one transaction; rekey what changed."""
+    from .catalog import Catalog
+    from .errors import NotFound
+    from .rekey import rekey
+
+    catalog = Catalog(store.db.conn)
+    if cassette is not None and store.cassette_rules(cassette) is None:
+        raise NotFound(f"no cassette named {cassette!r}")
+    report = RedactReport()
+    store.secure_delete()  # freed pages are zeroed, so the old bytes do not linger in the file
+    with store.transaction():
+        changed: list[str] = []
+        for recording in list(catalog.iter_details(cassette)):
+            if _redact_recording(recording, report):
+                store.rewrite(recording)
+                report.recordings += 1
+                if recording.cassette not in changed:
+                    changed.append(recording.cassette)
+        if changed:
+            store.drop_unused_chunks()
+            for name in changed:
+                report.collisions += sum(len(result.collisions) for result in rekey(store, name))
+        report.cassettes = changed
+    return report
+
+
+def _redact_recording(recording: Recording, report: RedactReport) -> bool:
+    changed = False
+    screened = screen(recording, redact=True)
+    if screened:
+        report.secrets.update(screened.kinds)
+        changed = True
+    for side in ("request_headers", "response_headers"):
+        headers = getattr(recording, side)
+        kept = [(name, value) for name, value in headers if not is_secret(name, value)]
+        if len(kept) != len(headers):
+            report.headers += len(headers) - len(kept)
+            setattr(recording, side, kept)
+            changed = True
+    path = redact_target(recording.path)
+    if path != recording.path:
+        recording.path = path
+        recording.raw_hash = None
+        report.paths += 1
+        changed = True
+    return changed
