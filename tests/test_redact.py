@@ -360,3 +360,23 @@ def test_verify_never_resends_a_credential_a_db_holds():
     old.request_headers += [("X-Session-Key", "stored-by-an-old-version"), ("x-other", f"Bearer {AWS}")]
     sent = dict(request_headers(old, "the-verify-key"))
     assert "X-Session-Key" not in sent and "x-other" not in sent and sent["x-api-key"] == "the-verify-key"
+
+
+def test_a_mitmproxy_dump_import_drops_credentials_and_warns(tmp_path):
+    from tests.support.mitm import flow_state, tnetstring
+
+    body = json.dumps(ask(f"key {ANTHROPIC}")).encode()
+    state = flow_state(
+        body,
+        path=b"/v1/messages?api_key=dump-secret-99",
+        headers=[[b"content-type", b"application/json"], [b"X-Session-Key", b"dump-session-1"]],
+    )
+    dump = tmp_path / "capture.mitm"
+    dump.write_bytes(tnetstring(state))
+    db = tmp_path / "dump.db"
+    result = cli("import", dump, "--cassette", "captured", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "warning: recording captured " in result.output and ANTHROPIC not in result.output
+    text = stored_text(db)
+    assert "dump-secret-99" not in text and "dump-session-1" not in text
+    assert [row["path"] for row in rows(db)] == ["/v1/messages?api_key=REDACTED"]

@@ -202,7 +202,7 @@ class Proxy:
             exchange = self._exchange(request, body)
         except BadCassetteName as error:
             response = error_response(400, "invalid_request_error", str(error))
-            self._log("rejected", None, request.method, request.path_qs, 400, started)
+            self._log("rejected", None, request.method, redact_target(request.path_qs), 400, started)
             return response
         if exchange.path.startswith(CONTROL_PREFIX):
             return self._control(request, exchange)
@@ -444,6 +444,7 @@ class Proxy:
                 )
             if record and storable:
                 recording = self._recording(exchange, upstream, spool, timings, sent_at)
+                await asyncio.to_thread(self._screen, recording)  # regexes over large bodies: off the loop
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
@@ -516,7 +517,6 @@ class Proxy:
             duration_ms=(time.perf_counter() - sent_at) * 1000,
             ttfb_ms=timings[0][1] if timings else None,
         )
-        self._screen(recording)
         return recording
 
     def _screen(self, recording: Recording) -> None:

@@ -72,10 +72,13 @@ class Secret:
     start: int
     end: int
     value: str
+    name: str = ""
+    """The variable of a `NAME=value` finding."""
 
     @property
     def preview(self) -> str:
-        return mask(self.value)
+        """A `NAME=value` shows its name, a key its kind's fixed prefix; never a character of the random part."""
+        return f"{self.name}=…({len(self.value)} chars)" if self.name else mask(self.value)
 
     @property
     def placeholder(self) -> str:
@@ -126,7 +129,10 @@ def _accepted(kind: str, match: re.Match[str], text: str) -> Secret | None:
             named.start() >= 2 and text[named.start() - 2] == "\\"
         ):
             return None
-        return Secret(kind, match.start("value"), match.end("value"), value)
+        name = named.group("name")
+        if name[0] in "nrt" and named.start() >= 1 and text[named.start() - 1] == "\\":
+            name = name[1:]  # the `n` of a JSON `\n` before the name
+        return Secret(kind, match.start("value"), match.end("value"), value, name)
     start = match.start()
     if kind == "stripe-key":  # the anchor is `_live_`: the prefix sits before it
         if start < 2 or text[start - 2 : start] not in ("sk", "rk", "pk"):
@@ -146,10 +152,16 @@ def placeholder(kind: str, value: str) -> str:
     return f"{PLACEHOLDER_PREFIX}{kind}:{digest[:12]}"
 
 
+_FIXED_PREFIX = re.compile(
+    r"^(?:sk-ant-|sk-(?:proj-|svcacct-|admin-)?|A(?:KIA|SIA|BIA|CCA)|gh[pousr]_|github_pat_|gl[a-z]+-|xox[a-z]-|"
+    r"https://hooks\.slack\.com/services/|AIza|[srp]k_(?:live|test)_|eyJ|-----BEGIN [A-Z0-9 ]+-----)"
+)
+
+
 def mask(value: str) -> str:
-    """What may be shown of a secret: its first characters (a kind's prefix) and its length."""
-    shown = 4 if len(value) >= 16 else 0
-    return f"{value[:shown]}…({len(value)} chars)"
+    """What may be shown of a secret: its kind's fixed prefix, if it has one, and its length."""
+    prefix = _FIXED_PREFIX.match(value)
+    return f"{prefix.group(0) if prefix else ''}…({len(value)} chars)"
 
 
 def redact(text: str) -> tuple[str, list[Secret]]:
