@@ -380,3 +380,28 @@ def test_a_mitmproxy_dump_import_drops_credentials_and_warns(tmp_path):
     text = stored_text(db)
     assert "dump-secret-99" not in text and "dump-session-1" not in text
     assert [row["path"] for row in rows(db)] == ["/v1/messages?api_key=REDACTED"]
+
+
+def test_serve_redact_screens_a_large_response_too(proxy, db_path):
+    """Over 4 MB a response goes to disk compressed as it streams; --redact still replaces what it holds."""
+    padding = "lorem ipsum dolor sit amet " * 200_000  # about 5.4 MB, echoed back by the scripted API
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 50,
+        "messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": f"{padding} {AWS} end"}],
+            },
+        ],
+    }
+    recorder = proxy(mode="record", redact=True)
+    status, answer, _ = post(recorder.url + "/v1/messages", body)
+    recorder.stop()
+    assert status == 200 and AWS in answer.decode() and len(answer) > 5_000_000  # the client got it as sent
+    assert AWS not in stored_text(db_path)
+    with Catalog.open(db_path) as catalog:
+        (stored,) = catalog.iter_details()
+    assert b"REDACTED:aws-access-key:" in stored.response_body and stored.response_body.endswith(answer[-20:])

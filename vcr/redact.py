@@ -57,23 +57,42 @@ class Screened:
         )
 
 
+SCREEN_LIMIT = 64 * 1024 * 1024
+"""A response kept compressed (over 4 MB) is decompressed to be screened up to this size; larger ones are
+left to `scan`."""
+
+
 def screen(recording: Recording, *, redact: bool = False) -> Screened:
     """Look for secrets in a recording's bodies; with `redact`, replace them in the recording (its key does
-    not change: keys are computed on the redacted form). A large response kept compressed is not read."""
+    not change: keys are computed on the redacted form)."""
     screened = Screened()
     request, found = redact_bytes(recording.request_body)
     screened.kinds.update(secret.kind for secret in found)
-    response = recording.response_body
-    if recording.response_frame is None:
-        response, found_response = redact_bytes(recording.response_body)
-        screened.kinds.update(secret.kind for secret in found_response)
+    body: bytes | None = recording.response_body
+    if recording.response_frame is not None:
+        body = _large_response(recording)
+    response, found_response = redact_bytes(body) if body is not None else (b"", [])
+    screened.kinds.update(secret.kind for secret in found_response)
     if redact and screened:
         if request != recording.request_body:
             recording.request_body = request
             recording.raw_hash = None  # worked out again on save, from the stored bytes
-        recording.response_body = response
+        if found_response:
+            recording.response_body = response
+            recording.response_frame = recording.response_length = None  # stored whole, compressed anew
         screened.redacted = True
     return screened
+
+
+def _large_response(recording: Recording) -> bytes | None:
+    """The body of a response kept as a zstd frame, when it is small enough to screen."""
+    if (recording.response_length or 0) > SCREEN_LIMIT:
+        return None
+    import zstandard
+
+    from .compression import decompress_frame
+
+    return decompress_frame(zstandard.ZstdDecompressor(), recording.response_frame)
 
 
 # --- scan ---------------------------------------------------------------------------------------------------
