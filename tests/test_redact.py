@@ -390,10 +390,15 @@ def test_serve_redact_screens_a_large_response_too(proxy, db_path):
         "max_tokens": 50,
         "messages": [
             {"role": "user", "content": "read it"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}],
+            },
             {
                 "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": f"{padding} {AWS} end"}],
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": f"{padding} {AWS} end"}
+                ],
             },
         ],
     }
@@ -405,3 +410,96 @@ def test_serve_redact_screens_a_large_response_too(proxy, db_path):
     with Catalog.open(db_path) as catalog:
         (stored,) = catalog.iter_details()
     assert b"REDACTED:aws-access-key:" in stored.response_body and stored.response_body.endswith(answer[-20:])
+
+
+def test_a_secret_a_stream_splits_across_deltas_is_found_and_redacted(db_path):
+    from claude_vcr.sse import accumulate, parse_sse
+
+    from tests.support.scenarios import message, usage
+
+    said = f"Your .env holds {ANTHROPIC} as the key."
+    cuts = [0, 20, 40, 70, len(said)]  # the key spans three deltas, as a model's tokens would cut it
+    pieces = [said[cuts[i] : cuts[i + 1]] for i in range(len(cuts) - 1)]
+    assert not any(ANTHROPIC in piece for piece in pieces)
+    events = [
+        {"type": "message_start", "message": message("split", usage(10, 1))},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        *(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
+            for p in pieces
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_stop"},
+    ]
+    leaky = recording(1, stream=True)
+    leaky.request_body = json.dumps(ask(f"the key is {ANTHROPIC}", stream=True)).encode()
+    leaky.response_body = b"".join(
+        f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n".encode() for e in events
+    )
+    with Store(db_path) as store:
+        store.save(leaky)
+    found = json.loads(cli("scan", "--json", "--db", db_path).output)
+    response = [f for f in found if f["side"] == "response"]
+    assert [(f["kind"], f["json_path"]) for f in response] == [("anthropic-key", "events[2].delta.text")]
+    assert cli("redact", "--yes", "--db", db_path).exit_code == 0
+    assert cli("scan", "--db", db_path).exit_code == 0
+    with Catalog.open(db_path) as catalog:
+        (stored,) = catalog.iter_details()
+    assert ANTHROPIC[10:] not in stored.response_body.decode()
+    text = accumulate(parse_sse(stored.response_body))["content"][0]["text"]
+    placeholder = secrets_placeholder(ANTHROPIC)
+    assert text == said.replace(ANTHROPIC, placeholder)
+    assert placeholder in stored.request_body.decode()  # the same placeholder on both sides
+
+
+def secrets_placeholder(secret: str) -> str:
+    from claude_vcr.secrets import find
+
+    (found,) = find(secret)
+    return found.placeholder
+
+
+def test_redact_leaves_no_copy_of_the_old_bytes_in_the_file(db_path):
+    """SQLite keeps deleted content in free pages and free space; redact zeroes it (`secure_delete`)."""
+    leaky = recording(1)
+    leaky.request_body = json.dumps(ask(f"key {ANTHROPIC} " + "filler " * 2000)).encode()  # chunked
+    small = recording(2)
+    small.request_body = json.dumps(ask(f"and {AWS}")).encode()
+    with Store(db_path) as store:
+        store.save(leaky)
+        store.save(small)
+    conn = sqlite3.connect(db_path)
+    old_blobs = [
+        row[0] for row in conn.execute("SELECT request_body FROM recordings WHERE request_codec = 'zstd'")
+    ]
+    old_blobs += [row[0] for row in conn.execute("SELECT data FROM chunks")]
+    conn.close()
+    assert old_blobs and all(blob in db_path.read_bytes() for blob in old_blobs)
+    assert cli("redact", "--yes", "--db", db_path).exit_code == 0
+    conn = sqlite3.connect(db_path)
+    live = {row[0] for row in conn.execute("SELECT data FROM chunks")}  # chunks without a secret stay in use
+    conn.close()
+    after = db_path.read_bytes()
+    assert [blob for blob in old_blobs if blob in after and blob not in live] == []
+
+
+def test_redact_is_one_transaction(db_path, monkeypatch):
+    for index, secret in enumerate([ANTHROPIC, AWS, CORPUS["github-token"]]):
+        leaky = recording(index)
+        leaky.request_body = json.dumps(ask(f"key {secret}")).encode()
+        with Store(db_path) as store:
+            store.save(leaky)
+    before = rows(db_path)
+    calls = []
+    real = Store.rewrite
+
+    def failing(self, recording):
+        calls.append(recording.id)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(self, recording)
+
+    monkeypatch.setattr(Store, "rewrite", failing)
+    result = cli("redact", "--yes", "--db", db_path)
+    assert result.exit_code == 1 and "disk full" in result.output and len(calls) == 2
+    assert rows(db_path) == before

@@ -71,7 +71,12 @@ def screen(recording: Recording, *, redact: bool = False) -> Screened:
     body: bytes | None = recording.response_body
     if recording.response_frame is not None:
         body = _large_response(recording)
-    response, found_response = redact_bytes(body) if body is not None else (b"", [])
+    found_response: list[Secret] = []
+    response = b""
+    if body is not None:
+        response, found_split = redact_stream(body)
+        response, found_response = redact_bytes(response)
+        found_response += found_split
     screened.kinds.update(secret.kind for secret in found_response)
     if redact and screened:
         if request != recording.request_body:
@@ -93,6 +98,105 @@ def _large_response(recording: Recording) -> bytes | None:
     from .compression import decompress_frame
 
     return decompress_frame(zstandard.ZstdDecompressor(), recording.response_frame)
+
+
+# --- streams: a secret split across deltas -------------------------------------------------------------
+
+_DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+"""The delta types whose strings a stream splits a block's content into, and the field holding each piece."""
+
+
+@dataclass
+class _Piece:
+    event: int
+    field: str
+    text: str
+
+
+def _stream_blocks(body: bytes) -> tuple[list[Any], dict[Any, list[_Piece]]]:
+    """An SSE body's events and, per content block index, its delta pieces in order ({} if not a stream)."""
+    if not body.lstrip()[:6].startswith((b"event:", b"data:", b":")):
+        return [], {}
+    from .sse import parse_sse
+
+    try:
+        events = parse_sse(body)
+    except (ValueError, UnicodeDecodeError):
+        return [], {}
+    blocks: dict[Any, list[_Piece]] = {}
+    for number, event in enumerate(events):
+        payload = event.parsed
+        if not isinstance(payload, dict) or payload.get("type") != "content_block_delta":
+            continue
+        delta = payload.get("delta")
+        field = _DELTA_FIELDS.get(delta.get("type")) if isinstance(delta, dict) else None
+        if field and isinstance(delta.get(field), str):
+            blocks.setdefault(payload.get("index"), []).append(_Piece(number, field, delta[field]))
+    return events, blocks
+
+
+def _split_secrets(pieces: list[_Piece]) -> Iterator[tuple[Secret, list[tuple[int, int, int]]]]:
+    """Secrets in a block's joined text that span two or more pieces (one inside a piece is found in the
+    raw bytes), each with (piece number, start, end) of its parts."""
+    starts, at = [], 0
+    for piece in pieces:
+        starts.append(at)
+        at += len(piece.text)
+    for secret in find("".join(piece.text for piece in pieces)):
+        parts = [
+            (number, max(secret.start, start) - start, min(secret.end, start + len(piece.text)) - start)
+            for number, (piece, start) in enumerate(zip(pieces, starts, strict=True))
+            if start < secret.end and secret.start < start + len(piece.text)
+        ]
+        if len(parts) > 1:
+            yield secret, parts
+
+
+def stream_secrets(body: bytes) -> Iterator[tuple[str, Secret]]:
+    """(JSON path of the first piece, secret) for each secret a stream splits across deltas."""
+    events, blocks = _stream_blocks(body)
+    for pieces in blocks.values():
+        for secret, parts in _split_secrets(pieces):
+            first = pieces[parts[0][0]]
+            yield f"events[{first.event}].delta.{first.field}", secret
+
+
+def redact_stream(body: bytes) -> tuple[bytes, list[Secret]]:
+    """Replace secrets split across deltas: the placeholder goes where the secret starts, the rest of it is
+    cut from the following deltas. Only the events changed are written anew."""
+    events, blocks = _stream_blocks(body)
+    edits: dict[int, dict[int, list[tuple[int, int, str]]]] = {}
+    found: list[Secret] = []
+    for block, pieces in blocks.items():
+        for secret, parts in _split_secrets(pieces):
+            found.append(secret)
+            for order, (number, start, end) in enumerate(parts):
+                edits.setdefault(block, {}).setdefault(number, []).append(
+                    (start, end, secret.placeholder if order == 0 else "")
+                )
+    if not found:
+        return body, []
+    text = body.decode("utf-8", "surrogateescape")
+    out, cursor = [], 0
+    changed: dict[int, str] = {}
+    for block, numbered in edits.items():
+        for number, cuts in numbered.items():
+            piece = blocks[block][number]
+            value = piece.text
+            for start, end, replacement in sorted(cuts, reverse=True):
+                value = value[:start] + replacement + value[end:]
+            payload = json.loads(json.dumps(events[piece.event].parsed))
+            payload["delta"][piece.field] = value
+            changed[piece.event] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    for number in sorted(changed):
+        old = events[number].data or ""
+        at = text.find(old, cursor)
+        if at < 0:
+            continue  # a data field split over several lines: left for `scan` to report
+        out += [text[cursor:at], changed[number]]
+        cursor = at + len(old)
+    out.append(text[cursor:])
+    return "".join(out).encode("utf-8", "surrogateescape"), found
 
 
 # --- scan ---------------------------------------------------------------------------------------------------
@@ -153,6 +257,8 @@ def scan_recording(recording: Recording) -> Iterator[Finding]:
             strings = list(_strings_of(body))
             for secret in secrets:
                 yield finding(side, _locate(secret, strings), secret)
+        for where, secret in stream_secrets(body):
+            yield finding(side, where, secret)
     for side, headers in (
         ("request_headers", recording.request_headers),
         ("response_headers", recording.response_headers),
