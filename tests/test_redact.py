@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -317,11 +318,7 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=check, env=env)
 
 
-@pytest.mark.skipif(
-    not Path("/usr/bin/git").exists()
-    and not any((Path(p) / "git").exists() for p in os.environ.get("PATH", "").split(os.pathsep)),
-    reason="git is not installed",
-)
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_the_pre_commit_hook_blocks_a_db_with_findings(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
