@@ -544,24 +544,97 @@ def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
     "--command",
     help="How git should run claude-vcr (default: claude-vcr if on PATH, else this Python with -m claude_vcr).",
 )
+@click.option(
+    "--pre-commit",
+    is_flag=True,
+    help="Also install a pre-commit hook that runs `scan` on the staged db and blocks a commit with findings.",
+)
 @db_option
-def git_setup(command: str | None, db: Path) -> None:
+def git_setup(command: str | None, pre_commit: bool, db: Path) -> None:
     """Make git diff and merge the db: .gitattributes line and the drivers in .git/config.
 
     After this, `git diff` shows one line per recording and merging two branches
     that recorded different tests unions their recordings instead of conflicting.
-    The config is per clone: run it once in every clone.
+    The config is per clone: run it once in every clone. With --pre-commit, a
+    commit that stages the db with credential-shaped strings in it is blocked;
+    bypass it consciously with `git commit --no-verify`.
 
     \b
     Example:
-        claude-vcr git-setup --db tests/vcr.db
+        claude-vcr git-setup --db tests/vcr.db --pre-commit
     """
-    from .interchange.gitdb import setup
+    from .interchange.gitdb import install_pre_commit, setup
 
     report = setup(db, command)
     state = "added to" if report.attributes_added else "already in"
     click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
     click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")
+    if pre_commit:
+        hook = install_pre_commit(db, report.command)
+        click.echo(f"pre-commit hook {hook} scans the staged db (bypass: git commit --no-verify)")
+
+
+@main.command()
+@cassette_filter
+@db_option
+@json_option
+def scan(cassette: str | None, db: Path, as_json: bool) -> None:
+    """Find credential-shaped strings in stored bodies, headers and paths; exit 1 if any.
+
+    Reports the recording, where (side and JSON path), the kind (Anthropic, OpenAI,
+    AWS, GitHub, GitLab, Slack, Google, Stripe keys, JWTs, PEM private keys, .env
+    assignments) and a masked preview; never the secret itself.
+
+    \b
+    Example:
+        claude-vcr scan --db tests/vcr.db && git add tests/vcr.db
+    """
+    from .redact import scan as scan_db
+    from .render import scan_text
+
+    with _open_catalog(db) as catalog:
+        findings = scan_db(catalog, cassette)
+    if as_json:
+        _json_out([finding.to_json() for finding in findings])
+    else:
+        _echo(scan_text(findings))
+    sys.exit(1 if findings else 0)
+
+
+@main.command()
+@cassette_filter
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@json_option
+def redact(cassette: str | None, yes: bool, db: Path, as_json: bool) -> None:
+    """Replace what `scan` finds with stable placeholders, in one transaction.
+
+    The same secret becomes the same placeholder everywhere; keys are recomputed
+    under each cassette's rules, so the cassettes keep replaying (a client sending
+    the original secret still hits). Freed pages are zeroed.
+
+    \b
+    Example:
+        claude-vcr redact --cassette integration --yes
+    """
+    from .redact import redact_db
+    from .redact import scan as scan_db
+    from .render import redact_text
+
+    with _open_store(db) as store:
+        if not yes:
+            from .catalog import Catalog
+
+            found = scan_db(Catalog(store.db.conn), cassette)
+            if not found:
+                _echo("Nothing to redact.\n")
+                return
+            click.confirm(f"Replace {len(found):,} finding(s) in {db}?", abort=True)
+        report = redact_db(store, cassette)
+    if as_json:
+        _json_out(report.to_json())
+    else:
+        _echo(redact_text(report))
 
 
 @main.command()

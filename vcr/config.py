@@ -181,6 +181,12 @@ class ProxyConfig:
         path="directory",
         help="Write every request that misses in replay to this directory, for `claude-vcr explain`.",
     )
+    redact: bool = option(
+        False,
+        decl="--redact/--no-redact",
+        env="VCR_REDACT",
+        help="Store credential-shaped strings in bodies as placeholders (`claude-vcr redact`'s), not as sent.",
+    )
     check: bool = option(
         False,
         decl="--check",

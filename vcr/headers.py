@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .secrets import is_credential_header, is_credential_value
+
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -21,36 +23,16 @@ HOP_BY_HOP = frozenset(
 RECOMPUTED = frozenset({"content-length", "content-encoding", "host"})
 """Set by whoever sends the bytes: the stored body is decoded, so its length and encoding are recomputed."""
 
-SECRET_NAMES = frozenset(
-    {
-        "x-api-key",
-        "api-key",
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "set-cookie2",
-        "x-goog-api-key",
-        "anthropic-admin-api-key",
-    }
-)
-SECRET_WORDS = frozenset(
-    {"apikey", "token", "secret", "password", "passwd", "auth", "cookie", "credential", "credentials"}
-)
-"""A name with one of these as a dash- or underscore-separated word carries a credential (`x-auth-token`)."""
-
 VCR_CONTROL_HEADERS = frozenset({"x-vcr-cassette"})
 """Addressed to the proxy itself; never forwarded upstream."""
 
 Headers = list[tuple[str, str]]
 
 
-def is_secret(name: str) -> bool:
-    """Credentials by name, plus any name that says it carries one; `anthropic-ratelimit-tokens-*` is kept."""
-    lowered = name.lower()
-    if lowered in SECRET_NAMES or "api-key" in lowered or "api_key" in lowered:
-        return True
-    return not SECRET_WORDS.isdisjoint(lowered.replace("_", "-").split("-"))
+def is_secret(name: str, value: str = "") -> bool:
+    """A credential by name (fail safe: `secrets.CREDENTIAL_WORDS` anywhere in it, bar a short allow-list)
+    or by value (an auth scheme or a credential shape under any name)."""
+    return is_credential_header(name) or bool(value) and is_credential_value(value)
 
 
 def for_upstream(headers: Iterable[tuple[str, str]]) -> Headers:
@@ -70,7 +52,7 @@ def for_storage(headers: Iterable[tuple[str, str]]) -> Headers:
     return [
         (name, value)
         for name, value in headers
-        if not is_secret(name) and name.lower() not in HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
+        if not is_secret(name, value) and name.lower() not in HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
     ]
 
 

@@ -2,7 +2,9 @@
 
 A key is the sha256 of the method, path, sorted query and the *normalised* body. Normalisation follows
 `Rules`: JSON paths left out, regular expressions replaced by placeholders in every string value, and
-presets (such as `claude-code`) that do both for a known client. Normalisation only changes the key: the
+presets (such as `claude-code`) that do both for a known client; credential-shaped strings key as their
+`secrets` placeholders, and credential query parameters as `REDACTED`, so a redacted cassette still
+matches the original request. Normalisation only changes the key: the
 stored and forwarded request bytes stay exact.
 """
 
@@ -21,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from .errors import RulesError
 from .excerpts import differences, excerpt, quote
+from .secrets import redact_bytes, redact_query, redact_string
 
 KEY_SCHEME = "v2"
 """Stored with every recording and cassette, so keys can be recomputed when the scheme changes.
@@ -236,15 +239,14 @@ def normalise(body: Any, rules: Rules) -> Any:
         replacements += found
     for path in dict.fromkeys(ignore):
         _remove(value, parse_path(path))
-    if replacements:
 
-        def blur(text: str) -> str:
-            for pattern, placeholder in replacements:
-                text = pattern.sub(placeholder, text)
-            return text
+    def blur(text: str) -> str:
+        text = redact_string(text)  # a secret keys as its placeholder, so redacted cassettes still match
+        for pattern, placeholder in replacements:
+            text = pattern.sub(placeholder, text)
+        return text
 
-        value = _map_strings(value, blur)
-    return value
+    return _map_strings(value, blur)
 
 
 # --- keys -----------------------------------------------------------------------------------------------
@@ -339,10 +341,10 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
     """Key a request under `rules` (default: leave out `metadata`)."""
     rules = rules or Rules()
     digest = hashlib.sha256()
-    digest.update(f"{KEY_SCHEME}\n{method.upper()}\n{path}\n{canonical_query(query)}\n".encode())
+    digest.update(f"{KEY_SCHEME}\n{method.upper()}\n{path}\n{canonical_query(redact_query(query))}\n".encode())
     parsed = parse_json_body(body)
     if parsed is None:
-        digest.update(b"raw:" + body)
+        digest.update(b"raw:" + redact_bytes(body)[0])
         return KeyedRequest(digest.hexdigest(), body, rules, parsed=None, normalised=None)
     normalised = normalise(parsed, rules)
     digest.update(b"json:" + canonical_json(normalised))

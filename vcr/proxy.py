@@ -33,6 +33,9 @@ from .names import BadCassetteName, validate_cassette_name
 from .protocol import error_body
 from .record_run import CassetteRun
 from .records import Recording
+from .redact import screen
+from .secrets import redact as redact_text
+from .secrets import redact_target
 from .store import StoreThread
 
 log = logging.getLogger("claude_vcr.proxy")
@@ -128,8 +131,13 @@ class Exchange:
 
     @property
     def target(self) -> str:
-        """Path and raw query, as forwarded upstream and stored."""
+        """Path and raw query, as forwarded upstream."""
         return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def stored_target(self) -> str:
+        """The target as stored and logged: credentials in the query replaced (`secrets.redact_target`)."""
+        return redact_target(self.target)
 
 
 class Proxy:
@@ -194,12 +202,12 @@ class Proxy:
             exchange = self._exchange(request, body)
         except BadCassetteName as error:
             response = error_response(400, "invalid_request_error", str(error))
-            self._log("rejected", None, request.method, request.path_qs, 400, started)
+            self._log("rejected", None, request.method, redact_target(request.path_qs), 400, started)
             return response
         if exchange.path.startswith(CONTROL_PREFIX):
             return self._control(request, exchange)
         response, outcome = await self._dispatch(exchange)
-        self._log(outcome, exchange, exchange.method, exchange.target, response.status, started)
+        self._log(outcome, exchange, exchange.method, exchange.stored_target, response.status, started)
         if exchange.note:
             self.say(f"            {exchange.note}")
         return response
@@ -251,7 +259,7 @@ class Proxy:
         exact = (exchange.method, exchange.target, exchange.body)
         known = state.seen.get(exact)  # hashing the bytes costs less than sha256, and equality is exact
         if known is None:
-            exchange.raw_hash = raw_hash(exchange.method, exchange.target, exchange.body)
+            exchange.raw_hash = raw_hash(exchange.method, exchange.stored_target, exchange.body)
             if state.run.rules_stored:
                 known = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
         if known is not None:
@@ -285,12 +293,17 @@ class Proxy:
         """A 400 the SDKs do not retry, saying which recordings came closest and where they differ."""
         if exhausted is not None:
             report = MissReport(
-                exchange.cassette, exchange.method, exchange.target, exchange.key, exhausted=exhausted
+                exchange.cassette, exchange.method, exchange.stored_target, exchange.key, exhausted=exhausted
             )
         else:
             assert exchange.keyed is not None
             report = await self.store.run(
-                explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.run.rules
+                explain_miss,
+                exchange.cassette,
+                exchange.method,
+                exchange.stored_target,
+                exchange.keyed,
+                state.run.rules,
             )
         message = (
             report.text() + " Strict replay never calls the upstream: record with --mode record or auto."
@@ -304,18 +317,20 @@ class Proxy:
         return response
 
     def _save_miss(self, exchange: Exchange) -> None:
-        """Keep a missed request (secrets dropped) for `claude-vcr explain`."""
+        """Keep a missed request for `claude-vcr explain`: credential headers dropped, secrets in the body and
+        query as placeholders (it keys the same)."""
         assert self.config.save_misses is not None
         parsed = (
             json.loads(exchange.body) if exchange.keyed and exchange.keyed.normalised is not None else None
         )
         saved = {
             "method": exchange.method,
-            "path": exchange.target,
+            "path": exchange.stored_target,
             "cassette": exchange.cassette,
             "headers": dict(header_rules.for_storage(exchange.request.headers.items())),
             "body": parsed if parsed is not None else exchange.body.decode("utf-8", "replace"),
         }
+        saved["body"] = json.loads(redact_text(json.dumps(saved["body"], ensure_ascii=False))[0])
         try:
             self.config.save_misses.mkdir(parents=True, exist_ok=True)
             target = self.config.save_misses / f"{exchange.cassette}-{short_key(exchange.key)}.json"
@@ -412,28 +427,31 @@ class Proxy:
                     spool.write(chunk)
                     await response.write(chunk)
             except (ConnectionResetError, asyncio.CancelledError):
-                log.warning("client went away during %s %s; nothing stored", exchange.method, exchange.target)
+                log.warning(
+                    "client went away during %s %s; nothing stored", exchange.method, exchange.stored_target
+                )
                 raise
             except UpstreamError as error:
                 log.warning(
-                    "upstream broke off %s %s (%r); nothing stored", exchange.method, exchange.target, error
+                    "upstream broke off %s %s (%r); nothing stored", exchange.method, exchange.stored_target, error
                 )
                 response.force_close()
                 raise
             if storable and not self.config.record_errors and sse.ends_with_error(spool.tail):
                 storable = False  # a 200 stream that ended in an `error` event failed midway
                 log.warning(
-                    "%s %s ended with an error event; nothing stored", exchange.method, exchange.target
+                    "%s %s ended with an error event; nothing stored", exchange.method, exchange.stored_target
                 )
             if record and storable:
                 recording = self._recording(exchange, upstream, spool, timings, sent_at)
+                await asyncio.to_thread(self._screen, recording)  # regexes over large bodies: off the loop
                 try:
                     await self._remember_rules(exchange.cassette)
                     await self.store.save(recording)
                     self.replays.drop(exchange.cassette, exchange.key)
                     outcome = "recorded"
                 except Exception:
-                    log.exception("could not store %s %s", exchange.method, exchange.target)
+                    log.exception("could not store %s %s", exchange.method, exchange.stored_target)
                     outcome = "store-error"
             await response.write_eof()
         finally:
@@ -477,12 +495,12 @@ class Proxy:
     ) -> Recording:
         keyed = exchange.keyed
         assert keyed is not None, "a recorded request was keyed in _dispatch"
-        return Recording(
+        recording = Recording(
             cassette=exchange.cassette,
             key=exchange.key,
             key_scheme=KEY_SCHEME,
             method=exchange.method,
-            path=exchange.target,
+            path=exchange.stored_target,
             status=upstream.status,
             request_headers=header_rules.for_storage(exchange.request.headers.items()),
             request_body=exchange.body,
@@ -499,6 +517,14 @@ class Proxy:
             duration_ms=(time.perf_counter() - sent_at) * 1000,
             ttfb_ms=timings[0][1] if timings else None,
         )
+        return recording
+
+    def _screen(self, recording: Recording) -> None:
+        """Credential-shaped strings in the bodies: one warning naming the recording (never the secret),
+        and with `--redact` the bodies stored with placeholders instead (the key is the same either way)."""
+        screened = screen(recording, redact=self.config.redact)
+        if screened:
+            log.warning("%s", screened.warning(recording))
 
     def _log(
         self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int, started: float

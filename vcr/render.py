@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .interchange.recorder import ImportReport
     from .lint import LintResult
     from .records import RecordingRow
+    from .redact import Finding, RedactReport
     from .rekey import RekeyResult
 
 
@@ -230,6 +231,37 @@ def import_text(report: ImportReport, headline: str, *, per_cassette: bool) -> s
         headline += f"; {report.replaced_keys:,} keys replaced their older recordings"
     lines = [headline] + [
         f"  skipped {count:,}: {reason}" for reason, count in sorted(report.skipped.items())
+    ]
+    lines += [f"warning: {line}" for line in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def scan_text(findings: Sequence[Finding]) -> str:
+    """`scan`: one line per finding (recording, where, kind, masked preview), then a summary."""
+    if not findings:
+        return "No credential-shaped strings found.\n"
+    lines = [
+        f"{f.recording}  {f.side} {f.json_path}  {f.kind}  {f.preview}" for f in findings
+    ]
+    recordings = len({(f.cassette, f.key, f.ordinal) for f in findings})
+    lines.append(
+        f"{len(findings):,} finding(s) in {recordings:,} recording(s): "
+        "`claude-vcr redact` replaces them with placeholders (the cassettes keep replaying)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def redact_text(report: RedactReport) -> str:
+    """`redact`: what was replaced and dropped, and which cassettes were rekeyed."""
+    if not report.recordings:
+        return "Nothing to redact.\n"
+    kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(report.secrets.items())) or "none"
+    lines = [
+        f"Redacted {report.recordings:,} recording(s): {sum(report.secrets.values()):,} secret(s) in bodies "
+        f"({kinds}), {report.headers:,} credential header(s) dropped, {report.paths:,} query value(s) replaced",
+        f"Keys recomputed in: {', '.join(report.cassettes)}"
+        + (f" ({report.collisions} keys now shared by several recordings)" if report.collisions else ""),
+        "Older copies of the db (git history, backups) still hold the secrets: rotate them.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -26,6 +26,7 @@ from .compression import (
     fetch_chunks,
     pack_ids,
     split_chunks,
+    unpack_ids,
 )
 from .errors import NotFound
 from .migrations import migrations
@@ -310,6 +311,36 @@ class Store:
         """Delete recordings by id (as `Catalog.resolve` found them); returns how many went."""
         with self.db.atomic():
             return sum(self._conn.execute("DELETE FROM recordings WHERE id = ?", [i]).rowcount for i in ids)
+
+    def rewrite(self, recording: Recording) -> None:
+        """Store new contents for an existing recording (same id, cassette, key and ordinal): `redact`."""
+        assert recording.id is not None, "rewrite changes a recording read from the db"
+        columns = encode(recording, self._compressor, self._columns)
+        for placed in ("key", "ordinal"):
+            columns.pop(placed)
+        with self.db.atomic():
+            codec, packed, new_chunk_bytes = self._store_request(recording.request_body)
+            recording.stored_size = len(packed) + new_chunk_bytes + len(columns["response_body"])
+            columns.update(request_codec=codec, request_body=packed, stored_size=recording.stored_size)
+            assignments = ", ".join(f'"{name}" = ?' for name in columns)
+            self._conn.execute(
+                f"UPDATE recordings SET {assignments} WHERE id = ?", [*columns.values(), recording.id]
+            )
+
+    def drop_unused_chunks(self) -> int:
+        """Delete request chunks no recording refers to any more (after `rewrite`); returns how many."""
+        live: set[bytes] = set()
+        rows = self._conn.execute("SELECT request_body FROM recordings WHERE request_codec = ?", [CHUNKED_CODEC])
+        for (packed,) in rows:
+            live.update(unpack_ids(packed or b""))
+        unused = [row[0] for row in self._conn.execute("SELECT id FROM chunks") if row[0] not in live]
+        with self.db.atomic():
+            self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
+        return len(unused)
+
+    def secure_delete(self) -> None:
+        """From now on SQLite overwrites deleted content with zeros: a redacted secret leaves no trace."""
+        self._conn.execute("PRAGMA secure_delete = ON")
 
     def clear_cassette(self, name: str) -> int:
         """Delete a cassette with all its recordings (its rules go too); returns how many recordings went."""

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .excerpts import differences, excerpt, quote
 from .fixtures import semantic_view
+from .headers import is_secret
 from .lint import label, lint_detail
 from .protocol import Finding, Severity, validate_response
 from .report import CheckResult, summary
@@ -268,8 +269,13 @@ def _judge(findings: list[Finding], recorded: list[Finding], allow_new_warnings:
 
 
 def request_headers(detail: Recording, api_key: str) -> list[tuple[str, str]]:
-    """The stored request headers (never a secret: none were stored), plus a key for the endpoint."""
-    headers = [(name, value) for name, value in detail.request_headers if name.lower() not in NOT_SENT]
+    """The stored request headers, plus a key for the endpoint; a credential an older version or another
+    tool stored is never re-sent (`headers.is_secret`)."""
+    headers = [
+        (name, value)
+        for name, value in detail.request_headers
+        if name.lower() not in NOT_SENT and not is_secret(name, value)
+    ]
     headers.append(("x-api-key", api_key))
     return headers
 

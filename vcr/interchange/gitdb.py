@@ -193,3 +193,49 @@ def setup(db: str | Path, command: str | None = None) -> SetupReport:
     _git(repo, "config", f"merge.{DRIVER}.name", "claude-vcr: union of recordings")
     _git(repo, "config", f"merge.{DRIVER}.driver", f"{command} merge-driver %O %A %B")
     return SetupReport(repo, line, added, command)
+
+
+HOOK_MARKER = "# claude-vcr pre-commit hook"
+"""The line that says a pre-commit hook is ours (and may be rewritten)."""
+
+
+def install_pre_commit(db: str | Path, command: str) -> Path:
+    """Write a git pre-commit hook that scans the staged copy of `db` and blocks the commit on findings.
+
+    The staged blob is what the commit would carry, so it is the one scanned (not the working file). The
+    way around it is git's own: `git commit --no-verify`. A hook that is not ours is never overwritten.
+    """
+    db = Path(db).absolute()
+    existing = next(parent for parent in db.parents if parent.exists())
+    repo = Path(_git(existing, "rev-parse", "--show-toplevel"))
+    relative = db.resolve().relative_to(repo.resolve()).as_posix()
+    hooks = Path(_git(repo, "rev-parse", "--git-path", "hooks"))
+    hooks = hooks if hooks.is_absolute() else repo / hooks
+    hook = hooks / "pre-commit"
+    if hook.exists() and HOOK_MARKER not in hook.read_text(encoding="utf-8", errors="replace"):
+        raise InvalidInput(
+            f"{hook} already exists and is not claude-vcr's; add this line to it instead: "
+            f"{command} scan --db <staged copy of {relative}>"
+        )
+    quoted = shlex.quote(relative)
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(
+        f"""#!/bin/sh
+{HOOK_MARKER}: scans the staged {relative} for credential-shaped strings.
+# Bypass it consciously with: git commit --no-verify
+git diff --cached --quiet -- {quoted} && exit 0
+git cat-file -e :{quoted} 2>/dev/null || exit 0
+staged=$(mktemp "${{TMPDIR:-/tmp}}/claude-vcr-staged.XXXXXX") || exit 1
+trap 'rm -f "$staged"' EXIT
+git show :{quoted} > "$staged" || exit 1
+if ! {command} scan --db "$staged"; then
+    echo "claude-vcr: the staged {relative} holds credential-shaped strings (above, masked)." >&2
+    echo "Run: {command} redact --db {quoted}  then git add it again;" >&2
+    echo "or commit anyway, knowingly: git commit --no-verify" >&2
+    exit 1
+fi
+""",
+        encoding="utf-8",
+    )
+    hook.chmod(0o755)
+    return hook

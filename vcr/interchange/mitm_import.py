@@ -18,6 +18,7 @@ from ..interchange.mitm import ContentDecodingError, MitmFlow, decode_content, r
 from ..interchange.recorder import ImportReport, ImportRun
 from ..matching import KEY_SCHEME
 from ..records import Recording, timestamp, utc_now
+from ..secrets import redact_target
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -89,6 +90,7 @@ def _import_flow(
         response_body = decode_content(response.headers, response.content)
     except ContentDecodingError:
         return SKIP_UNDECODABLE
+    target = redact_target(target)  # a credential in the query is stored as a placeholder
     keyed = run.key(cassette, request.method, target, request_body)
     started = request.timestamp_start
     recording = Recording(

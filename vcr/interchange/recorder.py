@@ -15,6 +15,7 @@ from typing import Any
 from ..matching import KeyedRequest, Rules, key_request
 from ..record_run import CassetteRun
 from ..records import Recording
+from ..redact import screen
 from ..store import Store
 
 
@@ -30,6 +31,8 @@ class ImportReport:
     """Why items were left out (no body, other path, ...), and how many each."""
     flows: int = 0
     """mitmproxy flows read (dump imports only)."""
+    warnings: list[str] = field(default_factory=list)
+    """One line per imported recording holding a credential-shaped string (never the secret)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class ImportReport:
             "cassettes": dict(sorted(self.cassettes.items())),
             "skipped": dict(sorted(self.skipped.items())),
             "flows": self.flows,
+            "warnings": self.warnings,
         }
 
 
@@ -77,6 +81,9 @@ class ImportRun:
             stored = self.cassette(recording.cassette).rules_to_store()
             if stored is not None:
                 self.store.set_cassette_rules(recording.cassette, stored)
+        screened = screen(recording)
+        if screened:
+            self.report.warnings.append(screened.warning(recording))
         self.store.save(recording)
         self.report.imported += 1
         self.report.cassettes[recording.cassette] += 1

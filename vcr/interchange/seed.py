@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from ..headers import for_storage
 from ..matching import KEY_SCHEME
 from ..names import validate_cassette_name
 from ..records import Recording, timestamp, utc_now
+from ..secrets import redact_target
+from .files import is_directory, is_file, make_directory, plain_name, read_file, stored_key, write_file
 
 if TYPE_CHECKING:
     from ..interchange.recorder import ImportReport, ImportRun
@@ -41,6 +44,8 @@ FORMAT = 1
 """Version of the `vcr` objects this module writes; a newer one is refused on import."""
 SEED_INDEX_VERSION = "1.0"
 SUFFIXES = (".request.json", ".response.bin", ".meta.json")
+_STEM = re.compile(r"^[0-9a-f]{64}(-[0-9]+)?$")
+"""The stems an export writes: `<key>` or `<key>-<ordinal>`."""
 
 
 @dataclass
@@ -67,8 +72,8 @@ def _our_time(recorded_at: Any) -> str | None:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    """As the seed writes its files (indent 2, UTF-8 kept), plus a final newline."""
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """As the seed writes its files (indent 2, UTF-8 kept), plus a final newline; never through a link."""
+    write_file(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _portable(value: Any) -> Any:
@@ -104,18 +109,24 @@ def export_directory(
     """
     directory = Path(directory)
     names = cassettes if cassettes else catalog.cassette_names()
+    where = getattr(catalog, "path", None) or "the db"
     infos = [catalog.cassette_info(name) for name in names]  # unknown names fail before anything is written
+    for info in infos:  # a db from git is untrusted: its names become paths
+        plain_name(info.name, "cassette name", where)
+        for row in catalog.recordings(info.name):
+            stored_key(row.key, f"{where}, cassette {info.name}")
     for info in infos:
         target = directory / info.name
-        if target.exists() and any(target.iterdir()):
+        if is_directory(target) and any(target.iterdir()):
             if not replace:
                 raise InvalidInput(f"{target} already exists and is not empty; use --replace to overwrite it")
             _remove_layout(target)
+    directory.mkdir(parents=True, exist_ok=True)
     written = 0
     for info in infos:
         target = directory / info.name
         recordings_dir = target / "recordings"
-        recordings_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(recordings_dir, directory)
         index: dict[str, Any] = {}
         for detail in catalog.iter_details(info.name):
             stem = _stem(detail)
@@ -140,21 +151,39 @@ def export_directory(
 
 
 def _remove_layout(target: Path) -> None:
-    """Only files this layout defines: anything else the user keeps there stays."""
-    (target / "index.json").unlink(missing_ok=True)
+    """Only files an export writes: index.json, if it is ours, and in recordings/ the files named as an
+    export names them (`<64 hex digits>[-N].request.json`, `.response.bin`, `.meta.json`). Anything else the
+    user keeps there stays; a directory without an index.json of ours is refused."""
+    index_file = target / "index.json"
+    index = _read_json(index_file) if is_file(index_file) else None
+    if not isinstance(index, dict) or not isinstance(index.get("vcr"), dict):
+        raise InvalidInput(
+            f"{target} holds files claude-vcr did not export (no index.json of ours); --replace removes only "
+            "what an export wrote: pick another directory or empty this one"
+        )
     recordings_dir = target / "recordings"
-    if recordings_dir.is_dir():
+    if is_directory(recordings_dir):
         for path in recordings_dir.iterdir():
-            if path.is_file() and path.name.endswith((*SUFFIXES, ".json")):
-                path.unlink()
+            stem = next((path.name[: -len(s)] for s in SUFFIXES if path.name.endswith(s)), None)
+            if stem is not None and _STEM.match(stem) and not path.is_dir():
+                path.unlink()  # a link is removed itself, never what it points at
+    index_file.unlink()
+
+
+def _lexists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _write_recording(recordings_dir: Path, stem: str, detail: Recording) -> dict[str, Any]:
     """The three files of one recording; returns its index entry."""
     s = detail.row
     exact_request = _is_json_object(detail.request_body)
-    (recordings_dir / f"{stem}.request.json").write_bytes(detail.request_body if exact_request else b"{}\n")
-    (recordings_dir / f"{stem}.response.bin").write_bytes(detail.response_body)
+    write_file(recordings_dir / f"{stem}.request.json", detail.request_body if exact_request else b"{}\n")
+    write_file(recordings_dir / f"{stem}.response.bin", detail.response_body)
     recorded_at = _seed_time(s.created_at)
     vcr: dict[str, Any] = {
         "format": FORMAT,
@@ -215,9 +244,9 @@ def cassette_directories(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise InvalidInput(f"{directory} is not a directory")
-    if (directory / "index.json").is_file():
+    if is_file(directory / "index.json"):
         return [directory]
-    found = sorted(p for p in directory.iterdir() if p.is_dir() and (p / "index.json").is_file())
+    found = sorted(p for p in directory.iterdir() if is_directory(p) and is_file(p / "index.json"))
     if not found:
         raise FormatError(
             f"{directory} holds no cassettes: expected <cassette>/index.json (the seed's layout) in it"
@@ -227,7 +256,7 @@ def cassette_directories(directory: str | Path) -> list[Path]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(read_file(path))
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise FormatError(f"cannot read {path}: {error}") from error
 
@@ -280,7 +309,10 @@ def _import_cassette(run: ImportRun, cassette_dir: Path) -> None:
             run.report.skipped[entry.skip] += 1
             continue
         if isinstance(entry.meta.get("vcr"), dict):
-            _import_ours(run, name, entry)
+            try:
+                _import_ours(run, name, entry)
+            except (KeyError, ValueError, TypeError) as error:
+                raise FormatError(f"{entry.path}: not a recording claude-vcr exported ({error!r})") from error
         else:
             _import_seed(run, name, entry)
 
@@ -317,30 +349,31 @@ class _Entry:
 
 def _entries(cassette_dir: Path, index: dict[str, Any]) -> Iterator[_Entry]:
     recordings_dir = cassette_dir / "recordings"
+    if _lexists(recordings_dir) and not is_directory(recordings_dir):
+        raise FormatError(f"{recordings_dir} is not a directory (a link?); imports stay inside {cassette_dir}")
     for stem, info in index.items():
         if not isinstance(info, dict):
             info = {}
-        if "/" in stem or "\\" in stem or stem.startswith("."):
-            raise FormatError(f"{cassette_dir / 'index.json'}: {stem!r} is not a recording name")
+        plain_name(stem, "recording name", cassette_dir / "index.json")
         single = recordings_dir / f"{stem}.json"
         response_file = recordings_dir / f"{stem}.response.bin"
-        if not response_file.exists() and single.exists():
+        if not is_file(response_file) and is_file(single):
             yield _single_file_entry(stem, info, single)
             continue
         meta_file = recordings_dir / f"{stem}.meta.json"
-        meta = _read_json(meta_file) if meta_file.exists() else {}
+        meta = _read_json(meta_file) if is_file(meta_file) else {}
         if not isinstance(meta, dict):
             raise FormatError(f"{meta_file} is not a JSON object")
-        if not response_file.exists():
+        if not is_file(response_file):
             yield _Entry(stem, info, meta, b"", b"", None, meta_file, skip="no response file")
             continue
-        response_body = response_file.read_bytes()
+        response_body = read_file(response_file)
         request_file = recordings_dir / f"{stem}.request.json"
         vcr = meta.get("vcr")
         if isinstance(vcr, dict) and "request_body_base64" in vcr:
             request_body = base64.b64decode(vcr["request_body_base64"])
-        elif request_file.exists():
-            request_body = request_file.read_bytes()
+        elif is_file(request_file):
+            request_body = read_file(request_file)
         else:
             yield _Entry(stem, info, meta, b"", response_body, None, meta_file, skip="no request file")
             continue
@@ -378,13 +411,14 @@ def _import_ours(run: ImportRun, cassette: str, entry: _Entry) -> None:
     """A recording claude-vcr exported: every column restored as it was."""
     vcr = entry.meta["vcr"]
     _check_format(vcr, entry.path)
+    stored_key(vcr.get("key"), entry.path)  # it names files when this cassette is exported again
     ordinal = run.claim(cassette, vcr["key"], int(vcr.get("ordinal", 0)))
     recording = Recording(
         cassette=cassette,
         key=vcr["key"],
         key_scheme=vcr.get("key_scheme", ""),
         method=vcr["method"],
-        path=vcr["path"],
+        path=redact_target(vcr["path"]),
         status=int(vcr["status"]),
         request_headers=for_storage(_header_list(vcr.get("request_headers")) or []),
         request_body=entry.request_body,
@@ -413,6 +447,7 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
     if isinstance(url, str) and url:
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = redact_target(target)
     keyed = run.key(cassette, method, target, entry.request_body)
     stream = keyed.wants_stream
     status = meta.get("status_code", info.get("status_code", 200))

@@ -1,0 +1,414 @@
+"""Secrets in stored recordings: screen one as it is recorded or imported, scan a db, redact it in place.
+
+Findings come from `secrets`; what a person sees of one is its kind, where it is (recording, side, JSON path)
+and a masked preview, never the secret. `redact_db` rewrites every affected recording through the store in
+one transaction (bodies with placeholders, credential headers and query values dropped), drops request chunks
+no recording uses any more, and recomputes the cassette's keys under its stored rules (`rekey`): since
+requests key on their redacted form, the original request still replays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .headers import is_secret
+from .matching import short_key
+from .secrets import Secret, find, redact_bytes, redact_target
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .records import Recording
+    from .store import Store
+
+SIDES = ("request", "response")
+
+
+def recording_name(recording: Recording) -> str:
+    """How warnings and reports name a recording: cassette, short key, method and stored path."""
+    return f"{recording.cassette} {short_key(recording.key, recording.ordinal)} {recording.method} {recording.path}"
+
+
+@dataclass
+class Screened:
+    """What screening one recording found (kinds and counts only), and whether its bodies were redacted."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    redacted: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+    def warning(self, recording: Recording) -> str:
+        """One line naming the recording and the kinds found, never a secret."""
+        count = sum(self.kinds.values())
+        kinds = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in sorted(self.kinds.items()))
+        done = (
+            "stored with placeholders"
+            if self.redacted
+            else "stored as sent: run `claude-vcr scan`, then `claude-vcr redact`"
+        )
+        return (
+            f"recording {recording_name(recording)} holds {count} credential-shaped "
+            f"string{'s' if count != 1 else ''} ({kinds}); {done}"
+        )
+
+
+SCREEN_LIMIT = 64 * 1024 * 1024
+"""A response kept compressed (over 4 MB) is decompressed to be screened up to this size; larger ones are
+left to `scan`."""
+
+
+def screen(recording: Recording, *, redact: bool = False) -> Screened:
+    """Look for secrets in a recording's bodies; with `redact`, replace them in the recording (its key does
+    not change: keys are computed on the redacted form)."""
+    screened = Screened()
+    request, found = redact_bytes(recording.request_body)
+    screened.kinds.update(secret.kind for secret in found)
+    body: bytes | None = recording.response_body
+    if recording.response_frame is not None:
+        body = _large_response(recording)
+    found_response: list[Secret] = []
+    response = b""
+    if body is not None:
+        response, found_split = redact_stream(body)
+        response, found_response = redact_bytes(response)
+        found_response += found_split
+    screened.kinds.update(secret.kind for secret in found_response)
+    if redact and screened:
+        if request != recording.request_body:
+            recording.request_body = request
+            recording.raw_hash = None  # worked out again on save, from the stored bytes
+        if found_response:
+            recording.response_body = response
+            recording.response_frame = recording.response_length = None  # stored whole, compressed anew
+        screened.redacted = True
+    return screened
+
+
+def _large_response(recording: Recording) -> bytes | None:
+    """The body of a response kept as a zstd frame, when it is small enough to screen."""
+    if (recording.response_length or 0) > SCREEN_LIMIT:
+        return None
+    import zstandard
+
+    from .compression import decompress_frame
+
+    return decompress_frame(zstandard.ZstdDecompressor(), recording.response_frame)
+
+
+# --- streams: a secret split across deltas -------------------------------------------------------------
+
+_DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+"""The delta types whose strings a stream splits a block's content into, and the field holding each piece."""
+
+
+@dataclass
+class _Piece:
+    event: int
+    field: str
+    text: str
+
+
+def _stream_blocks(body: bytes) -> tuple[list[Any], dict[Any, list[_Piece]]]:
+    """An SSE body's events and, per content block index, its delta pieces in order ({} if not a stream)."""
+    if not body.lstrip()[:6].startswith((b"event:", b"data:", b":")):
+        return [], {}
+    from .sse import parse_sse
+
+    try:
+        events = parse_sse(body)
+    except (ValueError, UnicodeDecodeError):
+        return [], {}
+    blocks: dict[Any, list[_Piece]] = {}
+    for number, event in enumerate(events):
+        payload = event.parsed
+        if not isinstance(payload, dict) or payload.get("type") != "content_block_delta":
+            continue
+        delta = payload.get("delta")
+        field = _DELTA_FIELDS.get(delta.get("type")) if isinstance(delta, dict) else None
+        if field and isinstance(delta.get(field), str):
+            blocks.setdefault(payload.get("index"), []).append(_Piece(number, field, delta[field]))
+    return events, blocks
+
+
+def _split_secrets(pieces: list[_Piece]) -> Iterator[tuple[Secret, list[tuple[int, int, int]]]]:
+    """Secrets in a block's joined text that span two or more pieces (one inside a piece is found in the
+    raw bytes), each with (piece number, start, end) of its parts."""
+    starts, at = [], 0
+    for piece in pieces:
+        starts.append(at)
+        at += len(piece.text)
+    for secret in find("".join(piece.text for piece in pieces)):
+        parts = [
+            (number, max(secret.start, start) - start, min(secret.end, start + len(piece.text)) - start)
+            for number, (piece, start) in enumerate(zip(pieces, starts, strict=True))
+            if start < secret.end and secret.start < start + len(piece.text)
+        ]
+        if len(parts) > 1:
+            yield secret, parts
+
+
+def stream_secrets(body: bytes) -> Iterator[tuple[str, Secret]]:
+    """(JSON path of the first piece, secret) for each secret a stream splits across deltas."""
+    events, blocks = _stream_blocks(body)
+    for pieces in blocks.values():
+        for secret, parts in _split_secrets(pieces):
+            first = pieces[parts[0][0]]
+            yield f"events[{first.event}].delta.{first.field}", secret
+
+
+def redact_stream(body: bytes) -> tuple[bytes, list[Secret]]:
+    """Replace secrets split across deltas: the placeholder goes where the secret starts, the rest of it is
+    cut from the following deltas. Only the events changed are written anew."""
+    events, blocks = _stream_blocks(body)
+    edits: dict[int, dict[int, list[tuple[int, int, str]]]] = {}
+    found: list[Secret] = []
+    for block, pieces in blocks.items():
+        for secret, parts in _split_secrets(pieces):
+            found.append(secret)
+            for order, (number, start, end) in enumerate(parts):
+                edits.setdefault(block, {}).setdefault(number, []).append(
+                    (start, end, secret.placeholder if order == 0 else "")
+                )
+    if not found:
+        return body, []
+    text = body.decode("utf-8", "surrogateescape")
+    out, cursor = [], 0
+    changed: dict[int, str] = {}
+    for block, numbered in edits.items():
+        for number, cuts in numbered.items():
+            piece = blocks[block][number]
+            value = piece.text
+            for start, end, replacement in sorted(cuts, reverse=True):
+                value = value[:start] + replacement + value[end:]
+            payload = json.loads(json.dumps(events[piece.event].parsed))
+            payload["delta"][piece.field] = value
+            changed[piece.event] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    for number in sorted(changed):
+        old = events[number].data or ""
+        at = text.find(old, cursor)
+        if at < 0:
+            continue  # a data field split over several lines: left for `scan` to report
+        out += [text[cursor:at], changed[number]]
+        cursor = at + len(old)
+    out.append(text[cursor:])
+    return "".join(out).encode("utf-8", "surrogateescape"), found
+
+
+# --- scan ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One credential-shaped string in a stored recording."""
+
+    cassette: str
+    key: str
+    ordinal: int
+    method: str
+    path: str
+    side: str
+    """request or response (body), request_headers or response_headers, or path (the query)."""
+    json_path: str
+    kind: str
+    preview: str
+
+    @property
+    def recording(self) -> str:
+        return f"{self.cassette} {short_key(self.key, self.ordinal)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cassette": self.cassette,
+            "key": self.key,
+            "short_key": short_key(self.key, self.ordinal),
+            "ordinal": self.ordinal,
+            "method": self.method,
+            "path": self.path,
+            "side": self.side,
+            "json_path": self.json_path,
+            "kind": self.kind,
+            "preview": self.preview,
+        }
+
+
+def scan(catalog: Catalog, cassette: str | None = None) -> list[Finding]:
+    """Every credential-shaped string in the stored bodies, headers and paths (one cassette, or all)."""
+    if cassette is not None:
+        catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
+    return [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+
+
+def scan_recording(recording: Recording) -> Iterator[Finding]:
+    def finding(side: str, where: str, secret: Secret) -> Finding:
+        r = recording
+        return Finding(
+            r.cassette, r.key, r.ordinal, r.method, r.path, side, where, secret.kind, secret.preview
+        )
+
+    for side, body in (("request", recording.request_body), ("response", recording.response_body)):
+        text = body.decode("utf-8", "surrogateescape")
+        secrets = list(find(text))
+        if secrets:
+            strings = list(_strings_of(body))
+            for secret in secrets:
+                yield finding(side, _locate(secret, strings), secret)
+        for where, secret in stream_secrets(body):
+            yield finding(side, where, secret)
+    for side, headers in (
+        ("request_headers", recording.request_headers),
+        ("response_headers", recording.response_headers),
+    ):
+        for name, value in headers:
+            if is_secret(name, value):
+                yield Finding(
+                    recording.cassette,
+                    recording.key,
+                    recording.ordinal,
+                    recording.method,
+                    recording.path,
+                    side,
+                    name,
+                    "credential-header",
+                    f"…({len(value)} chars)",
+                )
+    if redact_target(recording.path) != recording.path:
+        yield Finding(
+            recording.cassette,
+            recording.key,
+            recording.ordinal,
+            recording.method,
+            recording.path,
+            "path",
+            "query",
+            "credential-parameter",
+            "(query value)",
+        )
+
+
+def _strings_of(body: bytes) -> Iterator[tuple[str, str]]:
+    """(JSON path, string) of every string in a JSON body or in each event of an SSE body."""
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            yield from _walk(json.loads(body), "$")
+            return
+        except (ValueError, UnicodeDecodeError):
+            pass
+    from .sse import parse_sse
+
+    try:
+        events = parse_sse(body)
+    except (ValueError, UnicodeDecodeError):
+        return
+    for index, event in enumerate(events):
+        if event.parsed is not None:
+            yield from _walk(event.parsed, f"events[{index}]")
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield from _walk(child, f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key)}]")
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _walk(child, f"{path}[{index}]")
+
+
+def _locate(secret: Secret, strings: list[tuple[str, str]]) -> str:
+    """The JSON path of the string holding a finding (found in the raw text, perhaps JSON-escaped)."""
+    candidates = {secret.value}
+    try:
+        candidates.add(json.loads(f'"{secret.value}"'))
+    except ValueError:
+        pass
+    for path, text in strings:
+        if any(candidate in text for candidate in candidates):
+            return path
+    return "(raw body)"
+
+
+# --- redact -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RedactReport:
+    """What `redact_db` changed."""
+
+    recordings: int = 0
+    """Recordings rewritten."""
+    secrets: Counter[str] = field(default_factory=Counter)
+    """Body findings replaced, by kind."""
+    headers: int = 0
+    """Credential headers dropped (stored by an older version, or imported)."""
+    paths: int = 0
+    """Stored paths whose query lost a credential value."""
+    cassettes: list[str] = field(default_factory=list)
+    """Cassettes whose keys were recomputed."""
+    collisions: int = 0
+    """Keys that two recordings now share (they replay in recording order)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recordings": self.recordings,
+            "secrets": dict(sorted(self.secrets.items())),
+            "headers": self.headers,
+            "paths": self.paths,
+            "cassettes": self.cassettes,
+            "collisions": self.collisions,
+        }
+
+
+def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
+    """Replace every finding in the db (one cassette, or all) in one transaction; rekey what changed."""
+    from .catalog import Catalog
+    from .errors import NotFound
+    from .rekey import rekey
+
+    catalog = Catalog(store.db.conn)
+    if cassette is not None and store.cassette_rules(cassette) is None:
+        raise NotFound(f"no cassette named {cassette!r}")
+    report = RedactReport()
+    store.secure_delete()  # freed pages are zeroed, so the old bytes do not linger in the file
+    with store.transaction():
+        changed: list[str] = []
+        for recording in list(catalog.iter_details(cassette)):
+            if _redact_recording(recording, report):
+                store.rewrite(recording)
+                report.recordings += 1
+                if recording.cassette not in changed:
+                    changed.append(recording.cassette)
+        if changed:
+            store.drop_unused_chunks()
+            for name in changed:
+                report.collisions += sum(len(result.collisions) for result in rekey(store, name))
+        report.cassettes = changed
+    return report
+
+
+def _redact_recording(recording: Recording, report: RedactReport) -> bool:
+    changed = False
+    screened = screen(recording, redact=True)
+    if screened:
+        report.secrets.update(screened.kinds)
+        changed = True
+    for side in ("request_headers", "response_headers"):
+        headers = getattr(recording, side)
+        kept = [(name, value) for name, value in headers if not is_secret(name, value)]
+        if len(kept) != len(headers):
+            report.headers += len(headers) - len(kept)
+            setattr(recording, side, kept)
+            changed = True
+    path = redact_target(recording.path)
+    if path != recording.path:
+        recording.path = path
+        recording.raw_hash = None
+        report.paths += 1
+        changed = True
+    return changed
