@@ -118,6 +118,10 @@ class Rules:
     ignore: tuple[str, ...] = ("metadata",)
     replace: tuple[Replacement, ...] = ()
     presets: tuple[str, ...] = ()
+    versions: tuple[tuple[str, int], ...] = ()
+    """Which version of each preset: a preset that learns to leave out more gets a new version, and a cassette
+    keeps the version it was recorded with (its keys stay valid) until `rekey` moves it on. Presets not named
+    here get their latest version."""
 
     def __post_init__(self) -> None:
         for path in self.ignore:
@@ -127,6 +131,12 @@ class Rules:
         unknown = [name for name in self.presets if name not in PRESETS]
         if unknown:
             raise RulesError(f"unknown preset {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
+        chosen = dict(self.versions)
+        versions = tuple((name, chosen.get(name, max(PRESETS[name]))) for name in self.presets)
+        for name, version in versions:
+            if version not in PRESETS[name]:
+                raise RulesError(f"preset {name} has no version {version}; known: {sorted(PRESETS[name])}")
+        object.__setattr__(self, "versions", versions)
 
     def to_json(self) -> str:
         """The form stored with a cassette: replay uses the rules it was recorded with."""
@@ -135,6 +145,7 @@ class Rules:
                 "ignore": list(self.ignore),
                 "replace": [{"pattern": r.pattern, "with": r.placeholder} for r in self.replace],
                 "presets": list(self.presets),
+                "versions": dict(self.versions),
             },
             sort_keys=True,
         )
@@ -143,7 +154,7 @@ class Rules:
     def from_dict(cls, data: dict[str, Any]) -> Rules:
         if not isinstance(data, dict):
             raise RulesError("rules must be a table/object with 'ignore', 'replace' and 'presets'")
-        unknown = set(data) - {"ignore", "replace", "presets", "preset"}
+        unknown = set(data) - {"ignore", "replace", "presets", "preset", "versions"}
         if unknown:
             raise RulesError(f"unknown rules field(s): {', '.join(sorted(unknown))}")
         presets = data.get("presets", [])
@@ -153,19 +164,30 @@ class Rules:
             replace = tuple(Replacement(str(r["pattern"]), str(r["with"])) for r in data.get("replace", []))
         except (KeyError, TypeError) as error:
             raise RulesError("each 'replace' entry needs 'pattern' and 'with'") from error
+        versions = data.get("versions", {})
+        if not isinstance(versions, dict) or not all(isinstance(v, int) for v in versions.values()):
+            raise RulesError("'versions' must map preset names to version numbers")
         return cls(
             ignore=tuple(str(p) for p in data.get("ignore", ["metadata"])),
             replace=replace,
             presets=tuple(str(p) for p in presets),
+            versions=tuple((str(k), v) for k, v in versions.items()),
         )
 
     @classmethod
     def from_json(cls, text: str | None) -> Rules:
-        return cls() if not text else cls.from_dict(json.loads(text))
+        """Rules as stored with a cassette; rules stored before presets had versions mean version 1."""
+        if not text:
+            return cls()
+        data = json.loads(text)
+        if isinstance(data, dict) and "versions" not in data:
+            named = [data["preset"]] if "preset" in data else []
+            data = {**data, "versions": {str(name): 1 for name in [*named, *data.get("presets", [])]}}
+        return cls.from_dict(data)
 
     def with_presets(self, *names: str) -> Rules:
         merged = tuple(dict.fromkeys(self.presets + names))
-        return Rules(ignore=self.ignore, replace=self.replace, presets=merged)
+        return Rules(ignore=self.ignore, replace=self.replace, presets=merged, versions=self.versions)
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -217,10 +239,18 @@ def _claude_code(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str]
     return ("metadata", "**.cache_control"), replacements
 
 
-PRESETS: dict[str, Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]] = {
-    "claude-code": _claude_code,
+def _claude_code_across_releases(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]:
+    """Version 2: also what Claude Code rewrites from release to release without changing the answer to the
+    conversation: its tools' descriptions and input schemas (their names, and so the tool set, still count)."""
+    paths, replacements = _claude_code(body)
+    return (*paths, "tools[*].description", "tools[*].input_schema"), replacements
+
+
+Preset = Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]
+PRESETS: dict[str, dict[int, Preset]] = {
+    "claude-code": {1: _claude_code, 2: _claude_code_across_releases},
 }
-"""A preset looks at the request and says which paths to leave out and which text to blur."""
+"""A preset looks at the request and says which paths to leave out and which text to blur; by version."""
 
 
 def normalise(body: Any, rules: Rules) -> Any:
@@ -230,8 +260,8 @@ def normalise(body: Any, rules: Rules) -> Any:
     value = copy.deepcopy(body)
     ignore = list(rules.ignore) + list(ALWAYS_IGNORED)
     replacements = [(r.compiled(), r.placeholder) for r in rules.replace]
-    for name in rules.presets:
-        paths, found = PRESETS[name](body)
+    for name, version in rules.versions:
+        paths, found = PRESETS[name][version](body)
         ignore += paths
         replacements += found
     for path in dict.fromkeys(ignore):

@@ -50,8 +50,9 @@ _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 
 
 def is_local_only(method: str, path: str) -> bool:
-    """Telemetry and connection probes: forwarded when online, never stored, answered locally in replay."""
-    return path.startswith("/api/event_logging/") or (method == "HEAD" and path == "/api/hello")
+    """Telemetry and connection probes (`HEAD` on any path: Claude Code probes `/api/hello` and `/`): forwarded
+    when online, never stored, answered locally in replay."""
+    return method == "HEAD" or path.startswith("/api/event_logging/")
 
 
 def error_response(status: int, error_type: str, message: str) -> web.Response:
@@ -373,7 +374,7 @@ class Proxy:
             return None
         try:
             if is_stream:
-                message = sse.accumulate(sse.parse_sse(recording.response_body))
+                message = sse.accumulate(sse.parse_sse(recording.response_body), exchange.request.headers)
                 return json.dumps(message).encode(), "application/json"
             return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
         except (ValueError, KeyError, TypeError) as error:
