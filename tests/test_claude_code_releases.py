@@ -73,3 +73,32 @@ def test_a_cassette_keyed_by_the_first_preset_version_keeps_its_keys_and_misses_
     assert missed.returncode != 0 and "no recording for POST /v1/messages" in missed.stdout
     first_miss = next(r.getMessage() for r in caplog.records if "no recording for" in r.getMessage())
     assert ".input_schema." in first_miss
+
+
+@pytest.mark.parametrize("turn", list(TURNS))
+def test_match_conversation_carries_a_session_across_a_large_release_jump_with_the_model_pinned(
+    claude_old, claude_next, proxy, upstream, tmp_path, caplog, turn
+):
+    """2.1.197 -> 2.1.332: another system prompt, tool set, max_tokens and thinking; the same conversation."""
+    caplog.set_level(logging.INFO, logger="claude_vcr")
+    args, expected = TURNS[turn]
+    args = [*args, "--model", "claude-opus-4-5-20251101"]
+    recorder = proxy(mode="record", rules=Rules().with_presets("claude-code"))
+    recorded = run_claude(claude_old, recorder.url, *machine(tmp_path, "ci", "shop-app"), *args)
+    assert recorded.returncode == 0 and expected in recorded.stdout, recorded.stderr
+    recorder.stop()
+    upstream.stop()
+    calls = len(upstream.calls)
+
+    exact = proxy(mode="replay", upstream=unreachable_url())
+    missed = run_claude(claude_next, exact.url, *machine(tmp_path, "laptop", "checkout"), *args)
+    assert missed.returncode != 0 and "no recording for" in missed.stdout  # exact matching stays the default
+    exact.stop()
+
+    replayer = proxy(mode="replay", upstream=unreachable_url(), match="conversation")
+    replayed = run_claude(claude_next, replayer.url, *machine(tmp_path, "other", "checkout"), *args)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert expected in replayed.stdout
+    assert len(upstream.calls) == calls
+    warnings = [m for r in caplog.records if (m := r.getMessage()).startswith("hit-conversation") and "replays" in m]
+    assert warnings and all("system" in w and "tools" in w for w in warnings), warnings

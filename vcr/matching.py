@@ -9,6 +9,7 @@ stored and forwarded request bytes stay exact.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import re
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import RulesError
-from .excerpts import differences, excerpt, quote
+from .excerpts import differences, marked, quote
 
 KEY_SCHEME = "v2"
 """Stored with every recording and cassette, so keys can be recomputed when the scheme changes.
@@ -428,6 +429,49 @@ def similarity(a: dict[str, str], b: dict[str, str]) -> float:
     return sum(1 for k in keys if a.get(k) == b.get(k)) / len(keys)
 
 
+def _size(value: Any) -> int:
+    """Characters of a JSON value in its canonical form."""
+    return len(canonical_json(value))
+
+
+_SHORT_TEXT = 4096
+"""Strings up to this length (both together) are compared character by character; longer ones by their common
+start and end, which is linear and enough for the one edited passage a prompt usually has."""
+
+
+def _unlike(a: Any, b: Any) -> int:
+    """How many characters of two JSON values differ: for strings, those outside the longest matching runs."""
+    if a == b:
+        return 0
+    if isinstance(a, dict) and isinstance(b, dict):
+        return sum(
+            _unlike(a[k], b[k]) if k in a and k in b else _size(k) + _size(a[k] if k in a else b[k])
+            for k in set(a) | set(b)
+        )
+    if isinstance(a, list) and isinstance(b, list):
+        paired = sum(_unlike(x, y) for x, y in zip(a, b, strict=False))
+        return paired + sum(_size(rest) for rest in (a[len(b) :] or b[len(a) :]))
+    if isinstance(a, str) and isinstance(b, str):
+        if len(a) + len(b) <= _SHORT_TEXT:
+            matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+            same = sum(block.size for block in matcher.get_matching_blocks())
+        else:
+            prefix = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            suffix = 0
+            while suffix < min(len(a), len(b)) - prefix and a[-1 - suffix] == b[-1 - suffix]:
+                suffix += 1
+            same = prefix + suffix
+        return len(a) + len(b) - 2 * same
+    return _size(a) + _size(b)
+
+
+def likeness(a: Any, b: Any) -> float:
+    """How alike two (normalised) requests are, by size: the share of their characters that are the same, so one
+    changed word in a long request is close to 100% and a different question is far from it."""
+    total = _size(a) + _size(b)
+    return 1.0 if total == 0 else max(0.0, 1 - _unlike(a, b) / total)
+
+
 def json_differences(request: Any, recorded: Any, limit: int = 3) -> list[str]:
     """The first JSON paths where a request differs from a recorded one, each with a short excerpt of both."""
     found: list[str] = []
@@ -439,7 +483,8 @@ def json_differences(request: Any, recorded: Any, limit: int = 3) -> list[str]:
         elif d.lengths:
             found.append(f"{d.path}: {len(d.a)} items in the request vs {len(d.b)} in the recording")
         elif d.at is not None:
-            found.append(f"{d.path}: {excerpt(d.a, d.at)} vs {excerpt(d.b, d.at)}")
+            mine, theirs = marked(d.a, d.b)
+            found.append(f"{d.path}: {mine} vs {theirs}")
         else:
             found.append(f"{d.path}: {quote(d.a)} vs {quote(d.b)}")
     return found

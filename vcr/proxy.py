@@ -25,6 +25,7 @@ from . import sse
 from .adapters import Upstream, UpstreamReply, open_upstream
 from .compression import ResponseSpool
 from .config import ProxyConfig
+from .conversation import ConversationMatch, match_conversation
 from .diagnosis import MissReport, explain_miss
 from .errors import ListenError, UpstreamError
 from .headers import Headers
@@ -105,6 +106,8 @@ class CassetteState:
     seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
     """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
     seen_bytes: int = 0
+    conversations: dict[int, str | None] = field(default_factory=dict)
+    """Recording id -> its conversation digest, for `--match conversation`."""
 
 
 @dataclass
@@ -235,6 +238,18 @@ class Proxy:
         recordings = await self._recordings(exchange.cassette, exchange.key)
         if exchange.ordinal < len(recordings):
             return await self._replay(exchange, recordings[exchange.ordinal], "hit")
+        if not recordings and self.config.match == "conversation":
+            found = await self.store.run(
+                match_conversation,
+                exchange.cassette,
+                exchange.method,
+                exchange.target,
+                exchange.keyed,
+                state.run.rules,
+                state.conversations,
+            )
+            if found is not None:
+                return await self._replay_conversation(exchange, state, found)
         if recordings:
             exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
         if mode == "auto":
@@ -245,6 +260,15 @@ class Proxy:
             return await self._forward(exchange, record=True)
         miss = await self._strict_miss(exchange, state, exhausted=len(recordings) or None)
         return miss, "miss"
+
+    async def _replay_conversation(
+        self, exchange: Exchange, state: CassetteState, found: ConversationMatch
+    ) -> tuple[web.StreamResponse, str]:
+        """A recording of the same conversation stands in for the missed key, in its own order of repeats."""
+        recordings = await self._recordings(exchange.cassette, found.key)
+        ordinal = state.run.ordinal(found.key)
+        log.warning(found.warning(exchange.key))
+        return await self._replay(exchange, recordings[min(ordinal, len(recordings) - 1)], "hit-conversation")
 
     async def _key(self, exchange: Exchange, state: CassetteState) -> KeyedRequest:
         """The fast path first: exact request bytes seen before (in this run, or stored) give the key
