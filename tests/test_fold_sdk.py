@@ -391,3 +391,12 @@ def test_a_message_synthesised_as_sse_accumulates_in_the_sdk_to_the_same_message
     synthesised = message_to_sse(folded)
     assert sdk(synthesised) == folded
     assert accumulate(parse_sse(synthesised)) == folded
+
+
+@pytest.mark.parametrize("name", list(SDK_TYPED_STREAMS))
+def test_the_validators_accept_every_block_and_delta_type_of_the_sdk(name: str) -> None:
+    from claude_vcr.protocol import validate_stream
+
+    body = sse(sdk_events(SDK_TYPED_STREAMS[name]))
+    findings = validate_stream(body, {"model": MODEL, "stream": True}, request_headers={"anthropic-beta": "compact-2026-01-12"})
+    assert [str(f) for f in findings if f.severity == "error" or f.rule in {"B1", "B2", "F4"}] == []

@@ -248,8 +248,9 @@ class Proxy:
                 state.run.rules,
                 state.conversations,
             )
-            if found is not None:
-                return await self._replay_conversation(exchange, state, found)
+            replayed = await self._replay_conversation(exchange, state, found) if found else None
+            if replayed is not None:
+                return replayed
         if recordings:
             exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
         if mode == "auto":
@@ -263,10 +264,13 @@ class Proxy:
 
     async def _replay_conversation(
         self, exchange: Exchange, state: CassetteState, found: ConversationMatch
-    ) -> tuple[web.StreamResponse, str]:
-        """A recording of the same conversation stands in for the missed key, in its own order of repeats."""
+    ) -> tuple[web.StreamResponse, str] | None:
+        """A recording of the same conversation stands in for the missed key, in its own order of repeats
+        (past the last one as `--exhausted` says); None when there is none to give."""
         recordings = await self._recordings(exchange.cassette, found.key)
         ordinal = state.run.ordinal(found.key)
+        if not recordings or (ordinal >= len(recordings) and self.config.exhausted == "miss"):
+            return None
         log.warning(found.warning(exchange.key))
         return await self._replay(exchange, recordings[min(ordinal, len(recordings) - 1)], "hit-conversation")
 
