@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -31,6 +32,11 @@ class Candidate:
     ordinal: int
     score: float
 
+    @property
+    def percent(self) -> int:
+        """The score in whole percent, rounded down: a request that missed never reads as 100% same."""
+        return math.floor(self.score * 100)
+
 
 @dataclass
 class MissReport:
@@ -58,7 +64,7 @@ class MissReport:
             )
         if not self.closest:
             return f"{head}; the cassette has no recording of {self.method} {self.target.split('?')[0]}."
-        ranked = ", ".join(f"{short_key(c.key)} ({c.score:.0%} same)" for c in self.closest)
+        ranked = ", ".join(f"{short_key(c.key)} ({c.percent}% same)" for c in self.closest)
         best = short_key(self.closest[0].key)
         diff = "; ".join(self.differences) if self.differences else "only in parts the key leaves out"
         return f"{head}. Closest recordings: {ranked}. Request vs {best}: {diff}"

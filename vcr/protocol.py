@@ -486,8 +486,9 @@ class _StreamChecker:
         self.ctx = ctx
         self.out = _Findings()
         self.ids = _ToolIds(self.out, ctx.request)
-        self.fold = MessageFold(strict=False)
-        """The message the final rules judge: the one fold, fed the events these checks let through."""
+        self.fold = MessageFold(strict=False, trailing_strings=FINE_GRAINED_BETA in ctx.betas)
+        """The message the final rules judge: the one fold, fed the events these checks let through (tool JSON
+        read as the SDK reads it under the request's betas)."""
         self.start_usage: dict[str, Any] = {}
         self.blocks: list[_Block] = []
         self.open: _Block | None = None
