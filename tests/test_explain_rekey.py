@@ -33,7 +33,7 @@ def test_save_misses_then_explain_offline(proxy, upstream, db_path, tmp_path):
     status, headers, raw = post(replay.url + CC_PATH, moved, {"authorization": "Bearer SAVEDSECRET"})
     assert status == 400
     message = json.loads(raw)["error"]["message"]
-    assert "Closest recordings:" in message and "Primary working directory: /home/ci/app" in message
+    assert "Closest recordings:" in message and "Primary working directory: «/home/ci/app»" in message
     replay.stop()
     [saved] = misses.iterdir()
     assert saved.name == f"default-{headers['x-vcr-key'][:12]}.json"

@@ -112,6 +112,7 @@ EXPECTED_MESSAGE = {
     ],
     "stop_reason": "tool_use",
     "stop_sequence": None,
+    "stop_details": None,
     "usage": {
         "input_tokens": 480,
         "cache_creation_input_tokens": 0,
@@ -396,7 +397,6 @@ def test_matches_the_official_sdk() -> None:
         snapshot = streaming.accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)
     assert snapshot is not None
     sdk = snapshot.to_dict()
-    sdk.pop("stop_details", None)  # the SDK always sets it, None when the delta has none
     assert sdk == EXPECTED_MESSAGE
 
 
@@ -451,31 +451,38 @@ def test_cut_short_tool_json_is_shown_as_the_sdks_show_it_and_marked() -> None:
     assert fold.incomplete_input == {0} and fold.faults == []
 
 
-def test_unknown_block_and_delta_types_are_carried_through() -> None:
+def test_unknown_block_and_delta_types_are_carried_or_dropped_as_the_sdk_does() -> None:
+    """The SDK's beta fold: a compaction_delta replaces content and encrypted_content; an unknown delta, or a
+    known one that does not fit the block, changes nothing; an unknown block stays as it started."""
     events = [
         start(),
-        block_start(0, {"type": "compaction", "content": ""}),
-        delta(0, type="compaction_delta", content="Summary, "),
+        block_start(0, {"type": "compaction", "content": None}),
+        delta(0, type="compaction_delta", content="Summary, ", encrypted_content="e1"),
         delta(0, type="compaction_delta", content="part two."),
         delta(0, type="future_delta", detail={"level": 1}),
         delta(0, type="text_delta", text="ignored: a known delta that does not fit the block"),
         block_stop(0),
+        block_start(1, {"type": "future_block", "frames": 3}),
+        delta(1, type="future_delta", frames=4),
+        block_stop(1),
     ]
     assert accumulate(events)["content"] == [
-        {"type": "compaction", "content": "Summary, part two.", "detail": {"level": 1}}
+        {"type": "compaction", "content": "part two.", "encrypted_content": None},
+        {"type": "future_block", "frames": 3},
     ]
 
 
-def test_unknown_usage_fields_of_message_delta_survive() -> None:
+def test_only_the_sdks_usage_fields_of_message_delta_are_taken() -> None:
     events = [
         start(),
         {
             "type": "message_delta",
             "delta": {"stop_reason": "end_turn"},
-            "usage": {"output_tokens": 3, "future": 1},
+            "usage": {"output_tokens": 3, "future": 1, "iterations": [{"type": "message"}]},
         },
     ]
-    assert accumulate(events)["usage"]["future"] == 1
+    folded = accumulate(events)["usage"]
+    assert "future" not in folded and folded["iterations"] == [{"type": "message"}]
 
 
 @pytest.mark.parametrize(
@@ -539,6 +546,7 @@ WEB_SEARCH_MESSAGE = {
     ],
     "stop_reason": "end_turn",
     "stop_sequence": None,
+    "stop_details": None,
     "usage": {
         "input_tokens": 10682,
         "cache_creation_input_tokens": 0,
@@ -613,7 +621,7 @@ def test_message_to_events_shape() -> None:
     }
     assert events[12] == {
         "type": "message_delta",
-        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+        "delta": {"stop_reason": "tool_use", "stop_sequence": None, "stop_details": None},
         "usage": {
             "input_tokens": 480,
             "cache_creation_input_tokens": 0,

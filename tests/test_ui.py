@@ -144,7 +144,7 @@ def test_misses_show_the_closest_recordings_and_the_paths_that_differ_from_each(
     item = re.search(rf'<li><a href="/r/{hi_there}">[0-9a-f]{{12}}</a>.*?</li></ul></li>', page, re.S)
     assert item, "the recording the miss resembles is among the closest, linked to its page"
     assert "Hi there, what can you do?" in item.group(0)
-    assert "<mark>messages[0].content</mark>" in item.group(0) and "what can you do today?" in item.group(0)
+    assert "<mark>messages[0].content</mark>" in item.group(0) and "what can you «do today?»" in item.group(0)  # the differing words marked (issue 15)
 
 
 def test_list_shows_the_prompt_excerpt(viewer_data):

@@ -20,6 +20,7 @@ from .names import validate_cassette_name
 MODES = ("auto", "record", "replay", "passthrough")
 FALLBACKS = ("strict", "fallback")
 EXHAUSTED = ("repeat", "miss")
+MATCHES = ("exact", "conversation")
 UPSTREAM_FORMATS = ("anthropic", "openai")
 PRESET_NAMES = tuple(PRESETS)
 
@@ -163,6 +164,15 @@ class ProxyConfig:
         env="VCR_EXHAUSTED",
         choices=EXHAUSTED,
         help="Replay past the last recording of a repeated request: repeat the last, or miss.",
+    )
+    match: str = option(
+        "exact",
+        decl="--match",
+        env="VCR_MATCH",
+        choices=MATCHES,
+        help="conversation: when the exact key misses, replay a recording of the same conversation (same model, "
+        "messages without system-reminders, tool calls and results; system prompt, tools, max_tokens, thinking "
+        "and output_config do not count), logged as hit-conversation with what differed.",
     )
     pace: float | None = option(
         None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from .matching import (
     Rules,
     json_differences,
     key_request,
+    likeness,
     normalise,
     parse_json_body,
     short_key,
@@ -20,6 +22,8 @@ from .matching import (
 from .store import Store
 
 CLOSEST = 3
+REFINED = 8
+"""How many of the recordings closest by fingerprints are read whole to rank them by likeness."""
 
 
 @dataclass
@@ -27,6 +31,11 @@ class Candidate:
     key: str
     ordinal: int
     score: float
+
+    @property
+    def percent(self) -> int:
+        """The score in whole percent, rounded down: a request that missed never reads as 100% same."""
+        return math.floor(self.score * 100)
 
 
 @dataclass
@@ -55,7 +64,7 @@ class MissReport:
             )
         if not self.closest:
             return f"{head}; the cassette has no recording of {self.method} {self.target.split('?')[0]}."
-        ranked = ", ".join(f"{short_key(c.key)} ({c.score:.0%} same)" for c in self.closest)
+        ranked = ", ".join(f"{short_key(c.key)} ({c.percent}% same)" for c in self.closest)
         best = short_key(self.closest[0].key)
         diff = "; ".join(self.differences) if self.differences else "only in parts the key leaves out"
         return f"{head}. Closest recordings: {ranked}. Request vs {best}: {diff}"
@@ -65,7 +74,9 @@ def explain_miss(
     store: Store, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
 ) -> MissReport:
     """Rank the cassette's recordings of the same method and path by the share of request parts they have in
-    common (their fingerprints only), then diff the normalised request against the best one's."""
+    common (their fingerprints only); then read the REFINED best of them and rank those by how much of the
+    request is the same (`likeness`: ties between parts that differ are broken by how alike the differing values
+    are), which is also the percentage shown; diff the request against the best."""
     report = MissReport(cassette, method, target, keyed.key)
     candidates = store.candidates(cassette, method, target)
     ranked = sorted(
@@ -75,20 +86,30 @@ def explain_miss(
         ),
         key=lambda item: (-item[0], item[2], item[3]),
     )
+    shortlist: list[tuple[float, int, str, int]] = []
     seen: set[str] = set()
-    best_id = None
-    for score, recording_id, key, ordinal in ranked:
-        if key in seen:
-            continue
-        seen.add(key)
-        best_id = recording_id if best_id is None else best_id
+    for item in ranked:
+        if item[2] not in seen:
+            seen.add(item[2])
+            shortlist.append(item)
+            if len(shortlist) == REFINED:
+                break
+    bodies: dict[int, object] = {}
+    if keyed.normalised is not None:
+        scored = []
+        for share, recording_id, key, ordinal in shortlist:
+            recorded = parse_json_body(store.request_body(recording_id))
+            if recorded is None:
+                scored.append((share, share, recording_id, key, ordinal))
+                continue
+            bodies[recording_id] = normalise(recorded, rules)
+            scored.append((likeness(keyed.normalised, bodies[recording_id]), share, recording_id, key, ordinal))
+        scored.sort(key=lambda item: (-item[0], -item[1], item[3], item[4]))
+        shortlist = [(score, recording_id, key, ordinal) for score, _, recording_id, key, ordinal in scored]
+    for score, _, key, ordinal in shortlist[:CLOSEST]:
         report.closest.append(Candidate(key, ordinal, score))
-        if len(report.closest) == CLOSEST:
-            break
-    if best_id is not None and keyed.normalised is not None:
-        recorded = parse_json_body(store.request_body(best_id))
-        if recorded is not None:
-            report.differences = json_differences(keyed.normalised, normalise(recorded, rules))
+    if shortlist and shortlist[0][1] in bodies:
+        report.differences = json_differences(keyed.normalised, bodies[shortlist[0][1]])
     return report
 
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Difference", "clip", "differences", "excerpt", "prompt_excerpt", "quote"]
+__all__ = ["Difference", "clip", "differences", "excerpt", "marked", "prompt_excerpt", "quote"]
 
 ELLIPSIS = "..."
 
@@ -78,6 +78,45 @@ def excerpt(text: str, at: int, width: int = 40) -> str:
     end = min(len(text), at + width)
     cut = (ELLIPSIS if start else "") + text[start:end] + (ELLIPSIS if end < len(text) else "")
     return json.dumps(cut, ensure_ascii=False)
+
+
+MARK_START, MARK_END = "\u00ab", "\u00bb"
+"""`«` and `»` around the words that differ between two strings."""
+
+
+def _differing_words(a: str, b: str) -> tuple[int, int]:
+    """(common prefix, common suffix) of two strings, each cut back to a whitespace boundary so the part between
+    them is whole words (a path, a name), never half of one."""
+    prefix = _first_unequal(a, b)
+    limit = min(len(a), len(b)) - prefix
+    suffix = 0
+    while suffix < limit and a[len(a) - 1 - suffix] == b[len(b) - 1 - suffix]:
+        suffix += 1
+    while prefix > 0 and not a[prefix - 1].isspace():
+        prefix -= 1
+    while suffix > 0 and not a[len(a) - suffix].isspace():
+        suffix -= 1
+    return prefix, suffix
+
+
+def marked(a: str, b: str, width: int = 40, longest: int = 80) -> tuple[str, str]:
+    """Two strings that differ, each quoted whole at both ends, the words that differ marked `«...»` and the
+    same text around them kept short (`...` inside the quotes where cut): from the start of the line when that
+    is near, so the excerpt names the setting that differs; at most `longest` characters of the differing part."""
+    prefix, suffix = _differing_words(a, b)
+    line_start = a.rfind("\n", 0, prefix) + 1
+    start = line_start if prefix - line_start <= 3 * width else prefix - width
+
+    def one(text: str) -> str:
+        middle = text[prefix : len(text) - suffix]
+        if len(middle) > longest:
+            middle = middle[: longest - len(ELLIPSIS)] + ELLIPSIS
+        end = min(len(text), len(text) - suffix + width)
+        before = (ELLIPSIS if start else "") + text[start:prefix]
+        after = text[len(text) - suffix : end] + (ELLIPSIS if end < len(text) else "")
+        return json.dumps(f"{before}{MARK_START}{middle}{MARK_END}{after}", ensure_ascii=False)
+
+    return one(a), one(b)
 
 
 _ABSENT: Any = object()

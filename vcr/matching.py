@@ -11,6 +11,7 @@ stored and forwarded request bytes stay exact.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import RulesError
-from .excerpts import differences, excerpt, quote
+from .excerpts import differences, marked, quote
 from .secrets import redact_bytes, redact_query, redact_string
 
 KEY_SCHEME = "v2"
@@ -121,6 +122,10 @@ class Rules:
     ignore: tuple[str, ...] = ("metadata",)
     replace: tuple[Replacement, ...] = ()
     presets: tuple[str, ...] = ()
+    versions: tuple[tuple[str, int], ...] = ()
+    """Which version of each preset: a preset that learns to leave out more gets a new version, and a cassette
+    keeps the version it was recorded with (its keys stay valid) until `rekey` moves it on. Presets not named
+    here get their latest version."""
 
     def __post_init__(self) -> None:
         for path in self.ignore:
@@ -130,6 +135,12 @@ class Rules:
         unknown = [name for name in self.presets if name not in PRESETS]
         if unknown:
             raise RulesError(f"unknown preset {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
+        chosen = dict(self.versions)
+        versions = tuple((name, chosen.get(name, max(PRESETS[name]))) for name in self.presets)
+        for name, version in versions:
+            if version not in PRESETS[name]:
+                raise RulesError(f"preset {name} has no version {version}; known: {sorted(PRESETS[name])}")
+        object.__setattr__(self, "versions", versions)
 
     def to_json(self) -> str:
         """The form stored with a cassette: replay uses the rules it was recorded with."""
@@ -138,6 +149,7 @@ class Rules:
                 "ignore": list(self.ignore),
                 "replace": [{"pattern": r.pattern, "with": r.placeholder} for r in self.replace],
                 "presets": list(self.presets),
+                "versions": dict(self.versions),
             },
             sort_keys=True,
         )
@@ -146,7 +158,7 @@ class Rules:
     def from_dict(cls, data: dict[str, Any]) -> Rules:
         if not isinstance(data, dict):
             raise RulesError("rules must be a table/object with 'ignore', 'replace' and 'presets'")
-        unknown = set(data) - {"ignore", "replace", "presets", "preset"}
+        unknown = set(data) - {"ignore", "replace", "presets", "preset", "versions"}
         if unknown:
             raise RulesError(f"unknown rules field(s): {', '.join(sorted(unknown))}")
         presets = data.get("presets", [])
@@ -156,19 +168,30 @@ class Rules:
             replace = tuple(Replacement(str(r["pattern"]), str(r["with"])) for r in data.get("replace", []))
         except (KeyError, TypeError) as error:
             raise RulesError("each 'replace' entry needs 'pattern' and 'with'") from error
+        versions = data.get("versions", {})
+        if not isinstance(versions, dict) or not all(isinstance(v, int) for v in versions.values()):
+            raise RulesError("'versions' must map preset names to version numbers")
         return cls(
             ignore=tuple(str(p) for p in data.get("ignore", ["metadata"])),
             replace=replace,
             presets=tuple(str(p) for p in presets),
+            versions=tuple((str(k), v) for k, v in versions.items()),
         )
 
     @classmethod
     def from_json(cls, text: str | None) -> Rules:
-        return cls() if not text else cls.from_dict(json.loads(text))
+        """Rules as stored with a cassette; rules stored before presets had versions mean version 1."""
+        if not text:
+            return cls()
+        data = json.loads(text)
+        if isinstance(data, dict) and "versions" not in data:
+            named = [data["preset"]] if "preset" in data else []
+            data = {**data, "versions": {str(name): 1 for name in [*named, *data.get("presets", [])]}}
+        return cls.from_dict(data)
 
     def with_presets(self, *names: str) -> Rules:
         merged = tuple(dict.fromkeys(self.presets + names))
-        return Rules(ignore=self.ignore, replace=self.replace, presets=merged)
+        return Rules(ignore=self.ignore, replace=self.replace, presets=merged, versions=self.versions)
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -220,10 +243,18 @@ def _claude_code(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str]
     return ("metadata", "**.cache_control"), replacements
 
 
-PRESETS: dict[str, Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]] = {
-    "claude-code": _claude_code,
+def _claude_code_across_releases(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]:
+    """Version 2: also what Claude Code rewrites from release to release without changing the answer to the
+    conversation: its tools' descriptions and input schemas (their names, and so the tool set, still count)."""
+    paths, replacements = _claude_code(body)
+    return (*paths, "tools[*].description", "tools[*].input_schema"), replacements
+
+
+Preset = Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]
+PRESETS: dict[str, dict[int, Preset]] = {
+    "claude-code": {1: _claude_code, 2: _claude_code_across_releases},
 }
-"""A preset looks at the request and says which paths to leave out and which text to blur."""
+"""A preset looks at the request and says which paths to leave out and which text to blur; by version."""
 
 
 def normalise(body: Any, rules: Rules) -> Any:
@@ -233,8 +264,8 @@ def normalise(body: Any, rules: Rules) -> Any:
     value = copy.deepcopy(body)
     ignore = list(rules.ignore) + list(ALWAYS_IGNORED)
     replacements = [(r.compiled(), r.placeholder) for r in rules.replace]
-    for name in rules.presets:
-        paths, found = PRESETS[name](body)
+    for name, version in rules.versions:
+        paths, found = PRESETS[name][version](body)
         ignore += paths
         replacements += found
     for path in dict.fromkeys(ignore):
@@ -400,6 +431,49 @@ def similarity(a: dict[str, str], b: dict[str, str]) -> float:
     return sum(1 for k in keys if a.get(k) == b.get(k)) / len(keys)
 
 
+def _size(value: Any) -> int:
+    """Characters of a JSON value in its canonical form."""
+    return len(canonical_json(value))
+
+
+_SHORT_TEXT = 4096
+"""Strings up to this length (both together) are compared character by character; longer ones by their common
+start and end, which is linear and enough for the one edited passage a prompt usually has."""
+
+
+def _unlike(a: Any, b: Any) -> int:
+    """How many characters of two JSON values differ: for strings, those outside the longest matching runs."""
+    if a == b:
+        return 0
+    if isinstance(a, dict) and isinstance(b, dict):
+        return sum(
+            _unlike(a[k], b[k]) if k in a and k in b else _size(k) + _size(a[k] if k in a else b[k])
+            for k in set(a) | set(b)
+        )
+    if isinstance(a, list) and isinstance(b, list):
+        paired = sum(_unlike(x, y) for x, y in zip(a, b, strict=False))
+        return paired + sum(_size(rest) for rest in (a[len(b) :] or b[len(a) :]))
+    if isinstance(a, str) and isinstance(b, str):
+        if len(a) + len(b) <= _SHORT_TEXT:
+            matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+            same = sum(block.size for block in matcher.get_matching_blocks())
+        else:
+            prefix = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            suffix = 0
+            while suffix < min(len(a), len(b)) - prefix and a[-1 - suffix] == b[-1 - suffix]:
+                suffix += 1
+            same = prefix + suffix
+        return len(a) + len(b) - 2 * same
+    return _size(a) + _size(b)
+
+
+def likeness(a: Any, b: Any) -> float:
+    """How alike two (normalised) requests are, by size: the share of their characters that are the same, so one
+    changed word in a long request is close to 100% and a different question is far from it."""
+    total = _size(a) + _size(b)
+    return 1.0 if total == 0 else max(0.0, 1 - _unlike(a, b) / total)
+
+
 def json_differences(request: Any, recorded: Any, limit: int = 3) -> list[str]:
     """The first JSON paths where a request differs from a recorded one, each with a short excerpt of both."""
     found: list[str] = []
@@ -411,7 +485,8 @@ def json_differences(request: Any, recorded: Any, limit: int = 3) -> list[str]:
         elif d.lengths:
             found.append(f"{d.path}: {len(d.a)} items in the request vs {len(d.b)} in the recording")
         elif d.at is not None:
-            found.append(f"{d.path}: {excerpt(d.a, d.at)} vs {excerpt(d.b, d.at)}")
+            mine, theirs = marked(d.a, d.b)
+            found.append(f"{d.path}: {mine} vs {theirs}")
         else:
             found.append(f"{d.path}: {quote(d.a)} vs {quote(d.b)}")
     return found

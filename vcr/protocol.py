@@ -90,10 +90,7 @@ BETA_BLOCK_TYPES = frozenset(
     {"mcp_tool_use", "mcp_tool_result", "compaction", "fallback", "advisor_tool_result"}
 )
 KNOWN_BLOCK_TYPES = GA_BLOCK_TYPES | BETA_BLOCK_TYPES
-DELTA_BLOCKS: dict[str, frozenset[str]] = {
-    **{kind: blocks for kind, (_, _, blocks) in FOLDED_DELTAS.items()},
-    "compaction_delta": frozenset({"compaction"}),
-}
+DELTA_BLOCKS: dict[str, frozenset[str]] = {kind: blocks for kind, (_, _, blocks) in FOLDED_DELTAS.items()}
 """Which block types each delta type may extend; the SDKs silently drop a delta sent to any other."""
 DELTA_FIELDS = {kind: (name, expected) for kind, (name, expected, _) in FOLDED_DELTAS.items()}
 STOP_REASONS = frozenset(
@@ -489,8 +486,9 @@ class _StreamChecker:
         self.ctx = ctx
         self.out = _Findings()
         self.ids = _ToolIds(self.out, ctx.request)
-        self.fold = MessageFold(strict=False)
-        """The message the final rules judge: the one fold, fed the events these checks let through."""
+        self.fold = MessageFold(strict=False, trailing_strings=FINE_GRAINED_BETA in ctx.betas)
+        """The message the final rules judge: the one fold, fed the events these checks let through (tool JSON
+        read as the SDK reads it under the request's betas)."""
         self.start_usage: dict[str, Any] = {}
         self.blocks: list[_Block] = []
         self.open: _Block | None = None
@@ -499,6 +497,8 @@ class _StreamChecker:
         self.terminal_kind: str | None = None
         self.out_of_order_reported = False
         self.after_terminal_reported = False
+        self.late: list[tuple[int, str]] = []
+        """(position, type) of each event after message_stop (S10)."""
 
     @property
     def message(self) -> dict[str, Any] | None:
@@ -549,6 +549,15 @@ class _StreamChecker:
         return kind
 
     # Events -----------------------------------------------------------------------------------------------
+
+    def after_stop(self, index: int, event: SSEEvent) -> bool:
+        """S10 (reported by finish): whether a named event follows message_stop; of any type (ping, a late
+        block, a type unknown today) it is an error: Claude Code reads on past the stop, so a recording must
+        not hide what comes after. Unnamed events, which every SDK drops, are F1/F2's business."""
+        if self.terminal_kind != "message_stop" or event.event is None:
+            return False
+        self.late.append((index, event.type or event.event or "unnamed"))
+        return True
 
     def event(self, index: int, kind: str, payload: dict[str, Any]) -> None:
         """S1, S2, S9 and dispatch to the handler of each event type."""
@@ -632,9 +641,7 @@ class _StreamChecker:
         delta_type = delta["type"]
         if delta_type not in DELTA_BLOCKS:
             self.out.warning("B1", index, f"unknown delta type {delta_type!r} (tolerated)")
-            if target is not None:
-                self.fold.delta(target.position, delta)  # carried into the block, not dropped
-            return
+            return  # the SDKs drop it: the block stays as it started
         if delta_type in DELTA_FIELDS:
             name, expected = DELTA_FIELDS[delta_type]
             if not isinstance(delta.get(name), expected):
@@ -774,6 +781,10 @@ class _StreamChecker:
         """S1, S2, B4 and the rules on the folded message, once every event is seen."""
         if self.terminal is None:
             self.out.error("S2", None, "stream ends without message_stop or error")
+        if self.late:
+            (first, kind), more = self.late[0], len(self.late) - 1
+            also = f" and {more} more event(s)" if more else ""
+            self.out.error("S10", first, f"{kind} after message_stop (event {self.terminal}){also}")
         if self.message is None:
             if self.terminal_kind != "error" and not self.out_of_order_reported:
                 self.out.error("S1", None, "stream has no message_start")
@@ -849,8 +860,9 @@ def validate_stream(
     if parser.comments:
         out.info("F3", None, f"{len(parser.comments)} SSE comment line(s) (allowed; ignored by SDKs)")
     for index, event in enumerate(events):
+        late = checker.after_stop(index, event)
         kind = checker.frame(index, event)
-        if kind is not None:
+        if kind is not None and not late:
             checker.event(index, kind, event.parsed)
     checker.finish()
     return out.items

@@ -25,6 +25,7 @@ from . import sse
 from .adapters import Upstream, UpstreamReply, open_upstream
 from .compression import ResponseSpool
 from .config import ProxyConfig
+from .conversation import ConversationMatch, match_conversation
 from .diagnosis import MissReport, explain_miss
 from .errors import ListenError, UpstreamError
 from .headers import Headers
@@ -53,8 +54,9 @@ _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 
 
 def is_local_only(method: str, path: str) -> bool:
-    """Telemetry and connection probes: forwarded when online, never stored, answered locally in replay."""
-    return path.startswith("/api/event_logging/") or (method == "HEAD" and path == "/api/hello")
+    """Telemetry and connection probes (`HEAD` on any path: Claude Code probes `/api/hello` and `/`): forwarded
+    when online, never stored, answered locally in replay."""
+    return method == "HEAD" or path.startswith("/api/event_logging/")
 
 
 def error_response(status: int, error_type: str, message: str) -> web.Response:
@@ -107,6 +109,8 @@ class CassetteState:
     seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
     """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
     seen_bytes: int = 0
+    conversations: dict[int, str | None] = field(default_factory=dict)
+    """Recording id -> its conversation digest, for `--match conversation`."""
 
 
 @dataclass
@@ -242,6 +246,19 @@ class Proxy:
         recordings = await self._recordings(exchange.cassette, exchange.key)
         if exchange.ordinal < len(recordings):
             return await self._replay(exchange, recordings[exchange.ordinal], "hit")
+        if not recordings and self.config.match == "conversation":
+            found = await self.store.run(
+                match_conversation,
+                exchange.cassette,
+                exchange.method,
+                exchange.target,
+                exchange.keyed,
+                state.run.rules,
+                state.conversations,
+            )
+            replayed = await self._replay_conversation(exchange, state, found) if found else None
+            if replayed is not None:
+                return replayed
         if recordings:
             exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
         if mode == "auto":
@@ -252,6 +269,18 @@ class Proxy:
             return await self._forward(exchange, record=True)
         miss = await self._strict_miss(exchange, state, exhausted=len(recordings) or None)
         return miss, "miss"
+
+    async def _replay_conversation(
+        self, exchange: Exchange, state: CassetteState, found: ConversationMatch
+    ) -> tuple[web.StreamResponse, str] | None:
+        """A recording of the same conversation stands in for the missed key, in its own order of repeats
+        (past the last one as `--exhausted` says); None when there is none to give."""
+        recordings = await self._recordings(exchange.cassette, found.key)
+        ordinal = state.run.ordinal(found.key)
+        if not recordings or (ordinal >= len(recordings) and self.config.exhausted == "miss"):
+            return None
+        log.warning(found.warning(exchange.key))
+        return await self._replay(exchange, recordings[min(ordinal, len(recordings) - 1)], "hit-conversation")
 
     async def _key(self, exchange: Exchange, state: CassetteState) -> KeyedRequest:
         """The fast path first: exact request bytes seen before (in this run, or stored) give the key
@@ -388,7 +417,7 @@ class Proxy:
             return None
         try:
             if is_stream:
-                message = sse.accumulate(sse.parse_sse(recording.response_body))
+                message = sse.accumulate(sse.parse_sse(recording.response_body), exchange.request.headers)
                 return json.dumps(message).encode(), "application/json"
             return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
         except (ValueError, KeyError, TypeError) as error:

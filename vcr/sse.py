@@ -226,29 +226,47 @@ def sdk_payloads(events: Iterable[dict[str, Any] | SSEEvent]) -> Iterator[dict[s
 _MESSAGE_EVENTS = frozenset(
     {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta"}
 )
-FOLDED_DELTAS: dict[str, tuple[str, type, frozenset[str]]] = {
+FOLDED_DELTAS: dict[str, tuple[str, type | tuple[type, ...], frozenset[str]]] = {
     "text_delta": ("text", str, frozenset({"text"})),
     "citations_delta": ("citation", dict, frozenset({"text"})),
     "input_json_delta": ("partial_json", str, TOOL_INPUT_BLOCKS),
     "thinking_delta": ("thinking", str, frozenset({"thinking"})),
     "signature_delta": ("signature", str, frozenset({"thinking"})),
+    "compaction_delta": ("content", (str, type(None)), frozenset({"compaction"})),
 }
-"""Delta types the SDKs fold: the field each carries, its JSON type, and the block types it may extend."""
+"""Delta types the SDKs fold: the field each carries, its JSON type, and the block types it may extend.
+Any other delta type is dropped, as the SDKs drop it (the block stays as it started)."""
+DELTA_USAGE_FIELDS = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "server_tool_use",
+    "output_tokens_details",
+    "iterations",
+    "fallback_credit",
+)
+"""The optional cumulative usage fields a message_delta overwrites when not null (the beta SDK's list)."""
+DELTA_MESSAGE_FIELDS = ("context_management", "input_transformations")
+"""Top-level message_delta fields that replace the message's own when not null."""
 
 
 class MessageFold:
-    """A stream folded into the Message it stands for, event by event, as the SDKs' `accumulate_event` does.
+    """A stream folded into the Message it stands for, event by event, equal to the official Python SDK's beta
+    `accumulate_event` (tests/test_fold_sdk.py checks it against the installed SDK, field for field).
 
-    The one fold behind replay conversion, `show`, `fixture`, `verify` and the validators. Strict (the
+    The one fold behind replay conversion, `show`, `fixture`, `lint`, `verify` and the validators. Strict (the
     default) raises where the SDKs raise: StreamError on an `error` event, ValueError on an event before
     `message_start`, a delta for a block that never started, or tool JSON that is invalid (not just cut
     short). Not strict, it records each of those in `faults` and folds what is there, so a broken stream
-    still shows its blocks. Unknown events are ignored; unknown block types are kept as started and unknown
-    delta types are carried into their block (a string field appended, anything else replaced).
+    still shows its blocks. As in the SDK: unknown events and unknown delta types change nothing, unknown
+    block types and unknown message fields are carried through as they arrived, a `fallback` block relabels
+    the message's `model` to the model it fell back to. `trailing_strings` is the SDK's reading of tool JSON
+    under the `fine-grained-tool-streaming-2025-05-14` beta: a string cut short is kept, not dropped.
     """
 
-    def __init__(self, *, strict: bool = True) -> None:
+    def __init__(self, *, strict: bool = True, trailing_strings: bool = False) -> None:
         self.strict = strict
+        self.trailing_strings = trailing_strings
         self.started = False
         """Whether `message_start` has arrived."""
         self.message: dict[str, Any] = {"content": []}
@@ -304,13 +322,18 @@ class MessageFold:
         self.started = True
 
     def start_block(self, block: Any) -> int:
-        """Append a content_block_start's block (a copy, as started); returns its position."""
+        """Append a content_block_start's block (a copy, as started); returns its position. A `fallback`
+        block names the model that served the rest of the answer: the message takes its name, as in the SDK."""
         self.content.append(copy.deepcopy(block) if isinstance(block, dict) else {})
+        if isinstance(block, dict) and block.get("type") == "fallback":
+            target = block.get("to")
+            if isinstance(target, dict) and "model" in target:
+                self.message["model"] = target["model"]
         return len(self.content) - 1
 
     def delta(self, index: Any, delta: Any) -> None:
-        """Fold one content_block_delta into the block at `index`; a known delta that does not fit the
-        block (or lacks its field) is ignored, as the SDKs ignore it."""
+        """Fold one content_block_delta into the block at `index`; an unknown delta, or a known one that does
+        not fit the block (or lacks its field), is ignored, as the SDKs ignore it."""
         content = self.content
         if type(index) is not int or not 0 <= index < len(content) or not isinstance(content[index], dict):
             self._fault(f"content_block_delta for block {index!r}, which never started")
@@ -320,12 +343,6 @@ class MessageFold:
         block = content[index]
         delta_type = delta.get("type")
         if delta_type not in FOLDED_DELTAS:
-            for name, value in delta.items():
-                if name == "type":
-                    continue
-                before = block.get(name)
-                both_text = isinstance(value, str) and isinstance(before, str)
-                block[name] = before + value if both_text else copy.deepcopy(value)
             return
         name, expected, block_types = FOLDED_DELTAS[delta_type]
         value = delta.get(name)
@@ -337,28 +354,35 @@ class MessageFold:
             block["citations"] = [*(block.get("citations") or []), copy.deepcopy(value)]
         elif delta_type == "signature_delta":
             block["signature"] = value
+        elif delta_type == "compaction_delta":
+            block["content"] = value  # the SDK replaces both, each None when the delta lacks it
+            block["encrypted_content"] = copy.deepcopy(delta.get("encrypted_content"))
         else:
             block[name] = (block.get(name) or "") + value
 
     def message_delta(self, payload: dict[str, Any]) -> None:
-        """Stop fields and usage from a message_delta: usage values are cumulative, so they replace, never add;
-        output_tokens always (the SDKs set it even when absent), other fields when not null."""
+        """Stop fields and usage from a message_delta, as the SDK sets them: stop_reason, stop_sequence and
+        stop_details always (null when absent), container, context_management and input_transformations when
+        not null; usage values are cumulative, so they replace, never add: output_tokens always, the fields
+        of DELTA_USAGE_FIELDS when not null, nothing else."""
         message = self.message
         delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
         message["stop_reason"] = delta.get("stop_reason")
         message["stop_sequence"] = delta.get("stop_sequence")
-        if "stop_details" in delta:
-            message["stop_details"] = copy.deepcopy(delta["stop_details"])
+        message["stop_details"] = copy.deepcopy(delta.get("stop_details"))
         if delta.get("container") is not None:
             message["container"] = copy.deepcopy(delta["container"])
+        for key in DELTA_MESSAGE_FIELDS:
+            if payload.get(key) is not None:
+                message[key] = copy.deepcopy(payload[key])
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
         target = message.get("usage")
         if not isinstance(target, dict):
             target = message["usage"] = {}
         target["output_tokens"] = usage.get("output_tokens")
-        for key, value in usage.items():
-            if value is not None:
-                target[key] = copy.deepcopy(value)
+        for key in DELTA_USAGE_FIELDS:
+            if usage.get(key) is not None:
+                target[key] = copy.deepcopy(usage[key])
 
     def finish(self) -> dict[str, Any]:
         """The Message: tool input parsed from its joined JSON, partially when cut short (as the SDKs show a
@@ -376,7 +400,7 @@ class MessageFold:
             except ValueError:
                 self.incomplete_input.add(index)
             try:
-                block["input"] = parse_partial_json(text)
+                block["input"] = parse_partial_json(text, trailing_strings=self.trailing_strings)
             except ValueError as exc:
                 self._fault(f"Unable to parse tool parameter JSON: {exc}. JSON: {text}")
                 block["input"] = text
@@ -390,9 +414,16 @@ class MessageFold:
             self.faults.append(problem)
 
 
-def accumulate(events: Iterable[dict[str, Any] | SSEEvent]) -> dict[str, Any]:
-    """The final Message a complete stream stands for, folded strictly (see MessageFold)."""
-    return MessageFold().feed(events).finish()
+FINE_GRAINED_TOOL_STREAMING = "fine-grained-tool-streaming-2025-05-14"
+
+
+def accumulate(
+    events: Iterable[dict[str, Any] | SSEEvent], request_headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The final Message a complete stream stands for, folded strictly (see MessageFold); the request's
+    `anthropic-beta` header decides how cut-short tool JSON reads, as it does in the SDK."""
+    beta = next((v for k, v in (request_headers or {}).items() if k.lower() == "anthropic-beta"), "")
+    return MessageFold(trailing_strings=FINE_GRAINED_TOOL_STREAMING in beta).feed(events).finish()
 
 
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -416,8 +447,9 @@ def is_stream(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None, bod
 def message_to_events(message: dict[str, Any], *, ping: bool = True) -> list[dict[str, Any]]:
     """The event payloads a streaming response would have carried for a non-streaming Message.
 
-    `accumulate(message_to_events(m)) == m`; tool input travels as one `input_json_delta` of its JSON
-    text, thinking as one `thinking_delta` then its `signature_delta`, other blocks whole in their start.
+    `accumulate(message_to_events(m)) == m` (and the SDK accumulates them to `m` too); tool input travels
+    as one `input_json_delta` of its JSON text, thinking as one `thinking_delta` then its `signature_delta`,
+    a compaction as one `compaction_delta`, other blocks whole in their start.
     """
     start = copy.deepcopy(message)
     start["content"] = []
@@ -425,6 +457,11 @@ def message_to_events(message: dict[str, Any], *, ping: bool = True) -> list[dic
     start["stop_sequence"] = None
     if "stop_details" in start:
         start["stop_details"] = None
+    fallback = next(
+        (b for b in message.get("content") or [] if isinstance(b, dict) and b.get("type") == "fallback"), None
+    )
+    if fallback is not None and isinstance(fallback.get("from"), dict) and "model" in fallback["from"]:
+        start["model"] = fallback["from"]["model"]  # the stream starts on the model it later falls back from
     usage = copy.deepcopy(message.get("usage") or {})
     final_output = usage.get("output_tokens", 0)
     if isinstance(final_output, int):
@@ -446,14 +483,15 @@ def message_to_events(message: dict[str, Any], *, ping: bool = True) -> list[dic
     if message.get("container") is not None:
         delta["container"] = copy.deepcopy(message["container"])
     final_usage = message.get("usage") or {}
-    delta_usage: dict[str, Any] = {}
-    for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "server_tool_use"):
+    delta_usage: dict[str, Any] = {"output_tokens": final_output}
+    for key in DELTA_USAGE_FIELDS:
         if final_usage.get(key) is not None:
             delta_usage[key] = copy.deepcopy(final_usage[key])
-    delta_usage["output_tokens"] = final_output
-    if final_usage.get("output_tokens_details") is not None:
-        delta_usage["output_tokens_details"] = copy.deepcopy(final_usage["output_tokens_details"])
-    events.append({"type": "message_delta", "delta": delta, "usage": delta_usage})
+    message_delta: dict[str, Any] = {"type": "message_delta", "delta": delta, "usage": delta_usage}
+    for key in DELTA_MESSAGE_FIELDS:
+        if message.get(key) is not None:
+            message_delta[key] = copy.deepcopy(message[key])
+    events.append(message_delta)
     events.append({"type": "message_stop"})
     return events
 
@@ -479,6 +517,15 @@ def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
             deltas.append({"type": "thinking_delta", "thinking": block["thinking"]})
         if "signature" in block:
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif block_type == "compaction" and ("content" in block or "encrypted_content" in block):
+        start["content"] = start["encrypted_content"] = None
+        deltas.append(
+            {
+                "type": "compaction_delta",
+                "content": block.get("content"),
+                "encrypted_content": block.get("encrypted_content"),
+            }
+        )
     elif block_type in TOOL_INPUT_BLOCKS and "input" in block:
         start["input"] = {}
         deltas.append({"type": "input_json_delta", "partial_json": _dumps(block["input"])})
@@ -507,8 +554,9 @@ class _Incomplete(Exception):
     """The text ended inside a value that cannot be shown partially (string, literal, number)."""
 
 
-def parse_partial_json(text: str) -> Any:
-    """Parse JSON that may be cut off, the way the SDKs expose tool input mid-stream."""
+def parse_partial_json(text: str, *, trailing_strings: bool = False) -> Any:
+    """Parse JSON that may be cut off, the way the SDKs expose tool input mid-stream (jiter's partial mode;
+    `trailing_strings` is its "trailing-strings" mode: a value string cut short is kept as far as it goes)."""
     try:
         return json.loads(text)
     except ValueError:
@@ -517,21 +565,27 @@ def parse_partial_json(text: str) -> Any:
     if pos == len(text):
         raise ValueError("no JSON value")
     try:
-        value, _, _ = _partial_value(text, pos)
+        value, _, _ = _partial_value(text, pos, trailing_strings)
     except _Incomplete:
         raise ValueError("JSON ended inside its only value") from None
     return value  # like jiter's partial mode, text after a complete value is ignored
 
 
-def _partial_value(text: str, pos: int) -> tuple[Any, int, bool]:
-    """One value from `pos`: (value, end, complete); raises _Incomplete or ValueError."""
+def _partial_value(text: str, pos: int, trailing: bool = False) -> tuple[Any, int, bool]:
+    """One value from `pos`: (value, end, complete); raises _Incomplete or ValueError. `trailing`: a string
+    value cut short is returned as far as it goes, incomplete."""
     char = text[pos]
     if char == "{":
-        return _partial_object(text, pos + 1)
+        return _partial_object(text, pos + 1, trailing)
     if char == "[":
-        return _partial_array(text, pos + 1)
+        return _partial_array(text, pos + 1, trailing)
     if char == '"':
-        return _partial_string(text, pos)
+        try:
+            return _partial_string(text, pos)
+        except _Incomplete:
+            if not trailing:
+                raise
+            return _string_prefix(text[pos + 1 :]), len(text), False
     for word, value in _LITERALS.items():
         if text.startswith(word, pos):
             return value, pos + len(word), True
@@ -563,6 +617,16 @@ def _partial_string(text: str, pos: int) -> tuple[str, int, bool]:
         end += 1
     value, after = json.decoder.scanstring(text, pos + 1)
     return value, after, True
+
+
+def _string_prefix(content: str) -> str:
+    """The text of a string cut short, an escape cut in half left out."""
+    for cut in range(min(len(content), 6) + 1):
+        try:
+            return json.loads(f'"{content[: len(content) - cut]}"')
+        except ValueError:
+            continue
+    raise ValueError("invalid string escape")
 
 
 def _skip(text: str, pos: int) -> int:
@@ -599,7 +663,7 @@ def _partial_items(
         pos = _skip(text, pos + 1)
 
 
-def _member(text: str, pos: int) -> tuple[tuple[str, Any], int, bool]:
+def _member(text: str, pos: int, trailing: bool = False) -> tuple[tuple[str, Any], int, bool]:
     """One `"key": value` of an object; _Incomplete when the text ends before its value begins."""
     if text[pos] != '"':
         raise ValueError(f"expected a key at offset {pos}")
@@ -612,18 +676,18 @@ def _member(text: str, pos: int) -> tuple[tuple[str, Any], int, bool]:
     pos = _skip(text, pos + 1)
     if pos == len(text):
         raise _Incomplete
-    value, pos, complete = _partial_value(text, pos)
+    value, pos, complete = _partial_value(text, pos, trailing)
     return (key, value), pos, complete
 
 
-def _partial_array(text: str, pos: int) -> tuple[list[Any], int, bool]:
+def _partial_array(text: str, pos: int, trailing: bool = False) -> tuple[list[Any], int, bool]:
     """Array items after `[`."""
-    return _partial_items(text, pos, "]", _partial_value)
+    return _partial_items(text, pos, "]", lambda t, p: _partial_value(t, p, trailing))
 
 
-def _partial_object(text: str, pos: int) -> tuple[dict[str, Any], int, bool]:
+def _partial_object(text: str, pos: int, trailing: bool = False) -> tuple[dict[str, Any], int, bool]:
     """Object members after `{`; a member without a complete value is dropped at the end of the text."""
-    members, pos, complete = _partial_items(text, pos, "}", _member)
+    members, pos, complete = _partial_items(text, pos, "}", lambda t, p: _member(t, p, trailing))
     return dict(members), pos, complete
 
 

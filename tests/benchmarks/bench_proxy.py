@@ -583,9 +583,9 @@ def bench_miss(recordings: int = 10_000) -> str:
         f"| db size | {size / 1e6:.1f} MB (built in {build:.0f} s) |\n"
         f"| key + closest recordings + JSON diff, p50 | {timings[len(timings) // 2]:.0f} ms |\n"
         f"| worst of 15 | {timings[-1]:.0f} ms |\n"
-        f"| best match found | {best.score:.0%} same, first difference `{report.differences[0][:60]}...` |\n"
+        f"| best match found | {best.percent}% same, first difference `{report.differences[0][:60]}...` |\n"
         "\nOnly the per-part summary hashes of recordings with the same method and path are read to rank them;"
-        " one request body (the best match) is decompressed for the diff.\n"
+        " the 8 best by those are read whole and ranked by likeness, and the best is diffed.\n"
     )
 
 

@@ -19,6 +19,22 @@ def claude_code_binary() -> str | None:
     return shutil.which("claude")
 
 
+RELEASES = {"next": "claude-code-next", "old": "claude-code-old"}
+"""Other Claude Code releases pinned in tests/node/package.json as npm aliases: a later one and an old one."""
+
+
+def claude_code_release(which: str) -> str | None:
+    """The pinned `next` or `old` release's CLI, or None when tests/node is not installed."""
+    binary = REPO / "tests/node/node_modules" / RELEASES[which] / "bin/claude.exe"
+    return str(binary) if binary.exists() else None
+
+
+def claude_code_version(binary: str) -> str:
+    """`2.1.332`, from `claude --version`."""
+    result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.split()[0]
+
+
 def run_claude(
     claude: str, base_url: str, workdir: Path, home: Path, *args: str
 ) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.support.claude_code import claude_code_binary
+from tests.support.claude_code import claude_code_binary, claude_code_release
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +19,25 @@ def claude() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return binary
+
+
+def _release(which: str) -> str:
+    binary = claude_code_release(which)
+    if binary is None:
+        message = f"Claude Code release '{which}' not installed: run `npm ci --prefix tests/node`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def claude_next() -> str:
+    """A later Claude Code release than `claude` (tests/node/package.json: claude-code-next)."""
+    return _release("next")
+
+
+@pytest.fixture(scope="session")
+def claude_old() -> str:
+    """An old Claude Code release, far behind `claude` (tests/node/package.json: claude-code-old)."""
+    return _release("old")
