@@ -301,7 +301,7 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
     with _open_catalog(db) as catalog:
         detail = catalog.detail(catalog.resolve(key_prefix, cassette))
         if raw:
-            stdout = click.get_binary_stream("stdout")
+            stdout = sys.stdout.buffer  # the exact bytes; click.get_binary_stream is deprecated
             stdout.write(detail.response_body)
             stdout.flush()
             return
