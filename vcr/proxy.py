@@ -358,24 +358,18 @@ class Proxy:
                 f"claude-vcr: no recording for {exchange.method} {exchange.target} in cassette "
                 f"'{exchange.cassette}' (key {short_key(exchange.key)}): {unknown} (in {self.config.db})."
             )
-            exchange.note = text
-            if self.config.save_misses is not None:
-                self._save_miss(exchange)
-            response = error_response(400, "invalid_request_error", text + _STRICT_NOTE)
-            response.headers["x-vcr-outcome"] = "miss"
-            response.headers["x-vcr-key"] = exchange.key
-            return response
-        if exhausted is not None:
-            report = MissReport(
+        elif exhausted is not None:
+            text = MissReport(
                 exchange.cassette, exchange.method, exchange.target, exchange.key, exhausted=exhausted
-            )
+            ).text()
         else:
             assert exchange.keyed is not None
             report = await self.store.run(
                 explain_miss, exchange.cassette, exchange.method, exchange.target, exchange.keyed, state.run.rules
             )
-        message = report.text() + _STRICT_NOTE
-        exchange.note = report.text()
+            text = report.text()
+        message = text + _STRICT_NOTE
+        exchange.note = text
         if self.config.save_misses is not None:
             self._save_miss(exchange)
         response = error_response(400, "invalid_request_error", message)
