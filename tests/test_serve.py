@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from claude_vcr.cli import main
 from claude_vcr.config import Flag, ProxyConfig
+from claude_vcr.store import Store
 from click.testing import CliRunner
 
 from tests.support import REPO
@@ -107,8 +108,10 @@ def test_serve_records_logs_and_shuts_down_clean(serve, upstream, tmp_path, sign
 
 def test_env_variables_configure_and_flags_win(serve, upstream, tmp_path):
     env = {"VCR_MODE": "replay", "VCR_CASSETTE": "from_env", "VCR_DB": str(tmp_path / "env.db")}
+    Store(tmp_path / "env.db").close()  # strict replay refuses a db that does not exist
     server = serve("--port", "0", "--upstream", unreachable_url(), env=env)
     assert server.mode == "replay" and "cassette=from_env" in server.lines[0]
+    assert "cassette 'from_env' has no recordings" in server.readline()  # the start-up warning (stderr)
     miss = json.loads(send(server.url))
     assert "'from_env'" in miss["error"]["message"]
     assert re.match(r"miss\s+[0-9a-f]{12} POST /v1/messages 400", server.readline())

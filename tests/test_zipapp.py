@@ -214,7 +214,7 @@ def post(url: str, text: str, stream: bool = True) -> tuple[bytes, dict[str, str
 # --- the file itself ----------------------------------------------------------------------------------
 
 
-def test_pyz_holds_the_package_its_dependencies_and_one_native_module(pyz, manifest):
+def test_pyz_holds_the_package_its_dependencies_and_a_native_module_per_python(pyz, manifest):
     with zipfile.ZipFile(pyz) as archive:
         names = archive.namelist()
         infos = archive.infolist()
@@ -228,11 +228,17 @@ def test_pyz_holds_the_package_its_dependencies_and_one_native_module(pyz, manif
     for left_out in ("pip", "tabulate.py", "click_default_group.py", "tzdata"):
         assert left_out not in tops
     natives = [n for n in names if n.endswith((".so", ".pyd"))]
-    assert len(natives) == 1 and natives[0].startswith("_native/") and "backend_c" in natives[0]
-    assert pyz.stat().st_size < 10_000_000
+    assert len(natives) == len(build_zipapp.DEFAULT_PYTHONS)
+    assert all(n.startswith("_native/") and "backend_c" in n for n in natives)
+    assert sorted(t["python"] for t in manifest["targets"]) == sorted(build_zipapp.DEFAULT_PYTHONS)
+    assert pyz.stat().st_size < 12_000_000
+    assert not [n for n in names if n.endswith(".pyc") and not n.startswith("_pyc/")]
+    for python in manifest["bytecode_for"]:
+        assert f"_pyc/cp{python.replace('.', '')}/claude_vcr/cli.pyc" in names
+    assert _bootstrap.python_version() in manifest["bytecode_for"]
     assert names == sorted(names)
     assert {info.date_time for info in infos} == {build_zipapp.EPOCH}
-    pins = build_zipapp.LOCK[_bootstrap.python_version()]
+    pins = build_zipapp.LOCK[min(build_zipapp.DEFAULT_PYTHONS, key=build_zipapp.version_tuple)]
     bundled = {build_zipapp.canonicalize_name(d["name"]): d["version"] for d in manifest["dependencies"]}
     assert bundled.items() <= pins.items() and {"aiohttp", "click", "sqlite-utils", "zstandard"} <= set(
         bundled
@@ -383,7 +389,8 @@ def test_pyz_for_other_pythons_says_which_it_supports(bare_python, foreign_pyz, 
     with zipfile.ZipFile(foreign_pyz) as archive:
         names = archive.namelist()
     assert len([n for n in names if n.endswith(".so")]) == len(OTHER_PYTHONS)
-    assert not [n for n in names if n.endswith(".pyc")], "bytecode only for the building Python's version"
+    trees = {n.split("/")[1] for n in names if n.startswith("_pyc/") and n != "_pyc/"}
+    assert trees <= {f"cp{p.replace('.', '')}" for p in OTHER_PYTHONS}, "bytecode only for the targets"
 
 
 @pytest.mark.parametrize(
@@ -570,3 +577,52 @@ def test_temp_fallback_is_private(monkeypatch, tmp_path):
     root.chmod(0o777)
     with pytest.raises(OSError, match="others can write"):
         _bootstrap._private_temp_root()
+
+
+# --- one file for every Python ------------------------------------------------------------------------
+
+PYTHONS = {v: build_zipapp.find_python(v) for v in build_zipapp.DEFAULT_PYTHONS}
+
+
+@pytest.mark.parametrize("version", [v for v, exe in PYTHONS.items() if exe])
+def test_the_same_file_records_and_replays_on_each_python(version, pyz, upstream, servers, tmp_path):
+    """Every CPython found on this machine (pyenv provides 3.10, 3.12 and 3.13) runs the default build from
+    its own bytecode tree and its own zstandard module."""
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHONS[version], "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    runner = Runner(str(venv / "bin" / "python"), pyz, tmp_path)
+    probe = runner.probe("import sys; report(code=run_pyz('--help'), version='%d.%d' % sys.version_info[:2])")
+    assert probe["code"] == 0 and probe["version"] == version and probe["foreign"] == []
+    tag = f"cp{version.replace('.', '')}"
+    assert probe["modules"]["claude_vcr.cli"].endswith(f"/_pyc/{tag}/claude_vcr/cli.pyc")
+    db = tmp_path / "vcr.db"
+    recorder = runner.start("--port", "0", "--db", str(db), "--upstream", upstream.url, "--mode", "record")
+    servers.append(recorder)
+    recorded, headers = post(recorder.url, f"Hello from {version}")
+    assert headers.get("x-vcr-outcome") == "recorded", recorded
+    assert recorder.stop()[0] == 0
+    replayer = runner.start("--port", "0", "--db", str(db), "--upstream", unreachable_url(), "--mode", "replay")
+    servers.append(replayer)
+    replayed, headers = post(replayer.url, f"Hello from {version}")
+    assert headers.get("x-vcr-outcome") == "hit" and replayed == recorded
+    assert replayer.stop()[0] == 0
+    assert list(runner.cache.glob(f"pyz-*/{tag}-*/backend_c.*"))
+
+
+def test_an_unwritable_cache_folder_is_one_message(runner, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {**runner.env(), _bootstrap.CACHE_ENV: str(blocker / "cache")}
+    result = subprocess.run(
+        runner.command("serve", "--port", "0", "--db", str(tmp_path / "vcr.db")),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("claude-vcr could not copy its native module zstandard.backend_c")
+    assert f"Point {_bootstrap.CACHE_ENV} at a writable folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -299,7 +299,7 @@ class NativeFinder:
                 folder = os.path.join(_private_temp_root(), self.build_folder, self.target_id)
                 location = extract(self.archive, entry, folder)
         except OSError as error:
-            raise ImportError(
+            raise NativeImportError(
                 f"claude-vcr could not copy its native module {fullname} to {folder}: {error}. "
                 f"Point {CACHE_ENV} at a writable folder.",
                 name=fullname,
@@ -309,6 +309,10 @@ class NativeFinder:
         return spec
 
 
+class NativeImportError(ImportError):
+    """A native module that could not be copied out or loaded; `main` prints it as one line."""
+
+
 class _NativeLoader(ExtensionFileLoader):
     """Loads an extracted module, and says what to do when the OS refuses (e.g. a noexec mount)."""
 
@@ -316,7 +320,7 @@ class _NativeLoader(ExtensionFileLoader):
         try:
             return super().create_module(spec)
         except ImportError as error:
-            raise ImportError(
+            raise NativeImportError(
                 f"claude-vcr could not load {self.path} ({error}); if that folder is on a noexec mount, "
                 f"point {CACHE_ENV} at another one.",
                 name=self.name,
@@ -345,4 +349,8 @@ def main() -> None:
         prepare(found)
     from .cli import main as cli
 
-    cli()
+    try:
+        cli()
+    except NativeImportError as error:
+        sys.stderr.write(f"{error}\n")  # the message says what to do; a traceback would bury it
+        raise SystemExit(1) from None

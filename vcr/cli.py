@@ -161,6 +161,31 @@ def serve(**values: Any) -> None:
     run_proxy(config, announce=click.echo)
 
 
+@main.command(context_settings={"allow_interspersed_args": False})
+@serve_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
+    """Run COMMAND against a proxy that lives as long as it does.
+
+    The proxy takes every `serve` option but listens on a free port unless
+    --port is given; COMMAND gets ANTHROPIC_BASE_URL pointing at it. The banner
+    and the request lines go to stderr; the exit status is COMMAND's.
+
+    \b
+    Example:
+        claude-vcr run --mode record --cassette my_feature -- claude -p "Hello"
+        claude-vcr run --mode replay --cassette my_feature -- pytest tests/
+    """
+    from .launch import run_command
+
+    if ctx.get_parameter_source("port") is click.core.ParameterSource.DEFAULT:
+        values["port"] = 0
+    config = ProxyConfig(**{name: value for name, value in values.items() if value is not None})
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    sys.exit(run_command(config, command, announce=lambda text: click.echo(text, err=True)))
+
+
 # --- cassettes as files people share: inspect, delete, export/import, git ------------------------------
 # These commands import neither aiohttp nor (when they only read) sqlite-utils, so they start fast.
 
@@ -301,7 +326,7 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
     with _open_catalog(db) as catalog:
         detail = catalog.detail(catalog.resolve(key_prefix, cassette))
         if raw:
-            stdout = click.get_binary_stream("stdout")
+            stdout = sys.stdout.buffer  # the exact bytes; click.get_binary_stream is deprecated
             stdout.write(detail.response_body)
             stdout.flush()
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import json
 import logging
@@ -27,7 +28,7 @@ from .compression import ResponseSpool
 from .config import ProxyConfig
 from .conversation import ConversationMatch, match_conversation
 from .diagnosis import MissReport, explain_miss
-from .errors import ListenError, UpstreamError
+from .errors import ListenError, NotFound, UpstreamError
 from .headers import Headers
 from .matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from .names import BadCassetteName, validate_cassette_name
@@ -37,7 +38,7 @@ from .records import Recording
 from .redact import screen
 from .secrets import redact as redact_text
 from .secrets import redact_target
-from .store import StoreThread
+from .store import Store, StoreThread
 
 log = logging.getLogger("claude_vcr.proxy")
 
@@ -51,6 +52,70 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 JSON_MEDIA_TYPE = "application/json"
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
+
+
+_STRICT_NOTE = " Strict replay never calls the upstream: record with --mode record or auto."
+
+
+def doubled_v1(path: str) -> str | None:
+    """A client whose base URL ends in /v1 asks for /v1/v1/messages: say so, rather than miss or 404."""
+    if not path.startswith("/v1/v1/"):
+        return None
+    return (
+        f"claude-vcr: the path {path} has /v1 twice: the client's base URL ends in an extra /v1. "
+        "Use the proxy's address without it, e.g. ANTHROPIC_BASE_URL=http://127.0.0.1:8000 "
+        "(the SDKs and Claude Code add /v1 themselves)."
+    )
+
+
+def unknown_cassette(store: Store, name: str) -> str | None:
+    """`no cassette named 'x'; cassettes: a, b` (the management commands' words) when the db lacks it."""
+    from .catalog import Catalog
+
+    try:
+        Catalog(store.db.conn).cassette_info(name)
+    except NotFound as error:
+        return str(error)
+    return None
+
+
+def cassette_counts(store: Store) -> dict[str, int]:
+    """Recordings per cassette, for the start-up check."""
+    from .catalog import Catalog
+
+    return {row.name: row.recordings for row in Catalog(store.db.conn).cassettes()}
+
+
+def startup_warnings(config: ProxyConfig, counts: dict[str, int]) -> list[str]:
+    """What a person should know before the first request: a default cassette with nothing to replay."""
+    if config.mode not in ("replay", "auto") or counts.get(config.cassette):
+        return []
+    others = [f"{name} ({count})" for name, count in sorted(counts.items()) if count]
+    if config.mode == "auto":
+        then = f"requests that name no cassette are forwarded to {config.upstream} and recorded"
+    else:
+        then = "requests that name no cassette will miss"
+    there = f"cassettes in {config.db}: {', '.join(others)}" if others else f"{config.db} has no recordings"
+    return [
+        f"claude-vcr: warning: cassette {config.cassette!r} has no recordings, so {then}; {there}. "
+        "Pick one with --cassette NAME, or per request with the base URL http://HOST:PORT/c/NAME."
+    ]
+
+
+def creates_db(config: ProxyConfig) -> bool:
+    """Strict replay only reads: a db that does not exist is a wrong --db, never a new empty file."""
+    return not (config.mode == "replay" and config.fallback == "strict")
+
+
+def listen_error(config: ProxyConfig, error: OSError) -> ListenError:
+    """Cannot listen: in use (suggest --port 0), or not ours to bind."""
+    text = f"cannot listen on {config.host}:{config.port}: {error.strerror or error}"
+    if error.errno == errno.EADDRINUSE:
+        text += (
+            " (another claude-vcr serve, or another program, is using it: stop it, or pass --port 0 "
+            "for a free port)"
+        )
+    return ListenError(text)
 
 
 def is_local_only(method: str, path: str) -> bool:
@@ -229,6 +294,10 @@ class Proxy:
 
     async def _dispatch(self, exchange: Exchange) -> tuple[web.StreamResponse, str]:
         mode = self.config.mode
+        doubled = doubled_v1(exchange.path)
+        if doubled is not None:
+            exchange.note = doubled
+            return error_response(404, "not_found_error", doubled), "rejected"
         if is_local_only(exchange.method, exchange.path):
             if mode == "replay":
                 return self._local_answer(exchange), "local"
@@ -320,10 +389,16 @@ class Proxy:
         self, exchange: Exchange, state: CassetteState, exhausted: int | None
     ) -> web.Response:
         """A 400 the SDKs do not retry, saying which recordings came closest and where they differ."""
-        if exhausted is not None:
-            report = MissReport(
-                exchange.cassette, exchange.method, exchange.stored_target, exchange.key, exhausted=exhausted
+        unknown = None if exhausted is not None else await self.store.run(unknown_cassette, exchange.cassette)
+        if unknown is not None:
+            text = (
+                f"claude-vcr: no recording for {exchange.method} {exchange.stored_target} in cassette "
+                f"'{exchange.cassette}' (key {short_key(exchange.key)}): {unknown} (in {self.config.db})."
             )
+        elif exhausted is not None:
+            text = MissReport(
+                exchange.cassette, exchange.method, exchange.stored_target, exchange.key, exhausted=exhausted
+            ).text()
         else:
             assert exchange.keyed is not None
             report = await self.store.run(
@@ -334,10 +409,9 @@ class Proxy:
                 exchange.keyed,
                 state.run.rules,
             )
-        message = (
-            report.text() + " Strict replay never calls the upstream: record with --mode record or auto."
-        )
-        exchange.note = report.text()
+            text = report.text()
+        message = text + _STRICT_NOTE
+        exchange.note = text
         if self.config.save_misses is not None:
             self._save_miss(exchange)
         response = error_response(400, "invalid_request_error", message)
@@ -436,6 +510,7 @@ class Proxy:
         except UpstreamError as error:
             if local_on_failure:
                 return self._local_answer(exchange), "local"
+            exchange.note = str(error)
             return error_response(502, "api_error", f"claude-vcr {error}"), "upstream-error"
         outcome = "passthrough"
         try:
@@ -570,6 +645,8 @@ class RunningProxy:
 
     url: str
     config: ProxyConfig
+    warnings: list[str] = field(default_factory=list)
+    """Said once at start (see `startup_warnings`)."""
 
     def banner(self) -> str:
         mode = self.config.mode + (f" ({self.config.fallback})" if self.config.mode == "replay" else "")
@@ -604,7 +681,7 @@ async def running(
     config: ProxyConfig, say: Callable[[str], None] | None = None
 ) -> AsyncIterator[RunningProxy]:
     """Open the store, start listening, and on exit stop cleanly and leave the db as one file."""
-    store = await StoreThread.open(config.db)
+    store = await StoreThread.open(config.db, create=creates_db(config))
     upstream = open_upstream(config)
     proxy = Proxy(config, store, upstream, say)
     loop = asyncio.get_running_loop()
@@ -621,12 +698,11 @@ async def running(
         try:
             await site.start()
         except OSError as error:
-            raise ListenError(
-                f"cannot listen on {config.host}:{config.port}: {error.strerror or error}"
-            ) from error
+            raise listen_error(config, error) from error
         host, port = runner.addresses[0][:2]
         shown_host = f"[{host}]" if ":" in host else host
-        yield RunningProxy(url=f"http://{shown_host}:{port}", config=config)
+        warnings = startup_warnings(config, await store.run(cassette_counts))
+        yield RunningProxy(url=f"http://{shown_host}:{port}", config=config, warnings=warnings)
     finally:
         await runner.cleanup()
         await upstream.close()
@@ -644,6 +720,8 @@ def serve(config: ProxyConfig, announce=print) -> None:
         request_log = RequestLog(sys.stdout)
         async with running(config, request_log) as proxy:
             announce(proxy.banner())
+            for warning in proxy.warnings:
+                print(warning, file=sys.stderr, flush=True)
             await stop.wait()
             announce("claude-vcr: shutting down")
 

@@ -28,7 +28,7 @@ from .compression import (
     split_chunks,
     unpack_ids,
 )
-from .errors import NotFound
+from .errors import NoDatabase, NotFound
 from .migrations import migrations
 from .records import Recording, StoredRules, decode, encode, request_body, utc_now
 from .schema import BUSY_TIMEOUT_MS, PAGE_SIZE, check_file
@@ -42,8 +42,13 @@ class Store:
     """All SQL that changes the db lives here (and in `maintenance`); callers deal in `Recording`s and
     cassette names."""
 
-    def __init__(self, path: str | Path, *, serving: bool = False) -> None:
+    def __init__(self, path: str | Path, *, serving: bool = False, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise NoDatabase(
+                f"no database at {self.path}: strict replay answers only from recordings, and creates no db. "
+                "Check --db (VCR_DB), or record first with --mode record or auto"
+            )
         check_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
@@ -365,12 +370,13 @@ class StoreThread:
         self._executor = executor
 
     @classmethod
-    async def open(cls, path: str | Path) -> StoreThread:
-        """Open (and migrate) the db on the thread that will use it from now on."""
+    async def open(cls, path: str | Path, *, create: bool = True) -> StoreThread:
+        """Open (and migrate) the db on the thread that will use it from now on; `create=False` refuses
+        a missing file (and makes no folder)."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcr-store")
         try:
             store = await asyncio.get_running_loop().run_in_executor(
-                executor, lambda: Store(path, serving=True)
+                executor, lambda: Store(path, serving=True, create=create)
             )
         except BaseException:
             executor.shutdown(wait=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from claude_vcr.config import ProxyConfig
+from claude_vcr.store import Store
 
 from tests.support.loopback import LoopbackServer, LoopThread, serving
 from tests.support.proxies import ProxyHandle
@@ -42,6 +43,8 @@ def proxy(
     def start(**overrides: Any) -> ProxyHandle:
         settings: dict[str, Any] = {"db": db_path, "upstream": upstream.url, "port": 0}
         settings.update(overrides)
+        if settings.get("mode") == "replay" and not Path(settings["db"]).exists():
+            Store(settings["db"]).close()  # strict replay opens no missing db: start from an empty one
         handle = ProxyHandle(loop_thread, ProxyConfig(**settings))
         started.append(handle)
         return handle

@@ -10,6 +10,7 @@ import aiohttp
 from .. import headers as header_rules
 from ..errors import UpstreamError
 from ..headers import Headers
+from .failures import broke_off, reach_failure
 
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -17,8 +18,9 @@ _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 class AnthropicReply:
     """An aiohttp response, seen through the `UpstreamReply` protocol."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, url: str = "") -> None:
         self._response = response
+        self._url = url
         self.status = response.status
         self.reason = response.reason
         self.headers: Headers = list(response.headers.items())
@@ -28,7 +30,7 @@ class AnthropicReply:
             async for piece in self._response.content.iter_any():
                 yield piece
         except _FAILURES as error:
-            raise UpstreamError(f"upstream broke off: {error!r}") from error
+            raise UpstreamError(broke_off(self._url, error)) from error
 
     async def release(self) -> None:
         self._response.release()
@@ -56,8 +58,8 @@ class AnthropicUpstream:
                 allow_redirects=False,
             )
         except _FAILURES as error:
-            raise UpstreamError(f"could not reach the upstream {self.base_url}: {error!r}") from error
-        return AnthropicReply(response)
+            raise UpstreamError(reach_failure(self.base_url, error)) from error
+        return AnthropicReply(response, self.base_url)
 
     async def close(self) -> None:
         await self.session.close()

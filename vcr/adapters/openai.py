@@ -110,6 +110,7 @@ from ..adapters.openai_stream import StreamTranslator
 from ..errors import UpstreamError
 from ..headers import Headers
 from ..protocol import error_body
+from .failures import broke_off, reach_failure
 
 log = logging.getLogger("claude_vcr.adapters.openai")
 
@@ -388,7 +389,7 @@ class OpenAIUpstream:
         try:
             return await self.session.post(self.endpoint, json=chat, headers=headers, allow_redirects=False)
         except _FAILURES as error:
-            raise UpstreamError(f"could not reach the upstream {self.endpoint}: {error!r}") from error
+            raise UpstreamError(reach_failure(self.endpoint, error)) from error
 
     @staticmethod
     async def _read(response: aiohttp.ClientResponse) -> bytes:
@@ -397,7 +398,7 @@ class OpenAIUpstream:
             async with response:
                 return await response.read()
         except _FAILURES as error:
-            raise UpstreamError(f"the upstream broke off: {error!r}") from error
+            raise UpstreamError(broke_off(str(response.url), error)) from error
 
     async def _whole_answer(
         self,
