@@ -8,6 +8,7 @@ Library errors (`ClaudeVCRError`) are caught once, in `Main.invoke`, and become 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sqlite3
 import sys
@@ -123,7 +124,10 @@ class Main(click.Group):
         except OSError as error:
             shown = f"{error.filename}: {error.strerror or error}" if error.filename else str(error)
             raise click.ClickException(shown) from error
-        except sqlite3.Error as error:  # damaged pages, a full disk, ... met part-way through a command
+        except (sqlite3.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+            # damaged pages (or bytes in them), a full disk, ... met part-way through a command
+            if not isinstance(error, sqlite3.Error) and DB_META not in ctx.meta:
+                raise
             from .schema import describe_error
 
             raise click.ClickException(str(describe_error(ctx.meta.get(DB_META), error))) from error

@@ -69,7 +69,7 @@ def check_file(path: Path) -> set[str] | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        raise DatabaseError(f"{path} is damaged or not a SQLite database ({error}); left untouched") from error
+        raise DatabaseError(f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched") from error
     unknown = sorted(applied - set(SCHEMA_STEPS))
     if unknown:
         raise DatabaseError(
@@ -185,7 +185,7 @@ def recover(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        raise DatabaseError(f"{path} is damaged or not a SQLite database ({error}); left untouched") from error
+        raise DatabaseError(f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched") from error
 
 
 def _non_empty(path: Path) -> bool:
@@ -195,12 +195,13 @@ def _non_empty(path: Path) -> bool:
         return False
 
 
-def describe_error(path: Path | None, error: sqlite3.Error) -> DatabaseError:
-    """SQLite's own error, raised while a command ran, as a one-line message that says what to do."""
-    text = str(error)
+def describe_error(path: Path | None, error: Exception) -> DatabaseError:
+    """SQLite's own error, or undecodable bytes read from the db (text that is not UTF-8, JSON that does not
+    parse), met while a command ran, as a one-line message that says what to do."""
+    text = one_line(error)
     if path is None:
         path = Path("the database")
-    if "malformed" in text or "not a database" in text or "corrupt" in text:
+    if isinstance(error, ValueError) or "malformed" in text or "not a database" in text or "corrupt" in text:
         return DatabaseError(
             f"{path} is damaged ({text}); the command stopped and changed nothing. Restore the file from git "
             f"or a backup, or save what is readable with `sqlite3 {path.name} .recover`"
@@ -215,3 +216,8 @@ def describe_error(path: Path | None, error: sqlite3.Error) -> DatabaseError:
             "nothing was changed, try again"
         )
     return DatabaseError(f"{path}: SQLite error ({text}); nothing was changed")
+
+
+def one_line(error: BaseException) -> str:
+    """An error's text on one line: SQLite quotes bytes of a damaged file, newlines included."""
+    return " ".join(str(error).split())

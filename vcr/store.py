@@ -33,7 +33,15 @@ from .errors import DatabaseError, NotFound
 from .matching import short_key
 from .migrations import migrations
 from .records import Recording, StoredRules, decode, encode, request_body, utc_now
-from .schema import BUSY_TIMEOUT_MS, PAGE_SIZE, SCHEMA_STEPS, check_file, describe_error, shared_lock
+from .schema import (
+    BUSY_TIMEOUT_MS,
+    PAGE_SIZE,
+    SCHEMA_STEPS,
+    check_file,
+    describe_error,
+    one_line,
+    shared_lock,
+)
 
 COMPRESSION_LEVEL = 3
 
@@ -195,7 +203,7 @@ class Store:
         except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
             raise DamagedRecording(
                 f"claude-vcr: recording {short_key(row['key'], row['ordinal'])} of cassette {cassette!r} in "
-                f"{self.path} is damaged ({error}); re-record it or restore the db"
+                f"{self.path} is damaged ({one_line(error)}); re-record it or restore the db"
             ) from error
 
     def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
@@ -405,7 +413,11 @@ class StoreThread:
         return await self._run(self.store.cassette_rules, cassette)
 
     async def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
-        await self._run(self.store.set_cassette_rules, cassette, stored)
+        try:
+            await self._run(self.store.set_cassette_rules, cassette, stored)
+        except Exception:
+            self.failed += 1  # made just before a recording's save, which then does not happen
+            raise
 
     async def save(self, recording: Recording) -> Recording:
         try:

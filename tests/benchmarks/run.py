@@ -24,6 +24,7 @@ BENCHMARKS = {
     "miss": [sys.executable, str(HERE / "bench_proxy.py"), "miss"],
     "catalog": [sys.executable, str(HERE / "bench_catalog.py")],
     "pyz": [sys.executable, str(HERE / "bench_pyz.py")],
+    "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
 }
 
 

@@ -34,6 +34,8 @@ from tests.support.loopback import LoopThread, free_port, serving, wait_listenin
 from tests.support.samples import sample
 
 CASSETTE = "faults"
+SAVE_FAILED = "store-error: could not store"
+"""The line a proxy logs for each save that failed."""
 DEADLINE = 60.0
 """Seconds any one wait may take before the harness gives up (a bound, never a timing assertion)."""
 
@@ -152,16 +154,21 @@ def holding_upstream() -> Iterator[tuple[HoldingUpstream, str]]:
 # --- serve processes --------------------------------------------------------------------------------------
 
 
+def serve_command(db: Path, port: int | None = None) -> list[str]:
+    return [sys.executable, "-m", "claude_vcr", "serve", "--db", str(db), "--port", str(port or free_port())]
+
+
 class Serve:
     """`claude-vcr serve` in a process of its own; its output goes to a file (never a pipe left unread)."""
 
-    def __init__(self, db: Path, upstream: str, *, mode: str = "record", cassette: str = CASSETTE) -> None:
+    def __init__(
+        self, db: Path, upstream: str, *, mode: str = "record", cassette: str = CASSETTE, logs: Path | None = None
+    ) -> None:
         self.port = free_port()
-        self.log_path = db.with_name(f"serve-{self.port}.log")
+        self.log_path = (logs or db.parent) / f"serve-{self.port}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "claude_vcr", "serve", "--db", str(db), "--port", str(self.port),
-             "--upstream", upstream, "--mode", mode, "--cassette", cassette],
+            [*serve_command(db, self.port), "--upstream", upstream, "--mode", mode, "--cassette", cassette],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env(),
@@ -362,7 +369,7 @@ def concurrent_writers(
         logs = "".join(serve.log() for serve in serves)
     report.acknowledged = sum(reply.acknowledged for reply in replies)
     report.lost = lost(db, replies)
-    report.failed_saves = logs.count("store-error")
+    report.failed_saves = logs.count(SAVE_FAILED)
     report.integrity = integrity(db)
     return report
 
@@ -391,8 +398,13 @@ def busy_maintenance(db: Path, rounds: int = 3) -> list[str]:
     return results
 
 
-def _fill(db: Path, cassette: str, count: int) -> None:
-    """A db with `count` recordings in `cassette`, written as the proxy writes them."""
+def _fill(db: Path, cassette: str, count: int, response_bytes: int = 0) -> None:
+    """A db with `count` recordings in `cassette`, written as the proxy writes them; `response_bytes` of
+    incompressible text make an import of them outgrow SQLite's page cache (so it writes mid-transaction)."""
+    import base64
+    import random
+
+    noise = random.Random(count)
     from claude_vcr.records import Recording
     from claude_vcr.store import Store
 
@@ -409,6 +421,87 @@ def _fill(db: Path, cassette: str, count: int) -> None:
                     request_headers=[("content-type", "application/json")],
                     request_body=request_body(f"fill-{i}"),
                     response_headers=[("content-type", "application/json")],
-                    response_body=json.dumps({"type": "message", "n": i}).encode() * 20,
+                    response_body=json.dumps(
+                        {"type": "message", "n": i, "text": base64.b64encode(noise.randbytes(response_bytes)).decode()}
+                    ).encode(),
                 )
             )
+
+
+JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+"""A rollback journal starts with this once it is synced, just before the db file itself is written: from
+then on a kill leaves a hot journal, which the next opener must roll back."""
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(prefix)) == prefix
+    except OSError:
+        return False
+
+
+def wait_for_file(path: Path, process: subprocess.Popen, prefix: bytes = b"") -> bool:
+    """Block until `path` exists and starts with `prefix` (True) or the process has ended (False)."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if path.exists() and _starts_with(path, prefix):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.001)
+    return False
+
+
+@dataclass
+class KilledCommand:
+    """A maintenance command killed mid-way: what the next command found."""
+
+    caught_midway: bool
+    """The kill landed while the command's file (journal, staging copy) existed."""
+    reopened: bool
+    integrity: str
+    recordings_before: int
+    recordings_after: int
+    leftovers: list[str]
+
+
+def count(db: Path) -> int:
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM recordings").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def kill_command(folder: Path, command: str, recordings: int = 40, imported: int = 150) -> KilledCommand:
+    """SIGKILL `import` while its transaction is open (a hot journal is left), or `compact` while it writes
+    its new copy; then the next command must open the db, as it was before the killed one."""
+    db = folder / f"killed-{command}.db"
+    _fill(db, "kept", recordings)
+    if command == "import":
+        seed = folder / "big-seed"
+        if not seed.exists():
+            made = folder / "big-seed.db"
+            _fill(made, "imported", imported, response_bytes=120_000)
+            assert claude_vcr("export", seed, "--db", made).returncode == 0
+        args: tuple[str | Path, ...] = ("import", seed, "--db", db)
+        marker = db.with_name(db.name + "-journal")
+    else:
+        args = ("compact", "--db", db)
+        marker = db.with_name(db.name + ".compacting.staging")
+    before = count(db)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claude_vcr", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+    )
+    caught = wait_for_file(marker, process, JOURNAL_MAGIC if command == "import" else b"")
+    process.kill()
+    process.wait(DEADLINE)
+    reopened = claude_vcr("cassettes", "--db", db).returncode == 0
+    if command == "compact":  # the next compact clears what the killed one left
+        reopened = reopened and claude_vcr("compact", "--db", db).returncode == 0
+    leftovers = sorted(p.name for p in folder.iterdir() if p.name.startswith(db.name) and p != db)
+    return KilledCommand(caught, reopened, integrity(db), before, count(db), leftovers)
