@@ -90,6 +90,11 @@ def test_compact_refuses_a_db_in_use_and_leaves_it_alone(tmp_path):
         message = one_line_error(claude_vcr("compact", "--db", db))
         assert "open in another claude-vcr process" in message and "stop it" in message
         assert digest(db) == before and not list(tmp_path.glob("vcr.db.compacting*"))
+        (tmp_path / "base").write_bytes(b"")
+        (tmp_path / "theirs").write_bytes(b"")
+        merged = one_line_error(claude_vcr("merge-driver", tmp_path / "base", db, tmp_path / "theirs"))
+        assert "stop it before `claude-vcr merge-driver`" in merged
+        assert digest(db) == before
         assert post(serve.url, request_body("after")).acknowledged  # the proxy records on, into the same file
         assert serve.stop() == 0
     assert len(faults.stored_keys(db)) == 2
@@ -271,3 +276,32 @@ def test_a_full_disk_is_an_error_line_a_summary_and_a_failing_exit_status(tmp_pa
     filler.unlink()
     assert faults.integrity(db) == "ok"
     assert fits.key in faults.stored_keys(db)
+
+
+def test_a_save_that_fails_is_an_error_line_counted_when_serve_stops_and_its_exit_status(tmp_path):
+    """Any failure (here a trigger that refuses inserts, standing in for what SQLite may refuse) is never silent."""
+    db = tmp_path / "vcr.db"
+    with holding_upstream() as (_, url):
+        serve = Serve(db, url)
+        assert post(serve.url, request_body("kept")).acknowledged
+        conn = sqlite3.connect(db)
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON recordings BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
+        conn.commit()
+        conn.close()
+        for i in range(2):
+            post(serve.url, request_body(f"refused-{i}"))
+        code = serve.stop()
+        log = serve.log()
+    assert log.count(faults.SAVE_FAILED) == 2 and "injected failure" in log
+    assert "1 recording(s) stored, 2 could not be stored" in log
+    assert code == 1 and "Traceback" not in log
+
+
+def test_compact_keeps_the_file_permissions(tmp_path, recorded):
+    db, _, _ = recorded
+    db.chmod(0o640)
+    assert claude_vcr("compact", "--db", db).returncode == 0
+    assert db.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("vcr.db")) == ["vcr.db"]

@@ -30,6 +30,8 @@ def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None)
     results = []
     for name in names:
         with store.writing():  # read and rewrite under one write lock: a recording saved meanwhile is kept
+            if cassette is None and store.cassette_rules(name) is None:
+                continue  # cleared by another process since it was listed
             results.append(_rekey_cassette(store, name, rules))
     return results
 

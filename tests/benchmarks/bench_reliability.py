@@ -22,7 +22,19 @@ from tests.support import faults  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="the test suite's sizes")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="run the processes from another copy of the package (a folder holding claude_vcr/): the writers "
+        "scenario only, to compare with an older version",
+    )
     args = parser.parse_args()
+    if args.code:
+        faults.CODE = args.code.resolve()
+        with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
+            report = faults.concurrent_writers(Path(scratch), per_writer=400, clients=15)
+        print(_writers_row(f"2 recording `serve`s from {args.code}", report))
+        return
     kill_runs, per_writer, rounds, repeats = (5, 60, 1, 1) if args.quick else (10, 400, 3, 5)
     started = time.monotonic()
     rows = []

@@ -40,8 +40,12 @@ DEADLINE = 60.0
 """Seconds any one wait may take before the harness gives up (a bound, never a timing assertion)."""
 
 
+CODE: Path | None = None
+"""Where the processes import claude_vcr from: this checkout, unless a benchmark compares another copy."""
+
+
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "PYTHONPATH": str(CODE or REPO), "PYTHONUNBUFFERED": "1"}
 
 
 def claude_vcr(*args: str | Path, cwd: Path | None = None, timeout: float = DEADLINE) -> subprocess.CompletedProcess:
