@@ -20,6 +20,13 @@ from tests.support import faults
 from tests.support.faults import Serve, claude_vcr, holding_upstream, post, request_body
 
 
+@pytest.fixture(autouse=True)
+def no_serve_left() -> Iterator[None]:
+    """A test that fails part-way leaves no `serve` process running."""
+    yield
+    faults.kill_leftovers()
+
+
 def one_line_error(done: subprocess.CompletedProcess) -> str:
     """A refused command: exit status 1, one line on stderr, no traceback."""
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)

@@ -169,7 +169,9 @@ def serve(**values: Any) -> None:
 
     Point a client at it with ANTHROPIC_BASE_URL=http://127.0.0.1:8000 (or
     http://127.0.0.1:8000/c/NAME to pick cassette NAME). One line is printed per
-    request: outcome, short key, method, path, status, milliseconds.
+    request: outcome, short key, method, path, status, milliseconds. On stop it
+    prints how many recordings were stored; if any could not be (each logged as
+    store-error), the exit status is 1.
 
     \b
     Example:

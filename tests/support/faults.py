@@ -162,6 +162,15 @@ def serve_command(db: Path, port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "claude_vcr", "serve", "--db", str(db), "--port", str(port or free_port())]
 
 
+STARTED: list[Serve] = []
+"""Every serve started, so a failed test's processes are killed (`kill_leftovers`)."""
+
+
+def kill_leftovers() -> None:
+    while STARTED:
+        STARTED.pop().kill()
+
+
 class Serve:
     """`claude-vcr serve` in a process of its own; its output goes to a file (never a pipe left unread)."""
 
@@ -178,6 +187,7 @@ class Serve:
             env=env(),
         )
         self.url = f"http://127.0.0.1:{self.port}"
+        STARTED.append(self)
         if not wait_listening(self.port, time.monotonic() + DEADLINE, lambda: self.process.poll() is None):
             self.kill()
             raise AssertionError(f"serve did not start: {self.log()}")
@@ -191,6 +201,8 @@ class Serve:
             self.process.kill()
         self.process.wait(DEADLINE)
         self._log.close()
+        if self in STARTED:
+            STARTED.remove(self)
 
     def stop(self) -> int:
         """SIGTERM: the clean stop; returns the exit status."""
@@ -198,6 +210,8 @@ class Serve:
             self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(DEADLINE)
         self._log.close()
+        if self in STARTED:
+            STARTED.remove(self)
         return code
 
 
