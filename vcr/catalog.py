@@ -29,7 +29,7 @@ from .compression import decode_json, decompress_frame
 from .errors import Ambiguous, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
-from .schema import SCHEMA_STEPS, check_file, readonly_connection
+from .schema import SCHEMA_STEPS, FileLock, check_file, readonly_connection, shared_lock
 
 MIN_PREFIX_LENGTH = 4
 MMAP_BYTES = 1 << 30
@@ -159,17 +159,30 @@ class Catalog:
         self.conn = conn
         self.path = path
         self._owned = False
+        self._lock: FileLock | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> Catalog:
-        catalog = cls(connect_readonly(path), Path(path))
+        """A read-only catalog; it holds the file's shared lock, so `compact` never replaces it mid-read."""
+        lock = shared_lock(Path(path))
+        try:
+            conn = connect_readonly(path)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        catalog = cls(conn, Path(path))
         catalog._owned = True
+        catalog._lock = lock
         return catalog
 
     def close(self) -> None:
         if self._owned:
             self.conn.close()
             self._owned = False
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Catalog:
         return self

@@ -8,7 +8,9 @@ Library errors (`ClaudeVCRError`) are caught once, in `Main.invoke`, and become 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +108,11 @@ db_option = config_option("db")
 # --- the command group -----------------------------------------------------------------------------
 
 
+DB_META = "claude_vcr.db"
+"""Where a command notes the db it opened (click's `meta` is shared by every context), so an error SQLite
+raises part-way through can name the file."""
+
+
 class Main(click.Group):
     """The group whose one catch turns a library error into a one-line message and exit status 1."""
 
@@ -117,6 +124,20 @@ class Main(click.Group):
         except OSError as error:
             shown = f"{error.filename}: {error.strerror or error}" if error.filename else str(error)
             raise click.ClickException(shown) from error
+        except (sqlite3.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+            # damaged pages (or bytes in them), a full disk, ... met part-way through a command
+            if not isinstance(error, sqlite3.Error) and DB_META not in ctx.meta:
+                raise
+            from .schema import describe_error
+
+            raise click.ClickException(str(describe_error(ctx.meta.get(DB_META), error))) from error
+        except Exception as error:
+            if type(error).__name__ != "ZstdError":
+                raise
+            raise click.ClickException(
+                f"a stored body is damaged (zstd: {error}); restore the db from git or a backup, "
+                "or delete the recording"
+            ) from error
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,7 +169,9 @@ def serve(**values: Any) -> None:
 
     Point a client at it with ANTHROPIC_BASE_URL=http://127.0.0.1:8000 (or
     http://127.0.0.1:8000/c/NAME to pick cassette NAME). One line is printed per
-    request: outcome, short key, method, path, status, milliseconds.
+    request: outcome, short key, method, path, status, milliseconds. On stop it
+    prints how many recordings were stored; if any could not be (each logged as
+    store-error), the exit status is 1.
 
     \b
     Example:
@@ -158,7 +181,8 @@ def serve(**values: Any) -> None:
 
     config = ProxyConfig(**{name: value for name, value in values.items() if value is not None})
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    run_proxy(config, announce=click.echo)
+    if run_proxy(config, announce=click.echo):
+        sys.exit(1)  # a recording a client was sent could not be stored: never a silent success
 
 
 @main.command(context_settings={"allow_interspersed_args": False})
@@ -194,6 +218,7 @@ def _open_catalog(db: Path):
     """The db read-only: a missing file is reported, never created."""
     from .catalog import Catalog
 
+    click.get_current_context().meta[DB_META] = db
     return Catalog.open(db)
 
 
@@ -203,6 +228,7 @@ def _open_store(db: Path, *, must_exist: bool = True):
         raise NoDatabase(f"no database at {db}")
     from .store import Store
 
+    click.get_current_context().meta[DB_META] = db
     return Store(db)
 
 
@@ -458,8 +484,17 @@ def import_command(
             report = _import_dump(source, target, db, all_paths, record_errors, preset)
             headline = f"Imported {report.imported:,} recordings from {report.flows:,} flows into {target}"
     except BaseException:
-        if created:  # "as it was" is no file at all
-            db.unlink(missing_ok=True)
+        if created:  # "as it was" is no file at all, unless another process has opened it meanwhile
+            from .schema import exclusive_lock
+
+            try:
+                lock = exclusive_lock(db, "import")
+            except ClaudeVCRError:
+                lock = False
+            if lock is not False:
+                db.unlink(missing_ok=True)
+                if lock is not None:
+                    lock.release()
         raise
     _echo(import_text(report, headline, per_cassette=source.is_dir()))
 
@@ -517,6 +552,7 @@ def compact(db: Path) -> None:
 
     if not db.exists() or db.stat().st_size == 0:
         raise NoDatabase(f"no database at {db}")
+    click.get_current_context().meta[DB_META] = db
     before, after = compact_file(db)
     click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")
 
@@ -536,6 +572,7 @@ def dump(path: Path | None, db: Path) -> None:
     """
     from .interchange.gitdb import dump_lines
 
+    click.get_current_context().meta[DB_META] = path or db
     sys.stdout.writelines(line + "\n" for line in dump_lines(path or db))
 
 

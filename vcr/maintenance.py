@@ -6,13 +6,14 @@ chunks no recording uses any more.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
 from .compression import CHUNKED_CODEC, unpack_ids
 from .errors import DatabaseError
-from .schema import PAGE_SIZE
-from .store import Store
+from .schema import PAGE_SIZE, exclusive_lock
+from .store import Store, writable_check
 
 
 def _content_columns(conn: sqlite3.Connection, table: str, schema: str = "main") -> list[str]:
@@ -41,7 +42,7 @@ def merge_from(
         columns = _content_columns(conn, "recordings")
         names = ", ".join(columns)
         selected = ", ".join(f"r.{column}" for column in columns)
-        with store.db.atomic():
+        with store.writing():
             # request chunks first: copied rows point at them (compact drops any left unused)
             conn.execute("INSERT OR IGNORE INTO main.chunks SELECT id, data FROM merge_other.chunks")
             for name in take_cassettes:
@@ -73,7 +74,6 @@ def merge_from(
                     [name],
                 )
     finally:
-        store.forget_cassette_ids()
         conn.execute("DETACH DATABASE merge_other")
 
 
@@ -115,6 +115,24 @@ def compact_into(store: Store, dest: str | Path) -> None:
         raise DatabaseError(f"{dest} already exists; compact writes a new file")
     staging = dest.with_name(dest.name + ".staging")
     staging.unlink(missing_ok=True)
+    try:
+        _stage(store, staging)
+        staged = sqlite3.connect(str(staging), isolation_level=None)
+        try:
+            staged.execute("VACUUM INTO ?", [str(dest)])
+        finally:
+            staged.close()
+        with dest.open("rb+") as handle:  # VACUUM INTO does not sync its output
+            os.fsync(handle.fileno())
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _stage(store: Store, staging: Path) -> None:
+    """The store's rows into a new file at `staging`, renumbered (see `compact_into`)."""
     conn = store.db.conn
     user_version = conn.execute("PRAGMA main.user_version").fetchone()[0]
     schema = conn.execute(
@@ -140,7 +158,7 @@ def compact_into(store: Store, dest: str | Path) -> None:
         target.close()
     conn.execute("ATTACH DATABASE ? AS compact_target", [str(staging)])
     try:
-        with store.db.atomic():
+        with store.writing():
             for table in tables:
                 if renumber and table in ours:
                     continue
@@ -158,14 +176,6 @@ def compact_into(store: Store, dest: str | Path) -> None:
             _drop_unused_chunks(conn)
     finally:
         conn.execute("DETACH DATABASE compact_target")
-    staged = sqlite3.connect(str(staging), isolation_level=None)
-    try:
-        staged.execute("VACUUM INTO ?", [str(dest)])
-    finally:
-        staged.close()
-        staging.unlink(missing_ok=True)
-    with dest.open("rb+") as handle:  # VACUUM INTO does not sync its output
-        os.fsync(handle.fileno())
 
 
 def _drop_unused_chunks(conn: sqlite3.Connection) -> None:
@@ -227,15 +237,39 @@ def _copy_renumbered(conn: sqlite3.Connection) -> None:
 
 def compact(path: str | Path) -> tuple[int, int]:
     """Rewrite a db in place without dead pages, in canonical order (see `compact_into`); returns its size
-    before and after. Nothing else may have the file open: it is replaced by a rename."""
+    before and after. The file is replaced by a rename, so it is refused while any other claude-vcr process
+    has the file open (`schema.exclusive_lock`); a read-only file or folder is refused, the new file keeps
+    the old one's permissions, and nothing is left beside it if anything fails."""
     path = Path(path)
-    before = path.stat().st_size
-    fresh = path.with_name(path.name + ".compacting")
-    fresh.unlink(missing_ok=True)
+    writable_check(path)
+    lock = exclusive_lock(path, "claude-vcr compact")
     try:
-        with Store(path) as store:
-            compact_into(store, fresh)
-        fresh.replace(path)
-    finally:
+        before = path.stat().st_size
+        fresh = path.with_name(path.name + ".compacting")
         fresh.unlink(missing_ok=True)
+        try:
+            with Store(path, shared=False) as store:
+                compact_into(store, fresh)
+            shutil.copymode(path, fresh)
+            fresh.replace(path)
+            _sync_folder(path.parent)
+        finally:
+            fresh.unlink(missing_ok=True)
+    finally:
+        if lock is not None:
+            lock.release()
     return before, path.stat().st_size
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename durable: the folder's entry is synced too."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

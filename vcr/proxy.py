@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import unquote
 
+import zstandard
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -38,7 +39,7 @@ from .records import Recording
 from .redact import screen
 from .secrets import redact as redact_text
 from .secrets import redact_target
-from .store import Store, StoreThread
+from .store import DamagedRecording, Store, StoreThread
 
 log = logging.getLogger("claude_vcr.proxy")
 
@@ -312,7 +313,11 @@ class Proxy:
                 self.replays.drop(exchange.cassette, exchange.key)
                 await self.store.forget_key(exchange.cassette, exchange.key)
             return await self._forward(exchange, record=True)
-        recordings = await self._recordings(exchange.cassette, exchange.key)
+        try:
+            recordings = await self._recordings(exchange.cassette, exchange.key)
+        except DamagedRecording as error:
+            log.error("%s", error)
+            return error_response(500, "api_error", str(error)), "damaged"
         if exchange.ordinal < len(recordings):
             return await self._replay(exchange, recordings[exchange.ordinal], "hit")
         if not recordings and self.config.match == "conversation":
@@ -474,8 +479,13 @@ class Proxy:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await response.write(reader.read(size))
-        while piece := reader.read(REPLAY_PIECE):
-            await response.write(piece)
+        try:
+            while piece := reader.read(REPLAY_PIECE):
+                await response.write(piece)
+        except zstandard.ZstdError as error:  # a large body is decompressed as it is sent
+            log.error("recording %s is damaged (%s); the answer was cut off", short_key(recording.key), error)
+            response.force_close()
+            return response, "damaged"
         await response.write_eof()
         return response, outcome
 
@@ -554,8 +564,8 @@ class Proxy:
                     await self.store.save(recording)
                     self.replays.drop(exchange.cassette, exchange.key)
                     outcome = "recorded"
-                except Exception:
-                    log.exception("could not store %s %s", exchange.method, exchange.stored_target)
+                except Exception as error:
+                    log.error("store-error: could not store %s %s: %s", exchange.method, exchange.stored_target, error)
                     outcome = "store-error"
             await response.write_eof()
         finally:
@@ -647,6 +657,8 @@ class RunningProxy:
     config: ProxyConfig
     warnings: list[str] = field(default_factory=list)
     """Said once at start (see `startup_warnings`)."""
+    store: StoreThread | None = None
+    """Its counts of saves (`saved`, `failed`) are the summary `serve` prints when it stops."""
 
     def banner(self) -> str:
         mode = self.config.mode + (f" ({self.config.fallback})" if self.config.mode == "replay" else "")
@@ -702,17 +714,20 @@ async def running(
         host, port = runner.addresses[0][:2]
         shown_host = f"[{host}]" if ":" in host else host
         warnings = startup_warnings(config, await store.run(cassette_counts))
-        yield RunningProxy(url=f"http://{shown_host}:{port}", config=config, warnings=warnings)
+        yield RunningProxy(url=f"http://{shown_host}:{port}", config=config, warnings=warnings, store=store)
     finally:
         await runner.cleanup()
         await upstream.close()
         await store.close()
 
 
-def serve(config: ProxyConfig, announce=print) -> None:
-    """Run until Ctrl-C or SIGTERM, then shut down cleanly."""
+def serve(config: ProxyConfig, announce=print) -> int:
+    """Run until Ctrl-C or SIGTERM, then shut down cleanly; returns how many recordings could not be
+    stored (each was logged as `store-error` when it happened)."""
+    failed = 0
 
     async def main() -> None:
+        nonlocal failed
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -724,5 +739,13 @@ def serve(config: ProxyConfig, announce=print) -> None:
                 print(warning, file=sys.stderr, flush=True)
             await stop.wait()
             announce("claude-vcr: shutting down")
+        assert proxy.store is not None
+        failed = proxy.store.failed
+        if proxy.store.saved or failed:
+            announce(
+                f"claude-vcr: {proxy.store.saved} recording(s) stored, {failed} could not be stored"
+                + (" (see the store-error lines above)" if failed else "")
+            )
 
     asyncio.run(main())
+    return failed

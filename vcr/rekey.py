@@ -29,27 +29,35 @@ def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None)
     names = [cassette] if cassette else Catalog(store.db.conn).cassette_names()
     results = []
     for name in names:
-        stored = store.cassette_rules(name)
-        if stored is None:
-            raise NotFound(f"no cassette named {name!r}")
-        cassette_rules = rules or stored.rules()
-        result = RekeyResult(name)
-        groups: dict[str, list[tuple[int, str, dict[str, str] | None]]] = {}
-        for recording_id, method, target, _ordinal, _created, body in store.requests(name):
-            parts = urlsplit(target)
-            keyed = key_request(method, parts.path, parts.query, body, cassette_rules)
-            fingerprints = keyed.fingerprints or None
-            groups.setdefault(keyed.key, []).append((recording_id, target, fingerprints))
-        old_keys = {rid: key for rid, key, _ in store.keys(name)}
-        updates = []
-        for key, members in groups.items():
-            previous = sorted({old_keys[rid] for rid, _, _ in members})
-            if len(previous) > 1:
-                result.collisions.append((key, previous))
-            for ordinal, (recording_id, _target, fingerprints) in enumerate(members):
-                updates.append((recording_id, key, ordinal, fingerprints))
-                result.changed += old_keys[recording_id] != key
-        result.recordings = len(updates)
-        store.rekey(name, StoredRules(cassette_rules.to_json(), KEY_SCHEME), updates)
-        results.append(result)
+        with store.writing():  # read and rewrite under one write lock: a recording saved meanwhile is kept
+            if cassette is None and store.cassette_rules(name) is None:
+                continue  # cleared by another process since it was listed
+            results.append(_rekey_cassette(store, name, rules))
     return results
+
+
+def _rekey_cassette(store: Store, name: str, rules: Rules | None) -> RekeyResult:
+    """One cassette, inside the caller's write transaction."""
+    stored = store.cassette_rules(name)
+    if stored is None:
+        raise NotFound(f"no cassette named {name!r}")
+    cassette_rules = rules or stored.rules()
+    result = RekeyResult(name)
+    groups: dict[str, list[tuple[int, str, dict[str, str] | None]]] = {}
+    for recording_id, method, target, _ordinal, _created, body in store.requests(name):
+        parts = urlsplit(target)
+        keyed = key_request(method, parts.path, parts.query, body, cassette_rules)
+        fingerprints = keyed.fingerprints or None
+        groups.setdefault(keyed.key, []).append((recording_id, target, fingerprints))
+    old_keys = {rid: key for rid, key, _ in store.keys(name)}
+    updates = []
+    for key, members in groups.items():
+        previous = sorted({old_keys[rid] for rid, _, _ in members})
+        if len(previous) > 1:
+            result.collisions.append((key, previous))
+        for ordinal, (recording_id, _target, fingerprints) in enumerate(members):
+            updates.append((recording_id, key, ordinal, fingerprints))
+            result.changed += old_keys[recording_id] != key
+    result.recordings = len(updates)
+    store.rekey(name, StoredRules(cassette_rules.to_json(), KEY_SCHEME), updates)
+    return result

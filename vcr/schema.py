@@ -7,8 +7,11 @@ made before a file is opened. Stdlib only, so the read-only commands check a fil
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 from .errors import DatabaseError
 
@@ -57,6 +60,7 @@ def check_file(path: Path) -> set[str] | None:
         magic = handle.read(len(SQLITE_MAGIC))
     if magic != SQLITE_MAGIC:
         raise DatabaseError(f"{path} is not a SQLite database; claude-vcr left it untouched")
+    recover(path)
     try:
         conn = readonly_connection(path)
         try:
@@ -66,7 +70,7 @@ def check_file(path: Path) -> set[str] | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        raise DatabaseError(f"{path} is damaged or not a SQLite database ({error}); left untouched") from error
+        raise DatabaseError(f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched") from error
     unknown = sorted(applied - set(SCHEMA_STEPS))
     if unknown:
         raise DatabaseError(
@@ -80,3 +84,141 @@ def check_file(path: Path) -> set[str] | None:
             "claude-vcr left it untouched"
         )
     return applied
+
+
+# --- who has the file open: an advisory lock beside SQLite's own --------------------------------------
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; maintenance then relies on SQLite's locks alone
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_POLL_SECONDS = 0.05
+
+
+class FileLock:
+    """A `flock` on the db file itself, held as long as a connection is open: every `Store` and `Catalog`
+    holds a shared one, and a command that replaces the file (`compact`, the merge driver) needs an
+    exclusive one, so it can tell that someone is using the file. flock locks are separate from the POSIX
+    byte-range locks SQLite takes, so neither disturbs the other, and no side file is made."""
+
+    def __init__(self, path: Path, handle: Any) -> None:
+        self.path = path
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the descriptor drops the lock
+            self._handle = None
+
+
+def shared_lock(path: Path, timeout: float = BUSY_TIMEOUT_MS / 1000) -> FileLock | None:
+    """A shared lock on an existing db file (None for a file not yet made), waiting up to `timeout` for a
+    `compact` to finish; if the file was replaced while we waited, the lock is taken on the new file."""
+    if fcntl is None:
+        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return None  # unreadable: SQLite says why when it opens the file
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise DatabaseError(
+                        f"{path} is being rewritten by another claude-vcr command (compact or merge-driver); "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(LOCK_POLL_SECONDS)
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return FileLock(path, handle)
+        handle.close()  # compact put a new file in place while we waited: lock that one
+
+
+def exclusive_lock(path: Path, command: str) -> FileLock | None:
+    """The lock a command that replaces the file must hold; refused at once (never waited for) while any
+    other claude-vcr process has the file open."""
+    if fcntl is None or not path.exists():
+        return None
+    handle = path.open("rb")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DatabaseError(
+            f"{path} is open in another claude-vcr process (a serve, import or other command); "
+            f"stop it before `{command}`, which replaces the file"
+        ) from None
+    return FileLock(path, handle)
+
+
+def recover(path: Path) -> None:
+    """Finish what a killed process left: a hot rollback journal is rolled back, a WAL is folded in, by a
+    read-write open (a read-only one cannot, and would refuse the file). Needs a writable file and folder."""
+    journal = path.with_name(path.name + "-journal")
+    wal = path.with_name(path.name + "-wal")
+    if not (_non_empty(journal) or _non_empty(wal)):
+        return
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        if _non_empty(journal):
+            raise DatabaseError(
+                f"{path} has an unfinished transaction left by a process that was killed ({journal.name}), "
+                "and it or its folder is read-only, so it cannot be rolled back: make both writable and run "
+                "the command again; left untouched"
+            )
+        return  # a WAL with a read-only file: the read-only open reads what is committed
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA schema_version").fetchone()  # a hot journal is rolled back here
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        raise DatabaseError(f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched") from error
+
+
+def _non_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def describe_error(path: Path | None, error: Exception) -> DatabaseError:
+    """SQLite's own error, or undecodable bytes read from the db (text that is not UTF-8, JSON that does not
+    parse), met while a command ran, as a one-line message that says what to do."""
+    text = one_line(error)
+    if path is None:
+        path = Path("the database")
+    if isinstance(error, ValueError) or "malformed" in text or "not a database" in text or "corrupt" in text:
+        return DatabaseError(
+            f"{path} is damaged ({text}); the command stopped and changed nothing. Restore the file from git "
+            f"or a backup, or save what is readable with `sqlite3 {path.name} .recover`"
+        )
+    if "readonly" in text or "read-only" in text:
+        return DatabaseError(f"{path} (or its folder) is read-only ({text}); nothing was changed")
+    if "full" in text:
+        return DatabaseError(f"no space left for {path} ({text}); the transaction was rolled back, nothing changed")
+    if "locked" in text or "busy" in text:
+        return DatabaseError(
+            f"{path} stayed locked by another process for over {BUSY_TIMEOUT_MS // 1000} s ({text}); "
+            "nothing was changed, try again"
+        )
+    return DatabaseError(f"{path}: SQLite error ({text}); nothing was changed")
+
+
+def one_line(error: BaseException) -> str:
+    """An error's text on one line: SQLite quotes bytes of a damaged file, newlines included."""
+    return " ".join(str(error).split())

@@ -7,7 +7,9 @@ The proxy saves and replays through `StoreThread`; import, delete, clear and rek
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,12 +30,23 @@ from .compression import (
     split_chunks,
     unpack_ids,
 )
-from .errors import NoDatabase, NotFound
+from .errors import DatabaseError, NoDatabase, NotFound
+from .matching import short_key
 from .migrations import migrations
 from .records import Recording, StoredRules, decode, encode, request_body, utc_now
-from .schema import BUSY_TIMEOUT_MS, PAGE_SIZE, check_file
+from .schema import (
+    BUSY_TIMEOUT_MS,
+    PAGE_SIZE,
+    SCHEMA_STEPS,
+    check_file,
+    describe_error,
+    one_line,
+    shared_lock,
+)
 
 COMPRESSION_LEVEL = 3
+_CASSETTE_ID = "(SELECT id FROM cassettes WHERE name = ?)"
+"""A cassette's id looked up inside the statement that uses it (the hot replay paths: one statement, not two)."""
 
 T = TypeVar("T")
 
@@ -42,27 +55,47 @@ class Store:
     """All SQL that changes the db lives here (and in `maintenance`); callers deal in `Recording`s and
     cassette names."""
 
-    def __init__(self, path: str | Path, *, serving: bool = False, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, serving: bool = False, shared: bool = True, create: bool = True
+    ) -> None:
+        """`shared=False` is for a caller that holds the file's exclusive lock itself (`compact`);
+        `create=False` refuses a missing file (strict replay creates no db)."""
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise NoDatabase(
                 f"no database at {self.path}: strict replay answers only from recordings, and creates no db. "
                 "Check --db (VCR_DB), or record first with --mode record or auto"
             )
-        check_file(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new file only
-        self.db = Database(self._conn)
-        self.serving = serving
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        if serving:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-        migrations.apply(self.db)
+        writable_check(self.path)
+        self._lock = shared_lock(self.path) if shared else None
+        try:
+            applied = check_file(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new file only
+            self.db = Database(self._conn)
+            self.serving = serving
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if serving:
+                retrying(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            if applied != set(SCHEMA_STEPS):
+                with self.writing():  # under the write lock: two processes opening a new db migrate it once
+                    migrations.apply(self.db)
+            if shared and self._lock is None:  # the file was just made: lock it now that it exists
+                self._lock = shared_lock(self.path)
+        except BaseException as error:
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+            if self._lock is not None:
+                self._lock.release()
+            if isinstance(error, sqlite3.Error):
+                raise describe_error(self.path, error) from error
+            raise
         self._columns = frozenset(row[1] for row in self._conn.execute("PRAGMA table_info(recordings)"))
-        self._cassette_ids: dict[str, int] = {}
+        self._rules: dict[str, StoredRules] = {}
+        """Rules this store gave each cassette: stored again if another process deletes the cassette."""
         self._compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
         self._decompressor = zstandard.ZstdDecompressor()
 
@@ -79,6 +112,15 @@ class Store:
                 pass  # another process still has the db open; the last one to close folds the WAL back
         self._conn.close()
         self._conn = None  # type: ignore[assignment]
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def writing(self) -> _Writing:
+        """One write transaction, taken with BEGIN IMMEDIATE: the write lock is asked for first, so SQLite's
+        busy timeout applies while another process writes (a read that later upgrades to a write is refused
+        at once instead). Nested inside another one, it is a savepoint."""
+        return _Writing(self._conn)
 
     def __enter__(self) -> Store:
         return self
@@ -86,30 +128,25 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def forget_cassette_ids(self) -> None:
-        """Cassette ids cached so far may be stale: rows were rolled back, copied in or renumbered."""
-        self._cassette_ids.clear()
-
     def _cassette_id(self, name: str, *, create: bool) -> int | None:
-        cached = self._cassette_ids.get(name)
-        if cached is not None:
-            return cached
+        """Looked up each time, never cached: another process may delete and recreate a cassette at any
+        time, and a save then brings it back (with the rules this store gave it) instead of failing."""
         row = self._conn.execute("SELECT id FROM cassettes WHERE name = ?", [name]).fetchone()
-        if row is None:
-            if not create:
-                return None
-            cursor = self._conn.execute(
-                "INSERT INTO cassettes (name, key_scheme, created_at) VALUES (?, ?, ?)",
-                [name, "", utc_now()],
-            )
-            row = (cursor.lastrowid,)
-        self._cassette_ids[name] = row[0]
-        return row[0]
+        if row is not None:
+            return row[0]
+        if not create:
+            return None
+        stored = self._rules.get(name)
+        cursor = self._conn.execute(
+            "INSERT INTO cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
+            [name, stored.key_scheme if stored else "", stored.rules_json if stored else None, utc_now()],
+        )
+        return cursor.lastrowid
 
     def save(self, recording: Recording) -> Recording:
         """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins."""
         columns = encode(recording, self._compressor, self._columns)
-        with self.db.atomic():
+        with self.writing():
             codec, packed, new_chunk_bytes = self._store_request(recording.request_body)
             recording.stored_size = len(packed) + new_chunk_bytes + len(columns["response_body"])
             columns.update(request_codec=codec, request_body=packed, stored_size=recording.stored_size)
@@ -160,26 +197,28 @@ class Store:
 
     def _recordings(self, cassette: str, where: str, params: list[Any]) -> list[Recording]:
         """Recordings of a cassette as replay wants them: large responses stay compressed."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
         cursor = self._conn.cursor()
         cursor.row_factory = sqlite3.Row
         rows = cursor.execute(
-            f"SELECT * FROM recordings WHERE cassette_id = ? {where}", [cassette_id, *params]
+            f"SELECT * FROM recordings WHERE cassette_id = {_CASSETTE_ID} {where}", [cassette, *params]
         ).fetchall()
-        return [
-            decode(row, cassette, self._conn, self._decompressor, large_as_frame=True) for row in rows
-        ]
+        return [self._decode(row, cassette) for row in rows]
+
+    def _decode(self, row: sqlite3.Row, cassette: str) -> Recording:
+        """One row for replay; a damaged one (a body zstd cannot read, a broken chunk) is reported by name."""
+        try:
+            return decode(row, cassette, self._conn, self._decompressor, large_as_frame=True)
+        except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
+            raise DamagedRecording(
+                f"claude-vcr: recording {short_key(row['key'], row['ordinal'])} of cassette {cassette!r} in "
+                f"{self.path} is damaged ({one_line(error)}); re-record it or restore the db"
+            ) from error
 
     def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
         """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`)."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return None
         row = self._conn.execute(
-            "SELECT key, stream FROM recordings WHERE cassette_id = ? AND raw_hash = ? LIMIT 1",
-            [cassette_id, raw],
+            f"SELECT key, stream FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND raw_hash = ? LIMIT 1",
+            [cassette, raw],
         ).fetchone()
         return None if row is None else (row[0], bool(row[1]))
 
@@ -188,7 +227,7 @@ class Store:
         cassette_id = self._cassette_id(cassette, create=False)
         if cassette_id is None:
             return 0
-        with self.db.atomic():
+        with self.writing():
             cursor = self._conn.execute(
                 "DELETE FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
             )
@@ -203,12 +242,13 @@ class Store:
 
     def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         """Remember the rules a cassette's keys were computed with (creating the cassette if needed)."""
-        with self.db.atomic():
+        with self.writing():
             cassette_id = self._cassette_id(cassette, create=True)
             self._conn.execute(
                 "UPDATE cassettes SET rules_json = ?, key_scheme = ? WHERE id = ?",
                 [stored.rules_json, stored.key_scheme, cassette_id],
             )
+        self._rules[cassette] = stored
 
     def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
         """(id, key, ordinal, fingerprints) of the recordings a missed request could have meant: same method
@@ -262,7 +302,7 @@ class Store:
         keys: list[tuple[int, str, int, dict[str, str] | None]],
     ) -> None:
         """Give recordings new (key, ordinal, fingerprints) in one transaction, and the cassette its new rules."""
-        with self.db.atomic():
+        with self.writing():
             cassette_id = self._cassette_id(cassette, create=True)
             # park every ordinal out of the way first, so the unique (cassette, key, ordinal) never trips midway
             self._conn.execute("UPDATE recordings SET ordinal = -id WHERE cassette_id = ?", [cassette_id])
@@ -305,16 +345,15 @@ class Store:
         """Create a cassette with these attributes unless it exists (an import keeps the exported ones)."""
         if self._cassette_id(name, create=False) is not None:
             return False
-        cursor = self._conn.execute(
+        self._conn.execute(
             "INSERT INTO cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
             [name, key_scheme, rules_json, created_at or utc_now()],
         )
-        self._cassette_ids[name] = cursor.lastrowid
         return True
 
     def delete_recordings(self, ids: list[int]) -> int:
         """Delete recordings by id (as `Catalog.resolve` found them); returns how many went."""
-        with self.db.atomic():
+        with self.writing():
             return sum(self._conn.execute("DELETE FROM recordings WHERE id = ?", [i]).rowcount for i in ids)
 
     def rewrite(self, recording: Recording) -> None:
@@ -323,7 +362,7 @@ class Store:
         columns = encode(recording, self._compressor, self._columns)
         for placed in ("key", "ordinal"):
             columns.pop(placed)
-        with self.db.atomic():
+        with self.writing():
             codec, packed, new_chunk_bytes = self._store_request(recording.request_body)
             recording.stored_size = len(packed) + new_chunk_bytes + len(columns["response_body"])
             columns.update(request_codec=codec, request_body=packed, stored_size=recording.stored_size)
@@ -339,7 +378,7 @@ class Store:
         for (packed,) in rows:
             live.update(unpack_ids(packed or b""))
         unused = [row[0] for row in self._conn.execute("SELECT id FROM chunks") if row[0] not in live]
-        with self.db.atomic():
+        with self.writing():
             self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
         return len(unused)
 
@@ -349,16 +388,20 @@ class Store:
 
     def clear_cassette(self, name: str) -> int:
         """Delete a cassette with all its recordings (its rules go too); returns how many recordings went."""
-        cassette_id = self._cassette_id(name, create=False)
-        if cassette_id is None:
-            raise NotFound(f"no cassette named {name!r}")
-        with self.db.atomic():
+        with self.writing():
+            cassette_id = self._cassette_id(name, create=False)
+            if cassette_id is None:
+                raise NotFound(f"no cassette named {name!r}")
             deleted = self._conn.execute(
                 "DELETE FROM recordings WHERE cassette_id = ?", [cassette_id]
             ).rowcount
             self._conn.execute("DELETE FROM cassettes WHERE id = ?", [cassette_id])
-        self._cassette_ids.pop(name, None)
+        self._rules.pop(name, None)
         return deleted
+
+
+class DamagedRecording(DatabaseError):
+    """A stored recording that cannot be decoded; the message names it (replay answers with it)."""
 
 
 class StoreThread:
@@ -368,6 +411,9 @@ class StoreThread:
     def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
         self.store = store
         self._executor = executor
+        self.saved = 0
+        self.failed = 0
+        """Saves that failed (each logged as it happened): `serve` reports them when it stops."""
 
     @classmethod
     async def open(cls, path: str | Path, *, create: bool = True) -> StoreThread:
@@ -403,10 +449,20 @@ class StoreThread:
         return await self._run(self.store.cassette_rules, cassette)
 
     async def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
-        await self._run(self.store.set_cassette_rules, cassette, stored)
+        try:
+            await self._run(self.store.set_cassette_rules, cassette, stored)
+        except Exception:
+            self.failed += 1  # made just before a recording's save, which then does not happen
+            raise
 
     async def save(self, recording: Recording) -> Recording:
-        return await self._run(self.store.save, recording)
+        try:
+            saved = await self._run(self.store.save, recording)
+        except Exception:
+            self.failed += 1
+            raise
+        self.saved += 1
+        return saved
 
     async def close(self) -> None:
         await self._run(self.store.close)
@@ -414,19 +470,90 @@ class StoreThread:
 
 
 class _Transaction:
-    """`Store.transaction()`: one SQLite transaction; on failure the store also forgets cassette ids it
-    cached inside it, since those rows were rolled back."""
+    """`Store.transaction()`: one immediate SQLite transaction around many writes."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._atomic: Any = None
 
     def __enter__(self) -> Store:
-        self._atomic = self.store.db.atomic()
+        self._atomic = self.store.writing()
         self._atomic.__enter__()
         return self.store
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        if exc_type is not None:
-            self.store.forget_cassette_ids()
         return self._atomic.__exit__(exc_type, exc, tb)
+
+
+WRITE_ATTEMPTS = 3
+"""BEGIN IMMEDIATE waits up to the busy timeout for the write lock; after that it is tried this many times in
+all before the write fails (and is reported: a save that fails is never silent)."""
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+def retrying(step: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:
+    """Run a statement that needs the write lock, again while SQLite says the db is locked (bounded)."""
+    for attempt in range(attempts):
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            if not _locked(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+class _Writing:
+    """`Store.writing()`: BEGIN IMMEDIATE ... COMMIT, or a savepoint inside an open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._savepoint: str | None = None
+
+    def __enter__(self) -> None:
+        if self._conn.in_transaction:
+            self._savepoint = f"vcr_{id(self):x}"
+            self._conn.execute(f"SAVEPOINT {self._savepoint}")
+        else:
+            retrying(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._savepoint is not None:
+            if exc_type is None:
+                self._conn.execute(f"RELEASE {self._savepoint}")
+            elif self._conn.in_transaction:  # an error may already have ended the whole transaction
+                self._conn.execute(f"ROLLBACK TO {self._savepoint}")
+                self._conn.execute(f"RELEASE {self._savepoint}")
+            return
+        if exc_type is None:
+            try:
+                retrying(lambda: self._conn.execute("COMMIT"))
+                return
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back itself (disk full, I/O error): nothing left to undo
+
+
+def writable_check(path: Path) -> None:
+    """A command that writes refuses an unwritable file or folder in one line, before SQLite tries."""
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise DatabaseError(f"{path} is read-only; make it writable to change it (nothing was changed)")
+        folder = path.parent
+    else:
+        folder = next((parent for parent in path.parents if parent.exists()), Path("."))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseError(
+            f"{folder} is read-only: SQLite needs to write its journal beside {path.name} (nothing was changed)"
+        )

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "catalog": [sys.executable, str(HERE / "bench_catalog.py")],
     "pyz": [sys.executable, str(HERE / "bench_pyz.py")],
     "ui": [sys.executable, str(HERE / "bench_ui.py")],
+    "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..catalog import Catalog
 from ..errors import ClaudeVCRError, InvalidInput
+from ..schema import exclusive_lock
 
 DRIVER = "claude-vcr"
 """The name of the diff and merge drivers in git's config and in .gitattributes."""
@@ -110,12 +111,23 @@ class MergeReport:
 
 
 def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport:
-    """git's `%O %A %B`: merge theirs into ours, writing the result over `ours`."""
+    """git's `%O %A %B`: merge theirs into ours, writing the result over `ours` (refused while another
+    claude-vcr process has `ours` open)."""
+    base, ours, theirs = Path(base), Path(ours), Path(theirs)
+    plan = plan_merge(_versions(base), _versions(ours), _versions(theirs))
+    lock = exclusive_lock(ours, "claude-vcr merge-driver")  # never a rename under a live writer
+    try:
+        _merge_into(ours, theirs, plan)
+    finally:
+        if lock is not None:
+            lock.release()
+    return MergeReport(len(plan.take), len(plan.drop), plan.conflicts)
+
+
+def _merge_into(ours: Path, theirs: Path, plan: MergePlan) -> None:
     from ..maintenance import compact_into, merge_from
     from ..store import Store
 
-    base, ours, theirs = Path(base), Path(ours), Path(theirs)
-    plan = plan_merge(_versions(base), _versions(ours), _versions(theirs))
     with tempfile.TemporaryDirectory(prefix=".claude-vcr-merge-", dir=ours.parent) as scratch:
         result = Path(scratch) / "result.db"
         other = Path(scratch) / "theirs.db"
@@ -136,7 +148,6 @@ def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport
             )
             compact_into(store, compacted)
         os.replace(compacted, ours)
-    return MergeReport(len(plan.take), len(plan.drop), plan.conflicts)
 
 
 # --- setup -------------------------------------------------------------------------------------------
