@@ -15,6 +15,8 @@ from claude_vcr.describe import describe_request
 from claude_vcr.errors import BadCassetteName, BadRequestBody
 from claude_vcr.matching import MAX_JSON_DEPTH, Replacement, Rules, fingerprint, key_request, parse_json_body
 from claude_vcr.names import validate_cassette_name
+from claude_vcr.proxy import HELD_BYTES
+from claude_vcr.store import StoreThread
 
 from tests.support.client import MESSAGES, TEST_API_KEY, body, post
 from tests.test_serve import ServeProcess
@@ -292,6 +294,26 @@ def test_a_non_streamed_answer_says_recorded_only_once_saved(proxy, upstream, db
     assert status == 200 and headers["x-vcr-outcome"] == "recorded"
     assert int(headers["content-length"]) == len(answer) and json.loads(answer)["type"] == "message"
     assert recordings(db_path) == 1  # already in the db when the client had the answer
+
+
+def test_a_failed_save_is_said_in_the_header_of_a_held_answer(proxy, upstream, db_path, monkeypatch):
+    async def refuse(self, recording):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(StoreThread, "save", refuse)
+    server = proxy(mode="record")
+    status, headers, answer = post(server.url + MESSAGES, body("held"))
+    assert status == 200 and headers["x-vcr-outcome"] == "store-error" and json.loads(answer)["type"] == "message"
+    status, headers, answer = post(server.url + MESSAGES, body("streamed", stream=True))
+    assert status == 200 and headers["x-vcr-outcome"] == "recording" and b"message_stop" in answer
+    assert recordings(db_path) == 0
+
+
+def test_a_non_streamed_answer_too_large_to_hold_is_streamed_on(proxy, upstream, db_path):
+    server = proxy(mode="record")
+    status, headers, answer = post(server.url + MESSAGES, body("HUGE:5"))
+    assert status == 200 and headers["x-vcr-outcome"] == "recording" and len(answer) > HELD_BYTES
+    assert json.loads(answer)["type"] == "message" and recordings(db_path) == 1
 
 
 def test_a_stream_says_recording_and_the_log_line_says_recorded(tmp_path, upstream):

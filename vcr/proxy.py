@@ -606,7 +606,7 @@ class Proxy:
     def _log(
         self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int, started: float
     ) -> None:
-        key = short_key(exchange.key) if exchange else "-" * 12
+        key = short_key(exchange.key) if exchange and exchange.key else "-" * 12
         cassette = f" [{exchange.cassette}]" if exchange and exchange.cassette != self.config.cassette else ""
         elapsed = (time.perf_counter() - started) * 1000
         self.say(f"{outcome:<11} {key} {method} {target} {status} {elapsed:.0f}ms{cassette}")
