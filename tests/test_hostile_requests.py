@@ -3,6 +3,7 @@ slow clients and clients that hang up. Each gets a 4xx Anthropic-shaped error or
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -409,3 +410,18 @@ def test_a_client_hanging_up_during_paced_replay_is_one_log_line(tmp_path, upstr
             replayer.process.kill()
     output = "".join(replayer.lines)
     assert output.count("client-gone ") == 1 and "Traceback" not in output, output
+
+
+def test_an_upstream_breaking_mid_stream_is_logged_without_traceback(tmp_path, upstream):
+    server = ServeProcess(["--port", "0", "--upstream", upstream.url, "--mode", "record"], cwd=tmp_path)
+    try:
+        with pytest.raises(http.client.IncompleteRead):  # cut, never a clean end
+            post(server.url + MESSAGES, body("BREAK", stream=True))
+        assert post(server.url + MESSAGES, body("after"))[0] == 200  # and the proxy serves on
+        assert server.stop() == 0
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    output = "".join(server.lines)
+    assert "upstream broke off" in output and "Traceback" not in output, output
+    assert re.search(r"^upstream-error +[0-9a-f]{12} POST /v1/messages 502", output, re.M), output

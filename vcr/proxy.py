@@ -47,6 +47,8 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
 JSON_MEDIA_TYPE = "application/json"
+LINGER_SECONDS = 1.0
+"""After a body refused unread (408, 413), how long the rest is read and dropped before closing (aiohttp: 10 s)."""
 HELD_BYTES = LARGE_BODY
 """A recorded answer that is not a stream is sent once saved, so `x-vcr-outcome` is the result; past this
 size it is streamed on (`recording`) instead of held in memory."""
@@ -245,6 +247,12 @@ class Proxy:
             # the client hung up: one line here, no traceback from aiohttp (the answer was not stored)
             self._log("client-gone", exchange, exchange.method, exchange.target, 499, started)
             return web.Response(status=499)
+        except UpstreamError:
+            # the upstream broke off mid-stream (its warning is logged): the client sees a cut, not a clean end
+            if request.transport is not None:
+                request.transport.close()
+            self._log("upstream-error", exchange, exchange.method, exchange.target, 502, started)
+            return web.Response(status=502)
         self._log(outcome, exchange, exchange.method, exchange.target, response.status, started)
         if exchange.note:
             self.say(f"            {exchange.note}")
@@ -721,7 +729,11 @@ async def running(
 
     # aiohttp's low-level server: every path goes to one handler, without routing or middlewares
     server = _Server(
-        proxy.handle, request_factory=make_request, access_log=None, header_timeout=config.header_timeout
+        proxy.handle,
+        request_factory=make_request,
+        access_log=None,
+        header_timeout=config.header_timeout,
+        lingering_time=LINGER_SECONDS,
     )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
     try:
