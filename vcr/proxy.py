@@ -264,12 +264,14 @@ class Proxy:
         if content.is_eof():
             body = await content.read()
         else:
-            pieces = bytearray()
-            while chunk := await self._body_piece(request):
-                pieces += chunk
-                if len(pieces) > MAX_REQUEST_BYTES:
-                    break
-            body = bytes(pieces)
+            try:
+                body = await self._read_arriving(content)
+            except asyncio.TimeoutError:
+                response = error_response(
+                    408, "timeout_error", f"claude-vcr: the request body stalled for {self.config.body_timeout:g}s"
+                )
+                response.force_close()
+                raise BodyRefused("the client stopped sending the body", response) from None
         if len(body) > MAX_REQUEST_BYTES:
             response = error_response(
                 413, "request_too_large", f"claude-vcr takes request bodies up to {MAX_REQUEST_BYTES} bytes"
@@ -278,15 +280,21 @@ class Proxy:
             raise BodyRefused(f"a body over {MAX_REQUEST_BYTES} bytes", response)
         return body
 
-    async def _body_piece(self, request: web.BaseRequest) -> bytes:
-        try:
-            return await asyncio.wait_for(request.content.readany(), self.config.body_timeout)
-        except asyncio.TimeoutError:
-            response = error_response(
-                408, "timeout_error", f"claude-vcr: the request body stalled for {self.config.body_timeout:g}s"
-            )
-            response.force_close()
-            raise BodyRefused("the client stopped sending the body", response) from None
+    async def _read_arriving(self, content: Any) -> bytes:
+        """Read until the end or past the size limit; TimeoutError after `body_timeout` seconds without data.
+        One rescheduled timeout per body (3.11+): a `wait_for` per chunk cost replay throughput."""
+        seconds = self.config.body_timeout
+        pieces = bytearray()
+        if sys.version_info < (3, 11):
+            while len(pieces) <= MAX_REQUEST_BYTES and (chunk := await asyncio.wait_for(content.readany(), seconds)):
+                pieces += chunk
+            return bytes(pieces)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(seconds) as window:
+            while len(pieces) <= MAX_REQUEST_BYTES and (chunk := await content.readany()):
+                pieces += chunk
+                window.reschedule(loop.time() + seconds)
+        return bytes(pieces)
 
     def _control(self, request: web.BaseRequest, exchange: Exchange) -> web.Response:
         """Requests to the proxy itself: `POST /__vcr__/reset` starts the repeat order again."""
