@@ -1030,7 +1030,8 @@ def test_record_then_strict_replay_with_the_upstream_down(
     counted = exchange(
         loop_thread, recorder.url + "/c/adapted", requests[0], path="/v1/messages/count_tokens"
     )
-    assert all(answer.header("x-vcr-outcome") == "recorded" for answer in [*recorded, counted])
+    outcomes = [answer.header("x-vcr-outcome") for answer in [*recorded, counted]]
+    assert outcomes == ["recording", "recording", "recorded", "recorded"]  # a stream's header leaves before its end
     assert recordings(db_path) == 4
     recorder.stop()
     openai_upstream.stop()

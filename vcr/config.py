@@ -233,6 +233,22 @@ class ProxyConfig:
         bounds=(0.1, None),
         help="With --upstream-format openai: seconds of upstream silence before a ping event.",
     )
+    header_timeout: float = option(
+        20.0,
+        decl="--header-timeout",
+        env="VCR_HEADER_TIMEOUT",
+        bounds=(0.01, None),
+        metavar="SECONDS",
+        help="Seconds a client may take to send a request's line and headers; then it gets a 408 and is closed.",
+    )
+    body_timeout: float = option(
+        60.0,
+        decl="--body-timeout",
+        env="VCR_BODY_TIMEOUT",
+        bounds=(0.01, None),
+        metavar="SECONDS",
+        help="Seconds a client may go silent while sending a request body; then it gets a 408 and is closed.",
+    )
     upstream_read_timeout: float = 600.0
     """Seconds an upstream may stay silent mid-answer; not a flag."""
 

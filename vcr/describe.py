@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .errors import BadRequestBody
 from .excerpts import clip
 from .headers import Headers, for_storage
+from .matching import parse_json_body
 from .sse import MessageFold, is_stream, parse_sse
 
 if TYPE_CHECKING:
@@ -68,8 +70,8 @@ def describe_request(method: str, path: str, headers: Headers, body: bytes) -> d
         "size": len(body),
     }
     try:
-        parsed = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+        parsed = parse_json_body(body)  # None for broken Unicode: shown as text
+    except BadRequestBody:
         parsed = None
     if not isinstance(parsed, dict):
         if body:
@@ -183,7 +185,7 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
         return summary
     try:
         parsed = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         parsed = None
     if parsed is not None:
         summary["kind"] = "json"

@@ -49,6 +49,10 @@ class BadCassetteName(InvalidInput):
     """A cassette name with a path separator, `..`, a control character, or too long."""
 
 
+class BadRequestBody(InvalidInput):
+    """A request body claude-vcr will not key: JSON nested deeper than `matching.MAX_JSON_DEPTH`."""
+
+
 class FormatError(ClaudeVCRError, ValueError):
     """A file from elsewhere (a dump, a seed directory) that is not what it claims to be."""
 

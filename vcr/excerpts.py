@@ -52,7 +52,7 @@ def prompt_excerpt(body: bytes) -> str | None:
             results.append(" ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)))
     text = " ".join(texts) if any(t.strip() for t in texts) else " ".join(results)
     prefix = "" if any(t.strip() for t in texts) or not results else "[tool_result] "
-    words = " ".join(text.split())
+    words = " ".join(text.split()).encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"
     return clip(prefix + words, PROMPT_EXCERPT_CHARS)
 
 

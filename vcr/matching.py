@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from .errors import RulesError
+from .errors import BadRequestBody, RulesError
 from .excerpts import differences, marked, quote
 from .secrets import redact_bytes, redact_query, redact_string
 
@@ -31,6 +31,9 @@ KEY_SCHEME = "v2"
 v1: canonical JSON without `metadata`, `stream` included. v2: `Rules` applied, `stream` left out."""
 
 SHORT_KEY_LENGTH = 12
+MAX_JSON_DEPTH = 128
+"""Deepest JSON nesting of a request body the proxy keys (real requests stay under 20); deeper is refused,
+because normalising, fingerprinting and describing walk the body recursively."""
 ALWAYS_IGNORED = ("stream",)
 """Streamed and non-streamed requests share recordings; the proxy converts between the two forms."""
 
@@ -302,14 +305,51 @@ def canonical_json(value: Any) -> bytes:
 
 
 def parse_json_body(body: bytes) -> Any | None:
-    """The parsed body, or None when it is empty or not JSON (such bodies are keyed by their bytes)."""
+    """The parsed body, or None when it is empty or not JSON: such bodies are keyed by their bytes. So is
+    JSON with a lone surrogate escape (`"\\ud800"`, which Node writes for a broken emoji): no UTF-8 form
+    exists for it, so it is forwarded and stored unchanged. Nesting past MAX_JSON_DEPTH is refused."""
     stripped = body.lstrip()
     if not stripped or stripped[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(body)
+        parsed = json.loads(body)
+    except RecursionError:
+        parsed = _TOO_DEEP
     except (ValueError, UnicodeDecodeError):
         return None
+    if parsed is _TOO_DEEP or (
+        body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _deeper_than(parsed, MAX_JSON_DEPTH)
+    ):
+        raise BadRequestBody(f"the request body's JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    if (b"\\ud" in body or b"\\uD" in body) and _has_lone_surrogate(parsed):
+        return None
+    return parsed
+
+
+_TOO_DEEP: Any = object()
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels, found level by level (no recursion)."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def canonical_query(query: str) -> str:

@@ -9,12 +9,13 @@ import re
 
 from .errors import BadCassetteName
 
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+"""Matched whole (`fullmatch`): `$` would also match before a trailing newline."""
 
 
 def validate_cassette_name(name: str) -> str:
     """The name itself when it is plain; a clear error otherwise."""
-    if not _PLAIN_NAME.match(name) or ".." in name:
+    if not _PLAIN_NAME.fullmatch(name) or ".." in name:
         raise BadCassetteName(
             f"invalid cassette name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
             "not starting with '.' and without '/' or '..'"

@@ -20,16 +20,17 @@ from urllib.parse import unquote
 
 import zstandard
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict
 
 from . import headers as header_rules
 from . import sse
 from .adapters import Upstream, UpstreamReply, open_upstream
-from .compression import ResponseSpool
+from .compression import LARGE_BODY, ResponseSpool
 from .config import ProxyConfig
 from .conversation import ConversationMatch, match_conversation
 from .diagnosis import MissReport, explain_miss
-from .errors import ListenError, NotFound, UpstreamError
+from .errors import BadRequestBody, ListenError, NotFound, UpstreamError
 from .headers import Headers
 from .matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from .names import BadCassetteName, validate_cassette_name
@@ -52,6 +53,11 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Twice the API's own 32 MB limit on Messages bodies."""
 
 JSON_MEDIA_TYPE = "application/json"
+LINGER_SECONDS = 1.0
+"""After a body refused unread (408, 413), how long the rest is read and dropped before closing (aiohttp: 10 s)."""
+HELD_BYTES = LARGE_BODY
+"""A recorded answer that is not a stream is sent once saved, so `x-vcr-outcome` is the result; past this
+size it is streamed on (`recording`) instead of held in memory."""
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 
 
@@ -123,6 +129,33 @@ def is_local_only(method: str, path: str) -> bool:
     """Telemetry and connection probes (`HEAD` on any path: Claude Code probes `/api/hello` and `/`): forwarded
     when online, never stored, answered locally in replay."""
     return method == "HEAD" or path.startswith("/api/event_logging/")
+
+
+class BodyRefused(Exception):
+    """A request body not read to its end (stalled or too large): answered with `response`, then closed."""
+
+    def __init__(self, reason: str, response: web.Response) -> None:
+        super().__init__(reason)
+        self.response = response
+
+
+def refusal(request: web.BaseRequest) -> web.Response | None:
+    """A 400 for what an HTTP proxy gets but a base URL never does: CONNECT, and targets that are not a path
+    (`GET http://host/ HTTP/1.1`, `OPTIONS *`); never forwarded, never stored, in every mode."""
+    if request.method == "CONNECT":
+        reason = "CONNECT"
+    elif not request.raw_path.startswith("/"):
+        reason = f"the request target {request.raw_path[:200]!r}"
+    else:
+        return None
+    response = error_response(
+        400,
+        "invalid_request_error",
+        f"claude-vcr is not an HTTP proxy and refuses {reason}: set the client's base URL to it "
+        "(ANTHROPIC_BASE_URL=http://127.0.0.1:8000) and send paths such as /v1/messages",
+    )
+    response.force_close()  # a CONNECT's tunnel, or whatever follows, is never read
+    return response
 
 
 def error_response(status: int, error_type: str, message: str) -> web.Response:
@@ -267,20 +300,79 @@ class Proxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
+        refused = refusal(request)
+        if refused is not None:
+            self._log("rejected", None, request.method, request.raw_path, refused.status, started)
+            return refused
         try:
-            body = await request.read()
+            body = await self._read_body(request)
             exchange = self._exchange(request, body)
         except BadCassetteName as error:
             response = error_response(400, "invalid_request_error", str(error))
             self._log("rejected", None, request.method, redact_target(request.path_qs), 400, started)
             return response
+        except BodyRefused as error:
+            self._log("rejected", None, request.method, request.path_qs, error.response.status, started)
+            self.say(f"            {error}")
+            return error.response
         if exchange.path.startswith(CONTROL_PREFIX):
             return self._control(request, exchange)
-        response, outcome = await self._dispatch(exchange)
+        try:
+            response, outcome = await self._dispatch(exchange)
+        except BadRequestBody as error:
+            response, outcome = error_response(400, "invalid_request_error", f"claude-vcr: {error}"), "rejected"
+        except ConnectionResetError:
+            # the client hung up: one line here, no traceback from aiohttp (the answer was not stored)
+            self._log("client-gone", exchange, exchange.method, exchange.stored_target, 499, started)
+            return web.Response(status=499)
+        except UpstreamError:
+            # the upstream broke off mid-stream (its warning is logged): the client sees a cut, not a clean end
+            if request.transport is not None:
+                request.transport.close()
+            self._log("upstream-error", exchange, exchange.method, exchange.stored_target, 502, started)
+            return web.Response(status=502)
         self._log(outcome, exchange, exchange.method, exchange.stored_target, response.status, started)
         if exchange.note:
             self.say(f"            {exchange.note}")
         return response
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The request body, read with an idle timeout and a size limit (at once when it is all here)."""
+        content = request.content
+        if content.is_eof():
+            body = await content.read()
+        else:
+            try:
+                body = await self._read_arriving(content)
+            except asyncio.TimeoutError:
+                response = error_response(
+                    408, "timeout_error", f"claude-vcr: the request body stalled for {self.config.body_timeout:g}s"
+                )
+                response.force_close()
+                raise BodyRefused("the client stopped sending the body", response) from None
+        if len(body) > MAX_REQUEST_BYTES:
+            response = error_response(
+                413, "request_too_large", f"claude-vcr takes request bodies up to {MAX_REQUEST_BYTES} bytes"
+            )
+            response.force_close()
+            raise BodyRefused(f"a body over {MAX_REQUEST_BYTES} bytes", response)
+        return body
+
+    async def _read_arriving(self, content: Any) -> bytes:
+        """Read until the end or past the size limit; TimeoutError after `body_timeout` seconds without data.
+        One rescheduled timeout per body (3.11+): a `wait_for` per chunk cost replay throughput."""
+        seconds = self.config.body_timeout
+        pieces = bytearray()
+        if sys.version_info < (3, 11):
+            while len(pieces) <= MAX_REQUEST_BYTES and (chunk := await asyncio.wait_for(content.readany(), seconds)):
+                pieces += chunk
+            return bytes(pieces)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(seconds) as window:
+            while len(pieces) <= MAX_REQUEST_BYTES and (chunk := await content.readany()):
+                pieces += chunk
+                window.reschedule(loop.time() + seconds)
+        return bytes(pieces)
 
     def _control(self, request: web.BaseRequest, exchange: Exchange) -> web.Response:
         """Requests to the proxy itself: `POST /__vcr__/reset` starts the repeat order again."""
@@ -511,7 +603,8 @@ class Proxy:
     async def _forward(
         self, exchange: Exchange, *, record: bool, local_on_failure: bool = False
     ) -> tuple[web.StreamResponse, str]:
-        """Send upstream and stream the answer to the client chunk by chunk, keeping the bytes to store."""
+        """Send upstream and stream the answer to the client chunk by chunk, keeping the bytes to store; a
+        non-streamed answer being recorded is held until saved, so its `x-vcr-outcome` is the result."""
         sent_at = time.perf_counter()
         try:
             upstream = await self.upstream.send(
@@ -530,25 +623,38 @@ class Proxy:
                 headers=CIMultiDict(header_rules.for_client(upstream.headers)),
             )
             storable = 200 <= upstream.status < 300 or self.config.record_errors
-            response.headers["x-vcr-outcome"] = "recorded" if record and storable else "passthrough"
+            streamed = sse.media_type(upstream.headers) == sse.SSE_MEDIA_TYPE
+            # the header says what is known when it leaves: a stream's before its end, a held answer's once saved
+            response.headers["x-vcr-outcome"] = "recording" if record and storable else "passthrough"
             response.headers["x-vcr-key"] = exchange.key
-            await response.prepare(exchange.request)
+            held: list[bytes] | None = [] if record and storable and not streamed else None
+            if held is None:
+                await response.prepare(exchange.request)
             spool = ResponseSpool()
             timings: list[tuple[int, float]] = []
             try:
                 async for chunk in upstream.iter_body():
                     timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                     spool.write(chunk)
-                    await response.write(chunk)
+                    if held is None:
+                        await response.write(chunk)
+                        continue
+                    held.append(chunk)
+                    if spool.size > HELD_BYTES:  # too large to hold: streamed on, as `recording`
+                        await response.prepare(exchange.request)
+                        for piece in held:
+                            await response.write(piece)
+                        held = None
             except (ConnectionResetError, asyncio.CancelledError):
-                log.warning(
-                    "client went away during %s %s; nothing stored", exchange.method, exchange.stored_target
-                )
-                raise
+                raise  # the client went away: nothing stored, said in `handle`'s one line
             except UpstreamError as error:
                 log.warning(
                     "upstream broke off %s %s (%r); nothing stored", exchange.method, exchange.stored_target, error
                 )
+                if held is not None:
+                    return error_response(502, "api_error", f"claude-vcr: the upstream broke off: {error}"), (
+                        "upstream-error"
+                    )
                 response.force_close()
                 raise
             if storable and not self.config.record_errors and sse.ends_with_error(spool.tail):
@@ -567,7 +673,18 @@ class Proxy:
                 except Exception as error:
                     log.error("store-error: could not store %s %s: %s", exchange.method, exchange.stored_target, error)
                     outcome = "store-error"
-            await response.write_eof()
+            if held is not None:
+                response.headers["x-vcr-outcome"] = outcome
+                response.content_length = spool.size
+                try:
+                    await response.prepare(exchange.request)
+                    await response.write(b"".join(held))
+                    await response.write_eof()
+                except ConnectionResetError:
+                    exchange.note = "the client hung up before its answer was sent (the answer is stored)"
+                    return response, outcome
+            else:
+                await response.write_eof()
         finally:
             await upstream.release()
         if self.config.check:
@@ -643,7 +760,7 @@ class Proxy:
     def _log(
         self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int, started: float
     ) -> None:
-        key = short_key(exchange.key) if exchange else "-" * 12
+        key = short_key(exchange.key) if exchange and exchange.key else "-" * 12
         cassette = f" [{exchange.cassette}]" if exchange and exchange.cassette != self.config.cassette else ""
         elapsed = (time.perf_counter() - started) * 1000
         self.say(f"{outcome:<11} {key} {method} {target} {status} {elapsed:.0f}ms{cassette}")
@@ -688,6 +805,65 @@ class RequestLog:
             self.stream.flush()
 
 
+class _Connection(RequestHandler):
+    """aiohttp's connection handler with a header timeout: a request line and headers not complete within
+    `header_timeout` seconds of their first byte (or of the connection opening) get a 408 and a close."""
+
+    header_timeout = 20.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._messages:  # a request's head is complete
+            self._disarm()
+        elif self._head_timer is None and self._waiter is not None and not self._waiter.done():
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._head_timer = asyncio.get_running_loop().call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        transport = self.transport
+        if self._messages or transport is None or transport.is_closing():
+            return
+        if self._waiter is None or self._waiter.done():
+            return  # a request is being handled: the body timeout and the handler take it from here
+        body = error_body("timeout_error", f"claude-vcr: no complete request headers in {self.header_timeout:g}s")
+        transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        self.force_close()
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, making `_Connection`s."""
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timeout = header_timeout
+
+    def __call__(self) -> RequestHandler:
+        connection = _Connection(self, loop=self._loop, **self._kwargs)
+        connection.header_timeout = self._header_timeout
+        return connection
+
+
 @asynccontextmanager
 async def running(
     config: ProxyConfig, say: Callable[[str], None] | None = None
@@ -702,7 +878,13 @@ async def running(
         return web.BaseRequest(*args, loop, client_max_size=MAX_REQUEST_BYTES)
 
     # aiohttp's low-level server: every path goes to one handler, without routing or middlewares
-    server = web.Server(proxy.handle, request_factory=make_request, access_log=None)
+    server = _Server(
+        proxy.handle,
+        request_factory=make_request,
+        access_log=None,
+        header_timeout=config.header_timeout,
+        lingering_time=LINGER_SECONDS,
+    )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
     try:
         await runner.setup()
