@@ -24,6 +24,7 @@ BENCHMARKS = {
     "miss": [sys.executable, str(HERE / "bench_proxy.py"), "miss"],
     "catalog": [sys.executable, str(HERE / "bench_catalog.py")],
     "pyz": [sys.executable, str(HERE / "bench_pyz.py")],
+    "pytest": [sys.executable, str(HERE / "bench_pytest.py")],
 }
 
 
