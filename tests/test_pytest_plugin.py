@@ -241,13 +241,20 @@ def test_the_plugin_is_inert_without_the_marker(pytester, monkeypatch):
 
 def test_a_bad_record_mode_or_marker_keyword_is_one_clear_line(pytester, monkeypatch):
     clean_environment(monkeypatch)
-    pytester.makepyfile(test_bad="import pytest\n\n@pytest.mark.claude_vcr(colour='red')\ndef test_bad():\n    pass\n")
+    pytester.makepyfile(
+        test_bad="import pytest\n\n@pytest.mark.claude_vcr\ndef test_bad():\n    pass\n",
+        test_plain="def test_plain():\n    pass\n",
+    )
     monkeypatch.setenv("VCR_RECORD_MODE", "sometimes")
     bad_mode = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    assert "claude-vcr record mode 'sometimes' (from VCR_RECORD_MODE)" in bad_mode.stderr.str()
+    assert "claude-vcr record mode 'sometimes' (from VCR_RECORD_MODE)" in bad_mode.stdout.str()
+    assert "Traceback" not in bad_mode.stdout.str() + bad_mode.stderr.str()
     monkeypatch.delenv("VCR_RECORD_MODE")
+    bad_mode.assert_outcomes(passed=1, errors=1)  # the unmarked test never reads the setting
+    pytester.makepyfile(test_bad="import pytest\n\n@pytest.mark.claude_vcr(colour='red')\ndef test_bad():\n    pass\n")
     bad_keyword = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    assert "unknown keyword(s) colour" in bad_keyword.stdout.str() + bad_keyword.stderr.str()
+    assert "unknown keyword(s) colour" in bad_keyword.stdout.str()
+    bad_keyword.assert_outcomes(passed=1, errors=1)
 
 
 KEYWORDS_SUITE = '''

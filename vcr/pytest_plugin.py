@@ -83,7 +83,7 @@ class Run:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.record_mode = record_mode_of(config)
+        self._record_mode: str | None = None
         db, source = _setting(config, "db", ("VCR_DB",))
         if db is None:
             self.db = config.rootpath / "vcr.db"
@@ -95,6 +95,14 @@ class Run:
         self.proxy: Any = None
         self.ledger: Any = None
         self.worker_ledgers: list[Any] = []
+
+    @property
+    def record_mode(self) -> str:
+        """Read on first use, so a suite that never uses the plugin never trips over a VCR_MODE meant for
+        `serve`."""
+        if self._record_mode is None:
+            self._record_mode = record_mode_of(self.config)
+        return self._record_mode
 
     def start(self) -> Any:
         """The proxy, started on the first test that needs it."""
@@ -180,14 +188,17 @@ def claude_vcr(request: pytest.FixtureRequest) -> Iterator[Any]:
     from .harness import cassette_settings, pointing_at
 
     run = request.config.stash[_RUN]
-    settings = _marker_settings(request)
-    cassette = settings.pop("cassette", None) or default_cassette_name(request.node.nodeid)
-    record_mode = settings.pop("record_mode", None) or run.record_mode
+    problem = None
     try:
+        settings = _marker_settings(request)
+        cassette = settings.pop("cassette", None) or default_cassette_name(request.node.nodeid)
+        record_mode = settings.pop("record_mode", None) or run.record_mode
         proxy = run.start()
         use = proxy.use(cassette, record_mode, cassette_settings(proxy.config, **settings))
-    except ClaudeVCRError as error:
-        pytest.fail(f"claude-vcr: {error}", pytrace=False)
+    except (ClaudeVCRError, pytest.UsageError) as error:
+        problem = f"claude-vcr: {error}"
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     request.node.stash[_USE] = use
     try:
         with pointing_at(use.base_url, replaying=use.mode == "replay"):

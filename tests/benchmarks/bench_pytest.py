@@ -64,11 +64,12 @@ import anthropic
 import pytest
 
 pytestmark = [pytest.mark.claude_vcr] if os.environ.get("BENCH_VCR") else []
+CLIENT = anthropic.Anthropic(max_retries=0)
 
 
 @pytest.mark.parametrize("n", range({tests}))
 def test_ask(n):
-    client = anthropic.Anthropic(max_retries=0)
+    client = CLIENT.with_options(base_url=os.environ["ANTHROPIC_BASE_URL"])  # one connection pool
     message = client.messages.create(
         model="claude-opus-5-5", max_tokens=64, messages=[{{"role": "user", "content": f"question {{n}}"}}]
     )
@@ -202,10 +203,44 @@ def startup(folder: Path) -> list[str]:
     return lines
 
 
+BREAKDOWN = """
+import os, sys, time
+t0 = time.perf_counter()
+import aiohttp, sqlite_utils
+t1 = time.perf_counter()
+from claude_vcr.harness import ProxyThread, test_config
+import claude_vcr.proxy
+t2 = time.perf_counter()
+proxy = ProxyThread(test_config(os.environ, db=sys.argv[1])).start()
+use = proxy.use("bench", "none")
+t3 = time.perf_counter()
+proxy.release(use)
+proxy.stop()
+t4 = time.perf_counter()
+print((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, (t4 - t3) * 1000)
+"""
+
+
+def breakdown(folder: Path) -> list[str]:
+    """Where the marked case's start-up goes, in fresh processes: the floor is importing the runtime deps."""
+    runs = []
+    for _ in range(STARTS):
+        done = subprocess.run(
+            [sys.executable, "-c", BREAKDOWN, str(folder / "start.db")], capture_output=True, text=True, check=True
+        )
+        runs.append([float(x) for x in done.stdout.split()])
+    parts = ["import aiohttp and sqlite-utils", "import claude-vcr's proxy (the rest)", "open the db, listen, select a cassette", "stop, checkpoint, close"]
+    lines = ["", "| where the marked case's time goes (fresh process, median) | ms |", "| --- | ---: |"]
+    for i, part in enumerate(parts):
+        lines.append(f"| {part} | {statistics.median(r[i] for r in runs):.0f} |")
+    lines.append(f"| total | {statistics.median(sum(r) for r in runs):.0f} |")
+    return lines
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
-        lines = overhead(folder) + startup(folder)
+        lines = overhead(folder) + startup(folder) + breakdown(folder)
     print("\n".join(lines))
 
 
