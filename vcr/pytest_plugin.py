@@ -93,6 +93,8 @@ class Run:
             self.db = Path(db).absolute()
         self.upstream, _ = _setting(config, "upstream", ("VCR_UPSTREAM",))
         self.proxy: Any = None
+        self._starting: Any = None
+        """A background start begun once collection found a test that needs the proxy."""
         self.ledger: Any = None
         self.worker_ledgers: list[Any] = []
 
@@ -104,18 +106,44 @@ class Run:
             self._record_mode = record_mode_of(self.config)
         return self._record_mode
 
-    def start(self) -> Any:
-        """The proxy, started on the first test that needs it."""
-        if self.proxy is None:
-            from .harness import ProxyThread, test_config
+    def start_soon(self) -> None:
+        """Import aiohttp and open the db on a thread while the first tests run (they cost most of the
+        start-up); `start()` waits for it and raises what it raised."""
+        if self.proxy is None and self._starting is None:
+            import concurrent.futures
+            import threading
 
-            given: dict[str, Any] = {"db": self.db}
-            if self.upstream:
-                given["upstream"] = self.upstream
-            self.proxy = ProxyThread(test_config(os.environ, **given)).start()
+            starting = self._starting = concurrent.futures.Future()
+
+            def begin() -> None:
+                try:
+                    starting.set_result(self._new())
+                except BaseException as error:  # told to the first test that needs the proxy
+                    starting.set_exception(error)
+
+            threading.Thread(target=begin, name="claude-vcr-start", daemon=True).start()
+
+    def _new(self) -> Any:
+        from .harness import ProxyThread, test_config
+
+        given: dict[str, Any] = {"db": self.db}
+        if self.upstream:
+            given["upstream"] = self.upstream
+        return ProxyThread(test_config(os.environ, **given)).start()
+
+    def start(self) -> Any:
+        """The proxy, started on the first test that needs it (or begun earlier by `start_soon`)."""
+        if self.proxy is None:
+            starting, self._starting = self._starting, None
+            self.proxy = starting.result() if starting is not None else self._new()
         return self.proxy
 
     def stop(self) -> None:
+        if self._starting is not None:
+            try:
+                self.start()
+            except Exception:
+                self._starting = None
         if self.proxy is not None:
             self.proxy.stop()
             self.ledger = self.proxy.ledger
@@ -150,6 +178,14 @@ def default_cassette_name(nodeid: str) -> str:
         digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
         clean = f"{clean[: _MAX_NAME - 11]}-{digest}"
     return clean
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Begin starting the proxy as soon as it is known that a test will need it."""
+    if session.config.option.collectonly:
+        return
+    if any(item.get_closest_marker(MARKER) or MARKER in getattr(item, "fixturenames", ()) for item in session.items):
+        session.config.stash[_RUN].start_soon()
 
 
 @pytest.fixture
