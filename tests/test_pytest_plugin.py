@@ -308,3 +308,30 @@ def test_marker_keywords_rules_match_exhausted_and_pace_apply_to_that_test_only(
     assert "'test_keywords.test_plain'" in out and "max_tokens: 99 vs 64" in out
     assert "0 recorded, 3 replayed, 2 missed" in out
     result.assert_outcomes(passed=1, failed=2)
+
+
+UNSTORED_SUITE = '''
+import sqlite3
+
+import anthropic
+
+
+def test_locked_db(claude_vcr):
+    holder = sqlite3.connect(claude_vcr.db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another writer holds the db past the store's busy timeout
+    message = anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "kept?"}]
+    )
+    holder.execute("ROLLBACK")
+    print("ANSWER", message.content[0].text)
+'''
+
+
+def test_a_recording_the_db_would_not_take_fails_the_test(pytester, inner, upstream):
+    pytester.makepyfile(test_unstored=UNSTORED_SUITE)
+    result = inner("--claude-vcr-record-mode=all", key=TEST_API_KEY)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "ANSWER Scripted reply number 1" in out  # the client had its answer...
+    assert "claude-vcr could not store 1 recording(s)" in out  # ...and is told it was not kept
+    assert "store-error POST /v1/messages 200" in out

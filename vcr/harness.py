@@ -93,6 +93,11 @@ class CassetteUse:
     def missed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.outcome == "miss"]
 
+    @property
+    def unstored(self) -> list[Outcome]:
+        """Requests answered from the upstream whose recording could not be saved (the proxy logged why)."""
+        return [o for o in self.outcomes if o.outcome == "store-error"]
+
     def miss_report(self) -> str:
         """Why this use's requests missed, one paragraph each; empty when none did."""
         missed = self.missed

@@ -253,7 +253,7 @@ def _claude_vcr_marker(request: pytest.FixtureRequest) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A request with no recording fails the test even when the code under test swallowed the error (a
-    subprocess that only printed it, say)."""
+    subprocess that only printed it, say); so does a recording the db would not take."""
     result = yield
     use = item.stash.get(_USE, None)
     if use is not None:
@@ -262,6 +262,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             run.proxy.settle()
         if use.missed:
             pytest.fail(use.miss_report(), pytrace=False)
+        if use.unstored:  # nothing is lost silently: the answer was used, its recording was not kept
+            lines = "\n".join(f"- {o.line()}" for o in use.unstored)
+            pytest.fail(f"claude-vcr could not store {len(use.unstored)} recording(s) in {use.db}:\n{lines}", pytrace=False)
     return result
 
 
