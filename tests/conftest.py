@@ -5,6 +5,7 @@ import pytest
 pytest.register_assert_rewrite("tests.support")
 
 pytest_plugins = [
+    "pytester",
     "tests.support.fixtures_proxy",
     "tests.support.fixtures_scenarios",
     "tests.support.fixtures_claude_code",

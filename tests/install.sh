@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-# tests/test_packaging.py installs this checkout's wheel beside vcrpy in fresh venvs, offline, from these
-python3 -m pip download --quiet --disable-pip-version-check -d .cache/wheels vcrpy -r <(python3 -c \
+# tests/test_packaging.py installs this checkout's wheel beside vcrpy in fresh venvs, offline, from these;
+# tests/test_pytest_recording_peer.py adds pytest and pytest-recording (never installed in the suite's own venv)
+python3 -m pip download --quiet --disable-pip-version-check -d .cache/wheels vcrpy pytest pytest-recording -r <(python3 -c \
   'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 if [ ! -x .cache/mitm-venv/bin/mitmdump ]; then

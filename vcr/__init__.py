@@ -27,6 +27,9 @@ _PUBLIC = {
     "running": ".proxy",
     "RunningProxy": ".proxy",
     "serve": ".proxy",
+    # tests and scripts: a cassette for a block, the proxy on its own thread
+    "use_cassette": ".harness",
+    "CassetteUse": ".harness",
     # the db: read side, write side, maintenance, what a recording is
     "Catalog": ".catalog",
     "Store": ".store",
@@ -62,6 +65,8 @@ __all__ = [
     "running",
     "RunningProxy",
     "serve",
+    "use_cassette",
+    "CassetteUse",
     "Catalog",
     "Store",
     "Recording",
@@ -119,6 +124,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         RulesError,
         UpstreamError,
     )
+    from .harness import CassetteUse, use_cassette
     from .lint import lint
     from .maintenance import compact
     from .matching import Rules, key_request, load_rules

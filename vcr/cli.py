@@ -190,24 +190,38 @@ def serve(**values: Any) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
-    """Run COMMAND against a proxy that lives as long as it does.
+    """Run COMMAND with ANTHROPIC_BASE_URL pointing at a proxy started for it.
 
-    The proxy takes every `serve` option but listens on a free port unless
-    --port is given; COMMAND gets ANTHROPIC_BASE_URL pointing at it. The banner
-    and the request lines go to stderr; the exit status is COMMAND's.
+    The proxy listens on a free port (unless --port or VCR_PORT names one) and
+    stops when COMMAND ends; nothing else in COMMAND's environment changes. The
+    exit status is COMMAND's; a summary (recorded / replayed / missed per
+    cassette) and each miss's diagnosis go to stderr.
 
     \b
     Example:
-        claude-vcr run --mode record --cassette my_feature -- claude -p "Hello"
-        claude-vcr run --mode replay --cassette my_feature -- pytest tests/
+        claude-vcr run --mode replay --cassette ci -- go test ./...
+        claude-vcr run --mode auto -- claude -p "Summarise this project"
     """
-    from .launch import run_command
+    from .harness import run_command
+    from .render import run_summary
 
-    if ctx.get_parameter_source("port") is click.core.ParameterSource.DEFAULT:
+    if ctx.get_parameter_source("port") == click.core.ParameterSource.DEFAULT:
         values["port"] = 0
     config = ProxyConfig(**{name: value for name, value in values.items() if value is not None})
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
-    sys.exit(run_command(config, command, announce=lambda text: click.echo(text, err=True)))
+
+    def tell(line: str) -> None:
+        click.echo(line, err=True)
+
+    try:
+        result = run_command(config, list(command), tell)
+    except FileNotFoundError:
+        tell(f"claude-vcr: {command[0]}: command not found")
+        sys.exit(127)
+    except PermissionError:
+        tell(f"claude-vcr: {command[0]}: permission denied")
+        sys.exit(126)
+    click.echo(run_summary(result.counts(), result.orphans, str(config.db)), err=True, nl=False)
+    sys.exit(result.status)
 
 
 # --- cassettes as files people share: inspect, delete, export/import, git ------------------------------
@@ -364,24 +378,27 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
 
 
 @main.command()
-@click.argument("key_prefix")
+@click.argument("key_prefixes", metavar="KEY_PREFIX...", nargs=-1, required=True)
 @cassette_filter
 @db_option
-def delete(key_prefix: str, cassette: str | None, db: Path) -> None:
-    """Delete one recording, named by a key prefix (4+ hex digits, `KEY#N` for a repeat).
+def delete(key_prefixes: tuple[str, ...], cassette: str | None, db: Path) -> None:
+    """Delete recordings, each named by a key prefix (4+ hex digits, `KEY#N` for a repeat).
 
     \b
     Example:
         claude-vcr delete 3f2a9c1b
+        claude-vcr delete --cassette my_tests 3f2a9c1b2d4e#1 81c0e7a4d2b9#0
     """
     from .catalog import Catalog
 
     with _open_store(db) as store:
-        recording = Catalog(store.db.conn).resolve(key_prefix, cassette)
-        store.delete_recordings([recording.id])
-    click.echo(
-        f"Deleted {recording.short} from cassette {recording.cassette}: {recording.method} {recording.path}"
-    )
+        catalog = Catalog(store.db.conn)
+        recordings = [catalog.resolve(prefix, cassette) for prefix in key_prefixes]
+        store.delete_recordings([recording.id for recording in recordings])
+    for recording in recordings:
+        click.echo(
+            f"Deleted {recording.short} from cassette {recording.cassette}: {recording.method} {recording.path}"
+        )
 
 
 @main.command()

@@ -8,8 +8,8 @@ every command can import it without aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +255,55 @@ class ProxyConfig:
     def __post_init__(self) -> None:
         """`rules` is what the proxy keys new cassettes with: the rules file's rules plus the presets."""
         self.rules = self.rules.with_presets(*self.presets)
+
+
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off", ""}
+
+
+def _from_text(spec: Any, text: str) -> Any:
+    """One variable's text as the value its field holds, with the checks `serve`'s flag makes."""
+    flag: Flag = spec.metadata["flag"]
+    default = spec.default if spec.default is not MISSING else None
+    if flag.multiple:
+        return tuple(_one_value(flag, default, part) for part in text.split())
+    return _one_value(flag, default, text)
+
+
+def _one_value(flag: Flag, default: Any, text: str) -> Any:
+    if flag.choices and text not in flag.choices:
+        raise InvalidInput(f"{text!r}: use one of {', '.join(flag.choices)}")
+    if flag.parse is not None:
+        return flag.parse(text)
+    if flag.path is not None:
+        return Path(text)
+    if isinstance(default, bool):
+        if text.lower() not in _TRUE | _FALSE:
+            raise InvalidInput(f"{text!r} is not a boolean")
+        return text.lower() in _TRUE
+    if isinstance(default, (int, float)):
+        try:
+            number = type(default)(text)
+        except ValueError:
+            raise InvalidInput(f"{text!r} is not a number") from None
+        low, high = flag.bounds
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise InvalidInput(f"{text!r} is out of range")
+        return number
+    return text
+
+
+def from_environment(environ: Mapping[str, str], **given: Any) -> ProxyConfig:
+    """A `ProxyConfig` from the `VCR_*` variables `serve` reads, with `given` values winning over them:
+    for callers without a command line (the pytest plugin, `use_cassette`)."""
+    values: dict[str, Any] = {}
+    for spec in fields(ProxyConfig):
+        flag: Flag | None = spec.metadata.get("flag")
+        if spec.name in given or flag is None or flag.env is None or flag.env not in environ:
+            continue
+        try:
+            values[spec.name] = _from_text(spec, environ[flag.env])
+        except InvalidInput as error:
+            raise InvalidInput(f"{flag.env}: {error}") from None
+    values.update(given)
+    return ProxyConfig(**values)

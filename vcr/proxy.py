@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import unquote
 
 import zstandard
@@ -199,6 +199,20 @@ class ReplayCache:
         if entry is not None:
             self.size -= entry[1]
 
+    def drop_cassette(self, cassette: str) -> None:
+        for name, key in [entry for entry in self._entries if entry[0] == cassette]:
+            self.drop(name, key)
+
+
+class Observer(Protocol):
+    """Who hears about every request (the in-process harness): called on the proxy's event loop."""
+
+    def began(self) -> None: ...
+
+    def ended(self) -> None: ...
+
+    def outcome(self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int) -> None: ...
+
 
 @dataclass
 class CassetteState:
@@ -252,23 +266,42 @@ class Proxy:
         store: StoreThread,
         upstream: Upstream,
         say: Callable[[str], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.say = say or log.info
         """Where the one line per request goes: the log, or a `RequestLog` when serving."""
+        self.observer = observer
+        """Told of each request's start, end and outcome (the in-process harness counts them per test)."""
         self.config = config
+        self.policies: dict[str, ProxyConfig] = {}
+        """Settings for one cassette instead of `config` (a test's record mode, rules, pace...)."""
         self.store = store
         self.upstream = upstream
         self.cassettes: dict[str, CassetteState] = {}
         self.replays = ReplayCache()
+
+    def settings(self, cassette: str) -> ProxyConfig:
+        """What governs a cassette: its own policy when it has one, else the proxy's config."""
+        return self.policies.get(cassette, self.config)
+
+    def restart_cassette(self, cassette: str, settings: ProxyConfig | None = None) -> None:
+        """Forget what this run knows of a cassette (repeat order, rules read) and give it its own settings."""
+        self.cassettes.pop(cassette, None)
+        self.replays.drop_cassette(cassette)
+        if settings is None:
+            self.policies.pop(cassette, None)
+        else:
+            self.policies[cassette] = settings
 
     async def _cassette(self, name: str) -> CassetteState:
         """A cassette's rules: those it was recorded with, else the configured ones."""
         state = self.cassettes.get(name)
         if state is None:
             stored = await self.store.cassette_rules(name)
-            run = CassetteRun.start(stored, self.config.rules)
+            rules = self.settings(name).rules
+            run = CassetteRun.start(stored, rules)
             if stored is not None and run.rules_stored:
-                if run.rules != self.config.rules:
+                if run.rules != rules:
                     log.warning("cassette %s keeps the rules it was recorded with: %s", name, stored.rules_json)
             elif stored is not None and stored.key_scheme and stored.key_scheme != KEY_SCHEME:
                 log.warning(
@@ -299,6 +332,15 @@ class Proxy:
         )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self.observer is None:
+            return await self._handle(request)
+        self.observer.began()
+        try:
+            return await self._handle(request)
+        finally:
+            self.observer.ended()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         refused = refusal(request)
         if refused is not None:
@@ -386,7 +428,8 @@ class Proxy:
         return error_response(404, "not_found_error", f"claude-vcr has no control endpoint {exchange.path}")
 
     async def _dispatch(self, exchange: Exchange) -> tuple[web.StreamResponse, str]:
-        mode = self.config.mode
+        settings = self.settings(exchange.cassette)
+        mode = settings.mode
         doubled = doubled_v1(exchange.path)
         if doubled is not None:
             exchange.note = doubled
@@ -412,12 +455,12 @@ class Proxy:
             return error_response(500, "api_error", str(error)), "damaged"
         if exchange.ordinal < len(recordings):
             return await self._replay(exchange, recordings[exchange.ordinal], "hit")
-        if not recordings and self.config.match == "conversation":
+        if not recordings and settings.match == "conversation":
             found = await self.store.run(
                 match_conversation,
                 exchange.cassette,
                 exchange.method,
-                exchange.target,
+                exchange.stored_target,
                 exchange.keyed,
                 state.run.rules,
                 state.conversations,
@@ -429,9 +472,9 @@ class Proxy:
             exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
         if mode == "auto":
             return await self._forward(exchange, record=True)
-        if recordings and self.config.exhausted == "repeat":
+        if recordings and settings.exhausted == "repeat":
             return await self._replay(exchange, recordings[-1], "hit-repeat")
-        if self.config.fallback == "fallback":
+        if settings.fallback == "fallback":
             return await self._forward(exchange, record=True)
         miss = await self._strict_miss(exchange, state, exhausted=len(recordings) or None)
         return miss, "miss"
@@ -443,7 +486,7 @@ class Proxy:
         (past the last one as `--exhausted` says); None when there is none to give."""
         recordings = await self._recordings(exchange.cassette, found.key)
         ordinal = state.run.ordinal(found.key)
-        if not recordings or (ordinal >= len(recordings) and self.config.exhausted == "miss"):
+        if not recordings or (ordinal >= len(recordings) and self.settings(exchange.cassette).exhausted == "miss"):
             return None
         log.warning(found.warning(exchange.key))
         return await self._replay(exchange, recordings[min(ordinal, len(recordings) - 1)], "hit-conversation")
@@ -554,20 +597,22 @@ class Proxy:
             outcome += "-converted"
         headers["x-vcr-outcome"] = outcome
         headers["x-vcr-key"] = recording.key
+        exchange.ordinal = recording.ordinal
         large = converted is None and recording.response_frame is not None
         if self.config.check and not large:
             await self._check(exchange, recording.status, list(headers.items()), body)
-        paced = self.config.pace is not None and bool(timings)
+        pace = self.settings(exchange.cassette).pace
+        paced = pace is not None and bool(timings)
         if not large and not paced:
             return web.Response(status=recording.status, body=body, headers=headers), outcome
         response = web.StreamResponse(status=recording.status, headers=headers)
         await response.prepare(exchange.request)
         reader = recording.response_reader() if large else io.BytesIO(body)
         if paced:
-            assert self.config.pace is not None
+            assert pace is not None
             started = time.perf_counter()
             for size, at_ms in timings:
-                delay = at_ms / 1000 / self.config.pace - (time.perf_counter() - started)
+                delay = at_ms / 1000 / pace - (time.perf_counter() - started)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await response.write(reader.read(size))
@@ -764,6 +809,8 @@ class Proxy:
         cassette = f" [{exchange.cassette}]" if exchange and exchange.cassette != self.config.cassette else ""
         elapsed = (time.perf_counter() - started) * 1000
         self.say(f"{outcome:<11} {key} {method} {target} {status} {elapsed:.0f}ms{cassette}")
+        if self.observer is not None:
+            self.observer.outcome(outcome, exchange, method, target, status)
 
 
 @dataclass
@@ -776,6 +823,8 @@ class RunningProxy:
     """Said once at start (see `startup_warnings`)."""
     store: StoreThread | None = None
     """Its counts of saves (`saved`, `failed`) are the summary `serve` prints when it stops."""
+    proxy: Proxy | None = field(default=None, repr=False)
+    """The request handler, for in-process callers that set per-cassette policies."""
 
     def banner(self) -> str:
         mode = self.config.mode + (f" ({self.config.fallback})" if self.config.mode == "replay" else "")
@@ -866,12 +915,12 @@ class _Server(web.Server):
 
 @asynccontextmanager
 async def running(
-    config: ProxyConfig, say: Callable[[str], None] | None = None
+    config: ProxyConfig, say: Callable[[str], None] | None = None, observer: Observer | None = None
 ) -> AsyncIterator[RunningProxy]:
     """Open the store, start listening, and on exit stop cleanly and leave the db as one file."""
     store = await StoreThread.open(config.db, create=creates_db(config))
     upstream = open_upstream(config)
-    proxy = Proxy(config, store, upstream, say)
+    proxy = Proxy(config, store, upstream, say, observer)
     loop = asyncio.get_running_loop()
 
     def make_request(*args: Any) -> web.BaseRequest:
@@ -896,7 +945,9 @@ async def running(
         host, port = runner.addresses[0][:2]
         shown_host = f"[{host}]" if ":" in host else host
         warnings = startup_warnings(config, await store.run(cassette_counts))
-        yield RunningProxy(url=f"http://{shown_host}:{port}", config=config, warnings=warnings, store=store)
+        yield RunningProxy(
+            url=f"http://{shown_host}:{port}", config=config, warnings=warnings, store=store, proxy=proxy
+        )
     finally:
         await runner.cleanup()
         await upstream.close()

@@ -7,6 +7,7 @@ parses, calls and prints, and a script can use the same text. `--json` output is
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -274,3 +275,29 @@ def scenarios_text(scenarios: Iterable[Any]) -> str:
         rows.append((scenario.name, f"{scenario.method} {scenario.path} {form}".rstrip(), scenario.covers))
     return table(rows)
 
+
+def run_summary(
+    counts: dict[str, tuple[int, int, int]], orphans: dict[str, list[tuple[str, int]]] | None, db: str
+) -> str:
+    """What a test run did with its cassettes: recorded / replayed / missed per cassette, then the
+    recordings it never used and the command that deletes them (`orphans` None: not judged)."""
+    if not counts:
+        return ""
+    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
+    lines = [
+        f"claude-vcr: {len(counts)} cassette(s) in {db}: "
+        f"{totals[0]} recorded, {totals[1]} replayed, {totals[2]} missed"
+    ]
+    rows = [["cassette", "recorded", "replayed", "missed"]]
+    rows += [[name, *(str(n) for n in c)] for name, c in sorted(counts.items())]
+    lines += ["  " + line for line in table(rows, right=(1, 2, 3)).splitlines()]
+    if orphans:
+        unused = sum(len(keys) for keys in orphans.values())
+        lines.append(
+            f"claude-vcr: {unused} recording(s) in {len(orphans)} cassette(s) were never used by this run; "
+            "delete them with:"
+        )
+        for name, keys in sorted(orphans.items()):
+            shown = " ".join(f"{key[:12]}#{ordinal}" for key, ordinal in keys)
+            lines.append(f"  claude-vcr delete --db {shlex.quote(db)} --cassette {name} {shown}")
+    return "\n".join(lines) + "\n"

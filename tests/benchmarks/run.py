@@ -26,6 +26,7 @@ BENCHMARKS = {
     "pyz": [sys.executable, str(HERE / "bench_pyz.py")],
     "ui": [sys.executable, str(HERE / "bench_ui.py")],
     "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
+    "pytest": [sys.executable, str(HERE / "bench_pytest.py")],
 }
 
 
