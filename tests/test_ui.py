@@ -191,7 +191,7 @@ def test_in_chromium_pages_render_and_links_lead_where_they_say(browser: Page, v
     names = browser.evaluate(
         "[...document.querySelectorAll('#cassettes tbody tr td:first-child a')].map(a => a.textContent)"
     )
-    assert names == ["agent_tools", "basic_tests"]
+    assert names == ["agent_tools", "basic_tests", "pasted_key"]
     screenshot(browser, "index", height=300)
     browser.click("#cassettes a[href='/c/basic_tests']")
     assert browser.evaluate("location.pathname") == "/c/basic_tests"
@@ -248,3 +248,13 @@ def test_in_chromium_a_script_payload_in_a_prompt_shows_as_text_and_never_runs(
         assert browser.evaluate("document.querySelectorAll('main script, main img').length") == 0
         assert "<script>window.__pwned" in browser.evaluate("document.querySelector('main').innerText")
     assert PAYLOAD in browser.evaluate("document.querySelector('.message.user .text').textContent")
+
+
+def test_a_secret_pasted_into_a_prompt_is_shown_masked_never_whole(viewer_url, viewer_data):
+    from tests.support.fixtures_ui import PASTED_KEY
+
+    _, _, listing = fetch(viewer_url + "c/pasted_key")
+    _, _, page = fetch(viewer_url + f"r/{recording_id(viewer_data.db, 'pasted_key', 'my key is')}")
+    for html in (listing, page):
+        assert PASTED_KEY not in html and PASTED_KEY[20:40] not in html
+    assert "sk-ant-…(" in page  # the masked preview: kind's prefix and length

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .secrets import redact
+
 __all__ = ["Difference", "clip", "differences", "excerpt", "marked", "prompt_excerpt", "quote"]
 
 ELLIPSIS = "..."
@@ -53,7 +55,7 @@ def prompt_excerpt(body: bytes) -> str | None:
     text = " ".join(texts) if any(t.strip() for t in texts) else " ".join(results)
     prefix = "" if any(t.strip() for t in texts) or not results else "[tool_result] "
     words = " ".join(text.split()).encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"
-    return clip(prefix + words, PROMPT_EXCERPT_CHARS)
+    return clip(redact(prefix + words)[0], PROMPT_EXCERPT_CHARS)  # a key cut short would escape detection
 
 
 def quote(value: Any, limit: int = 80) -> str:

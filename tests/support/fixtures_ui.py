@@ -16,6 +16,7 @@ from tests.support.browser import Chromium, Page, chromium_path
 from tests.support.client import WEATHER_TOOL, call, params, post
 from tests.support.loopback import LoopThread, serving
 from tests.support.proxies import ProxyHandle
+from tests.support.secret_corpus import fake_secrets
 from tests.support.upstream import ScriptedUpstream
 
 PAYLOAD = (
@@ -35,6 +36,10 @@ class ViewerData:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+PASTED_KEY = dict(fake_secrets())["anthropic-key"]
+"""A fake Anthropic key a user pasted into a prompt: stored as sent (no --redact), shown masked."""
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +68,7 @@ def viewer_data(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactor
                 ),
             )
             call(tools, **params("BIG:3 Summarise the week's forecast", stream=True))
+            call(recorder.url + "/c/pasted_key", **params(f"my key is {PASTED_KEY}, is it valid?"))
         finally:
             recorder.stop()
         replayer = ProxyHandle(

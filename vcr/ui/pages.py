@@ -18,6 +18,7 @@ from ..excerpts import clip
 from ..headers import Headers
 from ..lint import format_finding
 from ..protocol import Finding
+from ..secrets import find as find_secrets
 from ..sse import MessageFold, is_stream, parse_sse
 
 if TYPE_CHECKING:
@@ -36,14 +37,23 @@ attr = h
 
 
 def mask_headers(headers: Headers) -> Headers:
-    """The hook where `scan`'s secret findings will mask header values; today headers show as stored (the
-    store already drops credentials, see `headers.for_storage`)."""
-    return headers
+    """Header values with every credential-shaped string masked (the store already drops credential headers;
+    this catches a key under a name the filter let through)."""
+    return [(name, mask_text(value)) for name, value in headers]
 
 
 def mask_text(text: str) -> str:
-    """The hook where `scan`'s secret findings will mask recorded text; today it shows as stored."""
-    return text
+    """Recorded text with each secret `scan` would find shown as its masked preview (`sk-ant-…(95 chars)`),
+    never the secret itself."""
+    found = list(find_secrets(text))
+    if not found:
+        return text
+    pieces, at = [], 0
+    for secret in found:
+        pieces += [text[at : secret.start], secret.preview]
+        at = secret.end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def cassette_url(name: str, **query: Any) -> str:
