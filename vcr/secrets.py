@@ -9,6 +9,7 @@ Stdlib only: `matching` imports it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -253,7 +254,9 @@ def redact_query(query: str) -> str:
     return "&".join(parts)
 
 
+@functools.lru_cache(maxsize=1024)
 def redact_target(target: str) -> str:
-    """`path?query` with credentials in the query replaced."""
+    """`path?query` with credentials in the query replaced (cached: a client repeats its few targets, and this
+    runs on every request's log line)."""
     path, sep, query = target.partition("?")
     return f"{path}?{redact_query(query)}" if sep else target
