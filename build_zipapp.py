@@ -290,16 +290,6 @@ def _package_folder(package: str, dirs: dict[str, str]) -> str:
     return "/".join(parts)
 
 
-def _package_folder(package: str, dirs: dict[str, str]) -> str:
-    """Where setuptools finds a package: its own package-dir entry, else its nearest mapped parent's."""
-    parts = package.split(".")
-    for i in range(len(parts), 0, -1):
-        parent = ".".join(parts[:i])
-        if parent in dirs:
-            return "/".join((dirs[parent], *parts[i:]))
-    return "/".join(parts)
-
-
 def marker_env(python: str, where: _bootstrap.Platform) -> dict[str, str]:
     """PEP 508 marker values for a target, so dependencies are chosen for it rather than for the builder."""
     systems = {"linux": ("linux", "Linux", "posix"), "macosx": ("darwin", "Darwin", "posix")}

@@ -7,13 +7,42 @@ that failed it and those only tolerated, a summary line, JUnit XML for CI and JS
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .lint import finding_json, format_finding, format_findings
 from .protocol import Finding
 
-__all__ = ["CheckResult", "junit_xml", "summary"]
+__all__ = ["Answer", "CheckResult", "junit_xml", "send", "summary"]
+
+
+@dataclass
+class Answer:
+    """What an endpoint under test answered to one request, or why it did not (`error`)."""
+
+    status: int | None
+    headers: list[tuple[str, str]]
+    body: bytes
+    elapsed_ms: float
+    error: str | None = None
+
+
+async def send(session: Any, method: str, url: str, headers: Any, body: bytes | None) -> Answer:
+    """Send one request as recorded or scripted (no redirects followed) and time it; a transport failure is
+    an `Answer` with `error`, so each command turns it into its own finding."""
+    import aiohttp
+
+    started = time.perf_counter()
+    try:
+        async with session.request(method, url, headers=headers, data=body or None, allow_redirects=False) as r:
+            data = await r.read()
+            status, got = r.status, list(r.headers.items())
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        return Answer(None, [], b"", (time.perf_counter() - started) * 1000, str(error) or type(error).__name__)
+    return Answer(status, got, data, (time.perf_counter() - started) * 1000)
 
 
 class CheckResult:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,7 +42,7 @@ from .fixtures import semantic_view
 from .headers import is_secret
 from .lint import label, lint_detail
 from .protocol import Finding, Severity, validate_response
-from .report import CheckResult, summary
+from .report import CheckResult, send, summary
 from .report import junit_xml as report_junit
 
 if TYPE_CHECKING:
@@ -324,31 +323,16 @@ async def _verify_one(
     translated: bool,
 ) -> VerifyResult:
     """Send one recorded request and judge the answer; a transport failure is finding V10."""
-    import aiohttp
-
     row = detail.row
     url = target_url(target, row)
-    started = time.perf_counter()
-    try:
-        async with session.request(
-            row.method,
-            url,
-            headers=request_headers(detail, api_key),
-            data=detail.request_body or None,
-            allow_redirects=False,
-        ) as response:
-            body = await response.read()
-            status, headers = response.status, list(response.headers.items())
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-        elapsed = (time.perf_counter() - started) * 1000
-        reason = str(error) or type(error).__name__
-        finding = Finding("V10", "error", None, f"no answer from {url}: {reason}")
-        return VerifyResult(row, url, None, elapsed, [finding], [finding])
-    elapsed = (time.perf_counter() - started) * 1000
+    answer = await send(session, row.method, url, request_headers(detail, api_key), detail.request_body)
+    if answer.error is not None:
+        finding = Finding("V10", "error", None, f"no answer from {url}: {answer.error}")
+        return VerifyResult(row, url, None, answer.elapsed_ms, [finding], [finding])
     findings, failures = check_answer(
-        detail, status, headers, body, allow_new_warnings=allow_new_warnings, translated=translated
+        detail, answer.status, answer.headers, answer.body, allow_new_warnings=allow_new_warnings, translated=translated
     )
-    return VerifyResult(row, url, status, elapsed, findings, failures)
+    return VerifyResult(row, url, answer.status, answer.elapsed_ms, findings, failures)
 
 
 async def _verify_all(

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ClaudeVCRError
 from ..protocol import Finding
-from ..report import CheckResult, junit_xml, summary
+from ..report import CheckResult, junit_xml, send, summary
 from .judge import judge_answer, no_answer
 from .library import BY_NAME, SCENARIOS, Scenario
 
@@ -132,27 +132,15 @@ def request_headers(scenario: Scenario, api_key: str) -> dict[str, str]:
 async def _send(
     session: Any, scenario: Scenario, target: str, api_key: str, translated: bool, strict: bool
 ) -> ScenarioResult:
-    import aiohttp
-
     url = target.rstrip("/") + scenario.path
-    started = time.perf_counter()
-    try:
-        async with session.request(
-            scenario.method,
-            url,
-            headers=request_headers(scenario, api_key),
-            data=scenario.request_bytes or None,
-            allow_redirects=False,
-        ) as response:
-            body = await response.read()
-            status, headers = response.status, list(response.headers.items())
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-        elapsed = (time.perf_counter() - started) * 1000
-        finding = no_answer(url, str(error) or type(error).__name__)
-        return ScenarioResult(scenario, url, None, elapsed, [finding], [finding])
-    elapsed = (time.perf_counter() - started) * 1000
-    findings, failures = judge_answer(scenario, status, headers, body, translated=translated, strict=strict)
-    return ScenarioResult(scenario, url, status, elapsed, findings, failures)
+    answer = await send(session, scenario.method, url, request_headers(scenario, api_key), scenario.request_bytes)
+    if answer.error is not None:
+        finding = no_answer(url, answer.error)
+        return ScenarioResult(scenario, url, None, answer.elapsed_ms, [finding], [finding])
+    findings, failures = judge_answer(
+        scenario, answer.status, answer.headers, answer.body, translated=translated, strict=strict
+    )
+    return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
 
 
 async def _send_all(
