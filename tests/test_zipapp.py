@@ -304,7 +304,7 @@ def test_store_and_proxy_import_pure_python_from_the_zip_and_zstd_from_the_cache
         sys.path.insert(0, PYZ)
         from claude_vcr import _bootstrap
         _bootstrap.prepare(_bootstrap.load_manifest())
-        import claude_vcr.proxy, claude_vcr.store, zstandard
+        import claude_vcr.proxy, claude_vcr.store, claude_vcr.migrations, zstandard  # migrations bring sqlite-utils
         data = b"claude-vcr " * 1000
         assert zstandard.ZstdDecompressor().decompress(zstandard.ZstdCompressor().compress(data)) == data
         report(backend=zstandard.backend)

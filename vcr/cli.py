@@ -392,7 +392,7 @@ def delete(key_prefixes: tuple[str, ...], cassette: str | None, db: Path) -> Non
     from .catalog import Catalog
 
     with _open_store(db) as store:
-        catalog = Catalog(store.db.conn)
+        catalog = Catalog(store.conn)
         recordings = [catalog.resolve(prefix, cassette) for prefix in key_prefixes]
         store.delete_recordings([recording.id for recording in recordings])
     for recording in recordings:
@@ -415,7 +415,7 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
     from .catalog import Catalog
 
     with _open_store(db) as store:
-        count = Catalog(store.db.conn).stats(cassette)[0].recordings
+        count = Catalog(store.conn).stats(cassette)[0].recordings
         if not yes:
             click.confirm(f"Delete all {count:,} recordings in cassette {cassette!r}?", abort=True)
         deleted = store.clear_cassette(cassette)
@@ -704,7 +704,7 @@ def redact(cassette: str | None, yes: bool, db: Path, as_json: bool) -> None:
         if not yes:
             from .catalog import Catalog
 
-            found = scan_db(Catalog(store.db.conn), cassette)
+            found = scan_db(Catalog(store.conn), cassette)
             if not found:
                 _echo("Nothing to redact.\n")
                 return

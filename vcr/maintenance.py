@@ -36,7 +36,7 @@ def merge_from(
     other's recordings of it (every repeat, bytes copied as stored, never recompressed), each in `drop`
     deleted, cassette rows in `take_cassettes` copied, and cassettes in `drop_cassettes` deleted if empty.
     `other` must have this db's schema (open it with `Store` first)."""
-    conn = store.db.conn
+    conn = store.conn
     conn.execute("ATTACH DATABASE ? AS merge_other", [str(other)])
     try:
         columns = _content_columns(conn, "recordings")
@@ -133,7 +133,7 @@ def compact_into(store: Store, dest: str | Path) -> None:
 
 def _stage(store: Store, staging: Path) -> None:
     """The store's rows into a new file at `staging`, renumbered (see `compact_into`)."""
-    conn = store.db.conn
+    conn = store.conn
     user_version = conn.execute("PRAGMA main.user_version").fetchone()[0]
     schema = conn.execute(
         "SELECT type, name, sql FROM main.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "

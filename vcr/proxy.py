@@ -80,7 +80,7 @@ def unknown_cassette(store: Store, name: str) -> str | None:
     from .catalog import Catalog
 
     try:
-        Catalog(store.db.conn).cassette_info(name)
+        Catalog(store.conn).cassette_info(name)
     except NotFound as error:
         return str(error)
     return None
@@ -90,7 +90,7 @@ def cassette_counts(store: Store) -> dict[str, int]:
     """Recordings per cassette, for the start-up check."""
     from .catalog import Catalog
 
-    return {row.name: row.recordings for row in Catalog(store.db.conn).cassettes()}
+    return {row.name: row.recordings for row in Catalog(store.conn).cassettes()}
 
 
 def startup_warnings(config: ProxyConfig, counts: dict[str, int]) -> list[str]:

@@ -371,7 +371,7 @@ def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
     from .errors import NotFound
     from .rekey import rekey
 
-    catalog = Catalog(store.db.conn)
+    catalog = Catalog(store.conn)
     if cassette is not None and store.cassette_rules(cassette) is None:
         raise NotFound(f"no cassette named {cassette!r}")
     report = RedactReport()

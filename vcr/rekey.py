@@ -26,7 +26,7 @@ class RekeyResult:
 
 def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None) -> list[RekeyResult]:
     """Key every recording again under `rules` (default: the rules each cassette was recorded with)."""
-    names = [cassette] if cassette else Catalog(store.db.conn).cassette_names()
+    names = [cassette] if cassette else Catalog(store.conn).cassette_names()
     results = []
     for name in names:
         with store.writing():  # read and rewrite under one write lock: a recording saved meanwhile is kept

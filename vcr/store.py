@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import zstandard
-from sqlite_utils import Database
 
 from .compression import (
     CHUNKED_CODEC,
@@ -32,7 +31,6 @@ from .compression import (
 )
 from .errors import DatabaseError, NoDatabase, NotFound
 from .matching import short_key
-from .migrations import migrations
 from .records import Recording, StoredRules, decode, encode, request_body, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
@@ -74,7 +72,6 @@ class Store:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new file only
-            self.db = Database(self._conn)
             self.serving = serving
             self._conn.execute("PRAGMA foreign_keys = ON")
             if serving:
@@ -82,7 +79,7 @@ class Store:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             if applied != set(SCHEMA_STEPS):
                 with self.writing():  # under the write lock: two processes opening a new db migrate it once
-                    migrations.apply(self.db)
+                    migrate(self._conn)
             if shared and self._lock is None:  # the file was just made: lock it now that it exists
                 self._lock = shared_lock(self.path)
         except BaseException as error:
@@ -115,6 +112,11 @@ class Store:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store's connection, for read-side queries (`Catalog(store.conn)`) and `maintenance`."""
+        return self._conn
 
     def writing(self) -> _Writing:
         """One write transaction, taken with BEGIN IMMEDIATE: the write lock is asked for first, so SQLite's
@@ -398,6 +400,16 @@ class Store:
             self._conn.execute("DELETE FROM cassettes WHERE id = ?", [cassette_id])
         self._rules.pop(name, None)
         return deleted
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the schema steps a db lacks. sqlite-utils (a tenth of a second to import) loads only here: an
+    up-to-date db, the common case, never needs it."""
+    from sqlite_utils import Database
+
+    from .migrations import migrations
+
+    migrations.apply(Database(conn))
 
 
 class DamagedRecording(DatabaseError):

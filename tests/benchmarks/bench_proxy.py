@@ -539,7 +539,7 @@ def bench_miss(recordings: int = 10_000) -> str:
     rules = Rules()
     started = time.perf_counter()
     with Store(db) as store:
-        with store.db.atomic():
+        with store.writing():
             for index in range(recordings):
                 body = json.loads(json.dumps(base))
                 body["messages"][0]["content"][1]["text"] = (
