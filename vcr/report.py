@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .lint import finding_json, format_finding, format_findings
 from .protocol import Finding
 
-__all__ = ["Answer", "CheckResult", "junit_xml", "send", "summary"]
+__all__ = ["Answer", "CheckResult", "check_each", "junit_xml", "send", "summary"]
 
 
 @dataclass
@@ -43,6 +43,26 @@ async def send(session: Any, method: str, url: str, headers: Any, body: bytes | 
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
         return Answer(None, [], b"", (time.perf_counter() - started) * 1000, str(error) or type(error).__name__)
     return Answer(status, got, data, (time.perf_counter() - started) * 1000)
+
+
+async def check_each(
+    items: Iterable[Any],
+    check: Callable[[Any, Any], Awaitable[Any]],
+    timeout: float,
+    on_result: Callable[[Any], None] | None,
+) -> list[Any]:
+    """`check(session, item)` for each item over one session, one request at a time, in the items' order (so
+    output and JUnit are stable); `on_result` hears each result as it comes."""
+    import aiohttp
+
+    results = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        for item in items:
+            result = await check(session, item)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
 
 
 class CheckResult:

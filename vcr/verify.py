@@ -42,7 +42,7 @@ from .fixtures import semantic_view
 from .headers import is_secret
 from .lint import label, lint_detail
 from .protocol import Finding, Severity, validate_response
-from .report import CheckResult, send, summary
+from .report import CheckResult, check_each, send, summary
 from .report import junit_xml as report_junit
 
 if TYPE_CHECKING:
@@ -335,29 +335,6 @@ async def _verify_one(
     return VerifyResult(row, url, answer.status, answer.elapsed_ms, findings, failures)
 
 
-async def _verify_all(
-    details: Iterable[Recording],
-    target: str,
-    api_key: str,
-    timeout: float,
-    allow_new_warnings: bool,
-    translated: bool,
-    on_result: Callable[[VerifyResult], None] | None,
-) -> list[VerifyResult]:
-    """One session, one request at a time, in recording order (so output and JUnit are stable)."""
-    import aiohttp
-
-    results: list[VerifyResult] = []
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(timeout=client_timeout, auto_decompress=True) as session:
-        for detail in details:
-            result = await _verify_one(session, detail, target, api_key, allow_new_warnings, translated)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
-
-
 def verify_details(
     details: Iterable[Recording],
     target: str,
@@ -372,7 +349,14 @@ def verify_details(
     if not target.startswith(("http://", "https://")):
         raise ValueError(f"{target!r} is not an http:// or https:// URL")
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
-    return asyncio.run(_verify_all(details, target, key, timeout, allow_new_warnings, translated, on_result))
+    return asyncio.run(
+        check_each(
+            details,
+            lambda session, detail: _verify_one(session, detail, target, key, allow_new_warnings, translated),
+            timeout,
+            on_result,
+        )
+    )
 
 
 def verify_db(

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ClaudeVCRError
 from ..protocol import Finding
-from ..report import CheckResult, junit_xml, send, summary
+from ..report import CheckResult, check_each, junit_xml, send, summary
 from .judge import judge_answer, no_answer
 from .library import BY_NAME, SCENARIOS, Scenario
 
@@ -143,28 +143,6 @@ async def _send(
     return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
 
 
-async def _send_all(
-    scenarios: Sequence[Scenario],
-    target: str,
-    api_key: str,
-    timeout: float,
-    translated: bool,
-    strict: bool,
-    on_result: Callable[[CheckResult], None] | None,
-) -> list[CheckResult]:
-    """One session, one request at a time, in library order (so output and JUnit are stable)."""
-    import aiohttp
-
-    results: list[CheckResult] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-        for scenario in scenarios:
-            result = await _send(session, scenario, target, api_key, translated, strict)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
-
-
 def _claude_code_turn(
     claude: str, target: str, api_key: str, turn: str, prompt: str, timeout: float
 ) -> ClaudeCodeResult:
@@ -253,7 +231,9 @@ def run_conformance(
         raise ValueError(f"{target!r} is not an http:// or https:// URL")
     chosen = select(scenarios)
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
-    results = asyncio.run(_send_all(chosen, target, key, timeout, translated, strict, on_result))
+    results = asyncio.run(
+        check_each(chosen, lambda session, s: _send(session, s, target, key, translated, strict), timeout, on_result)
+    )
     if claude_code is not None:
         for result in run_claude_code(claude_code, target, api_key=key):
             results.append(result)
