@@ -21,7 +21,7 @@ pytestmark = pytest.mark.claude_code
 def stored(db: Path, cassette: str) -> list[Recording]:
     """Every recording of a cassette, bodies decompressed."""
     with Store(db) as store:
-        found = [store.lookup(cassette, key, ordinal) for _, key, ordinal in store.keys(cassette)]
+        found = [store.catalog.recording(cassette, key, ordinal) for _, key, ordinal in store.catalog.keys(cassette)]
     return [recording for recording in found if recording is not None]
 
 

@@ -389,10 +389,8 @@ def delete(key_prefixes: tuple[str, ...], cassette: str | None, db: Path) -> Non
         claude-vcr delete 3f2a9c1b
         claude-vcr delete --cassette my_tests 3f2a9c1b2d4e#1 81c0e7a4d2b9#0
     """
-    from .catalog import Catalog
-
     with _open_store(db) as store:
-        catalog = Catalog(store.conn)
+        catalog = store.catalog
         recordings = [catalog.resolve(prefix, cassette) for prefix in key_prefixes]
         store.delete_recordings([recording.id for recording in recordings])
     for recording in recordings:
@@ -412,10 +410,8 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
     Example:
         claude-vcr clear old_tests --yes
     """
-    from .catalog import Catalog
-
     with _open_store(db) as store:
-        count = Catalog(store.conn).stats(cassette)[0].recordings
+        count = store.catalog.stats(cassette)[0].recordings
         if not yes:
             click.confirm(f"Delete all {count:,} recordings in cassette {cassette!r}?", abort=True)
         deleted = store.clear_cassette(cassette)
@@ -702,9 +698,7 @@ def redact(cassette: str | None, yes: bool, db: Path, as_json: bool) -> None:
 
     with _open_store(db) as store:
         if not yes:
-            from .catalog import Catalog
-
-            found = scan_db(Catalog(store.conn), cassette)
+            found = scan_db(store.catalog, cassette)
             if not found:
                 _echo("Nothing to redact.\n")
                 return
@@ -743,8 +737,8 @@ def explain(request_file: Path, cassette: str | None, db: Path) -> None:
     except (ValueError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{request_file}: {error}") from error
     name = cassette or request.cassette or "default"
-    with _open_store(db) as store:
-        key, report = explain_request(store, name, request)
+    with _open_catalog(db) as catalog:
+        key, report = explain_request(catalog, name, request)
     if report is None:
         click.echo(
             f"hit: {request.method} {request.target} replays recording {short_key(key)} of cassette '{name}'"

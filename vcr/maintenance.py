@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from .compression import CHUNKED_CODEC, unpack_ids
+from .catalog import live_chunk_ids
 from .errors import DatabaseError
 from .schema import PAGE_SIZE, exclusive_lock
 from .store import Store, writable_check
@@ -180,12 +180,7 @@ def _stage(store: Store, staging: Path) -> None:
 
 def _drop_unused_chunks(conn: sqlite3.Connection) -> None:
     """Request chunks no recording refers to any more (deleted, re-recorded) leave the compacted copy."""
-    live: set[bytes] = set()
-    rows = conn.execute(
-        "SELECT request_body FROM compact_target.recordings WHERE request_codec = ?", [CHUNKED_CODEC]
-    )
-    for (packed,) in rows:
-        live.update(unpack_ids(packed or b""))
+    live = live_chunk_ids(conn, "compact_target")
     conn.execute("DROP TABLE IF EXISTS temp.live_chunks")
     conn.execute("CREATE TEMP TABLE live_chunks (id BLOB PRIMARY KEY) WITHOUT ROWID")
     conn.executemany("INSERT INTO temp.live_chunks (id) VALUES (?)", [(i,) for i in live])

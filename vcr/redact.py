@@ -367,12 +367,11 @@ class RedactReport:
 
 def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
     """Replace every finding in the db (one cassette, or all) in one transaction; rekey what changed."""
-    from .catalog import Catalog
     from .errors import NotFound
     from .rekey import rekey
 
-    catalog = Catalog(store.conn)
-    if cassette is not None and store.cassette_rules(cassette) is None:
+    catalog = store.catalog
+    if cassette is not None and catalog.cassette_rules(cassette) is None:
         raise NotFound(f"no cassette named {cassette!r}")
     report = RedactReport()
     store.secure_delete()  # freed pages are zeroed, so the old bytes do not linger in the file

@@ -17,34 +17,30 @@ from typing import Any, TypeVar
 
 import zstandard
 
+from .catalog import Catalog, DamagedRecording, live_chunk_ids
 from .compression import (
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
     WHOLE_CODEC,
     chunk_id,
-    decode_json,
     encode_json,
     fetch_chunks,
     pack_ids,
     split_chunks,
-    unpack_ids,
 )
 from .errors import DatabaseError, NoDatabase, NotFound
-from .matching import short_key
-from .records import Recording, StoredRules, decode, encode, request_body, utc_now
+from .records import Recording, StoredRules, encode, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
     PAGE_SIZE,
     SCHEMA_STEPS,
     check_file,
     describe_error,
-    one_line,
     shared_lock,
 )
 
 COMPRESSION_LEVEL = 3
-_CASSETTE_ID = "(SELECT id FROM cassettes WHERE name = ?)"
-"""A cassette's id looked up inside the statement that uses it (the hot replay paths: one statement, not two)."""
+__all__ = ["DamagedRecording", "Store", "StoreThread"]
 
 T = TypeVar("T")
 
@@ -95,6 +91,8 @@ class Store:
         """Rules this store gave each cassette: stored again if another process deletes the cassette."""
         self._compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
         self._decompressor = zstandard.ZstdDecompressor()
+        self.catalog = Catalog(self._conn, self.path)
+        """The read side over this store's connection: every query that only reads goes through it."""
 
     def close(self) -> None:
         """Fold the WAL back in, so the file is whole on its own again (nothing beside it for git)."""
@@ -133,11 +131,9 @@ class Store:
     def _cassette_id(self, name: str, *, create: bool) -> int | None:
         """Looked up each time, never cached: another process may delete and recreate a cassette at any
         time, and a save then brings it back (with the rules this store gave it) instead of failing."""
-        row = self._conn.execute("SELECT id FROM cassettes WHERE name = ?", [name]).fetchone()
-        if row is not None:
-            return row[0]
-        if not create:
-            return None
+        found = self.catalog.cassette_id(name)
+        if found is not None or not create:
+            return found
         stored = self._rules.get(name)
         cursor = self._conn.execute(
             "INSERT INTO cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
@@ -188,42 +184,6 @@ class Store:
             added += len(data)
         return CHUNKED_CODEC, pack_ids(ids), added
 
-    def lookup(self, cassette: str, key: str, ordinal: int = 0) -> Recording | None:
-        """The recording stored for this key, or None."""
-        found = self._recordings(cassette, "AND key = ? AND ordinal = ?", [key, ordinal])
-        return found[0] if found else None
-
-    def recordings_of(self, cassette: str, key: str) -> list[Recording]:
-        """Every recording of a key, in ordinal order: the answers to its repeats."""
-        return self._recordings(cassette, "AND key = ? ORDER BY ordinal", [key])
-
-    def _recordings(self, cassette: str, where: str, params: list[Any]) -> list[Recording]:
-        """Recordings of a cassette as replay wants them: large responses stay compressed."""
-        cursor = self._conn.cursor()
-        cursor.row_factory = sqlite3.Row
-        rows = cursor.execute(
-            f"SELECT * FROM recordings WHERE cassette_id = {_CASSETTE_ID} {where}", [cassette, *params]
-        ).fetchall()
-        return [self._decode(row, cassette) for row in rows]
-
-    def _decode(self, row: sqlite3.Row, cassette: str) -> Recording:
-        """One row for replay; a damaged one (a body zstd cannot read, a broken chunk) is reported by name."""
-        try:
-            return decode(row, cassette, self._conn, self._decompressor, large_as_frame=True)
-        except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
-            raise DamagedRecording(
-                f"claude-vcr: recording {short_key(row['key'], row['ordinal'])} of cassette {cassette!r} in "
-                f"{self.path} is damaged ({one_line(error)}); re-record it or restore the db"
-            ) from error
-
-    def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
-        """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`)."""
-        row = self._conn.execute(
-            f"SELECT key, stream FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND raw_hash = ? LIMIT 1",
-            [cassette, raw],
-        ).fetchone()
-        return None if row is None else (row[0], bool(row[1]))
-
     def forget_key(self, cassette: str, key: str) -> int:
         """Drop every recording of a key: a record run starts that request's sequence afresh."""
         cassette_id = self._cassette_id(cassette, create=False)
@@ -235,13 +195,6 @@ class Store:
             )
         return cursor.rowcount
 
-    def cassette_rules(self, cassette: str) -> StoredRules | None:
-        """The rules a cassette was recorded with, or None for a cassette not yet made."""
-        row = self._conn.execute(
-            "SELECT rules_json, key_scheme FROM cassettes WHERE name = ?", [cassette]
-        ).fetchone()
-        return None if row is None else StoredRules(*row)
-
     def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         """Remember the rules a cassette's keys were computed with (creating the cassette if needed)."""
         with self.writing():
@@ -251,51 +204,6 @@ class Store:
                 [stored.rules_json, stored.key_scheme, cassette_id],
             )
         self._rules[cassette] = stored
-
-    def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
-        """(id, key, ordinal, fingerprints) of the recordings a missed request could have meant: same method
-        and path. Reads the small fingerprints column only, never the bodies."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
-        rows = self._conn.execute(
-            "SELECT id, key, ordinal, fingerprints FROM recordings "
-            "WHERE cassette_id = ? AND method = ? AND path = ?",
-            [cassette_id, method, path],
-        ).fetchall()
-        return [(row[0], row[1], row[2], decode_json(row[3], self._decompressor) or {}) for row in rows]
-
-    def request_body(self, recording_id: int) -> bytes:
-        """One recording's request bytes, decompressed."""
-        row = self._conn.execute(
-            "SELECT request_codec, request_body, method, path, raw_hash FROM recordings WHERE id = ?",
-            [recording_id],
-        ).fetchone()
-        return b"" if row is None else self._request_body(*row)
-
-    def _request_body(self, codec: str, packed: bytes, method: str, path: str, raw: str | None) -> bytes:
-        return request_body(self._conn, self._decompressor, codec, packed, (method, path), raw)
-
-    def requests(self, cassette: str) -> list[tuple[int, str, str, int, str, bytes]]:
-        """(id, method, path, ordinal, created_at, request body) of every recording, oldest first."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
-        rows = self._conn.execute(
-            "SELECT id, method, path, ordinal, created_at, request_codec, request_body, raw_hash "
-            "FROM recordings WHERE cassette_id = ? ORDER BY created_at, id",
-            [cassette_id],
-        ).fetchall()
-        return [(r[0], r[1], r[2], r[3], r[4], self._request_body(r[5], r[6], r[1], r[2], r[7])) for r in rows]
-
-    def keys(self, cassette: str) -> list[tuple[int, str, int]]:
-        """(id, key, ordinal) of every recording of a cassette."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
-        return self._conn.execute(
-            "SELECT id, key, ordinal FROM recordings WHERE cassette_id = ?", [cassette_id]
-        ).fetchall()
 
     def rekey(
         self,
@@ -327,13 +235,8 @@ class Store:
             )
 
     def count(self, cassette: str | None = None) -> int:
-        """How many recordings, in one cassette or in all."""
-        if cassette is None:
-            return self._conn.execute("SELECT count(*) FROM recordings").fetchone()[0]
-        return self._conn.execute(
-            "SELECT count(*) FROM recordings r JOIN cassettes c ON c.id = r.cassette_id WHERE c.name = ?",
-            [cassette],
-        ).fetchone()[0]
+        """How many recordings (the read side's answer; kept for `StoreThread.run(Store.count, ...)`)."""
+        return self.catalog.count(cassette)
 
     # --- management and import: `claude-vcr delete/clear/import` ------------------------------------------
 
@@ -375,10 +278,7 @@ class Store:
 
     def drop_unused_chunks(self) -> int:
         """Delete request chunks no recording refers to any more (after `rewrite`); returns how many."""
-        live: set[bytes] = set()
-        rows = self._conn.execute("SELECT request_body FROM recordings WHERE request_codec = ?", [CHUNKED_CODEC])
-        for (packed,) in rows:
-            live.update(unpack_ids(packed or b""))
+        live = live_chunk_ids(self._conn)
         unused = [row[0] for row in self._conn.execute("SELECT id FROM chunks") if row[0] not in live]
         with self.writing():
             self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
@@ -412,10 +312,6 @@ def migrate(conn: sqlite3.Connection) -> None:
     migrations.apply(Database(conn))
 
 
-class DamagedRecording(DatabaseError):
-    """A stored recording that cannot be decoded; the message names it (replay answers with it)."""
-
-
 class StoreThread:
     """Runs every call of one `Store` on a single thread: the event loop never waits on the disk,
     and SQLite never sees two writers."""
@@ -445,20 +341,25 @@ class StoreThread:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
-        """Call `func(store, *args)` on the store thread: for library code that reads the store."""
+        """Call `func(store, *args)` on the store thread: for library code that changes the store."""
         return await self._run(func, self.store, *args)
 
+    async def read(self, func: Callable[..., T], *args: Any) -> T:
+        """Call `func(catalog, *args)` on the store thread: for library code that only reads (miss diagnosis,
+        conversation matching), typed on the read side."""
+        return await self._run(func, self.store.catalog, *args)
+
     async def recordings_of(self, cassette: str, key: str) -> list[Recording]:
-        return await self._run(self.store.recordings_of, cassette, key)
+        return await self._run(self.store.catalog.recordings_of, cassette, key)
 
     async def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
-        return await self._run(self.store.key_for_raw, cassette, raw)
+        return await self._run(self.store.catalog.key_for_raw, cassette, raw)
 
     async def forget_key(self, cassette: str, key: str) -> int:
         return await self._run(self.store.forget_key, cassette, key)
 
     async def cassette_rules(self, cassette: str) -> StoredRules | None:
-        return await self._run(self.store.cassette_rules, cassette)
+        return await self._run(self.store.catalog.cassette_rules, cassette)
 
     async def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         try:
