@@ -748,7 +748,7 @@ class Proxy:
         from .protocol import validate_response
 
         findings = await asyncio.to_thread(
-            validate_response, exchange.method, exchange.path, status, headers, body, exchange.body
+            validate_response, exchange.path, status, headers, body, exchange.body
         )
         for finding in findings:
             if finding.severity != "info":

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from .records import Recording
     from .store import Store
 
-SIDES = ("request", "response")
-
-
 def recording_name(recording: Recording) -> str:
     """How warnings and reports name a recording: cassette, short key, method and stored path."""
     return f"{recording.cassette} {short_key(recording.key, recording.ordinal)} {recording.method} {recording.path}"
@@ -203,8 +200,9 @@ def redact_stream(body: bytes) -> tuple[bytes, list[Secret]]:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One credential-shaped string in a stored recording."""
+class StoredSecret:
+    """One credential-shaped string stored in a recording: where it is, its kind and a masked preview
+    (a `secrets.Secret` located in the db; not a protocol `Finding`)."""
 
     cassette: str
     key: str
@@ -236,17 +234,17 @@ class Finding:
         }
 
 
-def scan(catalog: Catalog, cassette: str | None = None) -> list[Finding]:
+def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
     """Every credential-shaped string in the stored bodies, headers and paths (one cassette, or all)."""
     if cassette is not None:
         catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
     return [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
 
 
-def scan_recording(recording: Recording) -> Iterator[Finding]:
-    def finding(side: str, where: str, secret: Secret) -> Finding:
+def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
+    def finding(side: str, where: str, secret: Secret) -> StoredSecret:
         r = recording
-        return Finding(
+        return StoredSecret(
             r.cassette, r.key, r.ordinal, r.method, r.path, side, where, secret.kind, secret.preview
         )
 
@@ -265,7 +263,7 @@ def scan_recording(recording: Recording) -> Iterator[Finding]:
     ):
         for name, value in headers:
             if is_secret(name, value):
-                yield Finding(
+                yield StoredSecret(
                     recording.cassette,
                     recording.key,
                     recording.ordinal,
@@ -277,7 +275,7 @@ def scan_recording(recording: Recording) -> Iterator[Finding]:
                     f"…({len(value)} chars)",
                 )
     if redact_target(recording.path) != recording.path:
-        yield Finding(
+        yield StoredSecret(
             recording.cassette,
             recording.key,
             recording.ordinal,
