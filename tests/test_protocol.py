@@ -337,8 +337,15 @@ def test_stream_from_non_streaming_message_is_valid() -> None:
 
 
 def test_finding_str() -> None:
-    assert str(Finding("S4", "error", 3, "index 1, expected 0")) == "S4 error @3: index 1, expected 0"
-    assert str(Finding("H1", "warning", None, "no request-id")) == "H1 warning: no request-id"
+    """The one rendering of a finding (lint, verify, JUnit, the ui and the proxy's monitor log)."""
+    assert str(Finding("S4", "error", 3, "index 1, expected 0")) == "E S4 @3 index 1, expected 0"
+    assert str(Finding("H1", "warning", None, "no request-id")) == "W H1 no request-id"
+    assert Finding("H1", "warning", None, "no request-id").to_json() == {
+        "rule": "H1",
+        "severity": "warning",
+        "index": None,
+        "message": "no request-id",
+    }
 
 
 # Stream rules: one valid and one minimal broken stream per rule ---------------------------------------------

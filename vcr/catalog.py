@@ -29,7 +29,7 @@ from .compression import CHUNKED_CODEC, decode_json, decompress_frame, unpack_id
 from .errors import Ambiguous, DatabaseError, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
-from .schema import SCHEMA_STEPS, FileLock, check_file, one_line, readonly_connection, shared_lock
+from .schema import SCHEMA_STEPS, FileLock, check_file, db_errors, one_line, readonly_connection, shared_lock
 
 MIN_PREFIX_LENGTH = 4
 MMAP_BYTES = 1 << 30
@@ -167,6 +167,7 @@ def _migrated_copy(source: sqlite3.Connection) -> sqlite3.Connection:
     return memory
 
 
+@db_errors
 class Catalog:
     """Queries over one open connection; `Catalog.open(path)` for a read-only one."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .catalog import live_chunk_ids
 from .errors import DatabaseError
-from .schema import PAGE_SIZE, exclusive_lock
+from .schema import DAMAGE, PAGE_SIZE, describe_error, exclusive_lock
 from .store import Store, writable_check
 
 
@@ -244,7 +244,10 @@ def compact(path: str | Path) -> tuple[int, int]:
         fresh.unlink(missing_ok=True)
         try:
             with Store(path, shared=False) as store:
-                compact_into(store, fresh)
+                try:
+                    compact_into(store, fresh)
+                except DAMAGE as error:  # the library's edge: one DatabaseError, naming the file
+                    raise describe_error(path, error) from error
             shutil.copymode(path, fresh)
             fresh.replace(path)
             _sync_folder(path.parent)

@@ -10,8 +10,9 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,23 +29,26 @@ from .compression import (
     pack_ids,
     split_chunks,
 )
-from .errors import DatabaseError, NoDatabase, NotFound
+from .errors import ClaudeVCRError, DatabaseError, NoDatabase, NotFound
 from .records import Recording, StoredRules, encode, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
     PAGE_SIZE,
     SCHEMA_STEPS,
     check_file,
+    db_errors,
     describe_error,
+    exclusive_lock,
     shared_lock,
 )
 
 COMPRESSION_LEVEL = 3
-__all__ = ["DamagedRecording", "Store", "StoreThread"]
+__all__ = ["DamagedRecording", "Store", "StoreThread", "importing"]
 
 T = TypeVar("T")
 
 
+@db_errors
 class Store:
     """All SQL that changes the db lives here (and in `maintenance`); callers deal in `Recording`s and
     cassette names."""
@@ -120,7 +124,7 @@ class Store:
         """One write transaction, taken with BEGIN IMMEDIATE: the write lock is asked for first, so SQLite's
         busy timeout applies while another process writes (a read that later upgrades to a write is refused
         at once instead). Nested inside another one, it is a savepoint."""
-        return _Writing(self._conn)
+        return _Writing(self._conn, self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -302,6 +306,32 @@ class Store:
         return deleted
 
 
+@contextmanager
+def importing(path: str | Path) -> Iterator[Store]:
+    """The store an import writes into. The import is one transaction, so a failure leaves a db that existed as
+    it was; a db this import created is removed again ("as it was" is no file at all), unless another process
+    has opened it meanwhile."""
+    path = Path(path)
+    created = not path.exists()
+    try:
+        with Store(path) as store:
+            yield store
+    except BaseException:
+        if created:
+            _remove_unless_open(path)
+        raise
+
+
+def _remove_unless_open(path: Path) -> None:
+    try:
+        lock = exclusive_lock(path, "import")
+    except ClaudeVCRError:
+        return  # another process has it open: it is theirs now
+    path.unlink(missing_ok=True)
+    if lock is not None:
+        lock.release()
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the schema steps a db lacks. sqlite-utils (a tenth of a second to import) loads only here: an
     up-to-date db, the common case, never needs it."""
@@ -422,18 +452,28 @@ def retrying(step: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:
 class _Writing:
     """`Store.writing()`: BEGIN IMMEDIATE ... COMMIT, or a savepoint inside an open transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
+        self._path = path
         self._savepoint: str | None = None
 
     def __enter__(self) -> None:
-        if self._conn.in_transaction:
-            self._savepoint = f"vcr_{id(self):x}"
-            self._conn.execute(f"SAVEPOINT {self._savepoint}")
-        else:
-            retrying(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        try:
+            if self._conn.in_transaction:
+                self._savepoint = f"vcr_{id(self):x}"
+                self._conn.execute(f"SAVEPOINT {self._savepoint}")
+            else:
+                retrying(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as error:
+            raise describe_error(self._path, error) from error
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._end(exc_type)
+        except sqlite3.Error as error:
+            raise describe_error(self._path, error) from error
+
+    def _end(self, exc_type: Any) -> None:
         if self._savepoint is not None:
             if exc_type is None:
                 self._conn.execute(f"RELEASE {self._savepoint}")
