@@ -242,11 +242,9 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
 
 
 def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
-    def finding(side: str, where: str, secret: Secret) -> StoredSecret:
+    def found(side: str, where: str, kind: str, preview: str) -> StoredSecret:
         r = recording
-        return StoredSecret(
-            r.cassette, r.key, r.ordinal, r.method, r.path, side, where, secret.kind, secret.preview
-        )
+        return StoredSecret(r.cassette, r.key, r.ordinal, r.method, r.path, side, where, kind, preview)
 
     for side, body in (("request", recording.request_body), ("response", recording.response_body)):
         text = body.decode("utf-8", "surrogateescape")
@@ -254,38 +252,18 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
         if secrets:
             strings = list(_strings_of(body))
             for secret in secrets:
-                yield finding(side, _locate(secret, strings), secret)
+                yield found(side, _locate(secret, strings), secret.kind, secret.preview)
         for where, secret in stream_secrets(body):
-            yield finding(side, where, secret)
+            yield found(side, where, secret.kind, secret.preview)
     for side, headers in (
         ("request_headers", recording.request_headers),
         ("response_headers", recording.response_headers),
     ):
         for name, value in headers:
             if is_secret(name, value):
-                yield StoredSecret(
-                    recording.cassette,
-                    recording.key,
-                    recording.ordinal,
-                    recording.method,
-                    recording.path,
-                    side,
-                    name,
-                    "credential-header",
-                    f"…({len(value)} chars)",
-                )
+                yield found(side, name, "credential-header", f"…({len(value)} chars)")
     if redact_target(recording.path) != recording.path:
-        yield StoredSecret(
-            recording.cassette,
-            recording.key,
-            recording.ordinal,
-            recording.method,
-            recording.path,
-            "path",
-            "query",
-            "credential-parameter",
-            "(query value)",
-        )
+        yield found("path", "query", "credential-parameter", "(query value)")
 
 
 def _strings_of(body: bytes) -> Iterator[tuple[str, str]]:
