@@ -176,6 +176,8 @@ class Catalog:
         self.path = path
         self._owned = False
         self._lock: FileLock | None = None
+        self._decompressor = zstandard.ZstdDecompressor()
+        """Reused by the per-request reads (replay, miss diagnosis); a catalog is used from one thread."""
 
     @classmethod
     def open(cls, path: str | Path) -> Catalog:
@@ -476,7 +478,7 @@ class Catalog:
         rows = cursor.execute(
             f"SELECT * FROM recordings WHERE cassette_id = {_CASSETTE_ID} {where}", [cassette, *params]
         ).fetchall()
-        decompressor = zstandard.ZstdDecompressor()
+        decompressor = self._decompressor
         found = []
         for row in rows:
             try:
@@ -500,7 +502,7 @@ class Catalog:
     def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
         """(id, key, ordinal, fingerprints) of the recordings a missed request could have meant: same method
         and path (none for an unknown cassette). Reads the small fingerprints column only, never the bodies."""
-        decompressor = zstandard.ZstdDecompressor()
+        decompressor = self._decompressor
         rows = self.conn.execute(
             "SELECT id, key, ordinal, fingerprints FROM recordings "
             f"WHERE cassette_id = {_CASSETTE_ID} AND method = ? AND path = ?",
@@ -517,7 +519,7 @@ class Catalog:
         if row is None:
             return b""
         codec, packed, method, path, raw = row
-        return request_body(self.conn, zstandard.ZstdDecompressor(), codec, packed, (method, path), raw)
+        return request_body(self.conn, self._decompressor, codec, packed, (method, path), raw)
 
     def requests(self, cassette: str) -> list[tuple[int, str, str, int, str, bytes]]:
         """(id, method, path, ordinal, created_at, request body) of every recording, oldest first."""
@@ -526,7 +528,7 @@ class Catalog:
             f"FROM recordings WHERE cassette_id = {_CASSETTE_ID} ORDER BY created_at, id",
             [cassette],
         ).fetchall()
-        decompressor = zstandard.ZstdDecompressor()
+        decompressor = self._decompressor
         return [
             (r[0], r[1], r[2], r[3], r[4], request_body(self.conn, decompressor, r[5], r[6], (r[1], r[2]), r[7]))
             for r in rows
