@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from .catalog import live_chunk_ids
+from .catalog import Catalog, live_chunk_ids
 from .errors import DatabaseError
 from .schema import DAMAGE, PAGE_SIZE, describe_error, exclusive_lock
 from .store import Store, writable_check
@@ -48,7 +48,7 @@ def merge_from(
             for name in take_cassettes:
                 _copy_cassette(conn, name, store.path)
             for name, key in take:
-                cassette_id = _cassette_id(conn, name)
+                cassette_id = Catalog(conn).cassette_id(name)
                 if cassette_id is None:
                     cassette_id = _copy_cassette(conn, name, store.path)
                 conn.execute("DELETE FROM main.recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key])
@@ -77,11 +77,6 @@ def merge_from(
         conn.execute("DETACH DATABASE merge_other")
 
 
-def _cassette_id(conn: sqlite3.Connection, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM main.cassettes WHERE name = ?", [name]).fetchone()
-    return None if row is None else row[0]
-
-
 def _copy_cassette(conn: sqlite3.Connection, name: str, path: Path) -> int:
     """The other copy's cassette row (rules, key scheme, date) here, created or updated; returns its id."""
     row = conn.execute(
@@ -89,7 +84,7 @@ def _copy_cassette(conn: sqlite3.Connection, name: str, path: Path) -> int:
     ).fetchone()
     if row is None:
         raise DatabaseError(f"merge: cassette {name!r} is missing from {path}'s other side")
-    cassette_id = _cassette_id(conn, name)
+    cassette_id = Catalog(conn).cassette_id(name)
     if cassette_id is None:
         cursor = conn.execute(
             "INSERT INTO main.cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
