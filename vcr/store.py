@@ -194,22 +194,23 @@ class Store:
         return found[0] if found else None
 
     def recordings_of(self, cassette: str, key: str) -> list[Recording]:
-        """Every recording of a key, in ordinal order: the answers to its repeats."""
-        return self._recordings(cassette, "AND key = ? ORDER BY ordinal", [key])
+        """Every recording of a key, in ordinal order: the answers to its repeats, as replay wants them (the
+        request side left empty: replay sends only the response)."""
+        return self._recordings(cassette, "AND key = ? ORDER BY ordinal", [key], request=False)
 
-    def _recordings(self, cassette: str, where: str, params: list[Any]) -> list[Recording]:
+    def _recordings(self, cassette: str, where: str, params: list[Any], request: bool = True) -> list[Recording]:
         """Recordings of a cassette as replay wants them: large responses stay compressed."""
         cursor = self._conn.cursor()
         cursor.row_factory = sqlite3.Row
         rows = cursor.execute(
             f"SELECT * FROM recordings WHERE cassette_id = {_CASSETTE_ID} {where}", [cassette, *params]
         ).fetchall()
-        return [self._decode(row, cassette) for row in rows]
+        return [self._decode(row, cassette, request) for row in rows]
 
-    def _decode(self, row: sqlite3.Row, cassette: str) -> Recording:
+    def _decode(self, row: sqlite3.Row, cassette: str, request: bool = True) -> Recording:
         """One row for replay; a damaged one (a body zstd cannot read, a broken chunk) is reported by name."""
         try:
-            return decode(row, cassette, self._conn, self._decompressor, large_as_frame=True)
+            return decode(row, cassette, self._conn, self._decompressor, large_as_frame=True, request=request)
         except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
             raise DamagedRecording(
                 f"claude-vcr: recording {short_key(row['key'], row['ordinal'])} of cassette {cassette!r} in "
