@@ -31,6 +31,7 @@ from ..redact import screen
 from ..secrets import redact as redact_text
 from ..secrets import redact_target
 from ..store import DamagedRecording, Store, StoreThread
+from .decide import Forward, MatchConversation, Replay, decide
 from .edge import BodyRefused, error_response, read_body, refusal
 from .exchange import (
     _CASSETTE_PREFIX,
@@ -248,9 +249,8 @@ class Proxy:
         except DamagedRecording as error:
             log.error("%s", error)
             return error_response(500, "api_error", str(error)), "damaged"
-        if exchange.ordinal < len(recordings):
-            return await self._replay(exchange, recordings[exchange.ordinal], "hit")
-        if not recordings and settings.match == "conversation":
+        decision = decide(settings, exchange.ordinal, len(recordings))
+        if isinstance(decision, MatchConversation):
             found = await self.store.run(
                 match_conversation,
                 exchange.cassette,
@@ -263,15 +263,14 @@ class Proxy:
             replayed = await self._replay_conversation(exchange, state, found) if found else None
             if replayed is not None:
                 return replayed
-        if recordings:
+            decision = decide(settings, exchange.ordinal, len(recordings), conversation_tried=True)
+        if isinstance(decision, Replay):
+            return await self._replay(exchange, recordings[decision.index], decision.outcome)
+        if recordings:  # past the last recording: a new one takes the next ordinal
             exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
-        if mode == "auto":
+        if isinstance(decision, Forward):
             return await self._forward(exchange, record=True)
-        if recordings and settings.exhausted == "repeat":
-            return await self._replay(exchange, recordings[-1], "hit-repeat")
-        if settings.fallback == "fallback":
-            return await self._forward(exchange, record=True)
-        miss = await self._strict_miss(exchange, state, exhausted=len(recordings) or None)
+        miss = await self._strict_miss(exchange, state, exhausted=decision.exhausted)
         return miss, "miss"
 
     async def _replay_conversation(
