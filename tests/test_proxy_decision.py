@@ -7,7 +7,18 @@ import dataclasses
 
 import pytest
 from claude_vcr.config import ProxyConfig
-from claude_vcr.proxy.decide import Forward, MatchConversation, Miss, Replay, decide
+from claude_vcr.proxy.decide import (
+    Forward,
+    Local,
+    MatchConversation,
+    Miss,
+    Read,
+    Reject,
+    Replay,
+    decide,
+    route,
+    stores_answer,
+)
 
 BASE = ProxyConfig()
 
@@ -37,3 +48,50 @@ TABLE = [
 def test_decision(mode, fallback, exhausted, match, ordinal, count, tried, expected):
     settings = dataclasses.replace(BASE, mode=mode, fallback=fallback, exhausted=exhausted, match=match)
     assert decide(settings, ordinal, count, conversation_tried=tried) == expected
+
+
+# before reading: passthrough and record never read recordings; the rest read first (count None)
+BEFORE_READING = [
+    ("passthrough", False, Forward(record=False)),
+    ("passthrough", True, Forward(record=False)),
+    ("record", False, Forward(record=True, replace=False)),
+    ("record", True, Forward(record=True, replace=True)),
+    ("replay", True, Read()),
+    ("auto", False, Read()),
+]
+
+
+@pytest.mark.parametrize(("mode", "replaces", "expected"), BEFORE_READING)
+def test_decision_before_reading(mode, replaces, expected):
+    settings = dataclasses.replace(BASE, mode=mode)
+    assert decide(settings, 0, replaces=replaces) == expected
+
+
+# (mode, method, path) -> route, before a request is keyed
+ROUTES = [
+    ("replay", "POST", "/v1/v1/messages", Reject),
+    ("auto", "GET", "/v1/v1/models", Reject),
+    ("replay", "HEAD", "/", Local()),
+    ("replay", "POST", "/api/event_logging/batch", Local()),
+    ("auto", "HEAD", "/api/hello", Forward(record=False, local_on_failure=True)),
+    ("record", "POST", "/api/event_logging/batch", Forward(record=False, local_on_failure=True)),
+    ("replay", "POST", "/v1/messages", Read()),
+    ("passthrough", "GET", "/v1/models", Read()),
+]
+
+
+@pytest.mark.parametrize(("mode", "method", "path", "expected"), ROUTES)
+def test_route(mode, method, path, expected):
+    routed = route(dataclasses.replace(BASE, mode=mode), method, path)
+    if expected is Reject:
+        assert isinstance(routed, Reject) and "/v1 twice" in routed.reason
+    else:
+        assert routed == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "record_errors", "stored"),
+    [(200, False, True), (201, False, True), (400, False, False), (529, False, False), (400, True, True)],
+)
+def test_which_answers_are_stored(status, record_errors, stored):
+    assert stores_answer(status, record_errors) is stored

@@ -1,11 +1,15 @@
 """The claude-vcr proxy: an aiohttp server that replays recorded answers and records new ones.
 
-Modules, one concern each: `edge` (HTTP hardening, refusals, errors), `exchange` (one request's types),
-`handler` (mode policy, replay, record, misses), `replay` (the replay cache), `running` (start, serve, stop).
+Modules, one concern each: `edge` (HTTP hardening, body reading, refusals, errors: the only module touching
+aiohttp's internals), `decide` (the pure decisions: route, replay, record or miss), `handler` (carries a
+request through those decisions: cassette, key, strict-miss text), `replay` (the cache and sending a
+recording), `record` (send, relay, save), `monitor` (`--check`), `exchange` (one request's types),
+`running` (start, serve, stop).
 """
 
 from __future__ import annotations
 
+from .decide import is_local_only
 from .edge import MAX_REQUEST_BYTES, BodyRefused, error_response, read_body, refusal
 from .exchange import (
     CASSETTE_HEADER,
@@ -13,7 +17,6 @@ from .exchange import (
     CassetteState,
     Exchange,
     Observer,
-    is_local_only,
 )
 from .handler import Proxy
 from .replay import ReplayCache

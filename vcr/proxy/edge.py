@@ -159,3 +159,10 @@ async def _read_arriving(content: Any, seconds: float) -> bytes:
             pieces += chunk
             window.reschedule(loop.time() + seconds)
     return bytes(pieces)
+
+
+def local_answer(method: str) -> web.Response:
+    """The answer to a probe or telemetry call that is not forwarded: 200, and `{}` when a body is read."""
+    if method == "HEAD":
+        return web.Response(status=200)
+    return web.Response(status=200, body=b"{}", content_type="application/json")

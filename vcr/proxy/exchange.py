@@ -37,12 +37,6 @@ _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 _STRICT_NOTE = " Strict replay never calls the upstream: record with --mode record or auto."
 
 
-def is_local_only(method: str, path: str) -> bool:
-    """Telemetry and connection probes (`HEAD` on any path: Claude Code probes `/api/hello` and `/`): forwarded
-    when online, never stored, answered locally in replay."""
-    return method == "HEAD" or path.startswith("/api/event_logging/")
-
-
 class Observer(Protocol):
     """Who hears about every request (the in-process harness): called on the proxy's event loop."""
 

@@ -2,67 +2,45 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import logging
 import time
 from collections.abc import Callable
 from urllib.parse import unquote
 
-import zstandard
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .. import headers as header_rules
-from .. import sse
-from ..adapters import Upstream, UpstreamReply
+from ..adapters import Upstream
 from ..catalog import Catalog
-from ..compression import ResponseSpool
 from ..config import ProxyConfig
 from ..conversation import ConversationMatch, match_conversation
 from ..diagnosis import MissReport, explain_miss
 from ..errors import BadRequestBody, NotFound, UpstreamError
-from ..headers import Headers
 from ..matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from ..names import BadCassetteName, validate_cassette_name
 from ..record_run import CassetteRun
 from ..records import Recording
-from ..redact import screen
 from ..secrets import redact as redact_text
 from ..secrets import redact_target
 from ..store import DamagedRecording, Store, StoreThread
-from .decide import Forward, MatchConversation, Replay, decide
-from .edge import BodyRefused, error_response, read_body, refusal
+from .decide import Forward, Local, MatchConversation, Miss, Read, Reject, Replay, decide, route
+from .edge import BodyRefused, error_response, local_answer, read_body, refusal
 from .exchange import (
     _CASSETTE_PREFIX,
     _STRICT_NOTE,
     CASSETTE_HEADER,
     CONTROL_PREFIX,
-    HELD_BYTES,
-    JSON_MEDIA_TYPE,
-    REPLAY_PIECE,
     SEEN_BYTES_PER_CASSETTE,
     CassetteState,
     Exchange,
     Observer,
-    is_local_only,
 )
-from .replay import ReplayCache
+from .record import Recorder
+from .replay import ReplayCache, send_recording
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
-
-
-def doubled_v1(path: str) -> str | None:
-    """A client whose base URL ends in /v1 asks for /v1/v1/messages: say so, rather than miss or 404."""
-    if not path.startswith("/v1/v1/"):
-        return None
-    return (
-        f"claude-vcr: the path {path} has /v1 twice: the client's base URL ends in an extra /v1. "
-        "Use the proxy's address without it, e.g. ANTHROPIC_BASE_URL=http://127.0.0.1:8000 "
-        "(the SDKs and Claude Code add /v1 themselves)."
-    )
 
 
 def unknown_cassette(catalog: Catalog, name: str) -> str | None:
@@ -96,6 +74,7 @@ class Proxy:
         self.upstream = upstream
         self.cassettes: dict[str, CassetteState] = {}
         self.replays = ReplayCache()
+        self.recorder = Recorder(config, upstream, store)
 
     def settings(self, cassette: str) -> ProxyConfig:
         """What governs a cassette: its own policy when it has one, else the proxy's config."""
@@ -223,32 +202,29 @@ class Proxy:
         return error_response(404, "not_found_error", f"claude-vcr has no control endpoint {exchange.path}")
 
     async def _dispatch(self, exchange: Exchange) -> tuple[web.StreamResponse, str]:
+        """Carry out the decisions of `decide.py` for one request: route, key, read, replay or forward."""
         settings = self.settings(exchange.cassette)
-        mode = settings.mode
-        doubled = doubled_v1(exchange.path)
-        if doubled is not None:
-            exchange.note = doubled
-            return error_response(404, "not_found_error", doubled), "rejected"
-        if is_local_only(exchange.method, exchange.path):
-            if mode == "replay":
-                return self._local_answer(exchange), "local"
-            return await self._forward(exchange, record=False, local_on_failure=True)
+        routed = route(settings, exchange.method, exchange.path)
+        if isinstance(routed, Reject):
+            exchange.note = routed.reason
+            return error_response(404, "not_found_error", routed.reason), "rejected"
+        if isinstance(routed, Local):
+            return local_answer(exchange.method), "local"
+        if isinstance(routed, Forward):
+            return await self.recorder.forward(exchange, routed, None)
         state = await self._cassette(exchange.cassette)
         exchange.keyed = await self._key(exchange, state)
-        if mode == "passthrough":
-            return await self._forward(exchange, record=False)
-        exchange.ordinal = state.run.ordinal(exchange.key)
-        if mode == "record":
-            if state.run.replaces(exchange.key):
-                self.replays.drop(exchange.cassette, exchange.key)
-                await self.store.forget_key(exchange.cassette, exchange.key)
-            return await self._forward(exchange, record=True)
-        try:
-            recordings = await self._recordings(exchange.cassette, exchange.key)
-        except DamagedRecording as error:
-            log.error("%s", error)
-            return error_response(500, "api_error", str(error)), "damaged"
-        decision = decide(settings, exchange.ordinal, len(recordings))
+        if settings.mode != "passthrough":
+            exchange.ordinal = state.run.ordinal(exchange.key)
+        decision = decide(settings, exchange.ordinal, replaces=state.run.replaces(exchange.key))
+        recordings: list[Recording] = []
+        if isinstance(decision, Read):
+            try:
+                recordings = await self._recordings(exchange.cassette, exchange.key)
+            except DamagedRecording as error:
+                log.error("%s", error)
+                return error_response(500, "api_error", str(error)), "damaged"
+            decision = decide(settings, exchange.ordinal, len(recordings))
         if isinstance(decision, MatchConversation):
             found = await self.store.read(
                 match_conversation,
@@ -268,9 +244,28 @@ class Proxy:
         if recordings:  # past the last recording: a new one takes the next ordinal
             exchange.ordinal = max(exchange.ordinal, recordings[-1].ordinal + 1)
         if isinstance(decision, Forward):
-            return await self._forward(exchange, record=True)
-        miss = await self._strict_miss(exchange, state, exhausted=decision.exhausted)
-        return miss, "miss"
+            return await self._forward(exchange, decision, state)
+        assert isinstance(decision, Miss)
+        return await self._strict_miss(exchange, state, exhausted=decision.exhausted), "miss"
+
+    async def _forward(
+        self, exchange: Exchange, how: Forward, state: CassetteState
+    ) -> tuple[web.StreamResponse, str]:
+        """Record (or pass on) through the recorder; a saved answer replaces what the cache held of its key."""
+        if how.replace:
+            self.replays.drop(exchange.cassette, exchange.key)
+            await self.store.forget_key(exchange.cassette, exchange.key)
+        response, outcome = await self.recorder.forward(exchange, how, state.run if how.record else None)
+        if outcome == "recorded":
+            self.replays.drop(exchange.cassette, exchange.key)
+        return response, outcome
+
+    async def _replay(
+        self, exchange: Exchange, recording: Recording, outcome: str
+    ) -> tuple[web.StreamResponse, str]:
+        """Send a recording, paced and checked as the cassette's settings say."""
+        settings = self.settings(exchange.cassette)
+        return await send_recording(exchange, recording, outcome, settings.pace, self.config.check)
 
     async def _replay_conversation(
         self, exchange: Exchange, state: CassetteState, found: ConversationMatch
@@ -317,16 +312,13 @@ class Proxy:
             self.replays.put(cassette, key, cached)
         return cached
 
-    def _local_answer(self, exchange: Exchange) -> web.Response:
-        if exchange.method == "HEAD":
-            return web.Response(status=200)
-        return web.Response(status=200, body=b"{}", content_type="application/json")
-
     async def _strict_miss(
         self, exchange: Exchange, state: CassetteState, exhausted: int | None
     ) -> web.Response:
         """A 400 the SDKs do not retry, saying which recordings came closest and where they differ."""
-        unknown = None if exhausted is not None else await self.store.read(unknown_cassette, exchange.cassette)
+        unknown = (
+            None if exhausted is not None else await self.store.read(unknown_cassette, exchange.cassette)
+        )
         if unknown is not None:
             text = (
                 f"claude-vcr: no recording for {exchange.method} {exchange.stored_target} in cassette "
@@ -377,235 +369,6 @@ class Proxy:
             target.write_text(json.dumps(saved, indent=1, ensure_ascii=False))
         except OSError as error:
             log.warning("could not save the missed request: %s", error)
-
-    async def _replay(
-        self, exchange: Exchange, recording: Recording, outcome: str
-    ) -> tuple[web.StreamResponse, str]:
-        """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the
-        other form, paced like the original when told to."""
-        headers = CIMultiDict(header_rules.for_client(recording.response_headers))
-        body = recording.response_body
-        timings = recording.timings
-        converted = self._convert(exchange, recording)
-        if converted is not None:
-            body, content_type = converted
-            headers["content-type"] = content_type
-            timings = []
-            outcome += "-converted"
-        headers["x-vcr-outcome"] = outcome
-        headers["x-vcr-key"] = recording.key
-        exchange.ordinal = recording.ordinal
-        large = converted is None and recording.response_frame is not None
-        if self.config.check and not large:
-            await self._check(exchange, recording.status, list(headers.items()), body)
-        pace = self.settings(exchange.cassette).pace
-        paced = pace is not None and bool(timings)
-        if not large and not paced:
-            return web.Response(status=recording.status, body=body, headers=headers), outcome
-        response = web.StreamResponse(status=recording.status, headers=headers)
-        await response.prepare(exchange.request)
-        reader = recording.response_reader() if large else io.BytesIO(body)
-        if paced:
-            assert pace is not None
-            started = time.perf_counter()
-            for size, at_ms in timings:
-                delay = at_ms / 1000 / pace - (time.perf_counter() - started)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await response.write(reader.read(size))
-        try:
-            while piece := reader.read(REPLAY_PIECE):
-                await response.write(piece)
-        except zstandard.ZstdError as error:  # a large body is decompressed as it is sent
-            log.error("recording %s is damaged (%s); the answer was cut off", short_key(recording.key), error)
-            response.force_close()
-            return response, "damaged"
-        await response.write_eof()
-        return response, outcome
-
-    def _convert(self, exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
-        """A stream for a non-streaming request (the Message it accumulates to), or the reverse."""
-        if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
-            return None
-        wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
-        is_stream = sse.is_stream(recording.response_headers, recording.response_body)
-        if wants_stream == is_stream or not (
-            is_stream or sse.media_type(recording.response_headers) == JSON_MEDIA_TYPE
-        ):
-            return None
-        try:
-            if is_stream:
-                message = sse.accumulate(sse.parse_sse(recording.response_body), exchange.request.headers)
-                return json.dumps(message).encode(), "application/json"
-            return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
-        except (ValueError, KeyError, TypeError) as error:
-            log.warning("could not convert recording %s: %s", short_key(recording.key), error)
-            return None
-
-    async def _forward(
-        self, exchange: Exchange, *, record: bool, local_on_failure: bool = False
-    ) -> tuple[web.StreamResponse, str]:
-        """Send upstream and stream the answer to the client chunk by chunk, keeping the bytes to store; a
-        non-streamed answer being recorded is held until saved, so its `x-vcr-outcome` is the result."""
-        sent_at = time.perf_counter()
-        try:
-            upstream = await self.upstream.send(
-                exchange.method, exchange.target, list(exchange.request.headers.items()), exchange.body
-            )
-        except UpstreamError as error:
-            if local_on_failure:
-                return self._local_answer(exchange), "local"
-            exchange.note = str(error)
-            return error_response(502, "api_error", f"claude-vcr {error}"), "upstream-error"
-        outcome = "passthrough"
-        try:
-            response = web.StreamResponse(
-                status=upstream.status,
-                reason=upstream.reason,
-                headers=CIMultiDict(header_rules.for_client(upstream.headers)),
-            )
-            storable = 200 <= upstream.status < 300 or self.config.record_errors
-            streamed = sse.media_type(upstream.headers) == sse.SSE_MEDIA_TYPE
-            # the header says what is known when it leaves: a stream's before its end, a held answer's once saved
-            response.headers["x-vcr-outcome"] = "recording" if record and storable else "passthrough"
-            response.headers["x-vcr-key"] = exchange.key
-            held: list[bytes] | None = [] if record and storable and not streamed else None
-            if held is None:
-                await response.prepare(exchange.request)
-            spool = ResponseSpool()
-            timings: list[tuple[int, float]] = []
-            try:
-                async for chunk in upstream.iter_body():
-                    timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
-                    spool.write(chunk)
-                    if held is None:
-                        await response.write(chunk)
-                        continue
-                    held.append(chunk)
-                    if spool.size > HELD_BYTES:  # too large to hold: streamed on, as `recording`
-                        await response.prepare(exchange.request)
-                        for piece in held:
-                            await response.write(piece)
-                        held = None
-            except (ConnectionResetError, asyncio.CancelledError):
-                raise  # the client went away: nothing stored, said in `handle`'s one line
-            except UpstreamError as error:
-                log.warning(
-                    "upstream broke off %s %s (%r); nothing stored",
-                    exchange.method,
-                    exchange.stored_target,
-                    error,
-                )
-                if held is not None:
-                    return error_response(502, "api_error", f"claude-vcr: the upstream broke off: {error}"), (
-                        "upstream-error"
-                    )
-                response.force_close()
-                raise
-            if storable and not self.config.record_errors and sse.ends_with_error(spool.tail):
-                storable = False  # a 200 stream that ended in an `error` event failed midway
-                log.warning(
-                    "%s %s ended with an error event; nothing stored", exchange.method, exchange.stored_target
-                )
-            if record and storable:
-                recording = self._recording(exchange, upstream, spool, timings, sent_at)
-                await asyncio.to_thread(self._screen, recording)  # regexes over large bodies: off the loop
-                try:
-                    await self._remember_rules(exchange.cassette)
-                    await self.store.save(recording)
-                    self.replays.drop(exchange.cassette, exchange.key)
-                    outcome = "recorded"
-                except Exception as error:
-                    log.error(
-                        "store-error: could not store %s %s: %s",
-                        exchange.method,
-                        exchange.stored_target,
-                        error,
-                    )
-                    outcome = "store-error"
-            if held is not None:
-                response.headers["x-vcr-outcome"] = outcome
-                response.content_length = spool.size
-                try:
-                    await response.prepare(exchange.request)
-                    await response.write(b"".join(held))
-                    await response.write_eof()
-                except ConnectionResetError:
-                    exchange.note = "the client hung up before its answer was sent (the answer is stored)"
-                    return response, outcome
-            else:
-                await response.write_eof()
-        finally:
-            await upstream.release()
-        if self.config.check:
-            if spool.large:
-                log.info(
-                    "check       %s skipped: a %d-byte body is not held in memory",
-                    short_key(exchange.key),
-                    spool.size,
-                )
-            else:
-                await self._check(exchange, upstream.status, upstream.headers, spool.body())
-        return response, outcome
-
-    async def _check(self, exchange: Exchange, status: int, headers: Headers, body: bytes) -> None:
-        """Monitor mode: validate a response against the protocol rules, log each finding with the key."""
-        from ..protocol import validate_response
-
-        findings = await asyncio.to_thread(
-            validate_response, exchange.path, status, headers, body, exchange.body
-        )
-        for finding in findings:
-            if finding.severity != "info":
-                log.warning("check       %s %s", short_key(exchange.key) if exchange.keyed else "-", finding)
-
-    async def _remember_rules(self, cassette: str) -> None:
-        """The first recording of a cassette stores the rules its keys were made with."""
-        state = await self._cassette(cassette)
-        stored = state.run.rules_to_store()
-        if stored is not None:
-            await self.store.set_cassette_rules(cassette, stored)
-
-    def _recording(
-        self,
-        exchange: Exchange,
-        upstream: UpstreamReply,
-        spool: ResponseSpool,
-        timings: list[tuple[int, float]],
-        sent_at: float,
-    ) -> Recording:
-        keyed = exchange.keyed
-        assert keyed is not None, "a recorded request was keyed in _dispatch"
-        recording = Recording(
-            cassette=exchange.cassette,
-            key=exchange.key,
-            key_scheme=KEY_SCHEME,
-            method=exchange.method,
-            path=exchange.stored_target,
-            status=upstream.status,
-            request_headers=header_rules.for_storage(exchange.request.headers.items()),
-            request_body=exchange.body,
-            response_headers=header_rules.for_storage(upstream.headers),
-            response_body=spool.body(),
-            response_frame=spool.frame(),
-            response_length=spool.size,
-            timings=timings,
-            model=keyed.model,
-            stream=keyed.wants_stream,
-            ordinal=exchange.ordinal,
-            fingerprints=keyed.fingerprints,
-            raw_hash=exchange.raw_hash,
-            duration_ms=(time.perf_counter() - sent_at) * 1000,
-            ttfb_ms=timings[0][1] if timings else None,
-        )
-        return recording
-
-    def _screen(self, recording: Recording) -> None:
-        """Credential-shaped strings in the bodies: one warning naming the recording (never the secret),
-        and with `--redact` the bodies stored with placeholders instead (the key is the same either way)."""
-        screened = screen(recording, redact=self.config.redact)
-        if screened:
-            log.warning("%s", screened.warning(recording))
 
     def _log(
         self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int, started: float

@@ -1,11 +1,24 @@
-"""The replay cache: recordings of a cassette's keys kept in memory within a byte budget."""
+"""Replay: the recordings read in this run (a byte-budgeted cache) and sending one as the answer."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import logging
+import time
 from collections import OrderedDict
 
+import zstandard
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .. import headers as header_rules
+from .. import sse
+from ..matching import short_key
 from ..records import Recording
+from .exchange import JSON_MEDIA_TYPE, REPLAY_PIECE, Exchange
+from .monitor import check_answer
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
@@ -45,3 +58,69 @@ class ReplayCache:
     def drop_cassette(self, cassette: str) -> None:
         for name, key in [entry for entry in self._entries if entry[0] == cassette]:
             self.drop(name, key)
+
+
+def convert(exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
+    """A stream for a non-streaming request (the Message it accumulates to), or the reverse; None when the
+    recording is sent as it is."""
+    if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
+        return None
+    wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
+    is_stream = sse.is_stream(recording.response_headers, recording.response_body)
+    if wants_stream == is_stream or not (
+        is_stream or sse.media_type(recording.response_headers) == JSON_MEDIA_TYPE
+    ):
+        return None
+    try:
+        if is_stream:
+            message = sse.accumulate(sse.parse_sse(recording.response_body), exchange.request.headers)
+            return json.dumps(message).encode(), "application/json"
+        return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
+    except (ValueError, KeyError, TypeError) as error:
+        log.warning("could not convert recording %s: %s", short_key(recording.key), error)
+        return None
+
+
+async def send_recording(
+    exchange: Exchange, recording: Recording, outcome: str, pace: float | None, check: bool
+) -> tuple[web.StreamResponse, str]:
+    """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the other
+    form, paced like the original when told to; a large one decompressed as it is sent."""
+    headers = CIMultiDict(header_rules.for_client(recording.response_headers))
+    body = recording.response_body
+    timings = recording.timings
+    converted = convert(exchange, recording)
+    if converted is not None:
+        body, content_type = converted
+        headers["content-type"] = content_type
+        timings = []
+        outcome += "-converted"
+    headers["x-vcr-outcome"] = outcome
+    headers["x-vcr-key"] = recording.key
+    exchange.ordinal = recording.ordinal
+    large = converted is None and recording.response_frame is not None
+    if check and not large:
+        await check_answer(exchange, recording.status, list(headers.items()), body)
+    paced = pace is not None and bool(timings)
+    if not large and not paced:
+        return web.Response(status=recording.status, body=body, headers=headers), outcome
+    response = web.StreamResponse(status=recording.status, headers=headers)
+    await response.prepare(exchange.request)
+    reader = recording.response_reader() if large else io.BytesIO(body)
+    if paced:
+        assert pace is not None
+        started = time.perf_counter()
+        for size, at_ms in timings:
+            delay = at_ms / 1000 / pace - (time.perf_counter() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await response.write(reader.read(size))
+    try:
+        while piece := reader.read(REPLAY_PIECE):
+            await response.write(piece)
+    except zstandard.ZstdError as error:  # a large body is decompressed as it is sent
+        log.error("recording %s is damaged (%s); the answer was cut off", short_key(recording.key), error)
+        response.force_close()
+        return response, "damaged"
+    await response.write_eof()
+    return response, outcome
