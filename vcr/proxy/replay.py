@@ -11,7 +11,6 @@ from collections import OrderedDict
 
 import zstandard
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .. import headers as header_rules
 from .. import sse
@@ -22,6 +21,9 @@ from .monitor import check_answer
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
+
+_VCR_HEADERS = frozenset({"x-vcr-outcome", "x-vcr-key"})
+"""Set on every replayed answer, replacing any stored ones."""
 
 
 class ReplayCache:
@@ -86,21 +88,24 @@ async def send_recording(
 ) -> tuple[web.StreamResponse, str]:
     """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the other
     form, paced like the original when told to; a large one decompressed as it is sent."""
-    headers = CIMultiDict(header_rules.for_client(recording.response_headers))
     body = recording.response_body
     timings = recording.timings
     converted = convert(exchange, recording)
+    replaced = _VCR_HEADERS
     if converted is not None:
         body, content_type = converted
-        headers["content-type"] = content_type
+        replaced = _VCR_HEADERS | {"content-type"}
         timings = []
         outcome += "-converted"
-    headers["x-vcr-outcome"] = outcome
-    headers["x-vcr-key"] = recording.key
+    # a list, not a CIMultiDict: aiohttp copies the headers into its own anyway
+    headers = header_rules.for_client(recording.response_headers, replaced)
+    if converted is not None:
+        headers.append(("content-type", content_type))
+    headers += [("x-vcr-outcome", outcome), ("x-vcr-key", recording.key)]
     exchange.ordinal = recording.ordinal
     large = converted is None and recording.response_frame is not None
     if check and not large:
-        await check_answer(exchange, recording.status, list(headers.items()), body)
+        await check_answer(exchange, recording.status, headers, body)
     paced = pace is not None and bool(timings)
     if not large and not paced:
         return web.Response(status=recording.status, body=body, headers=headers), outcome
