@@ -1,0 +1,127 @@
+"""Claude on Amazon Bedrock: the SDK's AnthropicBedrock records through claude-vcr (each request re-signed
+with SigV4 and checked by botocore upstream), then replays strict with Bedrock down and no AWS credentials."""
+
+from __future__ import annotations
+
+import pytest
+from anthropic import AnthropicBedrock
+from claude_vcr import eventstream
+
+from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
+from tests.support.db_scan import every_value
+from tests.support.loopback import unreachable_url
+
+MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+CLIENT_KEY, CLIENT_SECRET, CLIENT_TOKEN = (
+    "AKIACLIENTSIDEKEY123",
+    "client-side-secret-value-xyz",
+    "client-session-token-abc",
+)
+TEXT = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi there"}]}
+BASH = {
+    "name": "Bash",
+    "description": "Run a shell command",
+    "input_schema": {
+        "type": "object",
+        "properties": {"command": {"type": "string"}},
+        "required": ["command"],
+    },
+}
+TOOL = {**TEXT, "tools": [BASH], "messages": [{"role": "user", "content": "RUN: echo hi"}]}
+
+
+def client(url: str) -> AnthropicBedrock:
+    """The SDK signs with its own (client-side) keys; the proxy must replace that signature."""
+    return AnthropicBedrock(
+        base_url=url,
+        aws_region="us-east-1",
+        aws_access_key=CLIENT_KEY,
+        aws_secret_key=CLIENT_SECRET,
+        aws_session_token=CLIENT_TOKEN,
+        max_retries=0,
+    )
+
+
+def json_call(url: str, params: dict) -> tuple[bytes, dict]:
+    response = client(url).messages.with_raw_response.create(**params)
+    return response.http_response.content, response.parse().model_dump()
+
+
+def stream_call(url: str, params: dict) -> tuple[bytes, dict]:
+    with client(url).messages.with_streaming_response.create(stream=True, **params) as response:
+        raw = response.read()
+    with client(url).messages.stream(**params) as stream:
+        return raw, stream.get_final_message().model_dump()
+
+
+def no_aws_in_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+
+
+SECRETS = [
+    ACCESS_KEY,
+    SECRET_KEY,
+    SESSION_TOKEN,
+    CLIENT_KEY,
+    CLIENT_SECRET,
+    CLIENT_TOKEN,
+    "Signature=",
+    "AWS4-HMAC-SHA256",
+]
+
+
+@pytest.mark.parametrize("call", [json_call, stream_call], ids=["json", "stream"])
+@pytest.mark.parametrize("params", [TEXT, TOOL], ids=["text", "tool"])
+def test_sdk_records_then_replays_strict_offline(
+    proxy, bedrock, aws_credentials, db_path, monkeypatch, tmp_path, call, params
+):
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    recorded_bytes, recorded = call(recorder.url, params)
+    recorder.stop()
+    assert bedrock.script.rejected == []
+    assert len(bedrock.script.model_calls()) >= 1
+    if call is stream_call:
+        decoded = eventstream.decode(recorded_bytes)
+        assert decoded.problem is None and decoded.frames
+    if params is TOOL:
+        assert recorded["stop_reason"] == "tool_use"
+        assert recorded["content"][-1]["input"] == {
+            "command": "echo hi",
+            "description": "Run the requested command",
+        }
+    bedrock.stop()
+    calls = len(bedrock.script.calls)
+    no_aws_in_env(monkeypatch, tmp_path)
+
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="bedrock")
+    replayed_bytes, replayed = call(replayer.url, params)
+    assert replayed_bytes == recorded_bytes
+    assert replayed == recorded
+    assert len(bedrock.script.calls) == calls
+    stored = every_value(db_path)
+    for secret in SECRETS:
+        assert secret.encode() not in stored, secret
+
+
+def test_client_signature_alone_is_refused_upstream(bedrock, aws_credentials):
+    """The scripted Bedrock really checks: the SDK's own signature (unknown keys) gets a 403 without the proxy."""
+    import anthropic
+
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client(bedrock.url).messages.create(**TEXT)
+    assert bedrock.script.rejected == ["unknown access key 'AKIACLIENTSIDEKEY123'"]
+
+
+def test_record_without_credentials_is_a_one_line_502(proxy, bedrock, monkeypatch, tmp_path):
+    no_aws_in_env(monkeypatch, tmp_path)
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    import anthropic
+
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client(recorder.url).messages.create(**TEXT)
+    assert caught.value.status_code == 502
+    assert "no AWS credentials" in str(caught.value) and "\n" not in caught.value.message
+    assert bedrock.script.calls == []
