@@ -1,0 +1,56 @@
+"""The real Claude Code CLI on Bedrock and Vertex through claude-vcr: record against the scripted cloud,
+replay strict with it stopped and no cloud credentials, the same output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
+from tests.support.claude_code import run_claude
+from tests.support.db_scan import every_value
+from tests.support.loopback import unreachable_url
+
+pytestmark = pytest.mark.claude_code
+
+TURNS = [
+    (["Summarise what this project does."], "Hello from the scripted"),
+    (["Please RUN:echo vcr-tool-ok", "--allowedTools", "Bash"], "The tool printed: vcr-tool-ok"),
+]
+
+
+@pytest.fixture
+def session_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    workdir, home = tmp_path / "shop-app", tmp_path / "home"
+    workdir.mkdir()
+    home.mkdir()
+    (workdir / "README.md").write_text("A small shop app.\n")
+    return workdir, home
+
+
+@pytest.mark.parametrize("args, expected", TURNS, ids=["text-turn", "bash-turn"])
+def test_claude_code_on_bedrock(
+    claude, proxy, bedrock, aws_credentials, session_dirs, db_path, monkeypatch, args, expected
+):
+    workdir, home = session_dirs
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    recorded = run_claude(claude, recorder.url + "/c/bedrock_cc", workdir, home, *args, provider="bedrock")
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert expected in recorded.stdout
+    assert bedrock.script.rejected == []
+    assert len(bedrock.script.model_calls()) >= (2 if "Bash" in args else 1)
+    recorder.stop()
+    bedrock.stop()
+    calls = len(bedrock.script.calls)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="bedrock")
+    replayed = run_claude(claude, replayer.url + "/c/bedrock_cc", workdir, home, *args, provider="bedrock")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout == recorded.stdout
+    assert len(bedrock.script.calls) == calls
+    stored = every_value(db_path)
+    for secret in (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, "Signature=", "AWS4-HMAC-SHA256"):
+        assert secret.encode() not in stored, secret
