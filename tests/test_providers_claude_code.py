@@ -11,6 +11,7 @@ from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
 from tests.support.claude_code import run_claude
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
+from tests.support.vertex_upstream import TOKEN as VERTEX_TOKEN
 
 pytestmark = pytest.mark.claude_code
 
@@ -54,3 +55,27 @@ def test_claude_code_on_bedrock(
     stored = every_value(db_path)
     for secret in (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, "Signature=", "AWS4-HMAC-SHA256"):
         assert secret.encode() not in stored, secret
+
+
+@pytest.mark.parametrize("args, expected", TURNS, ids=["text-turn", "bash-turn"])
+def test_claude_code_on_vertex(claude, proxy, vertex, session_dirs, db_path, monkeypatch, args, expected):
+    """With CLAUDE_CODE_SKIP_VERTEX_AUTH=1 the CLI sends no token: the proxy adds GOOGLE_OAUTH_ACCESS_TOKEN."""
+    workdir, home = session_dirs
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", VERTEX_TOKEN)
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    recorded = run_claude(claude, recorder.url + "/c/vertex_cc", workdir, home, *args, provider="vertex")
+    assert recorded.returncode == 0, [(c.method, c.path) for c in vertex.script.calls]
+    assert expected in recorded.stdout
+    assert vertex.script.rejected == []
+    assert len(vertex.script.model_calls()) >= (2 if "Bash" in args else 1)
+    recorder.stop()
+    vertex.stop()
+    calls = len(vertex.script.calls)
+    monkeypatch.delenv("GOOGLE_OAUTH_ACCESS_TOKEN")
+
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="vertex")
+    replayed = run_claude(claude, replayer.url + "/c/vertex_cc", workdir, home, *args, provider="vertex")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout == recorded.stdout
+    assert len(vertex.script.calls) == calls
+    assert VERTEX_TOKEN.encode() not in every_value(db_path)

@@ -66,7 +66,7 @@ def client_env(provider: str, base_url: str) -> dict[str, str]:
     if provider == "vertex":
         return {
             "CLAUDE_CODE_USE_VERTEX": "1",
-            "ANTHROPIC_VERTEX_BASE_URL": base_url,
+            "ANTHROPIC_VERTEX_BASE_URL": base_url.rstrip("/") + "/v1",  # Vertex base URLs end in /v1
             "CLAUDE_CODE_SKIP_VERTEX_AUTH": "1",
         }
     if provider == "foundry":

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.bedrock_upstream import ScriptedBedrock, aws_env
 from tests.support.loopback import LoopbackServer, LoopThread, serving
+from tests.support.vertex_upstream import ScriptedVertex
 
 
 @pytest.fixture
@@ -28,3 +29,10 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dict[str, str]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def vertex(loop_thread: LoopThread) -> Iterator[LoopbackServer[ScriptedVertex]]:
+    """The scripted Vertex AI on 127.0.0.1; `stop()` makes it unreachable."""
+    with serving(loop_thread, ScriptedVertex()) as server:
+        yield server
