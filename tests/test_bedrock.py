@@ -8,6 +8,7 @@ from anthropic import AnthropicBedrock
 from claude_vcr import eventstream
 
 from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
+from tests.support.cli import cli
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
 
@@ -125,3 +126,30 @@ def test_record_without_credentials_is_a_one_line_502(proxy, bedrock, monkeypatc
     assert caught.value.status_code == 502
     assert "no AWS credentials" in str(caught.value) and "\n" not in caught.value.message
     assert bedrock.script.calls == []
+
+
+@pytest.mark.parametrize(
+    ("word", "problem"), [("DAMAGE", "bad message CRC"), ("TRUNCATE", "truncated frame")]
+)
+def test_damaged_event_stream_is_a_lint_finding(proxy, bedrock, aws_credentials, db_path, word, problem):
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    params = {**TEXT, "messages": [{"role": "user", "content": f"please {word} this"}]}
+    with client(recorder.url).messages.with_streaming_response.create(stream=True, **params) as response:
+        assert response.status_code == 200
+        response.read()
+    recorder.stop()
+    result = cli("lint", "--db", db_path)
+    assert result.exit_code == 1, result.output
+    [line, summary] = result.output.splitlines()
+    assert "/invoke-with-response-stream: E A1" in line and problem in line, line
+    assert "Traceback" not in result.output
+
+
+def test_clean_bedrock_recordings_lint_clean(proxy, bedrock, aws_credentials, db_path):
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    for call in (json_call, stream_call):
+        call(recorder.url, TOOL)
+    recorder.stop()
+    result = cli("lint", "--db", db_path)
+    assert result.exit_code == 0, result.output
+    assert " E " not in result.output

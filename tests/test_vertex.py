@@ -7,6 +7,7 @@ import anthropic
 import pytest
 from anthropic import AnthropicVertex
 
+from tests.support.cli import cli
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
 from tests.support.vertex_upstream import PROJECT, REGION, TOKEN
@@ -96,3 +97,13 @@ def test_token_from_the_environment_when_the_client_sends_none(proxy, vertex, mo
 def test_wrong_token_is_refused_upstream(vertex):
     with pytest.raises(anthropic.AuthenticationError):
         client(vertex.url, token="ya29.wrong").messages.create(**TEXT)
+
+
+def test_vertex_recordings_lint_clean(proxy, vertex, db_path):
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    for call in (json_call, stream_call):
+        call(recorder.url, TOOL)
+    recorder.stop()
+    result = cli("lint", "--db", db_path)
+    assert result.exit_code == 0, result.output
+    assert " E " not in result.output

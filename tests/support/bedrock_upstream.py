@@ -4,6 +4,7 @@ Claude Code makes on start-up.
 
 The answers follow tests/support/upstream.py's script: `RUN:<command>` with a Bash tool offered gives a Bash
 tool_use; a tool_result gives a text turn quoting it; anything else a short text turn naming the call number.
+`DAMAGE` flips a bit inside the third frame of a stream; `TRUNCATE` cuts its last frame in half.
 """
 
 from __future__ import annotations
@@ -208,7 +209,17 @@ class ScriptedBedrock:
             }
         )
         await response.prepare(request)
-        for event in stream_events(message):
-            await response.write(eventstream.chunk_frame(event))
+        frames = [eventstream.chunk_frame(event) for event in stream_events(message)]
+        said = last_user_text(payload)[0]
+        if (
+            "DAMAGE" in said
+        ):  # one flipped bit in the third frame's payload: its message CRC no longer matches
+            third = bytearray(frames[2])
+            third[-6] ^= 0x01
+            frames[2] = bytes(third)
+        if "TRUNCATE" in said:  # the stream ends halfway through its last frame
+            frames[-1] = frames[-1][: len(frames[-1]) // 2]
+        for frame in frames:
+            await response.write(frame)
         await response.write_eof()
         return response
