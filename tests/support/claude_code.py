@@ -41,6 +41,7 @@ PROVIDER_SETTINGS = {
     "anthropic": {"ANTHROPIC_API_KEY": "sk-ant-api03-EXAMPLE-claude-code-key"},
     "bedrock": {"AWS_REGION": "us-east-1"},
     "vertex": {"ANTHROPIC_VERTEX_PROJECT_ID": "vcr-test-project", "CLOUD_ML_REGION": "us-east5"},
+    "foundry": {"ANTHROPIC_FOUNDRY_API_KEY": "foundry-EXAMPLE-api-key-0123456789abcdef"},
 }
 """What a user sets beside the base URL for each provider (a key, a region, a project)."""
 
