@@ -75,3 +75,15 @@ def client_env(provider: str, base_url: str) -> dict[str, str]:
             "ANTHROPIC_FOUNDRY_BASE_URL": base_url,
         }
     return {"ANTHROPIC_BASE_URL": base_url}
+
+
+def key_path(path: str) -> str:
+    """The path as a key sees it: Bedrock's and Vertex's streaming and non-streaming calls share one key
+    (the stream flag is in the path there, as it is in the body for the Messages API)."""
+    found = _BEDROCK_MODEL.match(path)
+    if found and found.group(2) == "invoke-with-response-stream":
+        return path[: found.start(2)] + "invoke" + path[found.end(2) :]
+    found = _VERTEX_MODEL.match(path)
+    if found and found.group(2) == "streamRawPredict":
+        return path[: found.start(2)] + "rawPredict" + path[found.end(2) :]
+    return path
