@@ -153,3 +153,21 @@ def test_clean_bedrock_recordings_lint_clean(proxy, bedrock, aws_credentials, db
     result = cli("lint", "--db", db_path)
     assert result.exit_code == 0, result.output
     assert " E " not in result.output
+
+
+def test_list_show_stats_name_provider_and_model(proxy, bedrock, aws_credentials, db_path):
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    with client(recorder.url).messages.with_streaming_response.create(stream=True, **TEXT) as response:
+        response.read()
+    recorder.stop()
+    listed = cli("list", "--db", db_path)
+    assert listed.exit_code == 0, listed.output
+    header, row, *_ = listed.output.splitlines()
+    assert "PROVIDER:MODEL" in header and f"bedrock:{MODEL}" in row and "yes" in row
+    key = next(word for word in row.split() if len(word) == 12 and all(c in "0123456789abcdef" for c in word))
+    shown = cli("show", key, "--db", db_path)
+    assert shown.exit_code == 0, shown.output
+    assert f"provider bedrock, model {MODEL}" in shown.output
+    assert "message_start" in shown.output and "Bedrock reply number" in shown.output
+    stats = cli("stats", "--db", db_path)
+    assert f"  {MODEL}: 1" in stats.output
