@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from anthropic import AnthropicBedrock
 from claude_vcr import eventstream
+from claude_vcr.catalog import Catalog
 
 from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
 from tests.support.cli import cli
@@ -171,3 +172,28 @@ def test_list_show_stats_name_provider_and_model(proxy, bedrock, aws_credentials
     assert "message_start" in shown.output and "Bedrock reply number" in shown.output
     stats = cli("stats", "--db", db_path)
     assert f"  {MODEL}: 1" in stats.output
+
+
+@pytest.mark.parametrize("redact", [False, True], ids=["scan", "redact"])
+def test_secret_inside_event_stream_payloads_is_found(proxy, bedrock, aws_credentials, db_path, redact):
+    """Bedrock's chunks carry the events base64-encoded: the scanner reads them decoded; --redact re-frames."""
+    secret = "sk-ant-api03-" + "Q" * 93 + "AA"
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock", redact=redact)
+    params = {**TEXT, "messages": [{"role": "user", "content": "LEAK: " + secret}]}
+    with client(recorder.url).messages.with_streaming_response.create(stream=True, **params) as response:
+        response.read()
+    recorder.stop()
+    scanned = cli("scan", "--db", db_path)
+    response_findings = [
+        line for line in scanned.output.splitlines() if "response" in line and "anthropic-key" in line
+    ]
+    if redact:
+        assert response_findings == [], scanned.output
+        with Catalog.open(db_path) as catalog:
+            [row] = [r for r in catalog.recordings() if "invoke" in r.path]
+            body = catalog.detail(row).response_body
+        decoded = eventstream.decode(body)
+        assert decoded.problem is None
+        assert secret.encode() not in eventstream.to_sse(body)[0]
+    else:
+        assert response_findings, scanned.output

@@ -221,6 +221,30 @@ def _message(payload: bytes) -> str:
     return str(found.get("message", "")) if isinstance(found, dict) else str(found)
 
 
+def is_framed(headers: list[tuple[str, str]]) -> bool:
+    """Whether response headers announce an event stream."""
+    return any(
+        name.lower() == "content-type" and value.split(";")[0].strip().lower() == CONTENT_TYPE
+        for name, value in headers
+    )
+
+
+def from_sse(sse: bytes) -> bytes:
+    """Frames again for SSE made by `to_sse` (after redaction): events as chunks, error events as exceptions."""
+    frames = []
+    for line in sse.decode("utf-8", "replace").split("\n"):
+        if not line.startswith("data: "):
+            continue
+        event = json.loads(line[6:])
+        if event.get("type") == "error" and isinstance(event.get("error"), dict):
+            frames.append(
+                exception_frame(str(event["error"].get("type")), str(event["error"].get("message")))
+            )
+        else:
+            frames.append(chunk_frame(event))
+    return b"".join(frames)
+
+
 def from_events(events: list[dict[str, Any]]) -> bytes:
     """An event stream carrying these Anthropic events, one chunk frame each."""
     return b"".join(chunk_frame(event) for event in events)

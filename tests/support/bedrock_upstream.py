@@ -4,7 +4,7 @@ Claude Code makes on start-up.
 
 The answers follow tests/support/upstream.py's script: `RUN:<command>` with a Bash tool offered gives a Bash
 tool_use; a tool_result gives a text turn quoting it; anything else a short text turn naming the call number.
-`DAMAGE` flips a bit inside the third frame of a stream; `TRUNCATE` cuts its last frame in half.
+`LEAK:<text>` repeats the text in the answer; `DAMAGE` flips a bit inside the third frame of a stream; `TRUNCATE` cuts its last frame in half.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def reply_blocks(body: dict[str, Any], number: int) -> list[dict[str, Any]]:
                 "input": {"command": run.group(1).strip(), "description": "Run the requested command"},
             },
         ]
+    leak = re.search(r"LEAK:\s*(\S+)", text)
+    if leak:  # the model repeats a credential it was shown
+        return [{"type": "text", "text": f"Your key is {leak.group(1)} as you said."}]
     return [{"type": "text", "text": f"Bedrock reply number {number}. Hello from the scripted Bedrock!"}]
 
 
