@@ -197,3 +197,19 @@ def test_secret_inside_event_stream_payloads_is_found(proxy, bedrock, aws_creden
         assert secret.encode() not in eventstream.to_sse(body)[0]
     else:
         assert response_findings, scanned.output
+
+
+def test_export_import_keeps_the_event_stream_bytes(
+    proxy, bedrock, aws_credentials, db_path, tmp_path, monkeypatch
+):
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    recorded_bytes, recorded = stream_call(recorder.url, TOOL)
+    recorder.stop()
+    bedrock.stop()
+    assert cli("export", str(tmp_path / "out"), "--db", db_path).exit_code == 0
+    other = tmp_path / "imported.db"
+    imported = cli("import", str(tmp_path / "out"), "--db", other)
+    assert imported.exit_code == 0, imported.output
+    no_aws_in_env(monkeypatch, tmp_path)
+    replayer = proxy(mode="replay", db=other, upstream=unreachable_url(), upstream_format="bedrock")
+    assert stream_call(replayer.url, TOOL) == (recorded_bytes, recorded)
