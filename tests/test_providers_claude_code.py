@@ -79,3 +79,36 @@ def test_claude_code_on_vertex(claude, proxy, vertex, session_dirs, db_path, mon
     assert replayed.stdout == recorded.stdout
     assert len(vertex.script.calls) == calls
     assert VERTEX_TOKEN.encode() not in every_value(db_path)
+
+
+@pytest.mark.parametrize("turn", [0, 1], ids=["text-turn", "bash-turn"])
+def test_bedrock_session_recorded_with_one_release_replays_with_the_next(
+    claude, claude_next, proxy, bedrock, aws_credentials, tmp_path, monkeypatch, turn
+):
+    """The claude-code preset on Bedrock: another release, directory and HOME replay the cassette strict."""
+    from claude_vcr.matching import Rules
+
+    args, expected = TURNS[turn]
+    machines = []
+    for side, project in (("ci", "shop-app"), ("laptop", "checkout")):
+        workdir, home = tmp_path / side / project, tmp_path / side / "home"
+        workdir.mkdir(parents=True)
+        home.mkdir()
+        (workdir / "README.md").write_text("A small shop app.\n")
+        machines.append((workdir, home))
+    recorder = proxy(
+        mode="record",
+        upstream=bedrock.url,
+        upstream_format="bedrock",
+        rules=Rules().with_presets("claude-code"),
+    )
+    recorded = run_claude(claude, recorder.url, *machines[0], *args, provider="bedrock")
+    assert recorded.returncode == 0 and expected in recorded.stdout, recorded.stdout + recorded.stderr
+    recorder.stop()
+    bedrock.stop()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="bedrock")
+    replayed = run_claude(claude_next, replayer.url, *machines[1], *args, provider="bedrock")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout == recorded.stdout
