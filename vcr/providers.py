@@ -11,8 +11,10 @@ from urllib.parse import unquote
 PROVIDERS = ("anthropic", "bedrock", "vertex", "foundry")
 """`anthropic`: the first-party API; `foundry`: Microsoft Foundry, the same Messages API under another host."""
 
-UPSTREAM_FORMAT = {"anthropic": "anthropic", "foundry": "anthropic", "bedrock": "bedrock", "vertex": "vertex"}
-"""The `--upstream-format` each provider is recorded with."""
+def of_upstream_format(upstream_format: str) -> str:
+    """The provider whose client variables `run` and the pytest plugin set for an `--upstream-format`
+    (`openai` translates for first-party clients)."""
+    return upstream_format if upstream_format in PROVIDERS else "anthropic"
 
 _BEDROCK_MODEL = re.compile(
     r"^/model/([^/?]+)/(invoke|invoke-with-response-stream|converse|converse-stream)(?:\?|$)"

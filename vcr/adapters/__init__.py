@@ -47,7 +47,7 @@ def explicit_upstream(config: ProxyConfig) -> str | None:
 
 def open_upstream(config: ProxyConfig) -> Upstream:
     """The upstream a proxy config asks for (`upstream_format`, one of config.UPSTREAM_FORMATS)."""
-    if config.upstream_format == "anthropic":
+    if config.upstream_format in ("anthropic", "foundry"):
         from ..adapters.anthropic import AnthropicUpstream
 
         return AnthropicUpstream(config.upstream, config.upstream_read_timeout)
