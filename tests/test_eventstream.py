@@ -139,3 +139,10 @@ def test_to_sse_carries_events_and_exceptions() -> None:
     text = sse.decode()
     assert text.startswith("event: message_start\ndata: ")
     assert "event: error" in text and "throttlingException" in text and "slow down" in text
+
+
+def test_exception_at_the_end_is_seen_in_the_tail() -> None:
+    good = eventstream.from_events(EVENTS)
+    failed = eventstream.from_events(EVENTS[:3]) + eventstream.exception_frame("modelStreamErrorException", "boom")
+    assert not eventstream.ends_with_exception(good[-8192:])
+    assert eventstream.ends_with_exception(failed[-8192:])

@@ -221,6 +221,15 @@ def _message(payload: bytes) -> str:
     return str(found.get("message", "")) if isinstance(found, dict) else str(found)
 
 
+_EXCEPTION_HEADER = _encode_header(":message-type", "exception")
+
+
+def ends_with_exception(tail: bytes) -> bool:
+    """Whether a stream's last bytes hold an exception frame: Bedrock ends a stream that failed midway
+    (`throttlingException`, `modelStreamErrorException`...) with one, after a 200."""
+    return _EXCEPTION_HEADER in tail
+
+
 def is_framed(headers: list[tuple[str, str]]) -> bool:
     """Whether response headers announce an event stream."""
     return any(
