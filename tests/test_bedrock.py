@@ -49,6 +49,20 @@ def json_call(url: str, params: dict) -> tuple[bytes, dict]:
     return response.http_response.content, response.parse().model_dump()
 
 
+def one_stream_call(url: str, params: dict) -> tuple[bytes, dict]:
+    """One streamed request: its raw bytes and the Message the SDK folds them to."""
+    with client(url).messages.stream(**params) as stream:
+        message = stream.get_final_message().model_dump()
+        return b"", message
+
+
+def essence(message: dict) -> tuple:
+    """What a conversion must keep: id, blocks, stop reason and token counts."""
+    blocks = [(b["type"], b.get("text"), b.get("input")) for b in message["content"]]
+    usage = (message["usage"]["input_tokens"], message["usage"]["output_tokens"])
+    return message["id"], blocks, message["stop_reason"], usage
+
+
 def stream_call(url: str, params: dict) -> tuple[bytes, dict]:
     with client(url).messages.with_streaming_response.create(stream=True, **params) as response:
         raw = response.read()
@@ -213,3 +227,58 @@ def test_export_import_keeps_the_event_stream_bytes(
     no_aws_in_env(monkeypatch, tmp_path)
     replayer = proxy(mode="replay", db=other, upstream=unreachable_url(), upstream_format="bedrock")
     assert stream_call(replayer.url, TOOL) == (recorded_bytes, recorded)
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [(json_call, stream_call), (one_stream_call, json_call)],
+    ids=["json-then-stream", "stream-then-json"],
+)
+def test_invoke_and_invoke_with_response_stream_convert_on_replay(
+    proxy, bedrock, aws_credentials, monkeypatch, tmp_path, first, then
+):
+    """One recording answers both forms: frames folded into the Message, or the Message framed as events."""
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    _, recorded = first(recorder.url, TOOL)
+    recorder.stop()
+    bedrock.stop()
+    no_aws_in_env(monkeypatch, tmp_path)
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="bedrock")
+    raw, replayed = then(replayer.url, TOOL)
+    assert {k: v for k, v in replayed.items() if k != "stop_details"} == {
+        k: v for k, v in recorded.items() if k != "stop_details"
+    }
+    if then is stream_call:
+        assert eventstream.decode(raw).problem is None
+
+
+def test_a_recorded_stream_is_relayed_as_it_arrives(proxy, bedrock, aws_credentials):
+    """Frames are streamed on while recording (x-vcr-outcome says `recording`), not held to the end."""
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    with client(recorder.url).messages.with_streaming_response.create(stream=True, **TEXT) as response:
+        assert response.headers["x-vcr-outcome"] == "recording"
+        response.read()
+
+
+def test_a_damaged_recording_is_a_one_line_replay_error(
+    proxy, bedrock, aws_credentials, caplog, monkeypatch, tmp_path
+):
+    import anthropic
+
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    params = {**TEXT, "messages": [{"role": "user", "content": "please DAMAGE this"}]}
+    with client(recorder.url).messages.with_streaming_response.create(stream=True, **params) as response:
+        response.read()
+    recorder.stop()
+    bedrock.stop()
+    no_aws_in_env(monkeypatch, tmp_path)
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="bedrock")
+    with (
+        caplog.at_level("ERROR", logger="claude_vcr.proxy"),
+        pytest.raises(anthropic.InternalServerError) as caught,
+    ):
+        with client(replayer.url).messages.stream(**params) as stream:
+            stream.get_final_message()
+    assert "is damaged: bad message CRC in the frame at byte" in caught.value.message
+    [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert "\n" not in line and "Traceback" not in caplog.text

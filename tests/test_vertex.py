@@ -37,6 +37,20 @@ def json_call(url: str, params: dict) -> tuple[bytes, dict]:
     return response.http_response.content, response.parse().model_dump()
 
 
+def one_stream_call(url: str, params: dict) -> tuple[bytes, dict]:
+    """One streamed request: its raw bytes and the Message the SDK folds them to."""
+    with client(url).messages.stream(**params) as stream:
+        message = stream.get_final_message().model_dump()
+        return b"", message
+
+
+def essence(message: dict) -> tuple:
+    """What a conversion must keep: id, blocks, stop reason and token counts."""
+    blocks = [(b["type"], b.get("text"), b.get("input")) for b in message["content"]]
+    usage = (message["usage"]["input_tokens"], message["usage"]["output_tokens"])
+    return message["id"], blocks, message["stop_reason"], usage
+
+
 def stream_call(url: str, params: dict) -> tuple[bytes, dict]:
     with client(url).messages.with_streaming_response.create(stream=True, **params) as response:
         raw = response.read()
@@ -107,3 +121,20 @@ def test_vertex_recordings_lint_clean(proxy, vertex, db_path):
     result = cli("lint", "--db", db_path)
     assert result.exit_code == 0, result.output
     assert " E " not in result.output
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [(json_call, stream_call), (one_stream_call, json_call)],
+    ids=["json-then-stream", "stream-then-json"],
+)
+def test_raw_predict_and_stream_raw_predict_convert_on_replay(proxy, vertex, first, then):
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    _, recorded = first(recorder.url, TOOL)
+    recorder.stop()
+    vertex.stop()
+    replayer = proxy(mode="replay", upstream=unreachable_url(), upstream_format="vertex")
+    _, replayed = then(replayer.url, TOOL)
+    assert {k: v for k, v in replayed.items() if k != "stop_details"} == {
+        k: v for k, v in recorded.items() if k != "stop_details"
+    }
