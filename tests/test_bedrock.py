@@ -282,3 +282,23 @@ def test_a_damaged_recording_is_a_one_line_replay_error(
     assert "is damaged: bad message CRC in the frame at byte" in caught.value.message
     [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
     assert "\n" not in line and "Traceback" not in caplog.text
+
+
+def test_a_strict_miss_names_the_difference_without_contacting_bedrock(
+    proxy, bedrock, aws_credentials, monkeypatch, tmp_path
+):
+    import anthropic
+
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    json_call(recorder.url, TEXT)
+    recorder.stop()
+    calls = len(bedrock.script.calls)
+    no_aws_in_env(monkeypatch, tmp_path)
+    replayer = proxy(mode="replay", upstream=bedrock.url, upstream_format="bedrock")
+    other = {**TEXT, "messages": [{"role": "user", "content": "Hi over there"}]}
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(replayer.url).messages.create(**other)
+    assert "Hi over there" in caught.value.message or "messages[0]" in caught.value.message, (
+        caught.value.message
+    )
+    assert len(bedrock.script.calls) == calls

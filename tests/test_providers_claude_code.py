@@ -39,7 +39,10 @@ def test_claude_code_on_bedrock(
     recorded = run_claude(claude, recorder.url + "/c/bedrock_cc", workdir, home, *args, provider="bedrock")
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     assert expected in recorded.stdout
-    assert bedrock.script.rejected == []
+    assert bedrock.script.rejected == []  # the start-up control-plane call is signed too
+    assert ("GET", "/inference-profiles?type=SYSTEM_DEFINED") in [
+        (c.method, c.path) for c in bedrock.script.calls
+    ]
     assert len(bedrock.script.model_calls()) >= (2 if "Bash" in args else 1)
     recorder.stop()
     bedrock.stop()
