@@ -66,3 +66,14 @@ def test_vertex_converts_like_the_messages_api() -> None:
 def test_errors_and_other_paths_are_left_alone() -> None:
     assert convert(BEDROCK_STREAM, True, 400, JSON, b"{}") is None
     assert convert("/inference-profiles", True, 200, JSON, b"{}") is None
+
+
+def test_converse_is_left_alone() -> None:
+    """Bedrock's Converse API has its own message shapes: never converted, never checked as Messages."""
+    from claude_vcr.protocol import validate_response
+
+    path = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/converse-stream"
+    framed = eventstream.encode({":event-type": "messageStart", ":message-type": "event"}, b'{"role":"assistant"}')
+    headers = [("content-type", eventstream.CONTENT_TYPE)]
+    assert convert(path, False, 200, headers, framed) is None
+    assert validate_response(path, 200, headers, framed, b"{}") == []

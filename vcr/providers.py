@@ -48,8 +48,8 @@ def model_in_path(path: str) -> str | None:
 def wants_stream_from_path(path: str) -> bool | None:
     """Bedrock and Vertex say streaming in the path (`invoke-with-response-stream`, `:streamRawPredict`)."""
     found = _BEDROCK_MODEL.match(path)
-    if found:
-        return found.group(2) in ("invoke-with-response-stream", "converse-stream")
+    if found and found.group(2).startswith("invoke"):  # Converse speaks its own shapes: recorded as opaque
+        return found.group(2) == "invoke-with-response-stream"
     found = _VERTEX_MODEL.match(path)
     if found:
         return found.group(2) == "streamRawPredict"
