@@ -197,7 +197,9 @@ def process(
             proc.wait()
 
 
-def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURATION) -> dict[str, float]:
+def wrk(
+    url: str, body_file: Path, headers: dict[str, str], duration: int = DURATION, target: str = TARGET
+) -> dict[str, float]:
     """Requests per second and latency percentiles from wrk (16 connections, 2 threads)."""
     lua = body_file.with_suffix(".lua")
     header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
@@ -206,7 +208,7 @@ def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURA
         + header_lines
     )
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(lua), url + TARGET],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(lua), url + target],
         capture_output=True,
         text=True,
         check=True,
@@ -228,10 +230,10 @@ def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURA
     }
 
 
-def post_once(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+def post_once(url: str, body: bytes, headers: dict[str, str], target: str = TARGET) -> bytes:
     import urllib.request
 
-    request = urllib.request.Request(url + TARGET, data=body, headers=headers, method="POST")
+    request = urllib.request.Request(url + target, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.read()
 

@@ -28,7 +28,6 @@ hashing all 49 KB of a Claude Code request cost a tenth of a replay's CPU."""
 REPLAY_PIECE = 64 * 1024
 """How much of a large (streamed-from-disk) recording is decompressed and written at a time."""
 
-JSON_MEDIA_TYPE = "application/json"
 LINGER_SECONDS = 1.0
 """After a body refused unread (408, 413), how long the rest is read and dropped before closing (aiohttp: 10 s)."""
 HELD_BYTES = LARGE_BODY
