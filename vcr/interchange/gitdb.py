@@ -159,13 +159,87 @@ class SetupReport:
     attributes_line: str
     attributes_added: bool
     command: str
+    settings: list[tuple[str, str]] = field(default_factory=list)
+    """Other git settings written for this clone (see GIT_SETTINGS)."""
 
 
 def default_command() -> str:
-    """`claude-vcr` when it is on PATH, else this interpreter running the package."""
-    if shutil.which("claude-vcr"):
-        return "claude-vcr"
+    """How git should run the claude-vcr that is running now, by absolute paths so that it works from any
+    shell: the pyz with this interpreter, the entry-point script of a venv or pip install, or this
+    interpreter with `-m claude_vcr`."""
+    from .. import _bootstrap
+
+    found = _bootstrap.load_manifest()
+    if found is not None:
+        return f"{shlex.quote(sys.executable)} {shlex.quote(found[0])}"
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name in ("claude-vcr", "claude-vcr.exe") and script.is_file():
+        return shlex.quote(str(script.absolute()))
     return f"{shlex.quote(sys.executable)} -m claude_vcr"
+
+
+@dataclass
+class DriverCheck:
+    """Whether git can run this clone's drivers for the db: `ok`, and one line that says so or what to run."""
+
+    ok: bool
+    line: str
+
+
+MERGE_ARGUMENTS = " merge-driver %O %A %B"
+TEXTCONV_ARGUMENTS = " dump"
+
+
+def _config(repo: Path, name: str) -> str | None:
+    done = subprocess.run(["git", "config", "--get", name], cwd=repo, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _runs(repo: Path, shell_command: str) -> str | None:
+    """None when `shell_command` runs as git would run it (through the shell); else the first error line."""
+    try:
+        done = subprocess.run(
+            shell_command, shell=True, cwd=repo, capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "it did not finish within 60 s"
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def check(db: str | Path) -> DriverCheck:
+    """Whether `git diff` and `git merge` of `db` in its clone would run claude-vcr's drivers, said in one line
+    with the command that fixes it (drivers live in each clone's .git/config, so a fresh clone has none)."""
+    db = Path(db).absolute()
+    existing = next(parent for parent in db.parents if parent.exists())
+    repo = Path(_git(existing, "rev-parse", "--show-toplevel"))
+    if not db.resolve().is_relative_to(repo.resolve()):
+        return DriverCheck(False, f"{db} is not inside the git repository {repo}")
+    relative = db.resolve().relative_to(repo.resolve()).as_posix()
+    fix = f"run: {default_command()} git-setup --db {shlex.quote(str(db))}"
+    attributes = _git(repo, "check-attr", "diff", "merge", "--", relative)
+    if attributes.count(DRIVER) < 2:
+        return DriverCheck(False, f"git does not route {relative} to claude-vcr's drivers (.gitattributes); {fix}")
+    textconv = _config(repo, f"diff.{DRIVER}.textconv")
+    driver = _config(repo, f"merge.{DRIVER}.driver")
+    if not textconv or not driver:
+        return DriverCheck(
+            False, f"this clone has no claude-vcr diff/merge driver in .git/config (git would show binary "
+            f"diffs and conflict on merges); {fix}"
+        )
+    probe = f"{textconv} {os.devnull}"  # what git runs, on an empty file: prints nothing, exits 0
+    if driver.endswith(MERGE_ARGUMENTS):
+        command = driver[: -len(MERGE_ARGUMENTS)]
+        probes = [probe, f"{command} merge-driver --help"]
+    else:
+        command, probes = textconv, [probe]
+    for shell_command in probes:
+        error = _runs(repo, shell_command)
+        if error is not None:
+            return DriverCheck(False, f"git's driver for {relative} cannot run here ({shell_command!r}: {error}); {fix}")
+    return DriverCheck(True, f"git diff and merge of {relative} run claude-vcr as {command!r}: working")
 
 
 def _git(cwd: Path, *args: str) -> str:
