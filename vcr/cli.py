@@ -609,13 +609,7 @@ def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
     """
     from .interchange.gitdb import merge
 
-    report = merge(base, ours, theirs)
-    click.echo(
-        f"claude-vcr merge: {report.taken} key(s) taken from the other side, {report.dropped} deleted",
-        err=True,
-    )
-    for conflict in report.conflicts:
-        click.echo(f"  {conflict}", err=True)
+    click.echo(merge(base, ours, theirs).line(), err=True)
 
 
 @main.command("git-setup")

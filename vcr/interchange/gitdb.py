@@ -109,6 +109,15 @@ class MergeReport:
     dropped: int
     conflicts: list[str]
 
+    def line(self) -> str:
+        """What the driver did, in the one line git prints: counts, and the first keys both sides changed."""
+        text = f"claude-vcr merge: {self.taken} key(s) taken from the other side, {self.dropped} deleted"
+        if self.conflicts:
+            shown = "; ".join(self.conflicts[:2])
+            more = f"; and {len(self.conflicts) - 2} more" if len(self.conflicts) > 2 else ""
+            text += f", {len(self.conflicts)} changed on both sides ({shown}{more})"
+        return text
+
 
 def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport:
     """git's `%O %A %B`: merge theirs into ours, writing the result over `ours` (refused while another
