@@ -85,7 +85,7 @@ def sse_answer(rng: random.Random, corpus: list[str], code: list[str]) -> bytes:
 def request_messages(rng: random.Random, corpus: list[str], code: list[str]) -> bytes:
     """The part of a Claude Code request that changes turn to turn: history with tool calls and results."""
     history = []
-    for turn in range(rng.randint(1, 4)):
+    for _ in range(rng.randint(1, 4)):
         tool_id = "toolu_01" + "".join(rng.choice("abcdefghijkmnopqrstuvwxyz0123456789") for _ in range(22))
         history.append({"role": "assistant", "content": [
             {"type": "text", "text": " ".join(_sentences(rng, corpus, rng.randint(1, 3)))},

@@ -30,6 +30,7 @@ SCHEMA_STEPS = (
     "m006_recording_totals",
     "m007_timings_and_fingerprints",
     "m008_prompt_excerpt",
+    "m009_body_dictionary",
 )
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
 

@@ -212,7 +212,7 @@ def history_table(commits: int, sizes: dict[int, dict[str, int]], working: dict[
         )
     lines += ["", "| per commit, between | vcr.db as recorded | vcr.db compacted | seed layout | recorded / layout | compacted / layout |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for start, end in zip(marks, marks[1:]):
+    for start, end in zip(marks, marks[1:], strict=False):
         d = {name: (sizes[end][name] - sizes[start][name]) / (end - start) for name in ("db", "compacted", "layout")}
         lines.append(
             f"| {start} -> {end} | {d['db']:,.0f} | {d['compacted']:,.0f} | {d['layout']:,.0f} | "
@@ -238,15 +238,11 @@ def history_table(commits: int, sizes: dict[int, dict[str, int]], working: dict[
 # --- merge at scale -----------------------------------------------------------------------------------
 
 
-def small_body(index: int) -> bytes:
-    """A Claude Code-sized request (the sample's tools and system prompt) whose question is `index`'s."""
-    return turn_body(index, 0) if index < 0 else _sample_request(index)
-
-
 _SAMPLE: dict = {}
 
 
-def _sample_request(index: int) -> bytes:
+def small_body(index: int) -> bytes:
+    """A Claude Code-sized request (the sample's tools and system prompt) whose question is `index`'s."""
     if not _SAMPLE:
         _SAMPLE.update(json.loads(TOOL_TURN.read_text())["body"])
     messages = [{"role": "user", "content": [{"type": "text", "text": f"Please run test case {index} and fix it."}]}]
