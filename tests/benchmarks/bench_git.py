@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.benchmarks.bench_proxy import VOCABULARY, sse_reply  # noqa: E402
+from tests.benchmarks.bench_proxy import sse_reply  # noqa: E402
 
 TOOL_TURN = REPO / "tests" / "data" / "claude-code" / "tool-turn-2.json"
 TARGET = "/v1/messages?beta=true"
@@ -56,6 +56,43 @@ def new_repo(path: Path) -> Path:
     return path
 
 
+PROSE_MODULES = (
+    "argparse", "ast", "asyncio", "collections", "csv", "datetime", "decimal", "email", "functools", "http.client",
+    "inspect", "itertools", "json", "logging", "os", "pathlib", "pickle", "re", "shutil", "socket", "sqlite3",
+    "statistics", "subprocess", "tarfile", "textwrap", "threading", "typing", "unittest", "urllib.parse", "zipfile",
+)
+"""Answers and tool outputs are cut from the standard library's own docstrings and source: real English
+and real code with a real vocabulary (a short word list would let git's cross-file deltas find every word
+in the previous file, which real answers do not allow), and none of it in the shipped dictionary's samples."""
+_TEXTS: dict[str, list[str]] = {}
+
+
+def texts() -> tuple[list[str], list[str]]:
+    """(sentences of stdlib docstrings, lines of stdlib source), loaded once."""
+    if not _TEXTS:
+        import importlib
+        import inspect
+
+        prose: list[str] = []
+        code: list[str] = []
+        for name in PROSE_MODULES:
+            module = importlib.import_module(name)
+            docs = [module.__doc__ or ""] + [getattr(v, "__doc__", "") or "" for _, v in sorted(vars(module).items())]
+            for doc in dict.fromkeys(d for d in docs if isinstance(d, str)):
+                prose += [s.strip() for s in " ".join(doc.split()).split(". ") if len(s.strip()) > 20]
+            try:
+                code += [line for line in inspect.getsource(module).splitlines() if line.strip()]
+            except (OSError, TypeError):
+                pass
+        _TEXTS["prose"], _TEXTS["code"] = prose, code
+    return _TEXTS["prose"], _TEXTS["code"]
+
+
+def passage(rng: random.Random, lines: list[str], count: int, joiner: str) -> str:
+    start = rng.randrange(len(lines) - count)
+    return joiner.join(lines[start : start + count])
+
+
 def turn_body(session: int, turn: int) -> bytes:
     """Turn `turn` of a Claude Code session: the sample's tools and system prompt, a growing history."""
     base = json.loads(TOOL_TURN.read_text())["body"]
@@ -63,7 +100,8 @@ def turn_body(session: int, turn: int) -> bytes:
     first = json.loads(json.dumps(base["messages"][:2]).replace("RUN:ls -la", f"run the test_{session} suite"))
     history = list(first)
     for step in range(turn):
-        words = " ".join(rng.choice(VOCABULARY) for _ in range(12))
+        prose, code = texts()
+        words = passage(rng, prose, 1, " ")[:200]
         history.append(
             {
                 "role": "assistant",
@@ -74,7 +112,7 @@ def turn_body(session: int, turn: int) -> bytes:
                 ],
             }
         )
-        output = "\n".join(" ".join(rng.choice(VOCABULARY) for _ in range(8)) for _ in range(rng.randint(10, 60)))
+        output = passage(rng, code, rng.randint(10, 60), "\n")
         history.append(
             {
                 "role": "user",
@@ -85,9 +123,24 @@ def turn_body(session: int, turn: int) -> bytes:
     return json.dumps(dict(base, messages=history, metadata=metadata)).encode()
 
 
-def answer(seed: int) -> bytes:
+def answer(seed: int, low: int = 3_000, high: int = 20_000) -> bytes:
+    """A streamed answer of `low`-`high` bytes: text deltas of a few words from real prose, as Claude sends."""
     rng = random.Random(seed)
-    return sse_reply(rng.randint(3_000, 20_000), seed=seed).replace(b"msg_bench", f"msg_{seed:08d}".encode())
+    size = rng.randint(low, high)
+    prose, _ = texts()
+    text = passage(rng, prose, 200, ". ")
+    template = sse_reply(2_000, seed=seed).replace(b"msg_bench", f"msg_{seed:08d}".encode())
+    head, _, tail = template.partition(b"event: content_block_delta")
+    tail = tail[tail.index(b"event: content_block_stop") :]
+    parts, total, position = [head], len(head) + len(tail), 0
+    while total < size and position < len(text):
+        step = rng.randint(3, 30)
+        data = json.dumps({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text[position : position + step]}}, separators=(",", ":"))
+        event = f"event: content_block_delta\ndata: {data}\n\n".encode()
+        parts.append(event)
+        total += len(event)
+        position += step
+    return b"".join(parts) + tail
 
 
 def stamp(seconds: float) -> str:
@@ -255,7 +308,7 @@ def bulk(store, items: list[tuple[int, int]], when: float) -> None:  # noqa: ANN
     with store.transaction():
         for index, version in items:
             body = small_body(index)
-            reply = sse_reply(3_000 + (index * 7919 + version) % 5_000, seed=index * 10 + version)
+            reply = answer(index * 10 + version, 3_000, 8_000)
             store.save(
                 Recording(
                     cassette=f"suite_{index % 50:02d}",
