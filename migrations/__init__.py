@@ -202,16 +202,10 @@ def m008_prompt_excerpt(db: Database) -> None:
 @migrations()
 def m009_body_dictionary(db: Database) -> None:
     # From here on bodies, request chunks and long metadata are zstd frames compressed against the dictionary
-    # shipped in `claude_vcr.zstd_dictionary` (see `compression.compressor`); a frame names the dictionary it
-    # needs by id. This table lists the dictionaries a db's frames may use, so that a version that does not
-    # have one says so instead of failing on a body; older frames (no dictionary) stay readable as they are.
-    from ..zstd_dictionary import DICTIONARY_ID
-
-    db.execute("CREATE TABLE body_dictionaries (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
-    db.execute(
-        "INSERT INTO body_dictionaries (id, note) VALUES (?, ?)",
-        [DICTIONARY_ID, "claude_vcr.zstd_dictionary (train_dictionary.py)"],
-    )
+    # shipped in `claude_vcr.zstd_dictionary` (see `compression.compressor`); each frame names it by id, and
+    # older frames (no dictionary) stay readable as they are. The step changes no table: its record is what
+    # makes an older claude-vcr refuse the db with a clear message instead of failing on its first body.
+    del db
 
 
 def _registered_steps() -> tuple[str, ...]:

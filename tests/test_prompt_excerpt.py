@@ -47,10 +47,9 @@ def save_as_older(db: Path, monkeypatch) -> None:
     from claude_vcr import store
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "compressor", lambda: zstandard.ZstdCompressor(level=3))
+        patched.setattr(store, "compressor", lambda level=3: zstandard.ZstdCompressor(level=3))
         save_all(db, [recording(i) for i in range(3)])
     conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE body_dictionaries")
     conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_body_dictionary'")
     conn.commit()
     conn.close()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from .catalog import Catalog, DamagedRecording, live_chunk_ids
 from .compression import (
+    CHUNK_LEVEL,
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
     WHOLE_CODEC,
@@ -93,6 +94,7 @@ class Store:
         self._rules: dict[str, StoredRules] = {}
         """Rules this store gave each cassette: stored again if another process deletes the cassette."""
         self._compressor = compressor()
+        self._chunk_compressor = compressor(CHUNK_LEVEL)
         self._decompressor = decompressor()
         self.catalog = Catalog(self._conn, self.path)
         """The read side over this store's connection: every query that only reads goes through it."""
@@ -181,7 +183,7 @@ class Store:
                 if self._decompressor.decompress(stored[identifier]) != chunk:  # a 64-bit id collision
                     return WHOLE_CODEC, self._compressor.compress(body), 0
                 continue
-            data = self._compressor.compress(chunk)
+            data = self._chunk_compressor.compress(chunk)
             self._conn.execute("INSERT INTO chunks (id, data) VALUES (?, ?)", [identifier, data])
             stored[identifier] = data
             added += len(data)
