@@ -612,8 +612,6 @@ def git_setup(command: str | None, pre_commit: bool, check_only: bool, db: Path)
         state = "added to" if report.attributes_added else "already in"
         click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
         click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")
-        for name, value in report.settings:
-            click.echo(f"git config: {name} = {value}")
         if pre_commit:
             hook = install_pre_commit(db, report.command)
             click.echo(f"pre-commit hook {hook} scans the staged db (bypass: git commit --no-verify)")

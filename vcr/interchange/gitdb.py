@@ -1,7 +1,9 @@
 """vcr.db in git: a readable `git diff` (textconv) and a merge driver that unions two branches' recordings.
 
 git keeps diff and merge drivers in `.git/config`, which is not versioned, so `claude-vcr git-setup` writes
-both that config and the `.gitattributes` line that routes the db file to them.
+both that config and the `.gitattributes` line that routes the db file to them. The drivers name the
+claude-vcr that ran `git-setup` by absolute paths (the pyz with its Python, a venv's script), so they work
+from any shell, and `check` says in one line when this clone's drivers would not run, and what to run.
 
 The merge is three-way over recordings grouped by (cassette, key), because a record run replaces all the
 repeats of a key at once. A key changed on one side only takes that side; a key deleted on one side (and
@@ -168,8 +170,6 @@ class SetupReport:
     attributes_line: str
     attributes_added: bool
     command: str
-    settings: list[tuple[str, str]] = field(default_factory=list)
-    """Other git settings written for this clone (see GIT_SETTINGS)."""
 
 
 def default_command() -> str:
