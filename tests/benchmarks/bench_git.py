@@ -9,8 +9,8 @@ re-records 4 older ones (same key, a new answer). The same recordings are commit
 as the proxy leaves it, vcr.db after `claude-vcr compact`, and the seed layout exported from that db. The
 size that matters is what a clone downloads: `git clone --no-local --bare` of the repo as committed, where
 git's pack-objects computes deltas with its defaults (window 10, depth 50), as a server does for a clone of
-loose history (one thread: with several, where the object list is split varies from run to run and so do
-the sizes, by up to a third); and the same after `git gc --aggressive` on the origin (a server that repacks).
+loose history (one thread, set in the origin's config, which the serving upload-pack reads: with several,
+where the object list is split varies from run to run and so do the sizes, by up to a third); and the same after `git gc --aggressive` on the origin (a server that repacks).
 
 merge: two branches of 5,000 recordings each on a shared base, 500 keys re-recorded on both sides and 500
 deleted on one; the time of the merge driver (three-way: base, ours, theirs), checked for what it kept.
@@ -51,7 +51,8 @@ def git(repo: Path, *args: str) -> str:
 def new_repo(path: Path) -> Path:
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
-    for key, value in {"user.name": "Bench", "user.email": "bench@example.com", "commit.gpgsign": "false"}.items():
+    settings = {"user.name": "Bench", "user.email": "bench@example.com", "commit.gpgsign": "false", "pack.threads": "1"}
+    for key, value in settings.items():
         git(path, "config", key, value)
     return path
 
@@ -185,11 +186,10 @@ def clone_size(origin: Path, aggressive: bool = False) -> int:
         if aggressive:
             source = Path(scratch) / "repacked"
             subprocess.run(["git", "clone", "-q", "--bare", "--no-local", str(origin), str(source)], check=True)
-            git(source, "-c", "pack.threads=1", "gc", "-q", "--aggressive", "--prune=now")
+            git(source, "config", "pack.threads", "1")  # read by the upload-pack that serves the clone below
+            git(source, "gc", "-q", "--aggressive", "--prune=now")
         target = Path(scratch) / "clone.git"
-        subprocess.run(
-            ["git", "-c", "pack.threads=1", "clone", "-q", "--bare", "--no-local", str(source), str(target)], check=True
-        )
+        subprocess.run(["git", "clone", "-q", "--bare", "--no-local", str(source), str(target)], check=True)
         return pack_bytes(target)
 
 
@@ -377,7 +377,7 @@ def bench_merge(per_side: int = 5000, shared: int = 500, deleted: int = 500) -> 
         f"{len(theirs_new):,} new, the same {shared} re-recorded later, {deleted} deleted). Claude Code-sized "
         f"requests (49 KB), SSE answers of 3-8 KB; building the three dbs took {built:.0f} s.\n\n"
         "| | value |\n| --- | ---: |\n"
-        f"| merge driver (plan + apply + compact), s | {elapsed:.2f} |\n"
+        f"| merge driver (plan + apply in place), s | {elapsed:.2f} |\n"
         f"| recordings after the merge | {total:,} ({status}); {merged_size / 1e6:.1f} MB |\n"
         f"| taken from theirs / deleted / both-sides notes | {report.taken:,} / {report.dropped:,} / "
         f"{len(report.conflicts):,} |\n"

@@ -8,7 +8,7 @@ from any shell, and `check` says in one line when this clone's drivers would not
 The merge is three-way over recordings grouped by (cassette, key), because a record run replaces all the
 repeats of a key at once. A key changed on one side only takes that side; a key deleted on one side (and
 untouched on the other) is deleted; a key changed on both sides keeps the newer recording, and a change
-beats a deletion. The result is compacted, so it carries no dead pages.
+beats a deletion. The result is written in place (see `_merge_into`), not compacted.
 """
 
 from __future__ import annotations
@@ -136,13 +136,18 @@ def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport
 
 
 def _merge_into(ours: Path, theirs: Path, plan: MergePlan) -> None:
-    from ..maintenance import compact_into, merge_from
+    """Apply the plan to a copy of ours, in place (no compaction), and rename it over ours.
+
+    Written in place, recordings neither side changed keep their bytes and their place in the file, so the
+    merge commit costs git little more than the recordings it brings; a compacted result would move every
+    page after the first change (tests/benchmarks/bench_git.py). The same three sides still give the same
+    bytes: SQLite writes the same file from the same file and the same statements."""
+    from ..maintenance import merge_from
     from ..store import Store
 
     with tempfile.TemporaryDirectory(prefix=".claude-vcr-merge-", dir=ours.parent) as scratch:
         result = Path(scratch) / "result.db"
         other = Path(scratch) / "theirs.db"
-        compacted = Path(scratch) / "compacted.db"
         if ours.exists() and ours.stat().st_size:
             shutil.copyfile(ours, result)
         if theirs.exists() and theirs.stat().st_size:
@@ -157,8 +162,8 @@ def _merge_into(ours: Path, theirs: Path, plan: MergePlan) -> None:
                 take_cassettes=plan.take_cassettes,
                 drop_cassettes=plan.drop_cassettes,
             )
-            compact_into(store, compacted)
-        os.replace(compacted, ours)
+            store.drop_unused_chunks()
+        os.replace(result, ours)
 
 
 # --- setup -------------------------------------------------------------------------------------------
