@@ -1,6 +1,12 @@
 """Train the zstd dictionary claude-vcr ships (vcr/zstd_dictionary.py) from Claude-shaped samples.
 
-    python3 train_dictionary.py        # rewrites vcr/zstd_dictionary.py
+    python3 train_dictionary.py --output /tmp/candidate.py    # a candidate, to measure
+    python3 train_dictionary.py --replace                      # rewrite vcr/zstd_dictionary.py (see below)
+
+The shipped dictionary must not change under existing dbs: their frames name it by id, and this version
+reads only that one. Replacing it means keeping the old one readable too (a table of dictionaries by id in
+compression.py), so `--replace` is for that change alone. The samples include the docs, so a later run
+trains a different dictionary.
 
 Why a dictionary: every stored body is its own zstd frame, so each pays again for what all of them share
 (the SSE event framing, the Messages JSON scaffolding, Claude Code's message wrappers), and git, which
@@ -127,10 +133,18 @@ def train() -> zstandard.ZstdCompressionDict:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--replace", action="store_true", help="overwrite the shipped dictionary")
+    options = parser.parse_args()
+    if options.output.resolve() == OUTPUT.resolve() and OUTPUT.exists() and not options.replace:
+        raise SystemExit(f"{OUTPUT} exists and dbs depend on it; write a candidate with --output, or --replace")
     dictionary = train()
     encoded = base64.b64encode(dictionary.as_bytes()).decode()
     lines = textwrap.wrap(encoded, 100)
-    OUTPUT.write_text(
+    options.output.write_text(
         '"""The zstd dictionary bodies are compressed with (written by `python3 train_dictionary.py`; see there\n'
         'why it is shipped, not trained per db). Never change it in place: a new one gets a new id and the old\n'
         'stays readable, because frames record the id of the dictionary they need."""\n\n'
@@ -138,7 +152,7 @@ def main() -> None:
         "DICTIONARY_BASE64 = (\n" + "".join(f'    "{line}"\n' for line in lines) + ")\n",
         encoding="utf-8",
     )
-    print(f"{OUTPUT}: dictionary {dictionary.dict_id()}, {len(dictionary.as_bytes()):,} bytes")
+    print(f"{options.output}: dictionary {dictionary.dict_id()}, {len(dictionary.as_bytes()):,} bytes")
 
 
 if __name__ == "__main__":
