@@ -199,6 +199,15 @@ def m008_prompt_excerpt(db: Database) -> None:
     )
 
 
+@migrations()
+def m009_body_dictionary(db: Database) -> None:
+    # From here on bodies, request chunks and long metadata are zstd frames compressed against the dictionary
+    # shipped in `claude_vcr.zstd_dictionary` (see `compression.compressor`); each frame names it by id, and
+    # older frames (no dictionary) stay readable as they are. The step changes no table: its record is what
+    # makes an older claude-vcr refuse the db with a clear message instead of failing on its first body.
+    del db
+
+
 def _registered_steps() -> tuple[str, ...]:
     return tuple(step.name for step in migrations._migrations)
 

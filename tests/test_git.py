@@ -133,7 +133,8 @@ def test_merge_unions_both_branches_and_keeps_both_deletions(repo, proxy):
     assert [r["key"] for r in found if r["cassette"] == "shared"] == [keys["keep me"]]
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # written in place, not compacted
+    assert not list(repo.glob("vcr.db-*"))
     conn.close()
     assert not list(repo.glob(".claude-vcr-merge-*"))
 
@@ -205,3 +206,44 @@ def test_dump_of_an_empty_file_is_empty_and_of_a_foreign_file_an_error(tmp_path)
     foreign.write_text("hello")
     result = cli("dump", foreign)
     assert result.exit_code == 1 and "not a SQLite database" in result.output
+
+
+def test_merge_driver_at_small_scale_keeps_everything_either_side_kept_and_is_deterministic(tmp_path):
+    """The shape of the 5,000 x 2 benchmark (tests/benchmarks/bench_git.py merge), small: both sides add
+    their own keys, both re-record the same keys (theirs later), theirs deletes keys ours left alone."""
+    from claude_vcr.catalog import Catalog
+    from claude_vcr.interchange.gitdb import merge
+
+    base, ours, theirs = tmp_path / "base.db", tmp_path / "ours.db", tmp_path / "theirs.db"
+    save_all(base, [recording(i, cassette=f"s{i % 3}", created_at="2025-01-01T00:00:00.000Z") for i in range(40)])
+    ours.write_bytes(base.read_bytes())
+    theirs.write_bytes(base.read_bytes())
+    save_all(ours, [recording(i, cassette=f"s{i % 3}") for i in range(100, 160)])
+    save_all(ours, [recording(i, cassette=f"s{i % 3}", created_at="2025-02-01T00:00:00.000Z", size=300) for i in range(20)])
+    save_all(theirs, [recording(i, cassette=f"s{i % 3}") for i in range(200, 250)])
+    save_all(theirs, [recording(i, cassette=f"s{i % 3}", created_at="2025-03-01T00:00:00.000Z", size=400) for i in range(20)])
+    with Catalog.open(theirs) as catalog:
+        doomed = [(f"s{i % 3}", recording(i).key) for i in range(20, 30)]
+        their_versions = catalog.key_versions()
+    from claude_vcr.store import Store
+
+    with Store(theirs) as store:
+        for cassette, key in doomed:
+            store.forget_key(cassette, key)
+    with Catalog.open(ours) as catalog:
+        our_versions = catalog.key_versions()
+    again = tmp_path / "again.db"
+    again.write_bytes(ours.read_bytes())
+
+    report = merge(base, ours, theirs)
+    assert report.line().startswith(
+        "claude-vcr merge: 70 key(s) taken from the other side, 10 deleted, 20 changed on both sides ("
+    )
+    assert "kept theirs (newer)" in report.line() and "and 18 more" in report.line()
+    with Catalog.open(ours) as catalog:
+        merged = catalog.key_versions()
+    expected = {k: v for k, v in our_versions.items() if k not in set(doomed)}
+    expected.update({k: v for k, v in their_versions.items() if k not in set(doomed)})
+    assert merged == expected and len(merged) == 20 + 10 + 60 + 50
+    assert merge(base, again, theirs).line() == report.line()
+    assert again.read_bytes() == ours.read_bytes()  # the same three sides give the same bytes

@@ -40,6 +40,22 @@ def test_the_excerpt_is_the_start_of_the_last_user_message():
         assert prompt_excerpt(other) is None
 
 
+def save_as_older(db: Path, monkeypatch) -> None:
+    """Three recordings as a version before `m008_prompt_excerpt` wrote them: frames without the dictionary
+    (`m009_body_dictionary`), and the excerpt column, its index and both steps gone."""
+    import zstandard
+    from claude_vcr import store
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "compressor", lambda level=3: zstandard.ZstdCompressor(level=3))
+        save_all(db, [recording(i) for i in range(3)])
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_body_dictionary'")
+    conn.commit()
+    conn.close()
+    make_older(db)
+
+
 def make_older(db: Path) -> None:
     """Turn a current db into one written before `m008_prompt_excerpt` (its column, index and step gone)."""
     conn = sqlite3.connect(db)
@@ -54,10 +70,9 @@ def make_older(db: Path) -> None:
     conn.close()
 
 
-def test_an_older_db_gets_excerpts_in_memory_when_read_and_on_disk_when_opened_to_write(tmp_path):
+def test_an_older_db_gets_excerpts_in_memory_when_read_and_on_disk_when_opened_to_write(tmp_path, monkeypatch):
     db = tmp_path / "vcr.db"
-    save_all(db, [recording(i) for i in range(3)])
-    make_older(db)
+    save_as_older(db, monkeypatch)
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     with Catalog.open(db) as catalog:  # read-only: migrated in a private copy, the file untouched
         assert sorted(r.prompt_excerpt for r in catalog.recordings("bulk")) == [

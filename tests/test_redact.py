@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import zstandard
 from claude_vcr.catalog import Catalog
+from claude_vcr.compression import decompressor as body_decompressor
 from claude_vcr.redact import scan
 from claude_vcr.store import Store
 
@@ -57,7 +58,7 @@ def ask(text: str, **extra: Any) -> dict[str, Any]:
 
 def stored_text(db: Path) -> str:
     """Everything the db file holds, decompressed: every column of every row, every request chunk."""
-    decompressor = zstandard.ZstdDecompressor()
+    decompressor = body_decompressor()  # with the shipped dictionary, as the store writes
     pieces: list[str] = []
     conn = sqlite3.connect(db)
     try:

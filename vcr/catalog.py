@@ -25,7 +25,7 @@ from typing import Any
 
 import zstandard
 
-from .compression import CHUNKED_CODEC, decode_json, decompress_frame, unpack_ids
+from .compression import CHUNKED_CODEC, decode_json, decompress_frame, decompressor, unpack_ids
 from .errors import Ambiguous, DatabaseError, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
@@ -176,7 +176,7 @@ class Catalog:
         self.path = path
         self._owned = False
         self._lock: FileLock | None = None
-        self._decompressor = zstandard.ZstdDecompressor()
+        self._decompressor = decompressor()
         """Reused by the per-request reads (replay, miss diagnosis); a catalog is used from one thread."""
 
     @classmethod
@@ -443,9 +443,9 @@ class Catalog:
             f"SELECT c.name AS cassette_name, r.* FROM recordings r JOIN cassettes c ON c.id = r.cassette_id {where}",
             params,
         )
-        decompressor = zstandard.ZstdDecompressor()
+        reader = decompressor()
         for row in cursor:
-            yield decode(row, row["cassette_name"], self.conn, decompressor)
+            yield decode(row, row["cassette_name"], self.conn, reader)
 
     # --- what replay, miss diagnosis, rekey and the write side ask ----------------------------------
 
@@ -593,11 +593,11 @@ class Catalog:
             FROM recordings r JOIN cassettes c ON c.id = r.cassette_id ORDER BY c.name, r.key, r.ordinal
             """
         )
-        decompressor = zstandard.ZstdDecompressor()
+        reader = decompressor()
         for name, key, ordinal, method, path, model, stream, status, size, created, *request, response in rows:
-            body = request_body(self.conn, decompressor, *request[:2], (method, path), request[2])
+            body = request_body(self.conn, reader, *request[:2], (method, path), request[2])
             request_digest = hashlib.sha256(body).hexdigest()
-            response_digest = hashlib.sha256(decompress_frame(decompressor, response)).hexdigest()
+            response_digest = hashlib.sha256(decompress_frame(reader, response)).hexdigest()
             yield (
                 f"{name} {short_key(key, ordinal)} {method} {path} {model or '-'} "
                 f"{'stream' if stream else 'json'} {status} {size}B {created} "

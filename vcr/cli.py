@@ -572,48 +572,53 @@ def merge_driver(base: Path, ours: Path, theirs: Path) -> None:
     """
     from .interchange.gitdb import merge
 
-    report = merge(base, ours, theirs)
-    click.echo(
-        f"claude-vcr merge: {report.taken} key(s) taken from the other side, {report.dropped} deleted",
-        err=True,
-    )
-    for conflict in report.conflicts:
-        click.echo(f"  {conflict}", err=True)
+    click.echo(merge(base, ours, theirs).line(), err=True)
 
 
 @main.command("git-setup")
 @click.option(
     "--command",
-    help="How git should run claude-vcr (default: claude-vcr if on PATH, else this Python with -m claude_vcr).",
+    help="How git should run claude-vcr (default: the claude-vcr running now, by absolute paths: the pyz with "
+    "this Python, a venv's claude-vcr script, or this Python with -m claude_vcr).",
 )
 @click.option(
     "--pre-commit",
     is_flag=True,
     help="Also install a pre-commit hook that runs `scan` on the staged db and blocks a commit with findings.",
 )
+@click.option("--check", "check_only", is_flag=True, help="Change nothing: say whether the drivers work here.")
 @db_option
-def git_setup(command: str | None, pre_commit: bool, db: Path) -> None:
+def git_setup(command: str | None, pre_commit: bool, check_only: bool, db: Path) -> None:
     """Make git diff and merge the db: .gitattributes line and the drivers in .git/config.
 
     After this, `git diff` shows one line per recording and merging two branches
     that recorded different tests unions their recordings instead of conflicting.
-    The config is per clone: run it once in every clone. With --pre-commit, a
-    commit that stages the db with credential-shaped strings in it is blocked;
+    The config is per clone: run it once in every clone (replay never needs it).
+    The drivers run claude-vcr by absolute paths, so they work from any shell; the
+    last line says whether git can run them here. With --check, nothing is
+    changed and the exit status is 1 when they would not work. With --pre-commit,
+    a commit that stages the db with credential-shaped strings in it is blocked;
     bypass it consciously with `git commit --no-verify`.
 
     \b
     Example:
         claude-vcr git-setup --db tests/vcr.db --pre-commit
+        claude-vcr git-setup --check --db tests/vcr.db
     """
-    from .interchange.gitdb import install_pre_commit, setup
+    from .interchange.gitdb import check, install_pre_commit, setup
 
-    report = setup(db, command)
-    state = "added to" if report.attributes_added else "already in"
-    click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
-    click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")
-    if pre_commit:
-        hook = install_pre_commit(db, report.command)
-        click.echo(f"pre-commit hook {hook} scans the staged db (bypass: git commit --no-verify)")
+    if not check_only:
+        report = setup(db, command)
+        state = "added to" if report.attributes_added else "already in"
+        click.echo(f"{report.attributes_line!r} {state} {report.repo / '.gitattributes'}")
+        click.echo(f"git config: diff.claude-vcr.textconv and merge.claude-vcr.driver run {report.command!r}")
+        if pre_commit:
+            hook = install_pre_commit(db, report.command)
+            click.echo(f"pre-commit hook {hook} scans the staged db (bypass: git commit --no-verify)")
+    verdict = check(db)
+    click.echo(verdict.line, err=not verdict.ok)
+    if check_only and not verdict.ok:
+        sys.exit(1)
 
 
 @main.command()

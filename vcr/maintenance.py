@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from .catalog import Catalog, live_chunk_ids
+from .compression import CHUNKED_CODEC, unpack_ids
 from .errors import DatabaseError
 from .schema import DAMAGE, PAGE_SIZE, describe_error, exclusive_lock
 from .store import Store, writable_check
@@ -43,8 +44,7 @@ def merge_from(
         names = ", ".join(columns)
         selected = ", ".join(f"r.{column}" for column in columns)
         with store.writing():
-            # request chunks first: copied rows point at them (compact drops any left unused)
-            conn.execute("INSERT OR IGNORE INTO main.chunks SELECT id, data FROM merge_other.chunks")
+            _copy_chunks_of(conn, take)  # first: copied rows point at them
             for name in take_cassettes:
                 _copy_cassette(conn, name, store.path)
             for name, key in take:
@@ -75,6 +75,27 @@ def merge_from(
                 )
     finally:
         conn.execute("DETACH DATABASE merge_other")
+
+
+def _copy_chunks_of(conn: sqlite3.Connection, take: list[tuple[str, str]]) -> None:
+    """The other copy's request chunks that the recordings to take use, and no others (in its order)."""
+    needed: set[bytes] = set()
+    for name, key in take:
+        rows = conn.execute(
+            "SELECT r.request_body FROM merge_other.recordings r JOIN merge_other.cassettes c ON c.id = r.cassette_id "
+            "WHERE c.name = ? AND r.key = ? AND r.request_codec = ?",
+            [name, key, CHUNKED_CODEC],
+        )
+        for (packed,) in rows:
+            needed.update(unpack_ids(packed or b""))
+    conn.execute("DROP TABLE IF EXISTS temp.merge_chunks")
+    conn.execute("CREATE TEMP TABLE merge_chunks (id BLOB PRIMARY KEY) WITHOUT ROWID")
+    conn.executemany("INSERT INTO temp.merge_chunks (id) VALUES (?)", [(i,) for i in sorted(needed)])
+    conn.execute(
+        "INSERT OR IGNORE INTO main.chunks (id, data) SELECT c.id, c.data FROM merge_other.chunks c "
+        "WHERE c.id IN (SELECT id FROM temp.merge_chunks) ORDER BY c.rowid"
+    )
+    conn.execute("DROP TABLE temp.merge_chunks")
 
 
 def _copy_cassette(conn: sqlite3.Connection, name: str, path: Path) -> int:

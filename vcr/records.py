@@ -15,8 +15,6 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
-import zstandard
-
 from .compression import (
     CHUNKED_CODEC,
     LARGE_BODY,
@@ -24,6 +22,7 @@ from .compression import (
     decode_json,
     decode_request,
     decompress_frame,
+    decompressor,
     encode_json,
 )
 from .errors import DatabaseError
@@ -150,7 +149,7 @@ class Recording:
         """The response bytes as a stream: no more than a read's worth decompressed at a time."""
         if self.response_frame is None:
             return io.BytesIO(self.response_body)
-        return zstandard.ZstdDecompressor().stream_reader(self.response_frame)
+        return decompressor().stream_reader(self.response_frame)
 
     @property
     def response_bytes(self) -> int:

@@ -95,11 +95,10 @@ def _large_response(recording: Recording) -> bytes | None:
     """The body of a response kept as a zstd frame, when it is small enough to screen."""
     if (recording.response_length or 0) > SCREEN_LIMIT:
         return None
-    import zstandard
 
-    from .compression import decompress_frame
+    from .compression import decompress_frame, decompressor
 
-    return decompress_frame(zstandard.ZstdDecompressor(), recording.response_frame)
+    return decompress_frame(decompressor(), recording.response_frame)
 
 
 # --- streams: a secret split across deltas -------------------------------------------------------------

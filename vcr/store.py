@@ -16,14 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import zstandard
-
 from .catalog import Catalog, DamagedRecording, live_chunk_ids
 from .compression import (
+    CHUNK_LEVEL,
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
     WHOLE_CODEC,
     chunk_id,
+    compressor,
+    decompressor,
     encode_json,
     fetch_chunks,
     pack_ids,
@@ -42,7 +43,6 @@ from .schema import (
     shared_lock,
 )
 
-COMPRESSION_LEVEL = 3
 __all__ = ["DamagedRecording", "Store", "StoreThread", "importing"]
 
 T = TypeVar("T")
@@ -93,8 +93,9 @@ class Store:
         self._columns = frozenset(row[1] for row in self._conn.execute("PRAGMA table_info(recordings)"))
         self._rules: dict[str, StoredRules] = {}
         """Rules this store gave each cassette: stored again if another process deletes the cassette."""
-        self._compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
-        self._decompressor = zstandard.ZstdDecompressor()
+        self._compressor = compressor()
+        self._chunk_compressor = compressor(CHUNK_LEVEL)
+        self._decompressor = decompressor()
         self.catalog = Catalog(self._conn, self.path)
         """The read side over this store's connection: every query that only reads goes through it."""
 
@@ -182,7 +183,7 @@ class Store:
                 if self._decompressor.decompress(stored[identifier]) != chunk:  # a 64-bit id collision
                     return WHOLE_CODEC, self._compressor.compress(body), 0
                 continue
-            data = self._compressor.compress(chunk)
+            data = self._chunk_compressor.compress(chunk)
             self._conn.execute("INSERT INTO chunks (id, data) VALUES (?, ?)", [identifier, data])
             stored[identifier] = data
             added += len(data)

@@ -7,8 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import zstandard
-from claude_vcr.compression import decode_json
+from claude_vcr.compression import decode_json, decompressor
 from claude_vcr.matching import KEY_SCHEME, key_request
 from claude_vcr.records import Recording
 from claude_vcr.store import Store
@@ -99,4 +98,4 @@ def cassette_rows(db: Path) -> list[dict[str, Any]]:
 
 def stored_json(value: str | bytes | None):
     """A JSON metadata column as the store writes it (text, or zstd when long), decoded."""
-    return decode_json(value, zstandard.ZstdDecompressor())
+    return decode_json(value, decompressor())

@@ -1,12 +1,14 @@
 """vcr.db in git: a readable `git diff` (textconv) and a merge driver that unions two branches' recordings.
 
 git keeps diff and merge drivers in `.git/config`, which is not versioned, so `claude-vcr git-setup` writes
-both that config and the `.gitattributes` line that routes the db file to them.
+both that config and the `.gitattributes` line that routes the db file to them. The drivers name the
+claude-vcr that ran `git-setup` by absolute paths (the pyz with its Python, a venv's script), so they work
+from any shell, and `check` says in one line when this clone's drivers would not run, and what to run.
 
 The merge is three-way over recordings grouped by (cassette, key), because a record run replaces all the
 repeats of a key at once. A key changed on one side only takes that side; a key deleted on one side (and
 untouched on the other) is deleted; a key changed on both sides keeps the newer recording, and a change
-beats a deletion. The result is compacted, so it carries no dead pages.
+beats a deletion. The result is written in place (see `_merge_into`), not compacted.
 """
 
 from __future__ import annotations
@@ -109,6 +111,15 @@ class MergeReport:
     dropped: int
     conflicts: list[str]
 
+    def line(self) -> str:
+        """What the driver did, in the one line git prints: counts, and the first keys both sides changed."""
+        text = f"claude-vcr merge: {self.taken} key(s) taken from the other side, {self.dropped} deleted"
+        if self.conflicts:
+            shown = "; ".join(self.conflicts[:2])
+            more = f"; and {len(self.conflicts) - 2} more" if len(self.conflicts) > 2 else ""
+            text += f", {len(self.conflicts)} changed on both sides ({shown}{more})"
+        return text
+
 
 def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport:
     """git's `%O %A %B`: merge theirs into ours, writing the result over `ours` (refused while another
@@ -125,13 +136,18 @@ def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport
 
 
 def _merge_into(ours: Path, theirs: Path, plan: MergePlan) -> None:
-    from ..maintenance import compact_into, merge_from
+    """Apply the plan to a copy of ours, in place (no compaction), and rename it over ours.
+
+    Written in place, recordings neither side changed keep their bytes and their place in the file, so the
+    merge commit costs git little more than the recordings it brings; a compacted result would move every
+    page after the first change (tests/benchmarks/bench_git.py). The same three sides still give the same
+    bytes: SQLite writes the same file from the same file and the same statements."""
+    from ..maintenance import merge_from
     from ..store import Store
 
     with tempfile.TemporaryDirectory(prefix=".claude-vcr-merge-", dir=ours.parent) as scratch:
         result = Path(scratch) / "result.db"
         other = Path(scratch) / "theirs.db"
-        compacted = Path(scratch) / "compacted.db"
         if ours.exists() and ours.stat().st_size:
             shutil.copyfile(ours, result)
         if theirs.exists() and theirs.stat().st_size:
@@ -146,8 +162,8 @@ def _merge_into(ours: Path, theirs: Path, plan: MergePlan) -> None:
                 take_cassettes=plan.take_cassettes,
                 drop_cassettes=plan.drop_cassettes,
             )
-            compact_into(store, compacted)
-        os.replace(compacted, ours)
+            store.drop_unused_chunks()
+        os.replace(result, ours)
 
 
 # --- setup -------------------------------------------------------------------------------------------
@@ -162,10 +178,82 @@ class SetupReport:
 
 
 def default_command() -> str:
-    """`claude-vcr` when it is on PATH, else this interpreter running the package."""
-    if shutil.which("claude-vcr"):
-        return "claude-vcr"
+    """How git should run the claude-vcr that is running now, by absolute paths so that it works from any
+    shell: the pyz with this interpreter, the entry-point script of a venv or pip install, or this
+    interpreter with `-m claude_vcr`."""
+    from .. import _bootstrap
+
+    found = _bootstrap.load_manifest()
+    if found is not None:
+        return f"{shlex.quote(sys.executable)} {shlex.quote(found[0])}"
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name in ("claude-vcr", "claude-vcr.exe") and script.is_file():
+        return shlex.quote(str(script.absolute()))
     return f"{shlex.quote(sys.executable)} -m claude_vcr"
+
+
+@dataclass
+class DriverCheck:
+    """Whether git can run this clone's drivers for the db: `ok`, and one line that says so or what to run."""
+
+    ok: bool
+    line: str
+
+
+MERGE_ARGUMENTS = " merge-driver %O %A %B"
+TEXTCONV_ARGUMENTS = " dump"
+
+
+def _config(repo: Path, name: str) -> str | None:
+    done = subprocess.run(["git", "config", "--get", name], cwd=repo, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _runs(repo: Path, shell_command: str) -> str | None:
+    """None when `shell_command` runs as git would run it (through the shell); else the first error line."""
+    try:
+        done = subprocess.run(
+            shell_command, shell=True, cwd=repo, capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "it did not finish within 60 s"
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def check(db: str | Path) -> DriverCheck:
+    """Whether `git diff` and `git merge` of `db` in its clone would run claude-vcr's drivers, said in one line
+    with the command that fixes it (drivers live in each clone's .git/config, so a fresh clone has none)."""
+    db = Path(db).absolute()
+    existing = next(parent for parent in db.parents if parent.exists())
+    repo = Path(_git(existing, "rev-parse", "--show-toplevel"))
+    if not db.resolve().is_relative_to(repo.resolve()):
+        return DriverCheck(False, f"{db} is not inside the git repository {repo}")
+    relative = db.resolve().relative_to(repo.resolve()).as_posix()
+    fix = f"run: {default_command()} git-setup --db {shlex.quote(str(db))}"
+    attributes = _git(repo, "check-attr", "diff", "merge", "--", relative)
+    if attributes.count(DRIVER) < 2:
+        return DriverCheck(False, f"git does not route {relative} to claude-vcr's drivers (.gitattributes); {fix}")
+    textconv = _config(repo, f"diff.{DRIVER}.textconv")
+    driver = _config(repo, f"merge.{DRIVER}.driver")
+    if not textconv or not driver:
+        return DriverCheck(
+            False, f"this clone has no claude-vcr diff/merge driver in .git/config (git would show binary "
+            f"diffs and conflict on merges); {fix}"
+        )
+    probe = f"{textconv} {os.devnull}"  # what git runs, on an empty file: prints nothing, exits 0
+    if driver.endswith(MERGE_ARGUMENTS):
+        command = driver[: -len(MERGE_ARGUMENTS)]
+        probes = [probe, f"{command} merge-driver --help"]
+    else:
+        command, probes = textconv, [probe]
+    for shell_command in probes:
+        error = _runs(repo, shell_command)
+        if error is not None:
+            return DriverCheck(False, f"git's driver for {relative} cannot run here ({shell_command!r}: {error}); {fix}")
+    return DriverCheck(True, f"git diff and merge of {relative} run claude-vcr as {command!r}: working")
 
 
 def _git(cwd: Path, *args: str) -> str:
