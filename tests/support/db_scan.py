@@ -6,11 +6,14 @@ import sqlite3
 from pathlib import Path
 
 import zstandard
+from claude_vcr.compression import decompressor as dictionary_decompressor
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def every_value(db: Path) -> bytes:
     """All cells of all tables joined, each zstd frame (whole or streamed) decompressed."""
-    decompressor = zstandard.ZstdDecompressor()
+    decompressor = dictionary_decompressor()  # the db's frames are made with the shipped dictionary
     out: list[bytes] = []
     conn = sqlite3.connect(db)
     try:
@@ -23,7 +26,8 @@ def every_value(db: Path) -> bytes:
                         try:
                             out.append(decompressor.decompressobj().decompress(cell))
                         except zstandard.ZstdError:
-                            pass
+                            # a cell that is a zstd frame must open, or the scan would pass reading nothing
+                            assert not cell.startswith(ZSTD_MAGIC), f"an undecodable zstd frame in {table}"
                     elif cell is not None:
                         out.append(str(cell).encode())
     finally:
