@@ -1,4 +1,4 @@
-"""The README's "Testing with pytest" examples, pasted as a reader would: the test module and the script."""
+"""The manual's "Testing with pytest" examples (docs/pytest.md), pasted as a reader would: the test module and the script."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from tests.support.inner_suites import FAST, clean_environment
 
 
 def section_blocks(title: str) -> list[str]:
-    text = (REPO / "README.md").read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.index("\n## ", start + 1)
-    return re.findall(r"```python\n(.*?)```", text[start:end], re.S)
+    """The ```python blocks of the docs page titled so (docs/pytest.md, moved there from the README)."""
+    text = (REPO / "docs" / "pytest.md").read_text()
+    assert text.startswith(f"# {title}\n")
+    return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
 def test_the_pytest_example_records_then_replays_offline(pytester, monkeypatch, upstream):

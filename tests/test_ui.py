@@ -1,7 +1,7 @@
 """`claude-vcr ui`: the read-only viewer, over a db recorded through the real proxy, checked in headless Chromium.
 
-Screenshots for the README come from the same browser steps: `VCR_UI_SCREENSHOTS=1 pytest tests/test_ui.py`
-writes them under tests/data/ui/.
+Screenshots for the manual (docs/cassettes.md) come from the same browser steps: `VCR_UI_SCREENSHOTS=1 pytest tests/test_ui.py`
+writes them under docs/images/ui/ (the manual shows them).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.support.cli import cli
 from tests.support.fixtures_ui import PAYLOAD, ViewerData, file_digest, recording_id
 from tests.support.loopback import LoopThread
 
-SCREENSHOTS = Path(__file__).parent / "data" / "ui"
+SCREENSHOTS = Path(__file__).parent.parent / "docs" / "images" / "ui"
 pytestmark = pytest.mark.usefixtures("viewer_url")
 
 
