@@ -15,7 +15,7 @@ where="$("$python" -c 'import sys; print("the venv " + sys.prefix if sys.prefix 
 need_chromium=0
 if ! command -v chromium >/dev/null 2>&1 && [ "${VCR_INSTALL_NO_APT:-0}" != 1 ]; then need_chromium=1; fi
 echo "tests/install.sh will install:" >&2
-echo "  - claude-vcr (editable) and its test extras (pytest, anthropic, ruff, mkdocs...) into $where (~150 MB)" >&2
+echo "  - claude-vcr (editable) and its test extras (pytest, anthropic, ruff, mkdocs, pyyaml...) into $where (~150 MB)" >&2
 echo "  - wheels for vcrpy, pytest and pytest-recording into .cache/wheels (~15 MB)" >&2
 [ -d tests/node/node_modules ] || echo "  - Claude Code 2.1.197, 2.1.328 and 2.1.332 (npm) into tests/node/node_modules (~1 GB)" >&2
 [ -x .cache/mitm-venv/bin/mitmdump ] || echo "  - mitmproxy in its own venv .cache/mitm-venv (~130 MB)" >&2

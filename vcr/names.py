@@ -21,3 +21,27 @@ def validate_cassette_name(name: str) -> str:
             "not starting with '.' and without '/' or '..'"
         )
     return name
+
+
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
+_MAX_NAME = 128
+
+
+def test_cassette_name(nodeid: str) -> str:
+    """`tests/test_api.py::TestX::test_y[a-b]` -> `tests.test_api.TestX.test_y-a-b`: the pytest plugin's
+    cassette for a test, and the name a pytest-recording cassette of that test is imported under. A name that
+    had to be changed to fit the cassette-name rule (or cut to its length) gets a hash of the node id, so two
+    tests never share a cassette by accident and the name is the same on every run."""
+    import hashlib
+
+    path, *names = nodeid.split("::")
+    module = path[:-3] if path.endswith(".py") else path
+    name = ".".join([module.replace("/", "."), *names])
+    name = re.sub(r"\[(.*)\]$", lambda m: "-" + m.group(1), name)
+    clean = _NOT_IN_NAME.sub("_", name).replace("..", "._")
+    if clean.startswith((".", "-")):
+        clean = "_" + clean
+    if clean != name or len(clean) > _MAX_NAME:
+        digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
+        clean = f"{clean[: _MAX_NAME - 11]}-{digest}"
+    return clean
