@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import os
 import re
 import urllib.error
@@ -164,6 +165,17 @@ def test_ui_command_refuses_a_missing_db_and_a_bad_port(tmp_path):
     assert missing.exit_code == 1 and "no database at" in missing.output
     assert not (tmp_path / "none.db").exists()
     assert cli("ui", "--port", "70000").exit_code == 2
+
+
+def test_ui_on_a_busy_port_suggests_port_0(viewer_data):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli("ui", "--db", str(viewer_data.db), "--port", str(port))
+    assert busy.exit_code == 1, busy.output
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.output and "pass --port 0 for a free port" in busy.output
+    assert len(busy.output.strip().splitlines()) == 1
 
 
 def test_the_index_answers_while_a_page_is_being_built(viewer_url, viewer_data, loop_thread: LoopThread):

@@ -224,6 +224,12 @@ def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
     sys.exit(result.status)
 
 
+for _param in run.params:  # run's proxy takes a free port unless told otherwise: its help says so
+    if _param.name == "port":
+        _param.help = "Port for the proxy [default: a free one; the banner line on stderr says which]."
+        _param.show_default = False
+
+
 # --- cassettes as files people share: inspect, delete, export/import, git ------------------------------
 # These commands import neither aiohttp nor (when they only read) sqlite-utils, so they start fast.
 
@@ -321,14 +327,15 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     """Show statistics per cassette: recordings by model, streaming or not, sizes, date range.
 
     Stored bytes are what the db holds (zstd-compressed); raw bytes are the requests
-    and responses as sent. Without --cassette every cassette is shown, then the total.
+    and responses as sent. Without --cassette: one line per cassette, then the
+    total; with it, that cassette in full.
 
     \b
     Example:
         claude-vcr stats --cassette basic_tests
         claude-vcr stats --json
     """
-    from .render import stats_text
+    from .render import stats_table, stats_text
 
     with _open_catalog(db) as catalog:
         per_cassette = catalog.stats(cassette)
@@ -339,7 +346,7 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     if not per_cassette:
         click.echo(f"No cassettes in {db}")
         return
-    _echo(stats_text(per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])))
+    _echo(stats_text(per_cassette) if cassette is not None else stats_table(per_cassette, total))
 
 
 @main.command()

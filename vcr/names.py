@@ -45,3 +45,30 @@ def test_cassette_name(nodeid: str) -> str:
         digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
         clean = f"{clean[: _MAX_NAME - 11]}-{digest}"
     return clean
+
+
+MAX_LISTED = 10
+"""The most cassette names any message lists; the rest are counted ("and 74 more")."""
+
+
+def some_names(names: list[str], limit: int = MAX_LISTED) -> str:
+    """`a, b, c` or, past `limit`, `a, ..., j and 74 more`: a message stays a line, not a page."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def nearest(name: str, names: list[str]) -> str | None:
+    """The existing cassette name a typo most likely meant (difflib's ratio at least 0.6), else None."""
+    import difflib
+
+    found = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return found[0] if found and found[0] != name else None
+
+
+def unknown_cassette(name: str, names: list[str]) -> str:
+    """`no cassette named 'x' (did you mean 'y'?); cassettes: a, b and 3 more`."""
+    if not names:
+        return f"no cassette named {name!r}; the database has no cassettes"
+    close = nearest(name, names)
+    hint = f" (did you mean {close!r}?)" if close else ""
+    return f"no cassette named {name!r}{hint}; cassettes: {some_names(names)}"
