@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import os
 import re
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
