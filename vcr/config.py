@@ -137,7 +137,9 @@ class ProxyConfig:
         False,
         decl="--record-errors/--no-record-errors",
         env="VCR_RECORD_ERRORS",
-        help="Also store non-2xx answers (they are passed through either way).",
+        help="Also store transient errors (429, 5xx, 529, a stream ended by an overloaded error); API errors "
+        "that come back the same every time (400, 401, 403, 404, 413, 422) are always stored. Either way every "
+        "answer is passed through.",
     )
     rules: Rules = option(
         factory=Rules,
