@@ -39,13 +39,15 @@ def test_the_docs_build_strict(tmp_path: Path):
         assert ("index.html" if page.stem == "index" else f"{page.stem}/index.html") in built, page.name
 
 
-def test_the_readme_is_a_front_page_linking_every_docs_page():
+def test_the_readme_is_a_front_page_linking_the_manual():
+    """At most 400 lines; it links every page the manual moved out of it (other pages appear in the site's
+    menu on their own), and every page it links exists."""
     assert len(README.splitlines()) <= 400
     linked = set(re.findall(r"\(docs/([\w\-]+\.md)\)", README))
-    own = {"index.md", "cli.md"}
-    missing = {p.name for p in (REPO / "docs").glob("*.md")} - linked - own - {"claude-code.md", "providers.md",
-                                                                                 "security.md", "git.md"}
-    assert not missing, f"README's Documentation table lacks {sorted(missing)}"
+    moved = {"pytest.md", "vcrpy.md", "settings.md", "matching.md", "database.md", "cassettes.md", "sharing.md",
+             "secrets.md", "performance.md", "pyz.md", "protocol.md", "conformance.md", "openai-adapter.md",
+             "cli.md"}
+    assert moved <= linked, f"README's Documentation table lacks {sorted(moved - linked)}"
     for page in linked:
         assert (REPO / "docs" / page).exists(), page
 

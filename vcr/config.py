@@ -253,6 +253,11 @@ class ProxyConfig:
     )
     upstream_read_timeout: float = 600.0
     """Seconds an upstream may stay silent mid-answer; not a flag."""
+    how_to_record: str = "record with --mode record or auto"
+    """What a strict miss tells the user to do, in the words of what started the proxy (the pytest plugin
+    names its own option); not a flag."""
+    record_errors_option: str = "--record-errors"
+    """How the user asks for transient errors to be stored, in the same words; not a flag."""
 
     def __post_init__(self) -> None:
         """`rules` is what the proxy keys new cassettes with: the rules file's rules plus the presets."""
