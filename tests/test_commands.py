@@ -459,3 +459,15 @@ def test_unknown_cassette_in_rekey_and_explain_is_one_line(recorded, db_path, tm
         assert result.output == "Error: no cassette named 'nope'\n"
     with Store(db_path) as store, pytest.raises(NotFound):
         rekey(store, "nope")
+
+
+def test_an_unknown_cassette_suggests_the_near_name_and_lists_at_most_ten(tmp_path):
+    db = tmp_path / "many.db"
+    names = [f"suite_{number:02d}" for number in range(15)] + ["shared_answers"]
+    save_all(db, [recording(index, name) for index, name in enumerate(names)])
+    typo = cli("list", "shared_answer", "--db", db)
+    assert typo.exit_code == 1
+    line = typo.output.strip()
+    assert line.startswith("Error: no cassette named 'shared_answer' (did you mean 'shared_answers'?); cassettes: ")
+    assert line.endswith("suite_08 and 6 more") and line.count(", ") == 9
+    assert "did you mean" not in cli("list", "zzz", "--db", db).output
