@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -46,9 +47,12 @@ def test_the_use_cassette_example_runs_as_a_script(upstream, tmp_path):
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
+        assert done.stderr == "", done.stderr  # no "Exception in thread claude-vcr-proxy" on exit
         return done.stdout.strip()
 
     assert run(ANTHROPIC_API_KEY=TEST_API_KEY) == "['recorded']"
     upstream.stop()
     assert run() == "['hit']"
     assert (tmp_path / "vcr.db").exists() and not (tmp_path / "vcr.db-wal").exists()
+    with sqlite3.connect(tmp_path / "vcr.db") as conn:  # whole on its own: not left in WAL mode
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)

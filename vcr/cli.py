@@ -171,10 +171,13 @@ def serve(**values: Any) -> None:
 def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
     """Run COMMAND with ANTHROPIC_BASE_URL pointing at a proxy started for it.
 
-    The proxy listens on a free port (unless --port or VCR_PORT names one) and
-    stops when COMMAND ends; nothing else in COMMAND's environment changes. The
-    exit status is COMMAND's; a summary (recorded / replayed / missed per
-    cassette) and each miss's diagnosis go to stderr.
+    The proxy listens on a free port (unless --port or VCR_PORT names one; the
+    banner line on stderr says which) and stops when COMMAND ends. In replay, a
+    COMMAND with no ANTHROPIC_API_KEY (nor ANTHROPIC_AUTH_TOKEN) gets the
+    placeholder key claude-vcr-replay, so SDK clients start; nothing else in its
+    environment changes. The exit status is COMMAND's; a summary (recorded /
+    replayed / missed per cassette, answers not stored) and each distinct miss's
+    diagnosis go to stderr.
 
     \b
     Example:
@@ -200,6 +203,10 @@ def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
         tell(f"claude-vcr: {command[0]}: permission denied")
         sys.exit(126)
     click.echo(run_summary(result.counts(), result.orphans, str(config.db)), err=True, nl=False)
+    if result.not_stored:
+        from .proxy.running import not_stored_line
+
+        tell(not_stored_line(result.not_stored))
     sys.exit(result.status)
 
 

@@ -293,6 +293,14 @@ class ProxyThread:
             self._thread.join(60)
         self._thread = None
 
+    def banner(self) -> str:
+        """The proxy's one line: where it listens, its mode, cassette and db."""
+        return self._running.banner()
+
+    def not_stored(self) -> dict[str, int]:
+        """Answers passed through without being stored, by why."""
+        return self._running.not_stored() if self._running is not None else {}
+
     def __enter__(self) -> ProxyThread:
         return self.start()
 
@@ -401,6 +409,19 @@ def _stop_shared() -> None:
     _shared.clear()
 
 
+def _at_exit(stop: Callable[[], None]) -> None:
+    """Run `stop` when the interpreter exits, before thread pools refuse new work: `atexit` runs after
+    `concurrent.futures` has shut its executors down, so the store could not be closed (a traceback, and the
+    db left in WAL mode); threading's own exit hooks run first, newest first."""
+    import concurrent.futures.thread  # noqa: F401 - registers its exit hook first, so ours runs before it
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        (register or atexit.register)(stop)
+    except RuntimeError:  # already shutting down
+        atexit.register(stop)
+
+
 def shared_proxy(config: ProxyConfig) -> ProxyThread:
     """One proxy per (db, upstream) for this process, started on first use and stopped at exit."""
     ident = (str(Path(config.db).resolve()), config.upstream)
@@ -408,7 +429,7 @@ def shared_proxy(config: ProxyConfig) -> ProxyThread:
         thread = _shared.get(ident)
         if thread is None:
             if not _shared:
-                atexit.register(_stop_shared)
+                _at_exit(_stop_shared)
             thread = _shared[ident] = ProxyThread(dataclasses.replace(config, port=0)).start()
         return thread
 
@@ -470,24 +491,55 @@ class RunResult:
     status: int
     ledger: Ledger
     orphans: dict[str, list[tuple[str, int]]] | None
+    not_stored: dict[str, int] = field(default_factory=dict)
+    """Answers passed through without being stored, by why (transient errors...)."""
 
     def counts(self) -> dict[str, tuple[int, int, int]]:
         return {name: (t.recorded, t.replayed, t.missed) for name, t in self.ledger.cassettes.items()}
 
 
+class MissTeller:
+    """Each distinct miss told once as it happens; identical ones (a client retrying) are counted and told
+    as one line at the end, so six retries are not six diagnoses."""
+
+    def __init__(self, tell: Callable[[str], None]) -> None:
+        self.tell = tell
+        self.repeats: dict[tuple[str, str, str, str], int] = {}
+
+    def __call__(self, outcome: Outcome) -> None:
+        if outcome.outcome != "miss":
+            return
+        same = (outcome.cassette, outcome.method, outcome.target, outcome.key)
+        if same in self.repeats:
+            self.repeats[same] += 1
+            return
+        self.repeats[same] = 0
+        self.tell(f"claude-vcr: {outcome.line()}")
+
+    def finish(self) -> None:
+        for (cassette, method, target, _), more in self.repeats.items():
+            if more:
+                self.tell(
+                    f"claude-vcr: the same miss ({method} {target} in cassette {cassette!r}) came {more} more "
+                    f"time(s) (the client retried)"
+                )
+
+
 def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None]) -> RunResult:
-    """Run `argv` with ANTHROPIC_BASE_URL set to a proxy that lives as long as it; each miss is told as it
-    happens. Recordings never used are looked for only when the command succeeded (a failed run may
-    simply have stopped early)."""
+    """Run `argv` with ANTHROPIC_BASE_URL set to a proxy that lives as long as it; a banner line says where
+    it listens; each distinct miss is told as it happens. In replay, a command with no API key gets the
+    placeholder one (SDK clients refuse to start without). Recordings never used are looked for only when the
+    command succeeded (a failed run may simply have stopped early)."""
     import signal
     import subprocess
 
-    def told(outcome: Outcome) -> None:
-        if outcome.outcome == "miss":
-            tell(f"claude-vcr: {outcome.line()}")
-
-    with ProxyThread(config, on_outcome=told) as proxy:
+    misses = MissTeller(tell)
+    with ProxyThread(config, on_outcome=misses) as proxy:
         env = {**os.environ, BASE_URL: proxy.url}
+        tell(proxy.banner())
+        if config.mode == "replay" and not env.get(API_KEY) and not env.get("ANTHROPIC_AUTH_TOKEN"):
+            env[API_KEY] = REPLAY_KEY
+            tell(f"claude-vcr: no ANTHROPIC_API_KEY set: the command gets the placeholder {REPLAY_KEY!r} (replay)")
         child = subprocess.Popen(argv, env=env)
         try:
             while True:
@@ -501,6 +553,8 @@ def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None
                 child.send_signal(signal.SIGTERM)
                 child.wait()
         proxy.settle()
+        not_stored = proxy.not_stored()
+    misses.finish()
     status = 128 - returncode if returncode < 0 else returncode
     orphans = proxy.ledger.orphans(Path(config.db)) if status == 0 else None
-    return RunResult(status, proxy.ledger, orphans)
+    return RunResult(status, proxy.ledger, orphans, not_stored)
