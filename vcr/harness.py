@@ -104,7 +104,11 @@ class CassetteUse:
         """Why this use's requests missed, one paragraph each; empty when none did."""
         missed = self.missed
         lines = [f"{len(missed)} request(s) had no recording in cassette {self.cassette!r} ({self.db}):"]
-        lines += [f"- {miss.line()}" for miss in missed]
+        repeats: dict[str, int] = {}
+        for miss in missed:  # a client retrying the same request is one line, with how many times
+            repeats[miss.line()] = repeats.get(miss.line(), 0) + 1
+        lines += [f"- {line}" + (f" ({count} times: the client retried)" if count > 1 else "")
+                  for line, count in repeats.items()]
         lines.append(
             f"record mode {self.record_mode!r} never contacts the upstream for a missing recording; record with "
             "--claude-vcr-record-mode=once (a new cassette), new_episodes (add what is missing) or rewrite."
