@@ -75,3 +75,49 @@ def test_record_errors_stores_the_transient_ones(proxy, upstream, db_path):
     assert post(recorder.url + MESSAGES, body("STATUS:529 overloaded"))[1]["x-vcr-outcome"] == "recorded"
     recorder.stop()
     assert [r["status"] for r in rows(db_path)] == [529]
+
+
+def test_a_strict_miss_of_a_request_answered_by_a_transient_error_says_so(upstream, db_path):
+    """One process, as a pytest run: a test records (new_episodes) and meets a 429; a later use of the cassette
+    in `none` misses it, and the miss says why it has no recording and names the option."""
+    from claude_vcr.harness import ProxyThread, test_config
+
+    with ProxyThread(test_config({}, db=db_path, upstream=upstream.url)) as proxy:
+        recording = proxy.use("flaky", "new_episodes")
+        assert post(recording.base_url + MESSAGES, body("STATUS:429 slow down"))[0] == 429
+        proxy.release(recording)
+        replaying = proxy.use("flaky", "none")
+        status, _, raw = post(replaying.base_url + MESSAGES, body("STATUS:429 slow down"))
+        proxy.release(replaying)
+    message = json.loads(raw)["error"]["message"]
+    assert status == 400 and "answered by a transient error 429, which is not stored" in message
+    assert "pass --record-errors to store such errors" in message
+
+
+def test_serve_says_how_many_answers_it_did_not_store_and_why(upstream, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.loopback import free_port, wait_listening
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCR_")}
+    served = subprocess.Popen(
+        [sys.executable, "-m", "claude_vcr", "serve", "--mode", "record", "--db", str(tmp_path / "vcr.db"),
+         "--upstream", upstream.url, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        import time
+
+        assert wait_listening(port, time.monotonic() + 60, lambda: served.poll() is None)
+        url = f"http://127.0.0.1:{port}"
+        for text in ("STATUS:429 a", "STATUS:404 b", "fine"):
+            post(url + MESSAGES, body(text))
+    finally:
+        served.send_signal(signal.SIGINT)
+        out, _ = served.communicate(timeout=60)
+    assert "claude-vcr: 2 recording(s) stored, 0 could not be stored" in out
+    assert "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (--record-errors stores it)" in out
