@@ -394,3 +394,27 @@ def test_seed():
     assert not any("--mode record" in line for line in said)  # serve's flag is not the plugin's
     retried = [line for line in out.splitlines() if line.startswith("- miss POST /v1/messages 400")]
     assert any(line.endswith("(6 times: the client retried)") for line in retried), retried
+
+
+def test_the_summary_counts_answers_not_stored_in_the_plugins_words(pytester, inner, upstream):
+    pytester.makepyfile(test_errors="""
+import anthropic, pytest
+
+@pytest.mark.claude_vcr
+def test_busy():
+    with pytest.raises(anthropic.RateLimitError):
+        anthropic.Anthropic(max_retries=0).messages.create(
+            model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "STATUS:429 busy"}])
+
+@pytest.mark.claude_vcr
+def test_gone():
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic.Anthropic(max_retries=0).messages.create(
+            model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "STATUS:404 gone"}])
+""")
+    result = inner("--claude-vcr-record-mode=once", key=TEST_API_KEY)
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "1 recorded, 0 replayed, 0 missed" in out
+    assert "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (VCR_RECORD_ERRORS=1 stores it)" in out
+    assert recordings(inner.db) == {"test_errors.test_gone": 1}

@@ -156,3 +156,27 @@ def test_identical_misses_are_one_line_with_a_count(tmp_path):
     assert len([line for line in lines if line.startswith("claude-vcr: miss POST /v1/messages 400")]) == 1
     assert "claude-vcr: the same miss (POST /v1/messages in cassette 'default') came 5 more time(s)" in missed.stderr
     assert "0 recorded, 0 replayed, 6 missed" in missed.stderr
+
+
+def test_run_counts_the_answers_it_did_not_store(upstream, tmp_path):
+    asks = (
+        "import json, os, urllib.request, urllib.error\n"
+        "for text in ('STATUS:429 busy', 'STATUS:404 gone', 'fine'):\n"
+        "    body = json.dumps({'model': 'm', 'max_tokens': 1, 'messages': [{'role': 'user', 'content': text}]})\n"
+        "    request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages',\n"
+        "        data=body.encode(), headers={'content-type': 'application/json', 'x-api-key': 'k'})\n"
+        "    try:\n"
+        "        urllib.request.urlopen(request).read()\n"
+        "    except urllib.error.HTTPError as error:\n"
+        "        print('HTTP', error.code)\n"
+    )
+    done = claude_vcr_run(
+        "--db", str(tmp_path / "vcr.db"), "--upstream", upstream.url, "--mode", "record", "--",
+        sys.executable, "-c", asks,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["HTTP", "429", "HTTP", "404"]
+    assert "2 recorded, 0 replayed, 0 missed" in done.stderr  # the 404 is an answer: recorded
+    assert done.stderr.splitlines()[-1] == (
+        "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (--record-errors stores it)"
+    )

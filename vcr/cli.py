@@ -204,7 +204,7 @@ def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
         sys.exit(126)
     click.echo(run_summary(result.counts(), result.orphans, str(config.db)), err=True, nl=False)
     if result.not_stored:
-        from .proxy.running import not_stored_line
+        from .storable import not_stored_line
 
         tell(not_stored_line(result.not_stored))
     sys.exit(result.status)

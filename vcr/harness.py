@@ -27,6 +27,7 @@ from .errors import InvalidInput, NotFound
 from .matching import Rules, load_rules
 from .names import validate_cassette_name
 from .record_modes import RECORD_MODES
+from .storable import NOT_STORED
 
 if TYPE_CHECKING:
     from .proxy import Exchange
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 BASE_URL = "ANTHROPIC_BASE_URL"
 API_KEY = "ANTHROPIC_API_KEY"
 REPLAY_KEY = "claude-vcr-replay"
+
 """Put in ANTHROPIC_API_KEY for a replaying use when no key is set, so SDK clients can be built in CI."""
 REPLAYED = ("hit", "hit-repeat", "hit-converted", "hit-repeat-converted")
 SETTLE_SECONDS = 10.0
@@ -125,6 +127,8 @@ class Tally:
     missed: int = 0
     other: int = 0
     used: set[tuple[str, int]] = field(default_factory=set)
+    not_stored: dict[str, int] = field(default_factory=dict)
+    """Answers passed through while recording without being stored, by why (transient errors...)."""
 
     def add(self, outcome: Outcome) -> None:
         if outcome.outcome == "recorded":
@@ -135,6 +139,9 @@ class Tally:
             self.missed += 1
         else:
             self.other += 1
+            if outcome.note and outcome.note.startswith(NOT_STORED):
+                reason = outcome.note[len(NOT_STORED) :]
+                self.not_stored[reason] = self.not_stored.get(reason, 0) + 1
             return
         self.used.add((outcome.key, outcome.ordinal))
 
@@ -152,18 +159,28 @@ class Ledger:
     def to_data(self) -> dict[str, Any]:
         """Plain lists and numbers (what pytest-xdist can send from a worker)."""
         return {
-            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used)]
+            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used), t.not_stored]
             for name, t in self.cassettes.items()
         }
 
     def merge(self, data: Mapping[str, Any]) -> None:
-        for name, (recorded, replayed, missed, other, used) in data.items():
+        for name, (recorded, replayed, missed, other, used, not_stored) in data.items():
             tally = self.cassettes.setdefault(name, Tally())
             tally.recorded += recorded
             tally.replayed += replayed
             tally.missed += missed
             tally.other += other
             tally.used.update((key, ordinal) for key, ordinal in used)
+            for reason, count in not_stored.items():
+                tally.not_stored[reason] = tally.not_stored.get(reason, 0) + count
+
+    def not_stored(self) -> dict[str, int]:
+        """Answers not stored over the whole run, by why."""
+        total: dict[str, int] = {}
+        for tally in self.cassettes.values():
+            for reason, count in tally.not_stored.items():
+                total[reason] = total.get(reason, 0) + count
+        return total
 
     def orphans(self, db: Path) -> dict[str, list[tuple[str, int]]]:
         """Recordings in the touched cassettes that no request of this run used: (key, ordinal) each."""
@@ -300,10 +317,6 @@ class ProxyThread:
     def banner(self) -> str:
         """The proxy's one line: where it listens, its mode, cassette and db."""
         return self._running.banner()
-
-    def not_stored(self) -> dict[str, int]:
-        """Answers passed through without being stored, by why."""
-        return self._running.not_stored() if self._running is not None else {}
 
     def __enter__(self) -> ProxyThread:
         return self.start()
@@ -557,8 +570,7 @@ def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None
                 child.send_signal(signal.SIGTERM)
                 child.wait()
         proxy.settle()
-        not_stored = proxy.not_stored()
     misses.finish()
     status = 128 - returncode if returncode < 0 else returncode
     orphans = proxy.ledger.orphans(Path(config.db)) if status == 0 else None
-    return RunResult(status, proxy.ledger, orphans, not_stored)
+    return RunResult(status, proxy.ledger, orphans, proxy.ledger.not_stored())

@@ -317,6 +317,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     counts = {name: (t.recorded, t.replayed, t.missed) for name, t in ledger.cassettes.items()}
     terminalreporter.section("claude-vcr")
     terminalreporter.write(run_summary(counts, orphans, str(_shown(run.db, config))))
+    not_stored = ledger.not_stored()
+    if not_stored:
+        from .storable import not_stored_line
+
+        terminalreporter.write(not_stored_line(not_stored) + "\n")
 
 
 def _shown(db: Path, config: pytest.Config) -> Path:

@@ -20,6 +20,9 @@ TRANSIENT_ERROR_TYPES = frozenset({"rate_limit_error", "api_error", "overloaded_
 
 RECORD_ERRORS_HINT = "--record-errors stores it"
 
+NOT_STORED = "not stored: "
+"""How a passed-through answer's note begins: the proxy writes it, the run's ledger counts it."""
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -78,3 +81,11 @@ def verdict(status: int, body: bytes, *, streamed_error: bool, record_errors: bo
     if is_transient(status, body):
         return Verdict(False, f"transient error {status} ({RECORD_ERRORS_HINT})")
     return first
+
+
+def not_stored_line(counts: dict[str, int]) -> str:
+    """`claude-vcr: 2 answer(s) not stored: 1 transient error 429 (...); 1 ...`: nothing lost silently."""
+    total = sum(counts.values())
+    return f"claude-vcr: {total} answer(s) not stored: " + "; ".join(
+        f"{count} {reason}" for reason, count in sorted(counts.items())
+    )

@@ -27,7 +27,7 @@ from ..matching import KEY_SCHEME
 from ..names import test_cassette_name, validate_cassette_name
 from ..records import Recording, utc_now
 from ..secrets import redact_target
-from ..storable import verdict
+from ..storable import NOT_STORED, verdict
 from . import files
 from .mitm import ContentDecodingError, decode_content
 from .recorder import ImportReport, ImportRun
@@ -237,7 +237,7 @@ def _import_one(
         record_errors=record_errors,
     )
     if not decided.store:
-        return f"not stored: {decided.reason}"
+        return NOT_STORED + (decided.reason or "")
     split = urlsplit(item.uri)
     target = redact_target(split.path + (f"?{split.query}" if split.query else ""))
     keyed = run.key(cassette, item.method, target, request_body)

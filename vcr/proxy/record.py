@@ -22,7 +22,7 @@ from ..matching import KEY_SCHEME, short_key
 from ..record_run import CassetteRun
 from ..records import Recording
 from ..redact import screen
-from ..storable import Verdict, by_status, verdict
+from ..storable import NOT_STORED, Verdict, by_status, verdict
 from ..store import StoreThread
 from .decide import Forward
 from .edge import error_response, local_answer
@@ -61,7 +61,7 @@ class Recorder:
         reason = decided.reason or f"status {status}"
         self.not_stored[reason] += 1
         self.errored[(exchange.cassette, exchange.key)] = status
-        exchange.note = f"not stored: {reason.replace('--record-errors', self.config.record_errors_option)}"
+        exchange.note = NOT_STORED + reason.replace("--record-errors", self.config.record_errors_option)
 
     async def forward(
         self, exchange: Exchange, how: Forward, run: CassetteRun | None

@@ -18,6 +18,7 @@ from ..catalog import Catalog
 from ..config import ProxyConfig
 from ..errors import ListenError, cannot_listen
 from ..names import some_names
+from ..storable import not_stored_line
 from ..store import StoreThread
 from . import edge
 from .edge import _Server
@@ -103,14 +104,6 @@ class RequestLog:
         if lines:
             self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
-
-
-def not_stored_line(counts: dict[str, int]) -> str:
-    """`claude-vcr: 2 answer(s) not stored: 1 transient error 429 (...), 1 ...`: nothing lost silently."""
-    total = sum(counts.values())
-    return f"claude-vcr: {total} answer(s) not stored: " + "; ".join(
-        f"{count} {reason}" for reason, count in sorted(counts.items())
-    )
 
 
 @asynccontextmanager
