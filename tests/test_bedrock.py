@@ -184,7 +184,7 @@ def test_list_show_stats_name_provider_and_model(proxy, bedrock, aws_credentials
     assert shown.exit_code == 0, shown.output
     assert f"provider bedrock, model {MODEL}" in shown.output
     assert "message_start" in shown.output and "Bedrock reply number" in shown.output
-    stats = cli("stats", "--db", db_path)
+    stats = cli("stats", "--cassette", "default", "--db", db_path)
     assert f"  {MODEL}: 1" in stats.output
 
 

@@ -117,7 +117,31 @@ def test_stats_reports_what_the_seed_does_plus_compression(recorded, db_path):
     assert basic["compression_ratio"] == round(basic["raw_size"] / basic["stored_size"], 2)
     assert data["total"]["recordings"] == 3 and data["total"]["streaming"] == 2
     assert [s["cassette"] for s in data["cassettes"]] == ["basic", "tools"]
-    assert "All cassettes" in cli("stats", "--db", db_path).output
+    assert "Cassette: basic" in cli("stats", "--cassette", "basic", "--db", db_path).output
+
+
+def test_stats_over_many_cassettes_is_one_compact_table(recorded, db_path):
+    text = cli("stats", "--db", db_path).output
+    lines = text.splitlines()
+    assert lines[0].split() == ["CASSETTE", "RECORDINGS", "STREAMED", "RESPONSES", "STORED", "RATIO", "MODELS", "NEWEST"]
+    assert [line.split()[0] for line in lines[1:4]] == ["basic", "tools", "(all)"]
+    assert lines[1].split()[1:3] == ["2", "1"] and lines[3].split()[1:3] == ["3", "2"]
+    assert "claude-opus-5-5, claude-haiku-4-5" in lines[1] or "claude-haiku-4-5, claude-opus-5-5" in lines[1]
+    assert lines[4] == "Sizes in bytes; `claude-vcr stats --cassette NAME` shows one in full."
+    assert len(lines) == 5  # was about 20 lines per cassette
+
+
+def test_an_emptied_cassette_says_so_in_words(recorded, db_path):
+    key = find_key(db_path, "tools", stream=True)
+    for row in [r for r in rows(db_path) if r["cassette"] == "tools"]:
+        deleted = cli("delete", "--cassette", "tools", f"{row['key'][:12]}#{row['ordinal']}", "--db", db_path)
+        assert deleted.exit_code == 0, deleted.output
+    assert key
+    listed = cli("cassettes", "--db", db_path).output
+    tools = next(line for line in listed.splitlines() if line.startswith("tools "))
+    assert "empty: no recordings" in tools and " - " not in tools
+    stats = cli("stats", "--db", db_path).output
+    assert "empty: no recordings" in next(line for line in stats.splitlines() if line.startswith("tools "))
 
 
 def test_show_decodes_a_stream_event_by_event_with_blocks_joined(recorded, db_path):
@@ -435,3 +459,15 @@ def test_unknown_cassette_in_rekey_and_explain_is_one_line(recorded, db_path, tm
         assert result.output == "Error: no cassette named 'nope'\n"
     with Store(db_path) as store, pytest.raises(NotFound):
         rekey(store, "nope")
+
+
+def test_an_unknown_cassette_suggests_the_near_name_and_lists_at_most_ten(tmp_path):
+    db = tmp_path / "many.db"
+    names = [f"suite_{number:02d}" for number in range(15)] + ["shared_answers"]
+    save_all(db, [recording(index, name) for index, name in enumerate(names)])
+    typo = cli("list", "shared_answer", "--db", db)
+    assert typo.exit_code == 1
+    line = typo.output.strip()
+    assert line.startswith("Error: no cassette named 'shared_answer' (did you mean 'shared_answers'?); cassettes: ")
+    assert line.endswith("suite_08 and 6 more") and line.count(", ") == 9
+    assert "did you mean" not in cli("list", "zzz", "--db", db).output

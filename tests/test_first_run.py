@@ -55,6 +55,24 @@ def test_replay_with_an_empty_default_cassette_warns_and_names_the_cassettes(pro
     assert proxy(mode="record").running.warnings == []
 
 
+def test_the_fallback_warning_tells_the_truth_and_names_at_most_ten_cassettes(proxy, upstream, db_path):
+    """`--mode replay --fallback fallback` forwards and records a request naming no cassette: the warning
+    says so (it used to say they "will miss"); of many cassettes, ten are named and the rest counted."""
+    for number in range(12):
+        recorder = proxy(mode="record", cassette=f"suite_{number:02d}")
+        post(recorder.url + "/v1/messages", body(f"hi {number}"))
+        recorder.stop()
+    [warning] = proxy(mode="replay", fallback="fallback").running.warnings
+    assert f"requests that name no cassette are forwarded to {upstream.url} and recorded" in warning
+    assert "will miss" not in warning
+    assert "suite_09 (1) and 2 more." in warning and "suite_10" not in warning
+    [strict] = proxy(mode="replay").running.warnings
+    assert "requests that name no cassette will miss" in strict
+    fallen = proxy(mode="replay", fallback="fallback")
+    answer = post(fallen.url + "/v1/messages", body("unnamed"))
+    assert answer[1]["x-vcr-outcome"] == "recorded"  # what the warning said
+
+
 def test_serve_prints_the_warning_on_stderr_after_the_banner(tmp_path, upstream):
     db = tmp_path / "vcr.db"
     process = subprocess.Popen(

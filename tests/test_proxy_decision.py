@@ -91,7 +91,10 @@ def test_route(mode, method, path, expected):
 
 @pytest.mark.parametrize(
     ("status", "record_errors", "stored"),
-    [(200, False, True), (201, False, True), (400, False, False), (529, False, False), (400, True, True)],
+    [
+        (200, False, True), (201, False, True), (400, False, True), (404, False, True), (429, False, False),
+        (529, False, False), (503, False, False), (529, True, True),
+    ],
 )
 def test_which_answers_are_stored(status, record_errors, stored):
     assert stores_answer(status, record_errors) is stored

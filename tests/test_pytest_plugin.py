@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 from claude_vcr.pytest_plugin import default_cassette_name  # noqa: E402
+from claude_vcr.store import Store
 
 from tests.support.cli import cli
 from tests.support.client import TEST_API_KEY
@@ -98,6 +99,7 @@ def test_a_miss_in_none_mode_fails_the_test_with_its_diagnosis_even_when_the_cod
     pytester, inner, upstream
 ):
     pytester.makepyfile(test_miss=MISS_SUITE, swallowing_client=SWALLOWING_CLIENT)
+    Store(inner.db).close()  # a db with nothing in it: without one, record mode none creates none
     result = inner()
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
@@ -335,3 +337,84 @@ def test_a_recording_the_db_would_not_take_fails_the_test(pytester, inner, upstr
     assert "ANSWER Scripted reply number 1" in out  # the client had its answer...
     assert "claude-vcr could not store 1 recording(s)" in out  # ...and is told it was not kept
     assert "store-error POST /v1/messages 200" in out
+
+
+SECOND_HOUR_SUITE = '''
+import anthropic
+import pytest
+
+
+@pytest.mark.claude_vcr("shared_answerz")
+def test_typo():
+    anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
+    )
+
+
+@pytest.mark.claude_vcr
+def test_retried():
+    client = anthropic.Anthropic(max_retries=0)
+    for _ in range(6):  # as Claude Code retries a strict miss
+        try:
+            client.messages.create(
+                model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "again"}]
+            )
+        except anthropic.BadRequestError as error:
+            print("SDK SAYS", error.message)
+'''
+
+
+def test_a_strict_run_without_a_db_creates_none_and_says_how_to_record(pytester, inner):
+    pytester.makepyfile(test_second=SECOND_HOUR_SUITE)
+    result = inner()
+    result.assert_outcomes(errors=2)
+    assert not inner.db.exists()
+    out = result.stdout.str()
+    assert f"claude-vcr: no database at {inner.db}: record mode 'none' replays only and creates no file" in out
+    assert "--claude-vcr-record-mode=once" in out
+
+
+def test_pytest_misses_name_the_plugins_options_the_near_cassette_and_count_retries(pytester, inner, upstream):
+    pytester.makepyfile(test_seed="""
+import anthropic, pytest
+
+@pytest.mark.claude_vcr("shared_answers")
+def test_seed():
+    anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "seed"}])
+""")
+    inner("--claude-vcr-record-mode=once", key=TEST_API_KEY).assert_outcomes(passed=1)
+    pytester.makepyfile(test_second=SECOND_HOUR_SUITE)
+    result = inner("test_second.py")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "no cassette named 'shared_answerz' (did you mean 'shared_answers'?)" in out
+    said = [part.split("\n")[0] for part in out.split("SDK SAYS")[1:]]
+    assert len(said) == 6 and all("--claude-vcr-record-mode=once" in line for line in said)
+    assert not any("--mode record" in line for line in said)  # serve's flag is not the plugin's
+    retried = [line for line in out.splitlines() if line.startswith("- miss POST /v1/messages 400")]
+    assert any(line.endswith("(6 times: the client retried)") for line in retried), retried
+
+
+def test_the_summary_counts_answers_not_stored_in_the_plugins_words(pytester, inner, upstream):
+    pytester.makepyfile(test_errors="""
+import anthropic, pytest
+
+@pytest.mark.claude_vcr
+def test_busy():
+    with pytest.raises(anthropic.RateLimitError):
+        anthropic.Anthropic(max_retries=0).messages.create(
+            model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "STATUS:429 busy"}])
+
+@pytest.mark.claude_vcr
+def test_gone():
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic.Anthropic(max_retries=0).messages.create(
+            model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "STATUS:404 gone"}])
+""")
+    result = inner("--claude-vcr-record-mode=once", key=TEST_API_KEY)
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "1 recorded, 0 replayed, 0 missed" in out
+    assert "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (VCR_RECORD_ERRORS=1 stores it)" in out
+    assert recordings(inner.db) == {"test_errors.test_gone": 1}

@@ -81,7 +81,8 @@ def test_the_child_sees_only_the_base_url_added(tmp_path):
         seen.pop(volatile, None)
         expected.pop(volatile, None)
     assert seen == expected
-    assert done.stderr == ""  # no request, no summary
+    (banner,) = done.stderr.splitlines()  # no request, no summary: only the banner
+    assert banner.startswith(f"claude-vcr listening on {url} mode=auto cassette=default db=")
 
 
 def test_exit_statuses_signals_and_missing_commands(tmp_path):
@@ -91,8 +92,91 @@ def test_exit_statuses_signals_and_missing_commands(tmp_path):
     assert killed.returncode == 128 + 15
     missing = claude_vcr_run(*db, "--", "no-such-command-anywhere")
     assert missing.returncode == 127
-    assert missing.stderr.strip() == "claude-vcr: no-such-command-anywhere: command not found"
+    assert missing.stderr.strip().splitlines()[-1] == "claude-vcr: no-such-command-anywhere: command not found"
     usage = claude_vcr_run(*db)
     assert usage.returncode == 2 and "Missing argument 'COMMAND...'" in usage.stderr
     bad_flag = claude_vcr_run("--mode", "sometimes", "--", "true")
     assert bad_flag.returncode == 2 and "Traceback" not in bad_flag.stderr
+
+
+SDK_CHILD = """
+import anthropic, os
+client = anthropic.Anthropic(max_retries=0)  # refuses to start without a key
+reply = client.messages.create(model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+print("ANSWER", reply.content[0].text, os.environ["ANTHROPIC_API_KEY"])
+"""
+
+
+def test_replay_gives_an_sdk_client_a_placeholder_key_and_the_banner_names_the_port(upstream, tmp_path):
+    db = str(tmp_path / "vcr.db")
+    recorded = claude_vcr_run(
+        "--db", db, "--upstream", upstream.url, "--mode", "record", "--", sys.executable, "-c", SDK_CHILD,
+        env={"ANTHROPIC_API_KEY": TEST_API_KEY},
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    assert "placeholder" not in recorded.stderr  # a key was set: nothing added
+    upstream.stop()
+    replayed = claude_vcr_run(
+        "--db", db, "--upstream", unreachable_url(), "--mode", "replay", "--", sys.executable, "-c", SDK_CHILD
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == recorded.stdout.strip().replace(TEST_API_KEY, "claude-vcr-replay")
+    banner, placeholder = replayed.stderr.splitlines()[:2]
+    assert banner.startswith("claude-vcr listening on http://127.0.0.1:") and "mode=replay (strict)" in banner
+    assert not banner.split()[3].endswith(":8000")
+    assert placeholder == (
+        "claude-vcr: no ANTHROPIC_API_KEY set: the command gets the placeholder 'claude-vcr-replay' (replay)"
+    )
+
+
+def test_run_help_says_free_port_banner_and_placeholder_key():
+    helped = claude_vcr_run("--help")
+    assert helped.returncode == 0
+    text = " ".join(helped.stdout.split())
+    assert "default: 8000" not in text and "a free one; the banner line on stderr says which" in text
+    assert "placeholder key claude-vcr-replay" in text
+
+
+def test_identical_misses_are_one_line_with_a_count(tmp_path):
+    claude_vcr.Store(tmp_path / "vcr.db").close()
+    retry = (
+        "import json, os, urllib.request, urllib.error\n"
+        "body = json.dumps({'model': 'm', 'max_tokens': 1, 'messages': []}).encode()\n"
+        "for _ in range(6):\n"
+        "    request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages', data=body,\n"
+        "                                     headers={'content-type': 'application/json'})\n"
+        "    try:\n"
+        "        urllib.request.urlopen(request)\n"
+        "    except urllib.error.HTTPError as error:\n"
+        "        print('HTTP', error.code)\n"
+    )
+    missed = claude_vcr_run("--db", str(tmp_path / "vcr.db"), "--mode", "replay", "--", sys.executable, "-c", retry)
+    assert missed.stdout.split() == ["HTTP", "400"] * 6
+    lines = [line for line in missed.stderr.splitlines() if "miss" in line]
+    assert len([line for line in lines if line.startswith("claude-vcr: miss POST /v1/messages 400")]) == 1
+    assert "claude-vcr: the same miss (POST /v1/messages in cassette 'default') came 5 more time(s)" in missed.stderr
+    assert "0 recorded, 0 replayed, 6 missed" in missed.stderr
+
+
+def test_run_counts_the_answers_it_did_not_store(upstream, tmp_path):
+    asks = (
+        "import json, os, urllib.request, urllib.error\n"
+        "for text in ('STATUS:429 busy', 'STATUS:404 gone', 'fine'):\n"
+        "    body = json.dumps({'model': 'm', 'max_tokens': 1, 'messages': [{'role': 'user', 'content': text}]})\n"
+        "    request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages',\n"
+        "        data=body.encode(), headers={'content-type': 'application/json', 'x-api-key': 'k'})\n"
+        "    try:\n"
+        "        urllib.request.urlopen(request).read()\n"
+        "    except urllib.error.HTTPError as error:\n"
+        "        print('HTTP', error.code)\n"
+    )
+    done = claude_vcr_run(
+        "--db", str(tmp_path / "vcr.db"), "--upstream", upstream.url, "--mode", "record", "--",
+        sys.executable, "-c", asks,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["HTTP", "429", "HTTP", "404"]
+    assert "2 recorded, 0 replayed, 0 missed" in done.stderr  # the 404 is an answer: recorded
+    assert done.stderr.splitlines()[-1] == (
+        "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (--record-errors stores it)"
+    )

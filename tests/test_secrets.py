@@ -1,6 +1,6 @@
 """The detectors and the header/query filter: every fake secret of the corpus is found (as text, inside a JSON
 body, inside a .env file read into a tool_result), and nothing is found in the scenario library or in real
-Claude Code requests (the false-positive figure the README states)."""
+Claude Code requests (the false-positive figure docs/secrets.md states)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _false_positives() -> tuple[int, int, list[str]]:
 def test_no_false_positives_on_the_scenario_library_and_claude_code_samples():
     count, size, found = _false_positives()
     assert count >= 2 * len(SCENARIOS) + 4 and size > 200_000  # 60 texts, 431 KB with the shared samples
-    assert found == []  # the README's security section states this figure: 0 findings
+    assert found == []  # docs/secrets.md states this figure: 0 findings
 
 
 def test_scenario_headers_lose_only_the_cookie():

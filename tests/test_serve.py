@@ -256,8 +256,8 @@ def test_serve_help_lists_each_declared_option_once_with_variable_and_default():
 
 
 def test_readme_serve_table_matches_the_declarations():
-    """The README's table is the user's view of `serve`: same flags, variables, defaults and choices."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    """The manual's table (docs/settings.md) is the user's view of `serve`: same flags, variables, defaults and choices."""
+    readme = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
     table = readme.split("## Modes and settings", 1)[1].split("\n\n", 2)[2]
     rows: dict[str, list[tuple[str, str, str]]] = {}
     for line in table.splitlines()[2:]:

@@ -1,7 +1,7 @@
 """`claude-vcr ui`: the read-only viewer, over a db recorded through the real proxy, checked in headless Chromium.
 
-Screenshots for the README come from the same browser steps: `VCR_UI_SCREENSHOTS=1 pytest tests/test_ui.py`
-writes them under tests/data/ui/.
+Screenshots for the manual (docs/cassettes.md) come from the same browser steps: `VCR_UI_SCREENSHOTS=1 pytest tests/test_ui.py`
+writes them under docs/images/ui/ (the manual shows them).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,7 +25,7 @@ from tests.support.cli import cli
 from tests.support.fixtures_ui import PAYLOAD, ViewerData, file_digest, recording_id
 from tests.support.loopback import LoopThread
 
-SCREENSHOTS = Path(__file__).parent / "data" / "ui"
+SCREENSHOTS = Path(__file__).parent.parent / "docs" / "images" / "ui"
 pytestmark = pytest.mark.usefixtures("viewer_url")
 
 
@@ -164,6 +165,17 @@ def test_ui_command_refuses_a_missing_db_and_a_bad_port(tmp_path):
     assert missing.exit_code == 1 and "no database at" in missing.output
     assert not (tmp_path / "none.db").exists()
     assert cli("ui", "--port", "70000").exit_code == 2
+
+
+def test_ui_on_a_busy_port_suggests_port_0(viewer_data):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli("ui", "--db", str(viewer_data.db), "--port", str(port))
+    assert busy.exit_code == 1, busy.output
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.output and "pass --port 0 for a free port" in busy.output
+    assert len(busy.output.strip().splitlines()) == 1
 
 
 def test_the_index_answers_while_a_page_is_being_built(viewer_url, viewer_data, loop_thread: LoopThread):

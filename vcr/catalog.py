@@ -233,9 +233,10 @@ class Catalog:
         return found
 
     def _unknown_cassette(self, name: str) -> str:
-        names = self.cassette_names()
-        known = f"; cassettes: {', '.join(names)}" if names else "; the database has no cassettes"
-        return f"no cassette named {name!r}{known}"
+        """`no cassette named 'x' (did you mean 'y'?); cassettes: a, b and 3 more` (names.unknown_cassette)."""
+        from .names import unknown_cassette
+
+        return unknown_cassette(name, self.cassette_names())
 
     def cassettes(self) -> list[CassetteRow]:
         """Every cassette with its recording count, sizes and date range, by name."""

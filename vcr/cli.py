@@ -171,10 +171,13 @@ def serve(**values: Any) -> None:
 def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
     """Run COMMAND with ANTHROPIC_BASE_URL pointing at a proxy started for it.
 
-    The proxy listens on a free port (unless --port or VCR_PORT names one) and
-    stops when COMMAND ends; nothing else in COMMAND's environment changes. The
-    exit status is COMMAND's; a summary (recorded / replayed / missed per
-    cassette) and each miss's diagnosis go to stderr.
+    The proxy listens on a free port (unless --port or VCR_PORT names one; the
+    banner line on stderr says which) and stops when COMMAND ends. In replay, a
+    COMMAND with no ANTHROPIC_API_KEY (nor ANTHROPIC_AUTH_TOKEN) gets the
+    placeholder key claude-vcr-replay, so SDK clients start; nothing else in its
+    environment changes. The exit status is COMMAND's; a summary (recorded /
+    replayed / missed per cassette, answers not stored) and each distinct miss's
+    diagnosis go to stderr.
 
     \b
     Example:
@@ -200,7 +203,17 @@ def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
         tell(f"claude-vcr: {command[0]}: permission denied")
         sys.exit(126)
     click.echo(run_summary(result.counts(), result.orphans, str(config.db)), err=True, nl=False)
+    if result.not_stored:
+        from .storable import not_stored_line
+
+        tell(not_stored_line(result.not_stored))
     sys.exit(result.status)
+
+
+for _param in run.params:  # run's proxy takes a free port unless told otherwise: its help says so
+    if _param.name == "port":
+        _param.help = "Port for the proxy [default: a free one; the banner line on stderr says which]."
+        _param.show_default = False
 
 
 # --- cassettes as files people share: inspect, delete, export/import, git ------------------------------
@@ -305,14 +318,15 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     """Show statistics per cassette: recordings by model, streaming or not, sizes, date range.
 
     Stored bytes are what the db holds (zstd-compressed); raw bytes are the requests
-    and responses as sent. Without --cassette every cassette is shown, then the total.
+    and responses as sent. Without --cassette: one line per cassette, then the
+    total; with it, that cassette in full.
 
     \b
     Example:
         claude-vcr stats --cassette basic_tests
         claude-vcr stats --json
     """
-    from .render import stats_text
+    from .render import stats_table, stats_text
 
     with _open_catalog(db) as catalog:
         per_cassette = catalog.stats(cassette)
@@ -323,7 +337,7 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     if not per_cassette:
         click.echo(f"No cassettes in {db}")
         return
-    _echo(stats_text(per_cassette + ([total] if cassette is None and len(per_cassette) > 1 else [])))
+    _echo(stats_text(per_cassette) if cassette is not None else stats_table(per_cassette, total))
 
 
 @main.command()
@@ -428,11 +442,15 @@ def export_command(directory: Path, cassettes: tuple[str, ...], replace: bool, d
 @main.command("import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option(
-    "--cassette", help="Dump: the cassette to import into (default: default). Directory: only this one."
+    "--cassette",
+    help="Dump or one vcrpy file: the cassette to import into (dump default: default; vcrpy: named from the "
+    "file). Seed directory: only this one.",
 )
 @click.option("--all-paths", is_flag=True, help="Dump: import every path, not only the API's /v1/ paths.")
 @click.option(
-    "--record-errors", is_flag=True, help="Dump: also import non-2xx answers, as serve --record-errors."
+    "--record-errors",
+    is_flag=True,
+    help="Dump or vcrpy: also import transient errors (429, 5xx, 529), as serve --record-errors.",
 )
 @click.option(
     "--preset",
@@ -449,18 +467,24 @@ def import_command(
     preset: tuple[str, ...],
     db: Path,
 ) -> None:
-    """Import a seed-layout directory or a mitmproxy dump (`mitmdump -w FILE`).
+    """Import a seed-layout directory, vcrpy / pytest-recording cassettes, or a mitmproxy dump.
 
-    A directory is read as the seed tool writes it (or as `export` wrote it): keys
-    are recomputed with claude-vcr's scheme and the seed's key is kept in the
-    recording's meta. A file is read as a mitmproxy dump, streaming, without
-    mitmproxy: HTTP flows to /v1/ paths are imported, bodies decoded, secrets in
-    headers dropped. Either way the import is one transaction: on any error the db
-    is left as it was.
+    A directory with index.json files is read as the seed tool writes it (or as
+    `export` wrote it): keys are recomputed with claude-vcr's scheme and the seed's
+    key is kept in the recording's meta. vcrpy cassettes (.yaml, .yml, .json
+    files, or a directory of them) become one cassette per file, named as the
+    pytest plugin names that test's cassette (run it where pytest runs); only
+    Messages API interactions are imported. Any other file is read as a mitmproxy
+    dump (`mitmdump -w FILE`), streaming, without mitmproxy: HTTP flows to /v1/
+    paths are imported. Bodies are stored decoded and secrets in headers dropped.
+    Deterministic API errors (400, 404...) are imported like answers; transient
+    ones (429, 5xx, 529) only with --record-errors. Either way the import is one
+    transaction: on any error the db is left as it was.
 
     \b
     Example:
         claude-vcr import cassettes/
+        claude-vcr import tests/cassettes/      # pytest-recording's cassettes
         claude-vcr import capture.mitm --cassette from_capture
     """
     from .names import validate_cassette_name
@@ -468,17 +492,52 @@ def import_command(
 
     if source.is_file() and source.name == "index.json":
         source = source.parent
-    if source.is_dir():
+    vcrpy_files = _vcrpy_files(source, cassette)
+    if vcrpy_files is not None:
+        from .interchange.vcrpy import import_files
+
+        with _importing(db) as store:
+            report = import_files(store, vcrpy_files, record_errors=record_errors, presets=preset)
+        headline = f"Imported {report.imported:,} recordings from {report.flows:,} vcrpy interactions"
+        per_cassette = True
+    elif source.is_dir():
         from .interchange.seed import import_directory
 
         with _importing(db) as store:
             report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
         headline = f"Imported {report.imported:,} recordings from {source}"
+        per_cassette = True
     else:
         target = validate_cassette_name(cassette or "default")
         report = _import_dump(source, target, db, all_paths, record_errors, preset)
         headline = f"Imported {report.imported:,} recordings from {report.flows:,} flows into {target}"
-    _echo(import_text(report, headline, per_cassette=source.is_dir()))
+        per_cassette = False
+    _echo(import_text(report, headline, per_cassette=per_cassette))
+
+
+def _vcrpy_files(source: Path, cassette: str | None) -> list[tuple[Path, str]] | None:
+    """vcrpy cassette files to import with their cassettes, or None when `source` is not vcrpy's: a file
+    named .yaml/.yml/.json, or a directory holding such files and no seed-layout index.json."""
+    from .interchange.files import read_file
+    from .interchange.vcrpy import SUFFIXES, cassette_files
+    from .names import validate_cassette_name
+
+    if source.is_dir():
+        if any(source.glob("index.json")) or any(source.glob("*/index.json")):
+            return None
+        found = cassette_files(source)
+        if not found:
+            return None
+        if cassette:
+            raise click.UsageError("--cassette names one cassette: give it one vcrpy file, not a directory")
+        return found
+    if source.suffix not in SUFFIXES:
+        return None
+    if source.suffix == ".json" and b'"interactions"' not in read_file(source):
+        return None  # some other JSON file: read as a dump, whose error says what it is not
+    if cassette:
+        return [(source, validate_cassette_name(cassette))]
+    return cassette_files(source)
 
 
 def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_errors: bool, preset):

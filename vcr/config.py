@@ -137,7 +137,9 @@ class ProxyConfig:
         False,
         decl="--record-errors/--no-record-errors",
         env="VCR_RECORD_ERRORS",
-        help="Also store non-2xx answers (they are passed through either way).",
+        help="Also store transient errors (429, 5xx, 529, a stream ended by an overloaded error); API errors "
+        "that come back the same every time (400, 401, 403, 404, 413, 422) are always stored. Either way every "
+        "answer is passed through.",
     )
     rules: Rules = option(
         factory=Rules,
@@ -255,6 +257,11 @@ class ProxyConfig:
     )
     upstream_read_timeout: float = 600.0
     """Seconds an upstream may stay silent mid-answer; not a flag."""
+    how_to_record: str = "record with --mode record or auto"
+    """What a strict miss tells the user to do, in the words of what started the proxy (the pytest plugin
+    names its own option); not a flag."""
+    record_errors_option: str = "--record-errors"
+    """How the user asks for transient errors to be stored, in the same words; not a flag."""
 
     def __post_init__(self) -> None:
         """`rules` is what the proxy keys new cassettes with: the rules file's rules plus the presets."""

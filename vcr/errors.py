@@ -64,5 +64,15 @@ class ListenError(ClaudeVCRError):
     """The address could not be bound (in use, not ours); only this is reported as a listening problem."""
 
 
+def cannot_listen(host: str, port: int, error: OSError) -> ListenError:
+    """Cannot listen: in use (suggest --port 0), or not ours to bind; one text for `serve`, `run` and `ui`."""
+    import errno
+
+    text = f"cannot listen on {host}:{port}: {error.strerror or error}"
+    if error.errno == errno.EADDRINUSE:
+        text += " (another claude-vcr, or another program, is using it: stop it, or pass --port 0 for a free port)"
+    return ListenError(text)
+
+
 class UpstreamError(ClaudeVCRError):
     """The upstream could not be reached, or broke off mid-answer."""

@@ -28,6 +28,7 @@ from .errors import InvalidInput, NotFound
 from .matching import Rules, load_rules
 from .names import validate_cassette_name
 from .record_modes import RECORD_MODES
+from .storable import NOT_STORED
 
 if TYPE_CHECKING:
     from .proxy import Exchange
@@ -104,7 +105,11 @@ class CassetteUse:
         """Why this use's requests missed, one paragraph each; empty when none did."""
         missed = self.missed
         lines = [f"{len(missed)} request(s) had no recording in cassette {self.cassette!r} ({self.db}):"]
-        lines += [f"- {miss.line()}" for miss in missed]
+        repeats: dict[str, int] = {}
+        for miss in missed:  # a client retrying the same request is one line, with how many times
+            repeats[miss.line()] = repeats.get(miss.line(), 0) + 1
+        lines += [f"- {line}" + (f" ({count} times: the client retried)" if count > 1 else "")
+                  for line, count in repeats.items()]
         lines.append(
             f"record mode {self.record_mode!r} never contacts the upstream for a missing recording; record with "
             "--claude-vcr-record-mode=once (a new cassette), new_episodes (add what is missing) or rewrite."
@@ -121,6 +126,8 @@ class Tally:
     missed: int = 0
     other: int = 0
     used: set[tuple[str, int]] = field(default_factory=set)
+    not_stored: dict[str, int] = field(default_factory=dict)
+    """Answers passed through while recording without being stored, by why (transient errors...)."""
 
     def add(self, outcome: Outcome) -> None:
         if outcome.outcome == "recorded":
@@ -131,6 +138,9 @@ class Tally:
             self.missed += 1
         else:
             self.other += 1
+            if outcome.note and outcome.note.startswith(NOT_STORED):
+                reason = outcome.note[len(NOT_STORED) :]
+                self.not_stored[reason] = self.not_stored.get(reason, 0) + 1
             return
         self.used.add((outcome.key, outcome.ordinal))
 
@@ -148,18 +158,28 @@ class Ledger:
     def to_data(self) -> dict[str, Any]:
         """Plain lists and numbers (what pytest-xdist can send from a worker)."""
         return {
-            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used)]
+            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used), t.not_stored]
             for name, t in self.cassettes.items()
         }
 
     def merge(self, data: Mapping[str, Any]) -> None:
-        for name, (recorded, replayed, missed, other, used) in data.items():
+        for name, (recorded, replayed, missed, other, used, not_stored) in data.items():
             tally = self.cassettes.setdefault(name, Tally())
             tally.recorded += recorded
             tally.replayed += replayed
             tally.missed += missed
             tally.other += other
             tally.used.update((key, ordinal) for key, ordinal in used)
+            for reason, count in not_stored.items():
+                tally.not_stored[reason] = tally.not_stored.get(reason, 0) + count
+
+    def not_stored(self) -> dict[str, int]:
+        """Answers not stored over the whole run, by why."""
+        total: dict[str, int] = {}
+        for tally in self.cassettes.values():
+            for reason, count in tally.not_stored.items():
+                total[reason] = total.get(reason, 0) + count
+        return total
 
     def orphans(self, db: Path) -> dict[str, list[tuple[str, int]]]:
         """Recordings in the touched cassettes that no request of this run used: (key, ordinal) each."""
@@ -293,6 +313,10 @@ class ProxyThread:
             self._thread.join(60)
         self._thread = None
 
+    def banner(self) -> str:
+        """The proxy's one line: where it listens, its mode, cassette and db."""
+        return self._running.banner()
+
     def __enter__(self) -> ProxyThread:
         return self.start()
 
@@ -403,6 +427,19 @@ def _stop_shared() -> None:
     _shared.clear()
 
 
+def _at_exit(stop: Callable[[], None]) -> None:
+    """Run `stop` when the interpreter exits, before thread pools refuse new work: `atexit` runs after
+    `concurrent.futures` has shut its executors down, so the store could not be closed (a traceback, and the
+    db left in WAL mode); threading's own exit hooks run first, newest first."""
+    import concurrent.futures.thread  # noqa: F401 - registers its exit hook first, so ours runs before it
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        (register or atexit.register)(stop)
+    except RuntimeError:  # already shutting down
+        atexit.register(stop)
+
+
 def shared_proxy(config: ProxyConfig) -> ProxyThread:
     """One proxy per (db, upstream) for this process, started on first use and stopped at exit."""
     ident = (str(Path(config.db).resolve()), config.upstream)
@@ -410,7 +447,7 @@ def shared_proxy(config: ProxyConfig) -> ProxyThread:
         thread = _shared.get(ident)
         if thread is None:
             if not _shared:
-                atexit.register(_stop_shared)
+                _at_exit(_stop_shared)
             thread = _shared[ident] = ProxyThread(dataclasses.replace(config, port=0)).start()
         return thread
 
@@ -472,24 +509,55 @@ class RunResult:
     status: int
     ledger: Ledger
     orphans: dict[str, list[tuple[str, int]]] | None
+    not_stored: dict[str, int] = field(default_factory=dict)
+    """Answers passed through without being stored, by why (transient errors...)."""
 
     def counts(self) -> dict[str, tuple[int, int, int]]:
         return {name: (t.recorded, t.replayed, t.missed) for name, t in self.ledger.cassettes.items()}
 
 
+class MissTeller:
+    """Each distinct miss told once as it happens; identical ones (a client retrying) are counted and told
+    as one line at the end, so six retries are not six diagnoses."""
+
+    def __init__(self, tell: Callable[[str], None]) -> None:
+        self.tell = tell
+        self.repeats: dict[tuple[str, str, str, str], int] = {}
+
+    def __call__(self, outcome: Outcome) -> None:
+        if outcome.outcome != "miss":
+            return
+        same = (outcome.cassette, outcome.method, outcome.target, outcome.key)
+        if same in self.repeats:
+            self.repeats[same] += 1
+            return
+        self.repeats[same] = 0
+        self.tell(f"claude-vcr: {outcome.line()}")
+
+    def finish(self) -> None:
+        for (cassette, method, target, _), more in self.repeats.items():
+            if more:
+                self.tell(
+                    f"claude-vcr: the same miss ({method} {target} in cassette {cassette!r}) came {more} more "
+                    f"time(s) (the client retried)"
+                )
+
+
 def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None]) -> RunResult:
-    """Run `argv` with ANTHROPIC_BASE_URL set to a proxy that lives as long as it; each miss is told as it
-    happens. Recordings never used are looked for only when the command succeeded (a failed run may
-    simply have stopped early)."""
+    """Run `argv` with ANTHROPIC_BASE_URL set to a proxy that lives as long as it; a banner line says where
+    it listens; each distinct miss is told as it happens. In replay, a command with no API key gets the
+    placeholder one (SDK clients refuse to start without). Recordings never used are looked for only when the
+    command succeeded (a failed run may simply have stopped early)."""
     import signal
     import subprocess
 
-    def told(outcome: Outcome) -> None:
-        if outcome.outcome == "miss":
-            tell(f"claude-vcr: {outcome.line()}")
-
-    with ProxyThread(config, on_outcome=told) as proxy:
+    misses = MissTeller(tell)
+    with ProxyThread(config, on_outcome=misses) as proxy:
         env = {**os.environ, **providers.client_env(providers.of_upstream_format(config.upstream_format), proxy.url)}
+        tell(proxy.banner())
+        if config.mode == "replay" and not env.get(API_KEY) and not env.get("ANTHROPIC_AUTH_TOKEN"):
+            env[API_KEY] = REPLAY_KEY
+            tell(f"claude-vcr: no ANTHROPIC_API_KEY set: the command gets the placeholder {REPLAY_KEY!r} (replay)")
         child = subprocess.Popen(argv, env=env)
         try:
             while True:
@@ -503,6 +571,7 @@ def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None
                 child.send_signal(signal.SIGTERM)
                 child.wait()
         proxy.settle()
+    misses.finish()
     status = 128 - returncode if returncode < 0 else returncode
     orphans = proxy.ledger.orphans(Path(config.db)) if status == 0 else None
-    return RunResult(status, proxy.ledger, orphans)
+    return RunResult(status, proxy.ledger, orphans, proxy.ledger.not_stored())

@@ -8,22 +8,19 @@ fixture pay nothing: this module imports only pytest and the stdlib, and the pro
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .names import test_cassette_name
 from .record_modes import RECORD_MODES
 
 MARKER = "claude_vcr"
 MARKER_KEYWORDS = ("cassette", "record_mode", "preset", "rules", "match", "pace", "exhausted")
 SERVE_MODE_AS_RECORD_MODE = {"replay": "none", "auto": "new_episodes", "record": "all"}
-_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
-_MAX_NAME = 128
 
 _USE = pytest.StashKey[Any]()
 
@@ -127,9 +124,11 @@ class Run:
     def _new(self) -> Any:
         from .harness import ProxyThread, test_config
 
-        given: dict[str, Any] = {"db": self.db}
+        given: dict[str, Any] = {"db": self.db, **PLUGIN_WORDS}
         if self.upstream:
             given["upstream"] = self.upstream
+        if self.record_mode == "none" and not self.db.exists():
+            given["mode"] = "replay"  # strict replay opens no missing db: a run that cannot record makes no file
         return ProxyThread(test_config(os.environ, **given)).start()
 
     def start(self) -> Any:
@@ -153,6 +152,13 @@ class Run:
 
 _RUN = pytest.StashKey[Run]()
 
+PLUGIN_WORDS = {
+    "how_to_record": "record with --claude-vcr-record-mode=once (a new cassette) or new_episodes (add what is "
+    "missing)",
+    "record_errors_option": "VCR_RECORD_ERRORS=1",
+}
+"""What the proxy's messages tell a pytest user to do, in the plugin's options rather than `serve`'s."""
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -164,21 +170,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def default_cassette_name(nodeid: str) -> str:
-    """`tests/test_api.py::TestX::test_y[a-b]` -> `tests.test_api.TestX.test_y-a-b`; a name that had to be
-    changed to fit the cassette-name rule (or cut to its length) gets a hash of the node id, so two tests
-    never share a cassette by accident and the name is the same on every run."""
-    path, *names = nodeid.split("::")
-    module = path[:-3] if path.endswith(".py") else path
-    parts = [module.replace("/", "."), *names]
-    name = ".".join(parts)
-    name = re.sub(r"\[(.*)\]$", lambda m: "-" + m.group(1), name)
-    clean = _NOT_IN_NAME.sub("_", name).replace("..", "._")
-    if clean.startswith((".", "-")):
-        clean = "_" + clean
-    if clean != name or len(clean) > _MAX_NAME:
-        digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
-        clean = f"{clean[: _MAX_NAME - 11]}-{digest}"
-    return clean
+    """`tests/test_api.py::TestX::test_y[a-b]` -> `tests.test_api.TestX.test_y-a-b` (`names.test_cassette_name`,
+    which `import` of pytest-recording cassettes uses too)."""
+    return test_cassette_name(nodeid)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -221,7 +215,7 @@ def _marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 def claude_vcr(request: pytest.FixtureRequest) -> Iterator[Any]:
     """This test's cassette: `base_url`, `cassette`, `db`, `record_mode`, `mode` and the `outcomes` of its
     requests (`recorded`, `replayed`, `missed`); ANTHROPIC_BASE_URL points at it while the test runs."""
-    from .errors import ClaudeVCRError
+    from .errors import ClaudeVCRError, NoDatabase
     from .harness import cassette_settings, pointing_at
 
     run = request.config.stash[_RUN]
@@ -232,6 +226,11 @@ def claude_vcr(request: pytest.FixtureRequest) -> Iterator[Any]:
         record_mode = settings.pop("record_mode", None) or run.record_mode
         proxy = run.start()
         use = proxy.use(cassette, record_mode, cassette_settings(proxy.config, **settings))
+    except NoDatabase:
+        problem = (
+            f"claude-vcr: no database at {run.db}: record mode 'none' replays only and creates no file; "
+            f"{PLUGIN_WORDS['how_to_record']}"
+        )
     except (ClaudeVCRError, pytest.UsageError) as error:
         problem = f"claude-vcr: {error}"
     if problem is not None:
@@ -318,6 +317,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     counts = {name: (t.recorded, t.replayed, t.missed) for name, t in ledger.cassettes.items()}
     terminalreporter.section("claude-vcr")
     terminalreporter.write(run_summary(counts, orphans, str(_shown(run.db, config))))
+    not_stored = ledger.not_stored()
+    if not_stored:
+        from .storable import not_stored_line
+
+        terminalreporter.write(not_stored_line(not_stored) + "\n")
 
 
 def _shown(db: Path, config: pytest.Config) -> Path:

@@ -47,10 +47,19 @@ def table(rows: Sequence[Sequence[str]], right: tuple[int, ...] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
+EMPTY = "empty: no recordings (`claude-vcr clear NAME` removes it)"
+"""What a cassette whose last recording was deleted shows instead of dashes."""
+
+
 def cassettes_table(found: Sequence[CassetteRow]) -> str:
-    """`cassettes`: name, recording count, stored size, newest recording."""
+    """`cassettes`: name, recording count, stored size, newest recording; an emptied cassette says so."""
     rows = [["NAME", "RECORDINGS", "STORED", "NEWEST"]]
-    rows += [[c.name, f"{c.recordings:,}", f"{c.stored_size:,}", display_time(c.newest)] for c in found]
+    rows += [
+        [c.name, f"{c.recordings:,}", f"{c.stored_size:,}", display_time(c.newest)]
+        if c.recordings
+        else [c.name, "0", "0", EMPTY]
+        for c in found
+    ]
     return table(rows, right=(1, 2))
 
 
@@ -91,8 +100,29 @@ def _bytes(count: int) -> str:
     return f"{count:,} bytes ({count / 1024 / 1024:.2f} MB)"
 
 
+def stats_table(per_cassette: Sequence[CassetteStats], total: CassetteStats) -> str:
+    """`stats` over many cassettes: one line each, then the total; `--cassette NAME` gives one in full."""
+    rows = [["CASSETTE", "RECORDINGS", "STREAMED", "RESPONSES", "STORED", "RATIO", "MODELS", "NEWEST"]]
+    for s in [*per_cassette, total]:
+        models = ", ".join(list(s.by_model)[:2]) + (f" +{len(s.by_model) - 2}" if len(s.by_model) > 2 else "")
+        if s.recordings == 0 and s.cassette is not None:
+            rows.append([s.cassette, "0", "", "", "", "", "", EMPTY])
+            continue
+        rows.append([
+            s.cassette if s.cassette is not None else "(all)",
+            f"{s.recordings:,}",
+            f"{s.streaming:,}",
+            f"{s.response_size:,}",
+            f"{s.stored_size:,}",
+            f"{s.ratio:.1f}:1" if s.ratio else "-",
+            models or "-",
+            display_time(s.newest),
+        ])
+    return table(rows, right=(1, 2, 3, 4, 5)) + "Sizes in bytes; `claude-vcr stats --cassette NAME` shows one in full.\n"
+
+
 def stats_text(blocks: Iterable[CassetteStats]) -> str:
-    """`stats`: one block per cassette (a block without a cassette name is the total), as the seed prints."""
+    """`stats --cassette NAME`: the cassette in full, as the seed prints it."""
     out = []
     for s in blocks:
         lines = ["=" * 80, f"Cassette: {s.cassette}" if s.cassette else "All cassettes", "=" * 80, ""]

@@ -150,7 +150,8 @@ class ScriptedUpstream:
         status = re.search(r"STATUS:(\d{3})", text)
         if status:
             code = int(status.group(1))
-            kind = {429: "rate_limit_error", 529: "overloaded_error", 400: "invalid_request_error"}
+            kind = {429: "rate_limit_error", 529: "overloaded_error", 400: "invalid_request_error", 401: "authentication_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large", 422: "invalid_request_error"}
             return self.error(code, kind.get(code, "api_error"), f"scripted {code}", number)
         tool_names = {tool.get("name") for tool in body.get("tools", [])}
         blocks: list[dict[str, Any]]

@@ -19,6 +19,8 @@ from ..interchange.recorder import ImportReport, ImportRun
 from ..matching import KEY_SCHEME
 from ..records import Recording, timestamp, utc_now
 from ..secrets import redact_target
+from ..sse import ends_with_error, is_stream
+from ..storable import by_status, verdict
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -30,7 +32,7 @@ SKIP_NOT_HTTP = "not an HTTP flow"
 SKIP_PATH = "not an API path (use --all-paths)"
 SKIP_NO_RESPONSE = "no response (connection error)"
 SKIP_NO_BODY = "body not kept by mitmproxy (stream_large_bodies)"
-SKIP_STATUS = "error status (use --record-errors)"
+SKIP_STATUS = "transient error: 429, 5xx or a stream that broke off (use --record-errors)"
 SKIP_UNDECODABLE = "body not decodable"
 
 
@@ -83,13 +85,21 @@ def _import_flow(
         return SKIP_NO_RESPONSE
     if request.content is None or response.content is None:
         return SKIP_NO_BODY
-    if not (200 <= response.status_code < 300 or record_errors):
+    if not by_status(response.status_code, record_errors=record_errors).store:
         return SKIP_STATUS
     try:
         request_body = decode_content(request.headers, request.content)
         response_body = decode_content(response.headers, response.content)
     except ContentDecodingError:
         return SKIP_UNDECODABLE
+    decided = verdict(
+        response.status_code,
+        response_body,
+        streamed_error=is_stream(response.headers, response_body) and ends_with_error(response_body),
+        record_errors=record_errors,
+    )
+    if not decided.store:
+        return SKIP_STATUS
     target = redact_target(target)  # a credential in the query is stored as a placeholder
     keyed = run.key(cassette, request.method, target, request_body)
     started = request.timestamp_start

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import ProxyConfig
+from ..storable import by_status
 
 
 @dataclass(frozen=True)
@@ -118,5 +119,6 @@ def decide(
 
 
 def stores_answer(status: int, record_errors: bool) -> bool:
-    """Whether an upstream answer of this status is kept when recording."""
-    return 200 <= status < 300 or record_errors
+    """Whether an upstream answer of this status is kept when recording, as far as its status tells
+    (`storable.verdict` decides the rest once the body is in: a stream that broke off, an error's type)."""
+    return by_status(status, record_errors=record_errors).store

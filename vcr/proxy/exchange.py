@@ -36,9 +36,6 @@ size it is streamed on (`recording`) instead of held in memory."""
 _CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
 
 
-_STRICT_NOTE = " Strict replay never calls the upstream: record with --mode record or auto."
-
-
 class Observer(Protocol):
     """Who hears about every request (the in-process harness): called on the proxy's event loop."""
 

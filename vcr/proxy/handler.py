@@ -28,7 +28,6 @@ from .decide import Forward, Local, MatchConversation, Miss, Read, Reject, Repla
 from .edge import BodyRefused, error_response, local_answer, read_body, refusal
 from .exchange import (
     _CASSETTE_PREFIX,
-    _STRICT_NOTE,
     CASSETTE_HEADER,
     CONTROL_PREFIX,
     SEEN_BYTES_PER_CASSETTE,
@@ -342,7 +341,13 @@ class Proxy:
                 state.run.rules,
             )
             text = report.text()
-        message = text + _STRICT_NOTE
+        errored = self.recorder.errored.get((exchange.cassette, exchange.key))
+        if errored is not None:
+            text += (
+                f" While recording, this request was answered by a transient error {errored}, which is not "
+                f"stored; record it again, or pass {self.config.record_errors_option} to store such errors."
+            )
+        message = f"{text} Strict replay never calls the upstream: {self.settings(exchange.cassette).how_to_record}."
         exchange.note = text
         if self.config.save_misses is not None:
             self._save_miss(exchange)

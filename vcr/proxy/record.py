@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,8 +22,9 @@ from ..matching import KEY_SCHEME, short_key
 from ..record_run import CassetteRun
 from ..records import Recording
 from ..redact import screen
+from ..storable import NOT_STORED, Verdict, by_status, verdict
 from ..store import StoreThread
-from .decide import Forward, stores_answer
+from .decide import Forward
 from .edge import error_response, local_answer
 from .exchange import HELD_BYTES, Exchange
 from .monitor import check_answer
@@ -48,6 +50,18 @@ class Recorder:
         self.config = config
         self.upstream = upstream
         self.store = store
+        self.not_stored: Counter[str] = Counter()
+        """Answers a record run passed through without storing them, by why (the summary counts them)."""
+        self.errored: dict[tuple[str, str], int] = {}
+        """(cassette, key) -> the status of the transient error it was answered by while recording, so a
+        later strict miss of it in this run can say so."""
+
+    def _not_stored(self, exchange: Exchange, status: int, decided: Verdict) -> None:
+        """Count an answer a record run did not store, and say why on the request's line."""
+        reason = decided.reason or f"status {status}"
+        self.not_stored[reason] += 1
+        self.errored[(exchange.cassette, exchange.key)] = status
+        exchange.note = NOT_STORED + reason.replace("--record-errors", self.config.record_errors_option)
 
     async def forward(
         self, exchange: Exchange, how: Forward, run: CassetteRun | None
@@ -64,19 +78,25 @@ class Recorder:
                 return local_answer(exchange.method), "local"
             exchange.note = str(error)
             return error_response(502, "api_error", f"claude-vcr {error}"), "upstream-error"
-        record = how.record and stores_answer(upstream.status, self.config.record_errors)
+        first = by_status(upstream.status, record_errors=self.config.record_errors)
+        record = how.record and first.store
         try:
             relayed = await self._relay(exchange, upstream, record, sent_at)
             if isinstance(relayed, web.Response):
                 return relayed, "upstream-error"
-            tail = relayed.spool.tail
-            if record and not self.config.record_errors and (
-                sse.ends_with_error(tail) or eventstream.is_framed(upstream.headers) and eventstream.ends_with_exception(tail)
-            ):
-                record = False  # a 200 stream that ended in an `error` event (Bedrock: an exception frame) failed midway
-                log.warning(
-                    "%s %s ended with an error event; nothing stored", exchange.method, exchange.stored_target
+            decided = first
+            if record:
+                tail = relayed.spool.tail
+                decided = verdict(
+                    upstream.status,
+                    tail,
+                    streamed_error=sse.ends_with_error(tail)
+                    or (eventstream.is_framed(upstream.headers) and eventstream.ends_with_exception(tail)),
+                    record_errors=self.config.record_errors,
                 )
+                record = decided.store
+            if how.record and not record:
+                self._not_stored(exchange, upstream.status, decided)
             outcome = await self._save(exchange, upstream, relayed, sent_at, run) if record else "passthrough"
             await self._finish(exchange, relayed, outcome)
         finally:

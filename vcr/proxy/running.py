@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import signal
 import sys
@@ -17,7 +16,9 @@ from aiohttp import web
 from ..adapters import open_upstream
 from ..catalog import Catalog
 from ..config import ProxyConfig
-from ..errors import ListenError
+from ..errors import ListenError, cannot_listen
+from ..names import some_names
+from ..storable import not_stored_line
 from ..store import StoreThread
 from . import edge
 from .edge import _Server
@@ -34,15 +35,16 @@ def cassette_counts(catalog: Catalog) -> dict[str, int]:
 
 
 def startup_warnings(config: ProxyConfig, counts: dict[str, int]) -> list[str]:
-    """What a person should know before the first request: a default cassette with nothing to replay."""
+    """What a person should know before the first request: a default cassette with nothing to replay (what
+    then happens to requests naming no cassette, in the words of the mode and fallback that decide it)."""
     if config.mode not in ("replay", "auto") or counts.get(config.cassette):
         return []
     others = [f"{name} ({count})" for name, count in sorted(counts.items()) if count]
-    if config.mode == "auto":
+    if config.mode == "auto" or config.fallback == "fallback":
         then = f"requests that name no cassette are forwarded to {config.upstream} and recorded"
     else:
         then = "requests that name no cassette will miss"
-    there = f"cassettes in {config.db}: {', '.join(others)}" if others else f"{config.db} has no recordings"
+    there = f"cassettes in {config.db}: {some_names(others)}" if others else f"{config.db} has no recordings"
     return [
         f"claude-vcr: warning: cassette {config.cassette!r} has no recordings, so {then}; {there}. "
         "Pick one with --cassette NAME, or per request with the base URL http://HOST:PORT/c/NAME."
@@ -56,13 +58,7 @@ def creates_db(config: ProxyConfig) -> bool:
 
 def listen_error(config: ProxyConfig, error: OSError) -> ListenError:
     """Cannot listen: in use (suggest --port 0), or not ours to bind."""
-    text = f"cannot listen on {config.host}:{config.port}: {error.strerror or error}"
-    if error.errno == errno.EADDRINUSE:
-        text += (
-            " (another claude-vcr serve, or another program, is using it: stop it, or pass --port 0 "
-            "for a free port)"
-        )
-    return ListenError(text)
+    return cannot_listen(config.host, config.port, error)
 
 
 @dataclass
@@ -77,6 +73,10 @@ class RunningProxy:
     """Its counts of saves (`saved`, `failed`) are the summary `serve` prints when it stops."""
     proxy: Proxy | None = field(default=None, repr=False)
     """The request handler, for in-process callers that set per-cassette policies."""
+
+    def not_stored(self) -> dict[str, int]:
+        """Answers this run passed through without storing them, by why (transient errors...)."""
+        return dict(self.proxy.recorder.not_stored) if self.proxy is not None else {}
 
     def banner(self) -> str:
         mode = self.config.mode + (f" ({self.config.fallback})" if self.config.mode == "replay" else "")
@@ -172,6 +172,9 @@ def serve(config: ProxyConfig, announce=print) -> int:
                 f"claude-vcr: {proxy.store.saved} recording(s) stored, {failed} could not be stored"
                 + (" (see the store-error lines above)" if failed else "")
             )
+        not_stored = proxy.not_stored()
+        if not_stored:
+            announce(not_stored_line(not_stored))
 
     asyncio.run(main())
     return failed

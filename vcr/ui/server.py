@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ..catalog import Catalog
 from ..diagnosis import MissReport, SavedRequest, explain, read_request_file
-from ..errors import ClaudeVCRError, ListenError, NotFound
+from ..errors import ClaudeVCRError, NotFound, cannot_listen
 from ..lint import lint, lint_detail
 from ..matching import json_differences, key_request, normalise, parse_json_body
 from . import pages
@@ -238,7 +238,7 @@ async def running(
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as error:
-            raise ListenError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+            raise cannot_listen(host, port, error) from error
         bound, bound_port = runner.addresses[0][:2]
         yield f"http://{f'[{bound}]' if ':' in bound else bound}:{bound_port}/"
     finally:
