@@ -7,6 +7,7 @@ made before a file is opened. Stdlib only, so the read-only commands check a fil
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -32,6 +33,51 @@ SCHEMA_STEPS = (
     "m008_prompt_excerpt",
 )
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
+
+
+OWN_TABLES = frozenset({"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals"})
+OWN_INDEXES = frozenset(
+    {
+        "idx__sqlite_migrations_migration_set_name",
+        "recordings_by_model",
+        "recordings_by_date",
+        "recordings_model",
+        "recordings_created_at",
+        "recordings_catalog",
+        "recordings_by_target",
+        "recordings_by_raw_hash",
+    }
+)
+OWN_TRIGGERS = {
+    "recording_totals_insert": "d5ecf0f7fa4ddb43334c8b225815265b",
+    "recording_totals_delete": "83b186eef04b71802af8201553b825bd",
+    "recording_totals_update": "855788c82c627621518b1b0dfb8d9a49",
+}
+"""The triggers m006 creates, by the sha256 (first 128 bits) of their whitespace-normalised SQL: a trigger
+runs on our own writes, so one of the same name with other SQL is as foreign as an unknown one."""
+
+
+def trigger_digest(sql: str) -> str:
+    """The digest `OWN_TRIGGERS` holds for a trigger's SQL (whitespace runs count as one space)."""
+    return hashlib.sha256(" ".join(sql.split()).encode()).hexdigest()[:32]
+
+
+def foreign_objects(schema: list[tuple[str, str, str | None]]) -> list[str]:
+    """What in a db's `sqlite_master` rows (type, name, sql) no schema step of ours made, as `type name`:
+    a view runs when read (a recursive one never ends), a trigger when we write (it could copy a body we
+    are redacting into a table of its own), an unknown table or index holds what our commands never see."""
+    foreign: list[str] = []
+    for kind, name, sql in schema:
+        if name.startswith("sqlite_"):
+            continue  # SQLite's own (autoindexes, sqlite_sequence, sqlite_stat*): no code, no user data
+        if kind == "table" and name in OWN_TABLES:
+            continue
+        if kind == "index" and name in OWN_INDEXES:
+            continue
+        if kind == "trigger" and OWN_TRIGGERS.get(name) == trigger_digest(sql or ""):
+            continue
+        foreign.append(f"{kind} {name}")
+    return foreign
 
 
 def applied_steps(conn: sqlite3.Connection) -> set[str]:
@@ -65,7 +111,8 @@ def check_file(path: Path) -> set[str] | None:
         conn = readonly_connection(path)
         try:
             conn.execute("PRAGMA schema_version").fetchone()
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            schema = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+            tables = {name for kind, name, _ in schema if kind == "table"}
             applied = applied_steps(conn)
         finally:
             conn.close()
@@ -82,6 +129,14 @@ def check_file(path: Path) -> set[str] | None:
         raise DatabaseError(
             f"{path} is a SQLite database of another program (tables: {', '.join(sorted(user_tables))}); "
             "claude-vcr left it untouched"
+        )
+    foreign = foreign_objects(schema)
+    if foreign:
+        names = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise DatabaseError(
+            f"{path} holds schema objects claude-vcr did not make ({names}); a trigger or view in a db from "
+            "elsewhere would run on our reads and writes, so the file was refused and left untouched. "
+            "If you trust it, remove them with the sqlite3 shell (DROP TRIGGER/VIEW/TABLE name)"
         )
     return applied
 
