@@ -20,6 +20,8 @@ from typing import Any
 
 import zstandard
 
+from .errors import DatabaseError
+
 CHUNK_ID_BYTES = 8
 MIN_CHUNK = 1024
 MAX_CHUNK = 16 * 1024
@@ -78,8 +80,11 @@ JSON_CEILING = 32 * 1024 * 1024
 _INFLATE_PIECE = 1024 * 1024
 
 
-class InflateLimit(ValueError):
+class InflateLimit(DatabaseError, ValueError):
     """A stored blob inflates past what its row records or past the hard ceiling: a damaged or hostile db."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}: the db is damaged or was made to exhaust memory; refused")
 
 
 def inflate(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING, what: str = "a stored body") -> bytes:

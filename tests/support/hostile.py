@@ -1,0 +1,72 @@
+"""Hostile edits of a real db, as someone who sends a vcr.db through git could make them: sqlite3 on the file,
+no claude-vcr code. Each returns what the test needs to check the safe outcome."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import zstandard
+
+GIB = 1024 * 1024 * 1024
+
+
+def execute(db: Path, *statements: str, params: tuple = ()) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        for statement in statements:
+            conn.execute(statement, params) if params else conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def plant_body_thief(db: Path) -> None:
+    """A trigger that copies every request body we write (or redact) into a table of its own."""
+    execute(
+        db,
+        "CREATE TABLE stolen (body BLOB)",
+        "CREATE TRIGGER steal AFTER UPDATE ON recordings BEGIN INSERT INTO stolen VALUES (OLD.request_body); END",
+    )
+
+
+def plant_recursive_view(db: Path) -> None:
+    """`recording_totals` (what `cassettes` and `list` read) replaced by a view that never ends."""
+    execute(
+        db,
+        "DROP TABLE recording_totals",
+        "CREATE VIEW recording_totals AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
+        "SELECT 1 AS cassette_id, '' AS model, 0 AS stream, x AS recordings, 0 AS request_size, "
+        "0 AS response_size, 0 AS stored_size FROM n",
+    )
+
+
+def bomb_frame(size: int, *, declared: bool) -> bytes:
+    """A zstd frame of `size` zero bytes (a few KB per GiB), with or without its size in the header; made a MB
+    at a time so the test itself never holds the inflated bytes."""
+    compressor = zstandard.ZstdCompressor(level=3, write_content_size=declared)
+    stream = compressor.compressobj(size=size if declared else -1)
+    piece = bytes(1024 * 1024)
+    parts = [stream.compress(piece) for _ in range(size // len(piece))]
+    parts.append(stream.flush())
+    return b"".join(parts)
+
+
+def plant_response_bomb(db: Path, frame: bytes, *, stated_size: int | None = None) -> None:
+    """Every recording's response body becomes `frame`; its row's recorded size is left or set."""
+    if stated_size is None:
+        execute(db, "UPDATE recordings SET response_body = ?", params=(frame,))
+    else:
+        execute(db, "UPDATE recordings SET response_body = ?, response_size = ?", params=(frame, stated_size))
+
+
+def run(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """claude-vcr as a separate process (a hang is a timeout, not a stuck suite)."""
+    return subprocess.run(
+        [sys.executable, "-m", "claude_vcr", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,114 @@
+"""A vcr.db from elsewhere is data: a real recording made by the proxy, then edited with sqlite3 as an attacker
+who sends the file through git would (planted triggers and views, decompression bombs), and every command that
+reads it must refuse in one line or stay within bounds, never run the planted code, hang or take gigabytes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import zstandard
+from claude_vcr.catalog import Catalog
+from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, inflate
+
+from tests.support import hostile
+from tests.support.client import call, params
+
+
+@pytest.fixture
+def real_db(proxy, db_path: Path) -> Path:
+    """Two exchanges recorded by the real proxy (one JSON, one stream) with an API key in the prompt."""
+    recorder = proxy(mode="record")
+    call(recorder.url + "/c/basic", **params("Hi there"))
+    call(recorder.url + "/c/basic", **params("Tell me a story", model="claude-haiku-4-5", stream=True))
+    recorder.stop()
+    return db_path
+
+
+def _one_line_refusal(result, *expected: str) -> None:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+
+
+def _key(db: Path) -> str:
+    with Catalog.open(db) as catalog:
+        return next(r.key for r in catalog.recordings("basic"))
+
+
+@pytest.mark.parametrize("command", [["scan"], ["redact", "--yes"], ["compact"], ["list"], ["cassettes"], ["dump"]])
+def test_a_planted_trigger_is_refused_by_every_command_and_never_runs(real_db, command):
+    hostile.plant_body_thief(real_db)
+    before = real_db.read_bytes()
+    args = [*command, real_db] if command == ["dump"] else [*command, "--db", real_db]
+    _one_line_refusal(hostile.run(*args), "trigger steal", "table stolen", "refused")
+    assert real_db.read_bytes() == before
+    conn = sqlite3.connect(real_db)
+    assert conn.execute("SELECT count(*) FROM stolen").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_trigger_with_one_of_our_names_but_other_sql_is_refused(real_db):
+    hostile.execute(
+        real_db,
+        "DROP TRIGGER recording_totals_update",
+        "CREATE TABLE stolen (body BLOB)",
+        "CREATE TRIGGER recording_totals_update AFTER UPDATE ON recordings BEGIN "
+        "INSERT INTO stolen VALUES (OLD.request_body); END",
+    )
+    _one_line_refusal(hostile.run("scan", "--db", real_db), "trigger recording_totals_update")
+
+
+@pytest.mark.parametrize("command", [["dump"], ["cassettes"], ["list"], ["scan"], ["stats"]])
+def test_a_planted_recursive_view_does_not_hang_anything(real_db, command):
+    hostile.plant_recursive_view(real_db)
+    args = [*command, real_db] if command == ["dump"] else [*command, "--db", real_db]
+    _one_line_refusal(hostile.run(*args, timeout=60), "view recording_totals")
+
+
+def test_a_db_with_only_our_schema_still_opens_and_compacts(real_db):
+    assert hostile.run("compact", "--db", real_db).returncode == 0
+    conn = sqlite3.connect(real_db)
+    kinds = sorted(conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
+    conn.close()
+    assert ("trigger", "recording_totals_insert") in kinds and not [k for k in kinds if k[0] == "view"]
+    assert hostile.run("scan", "--db", real_db).returncode == 0
+
+
+# --- bombs -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["size-in-header", "streamed-frame"])
+def test_inflate_refuses_past_its_limit_without_allocating_it(declared):
+    frame = hostile.bomb_frame(64 * 1024 * 1024, declared=declared)
+    assert len(frame) < 64 * 1024
+    with pytest.raises(InflateLimit, match="past its limit of 1,000,000"):
+        inflate(zstandard.ZstdDecompressor(), frame, 1_000_000)
+    assert len(inflate(zstandard.ZstdDecompressor(), frame, 64 * 1024 * 1024)) == 64 * 1024 * 1024
+
+
+def test_no_limit_is_above_the_hard_ceiling():
+    frame = hostile.bomb_frame(BODY_CEILING + 1024 * 1024, declared=True)
+    with pytest.raises(InflateLimit):
+        inflate(zstandard.ZstdDecompressor(), frame, 10 * BODY_CEILING)
+
+
+def test_a_metadata_json_bomb_is_refused():
+    frame = zstandard.ZstdCompressor().compress(b"[" + b"0," * (20 * 1024 * 1024) + b"0]")
+    with pytest.raises(InflateLimit):
+        decode_json(frame, zstandard.ZstdDecompressor(), limit=1024 * 1024)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["size-in-header", "streamed-frame"])
+@pytest.mark.parametrize("command", ["show", "scan", "export"])
+def test_a_4_gib_response_bomb_is_one_line_for_show_scan_and_export(real_db, tmp_path, command, declared):
+    hostile.plant_response_bomb(real_db, hostile.bomb_frame(4 * hostile.GIB, declared=declared))
+    args = {
+        "show": ["show", _key(real_db), "--db", real_db],
+        "scan": ["scan", "--db", real_db],
+        "export": ["export", tmp_path / "out", "--db", real_db],
+    }[command]
+    result = hostile.run(*args)
+    _one_line_refusal(result, "past its limit", "damaged or was made to exhaust memory")
