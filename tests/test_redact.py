@@ -499,3 +499,23 @@ def test_redact_is_one_transaction(db_path, monkeypatch):
     result = cli("redact", "--yes", "--db", db_path)
     assert result.exit_code == 1 and "disk full" in result.output and len(calls) == 2
     assert rows(db_path) == before
+
+
+def test_scan_labels_each_occurrence_with_the_string_that_holds_it():
+    import dataclasses
+
+    from claude_vcr.redact import scan_recording
+    from tests.support.cassettes import recording
+    from tests.support.secret_corpus import fake_secrets
+
+    secret = fake_secrets()[0][1]
+    body = {
+        "model": "claude-haiku-4-5",
+        "system": f"the project's key is {secret}",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": f"use {secret} for this"}]}],
+    }
+    item = dataclasses.replace(recording(1), request_body=json.dumps(body).encode())
+    assert [f.json_path for f in scan_recording(item) if f.side == "request"] == [
+        "$.system",
+        "$.messages[0].content[0].text",
+    ]

@@ -256,7 +256,7 @@ def scan_recording(recording: Recording) -> Iterator[Finding]:
         if secrets:
             strings = list(_strings_of(body))
             for secret in secrets:
-                yield finding(side, _locate(secret, strings), secret)
+                yield finding(side, _locate(secret, strings, text), secret)
         for where, secret in stream_secrets(body):
             yield finding(side, where, secret)
     for side, headers in (
@@ -321,17 +321,25 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _walk(child, f"{path}[{index}]")
 
 
-def _locate(secret: Secret, strings: list[tuple[str, str]]) -> str:
-    """The JSON path of the string holding a finding (found in the raw text, perhaps JSON-escaped)."""
+def _locate(secret: Secret, strings: list[tuple[str, str]], text: str = "") -> str:
+    """The JSON path of the string holding a finding (found in the raw text, perhaps JSON-escaped): the
+    string holding the same occurrence of it, counted in document order, so a key in `messages` is not
+    labelled with an earlier string (`system`) that holds the same value."""
     candidates = {secret.value}
     try:
         candidates.add(json.loads(f'"{secret.value}"'))
     except ValueError:
         pass
-    for path, text in strings:
-        if any(candidate in text for candidate in candidates):
+    before = text.count(text[secret.start : secret.end], 0, secret.start) if text else 0
+    first = None
+    for path, value in strings:
+        held = max(value.count(candidate) for candidate in candidates)
+        if held and first is None:
+            first = path
+        if held > before:
             return path
-    return "(raw body)"
+        before -= held
+    return first or "(raw body)"
 
 
 # --- redact -------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from .names import validate_cassette_name
 from .protocol import Finding, Severity, validate_response
 from .report import CheckResult, check_each, send, summary
 from .report import junit_xml as report_junit
+from .secrets import redact_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -339,15 +340,15 @@ async def _verify_one(
         method = untrusted.method(row.method)
     except ClaudeVCRError as error:
         finding = Finding("V10", "error", None, f"not sent: {error}")
-        return VerifyResult(row, target, None, 0.0, [finding], [finding])
+        return VerifyResult(row, redact_url(target), None, 0.0, [finding], [finding])
     answer = await send(session, method, url, request_headers(detail, api_key), detail.request_body)
     if answer.error is not None:
-        finding = Finding("V10", "error", None, f"no answer from {url}: {answer.error}")
-        return VerifyResult(row, url, None, answer.elapsed_ms, [finding], [finding])
+        finding = Finding("V10", "error", None, f"no answer from {redact_url(url)}: {answer.error}")
+        return VerifyResult(row, redact_url(url), None, answer.elapsed_ms, [finding], [finding])
     findings, failures = check_answer(
         detail, answer.status, answer.headers, answer.body, allow_new_warnings=allow_new_warnings, translated=translated
     )
-    return VerifyResult(row, url, answer.status, answer.elapsed_ms, findings, failures)
+    return VerifyResult(row, redact_url(url), answer.status, answer.elapsed_ms, findings, failures)
 
 
 def verify_details(
@@ -362,7 +363,7 @@ def verify_details(
 ) -> list[VerifyResult]:
     """Verify recordings against `target` (a base URL; `{cassette}` is replaced by each one's cassette)."""
     if not target.startswith(("http://", "https://")):
-        raise ValueError(f"{target!r} is not an http:// or https:// URL")
+        raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
     return asyncio.run(
         check_each(
@@ -389,9 +390,9 @@ def verify_db(
 
 def verify_summary(results: list[VerifyResult], target: str) -> str:
     """The last line of `claude-vcr verify`."""
-    return summary(results, target, f"Verified {len(results):,} recording(s)")
+    return summary(results, redact_url(target), f"Verified {len(results):,} recording(s)")
 
 
 def junit_xml(results: list[VerifyResult], target: str, suite: str = "claude-vcr verify") -> str:
     """JUnit XML for CI: one testcase per recording (`report.junit_xml`)."""
-    return report_junit(results, target, suite)
+    return report_junit(results, redact_url(target), suite)
