@@ -5,6 +5,7 @@ and the cassette still replays the original request; a real git repository refus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import zstandard
 from claude_vcr.catalog import Catalog
-from claude_vcr.redact import scan
+from claude_vcr.redact import scan, scan_recording
 from claude_vcr.store import Store
 
 from tests.support.cassettes import recording, rows
@@ -502,12 +503,6 @@ def test_redact_is_one_transaction(db_path, monkeypatch):
 
 
 def test_scan_labels_each_occurrence_with_the_string_that_holds_it():
-    import dataclasses
-
-    from claude_vcr.redact import scan_recording
-    from tests.support.cassettes import recording
-    from tests.support.secret_corpus import fake_secrets
-
     secret = fake_secrets()[0][1]
     body = {
         "model": "claude-haiku-4-5",

@@ -203,7 +203,7 @@ def _token(n: int = 40) -> str:
     ("template", "kind"),
     [
         ("AWS_SECRET_ACCESS_KEY={aws}", "aws-secret-key"),
-        ('[default]\naws_secret_access_key = {aws}\n', "aws-secret-key"),
+        ("[default]\naws_secret_access_key = {aws}\n", "aws-secret-key"),
         ('{{"SecretAccessKey": "{aws}"}}', "aws-secret-key"),
         ('{{"api_key": "{token}"}}', "named-value"),
         ("config:\n  api_key: {token}\n", "named-value"),
@@ -222,11 +222,15 @@ def test_named_secrets_are_found_raw_and_inside_a_json_body(template, kind):
 
 def test_a_key_written_with_json_escapes_is_found_and_gets_the_plain_keys_placeholder():
     secret = CORPUS[0][1]
-    body = json.dumps({"messages": [{"role": "user", "content": f"key {secret}"}]}).replace("sk-ant-", "sk\\u002dant\\u002d")
+    body = json.dumps({"messages": [{"role": "user", "content": f"key {secret}"}]}).replace(
+        "sk-ant-", "sk\\u002dant\\u002d"
+    )
     assert secret not in body and json.loads(body)["messages"][0]["content"].endswith(secret)
     redacted, found = secrets.redact(body)
     assert [s.value for s in found] == [secret]
-    assert json.loads(redacted)["messages"][0]["content"] == "key " + secrets.placeholder("anthropic-key", secret)
+    assert json.loads(redacted)["messages"][0]["content"] == "key " + secrets.placeholder(
+        "anthropic-key", secret
+    )
 
 
 def test_secrets_in_url_paths_query_names_and_userinfo_never_print():
