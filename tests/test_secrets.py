@@ -5,6 +5,8 @@ Claude Code requests (the false-positive figure the README states)."""
 from __future__ import annotations
 
 import json
+import random
+import string
 
 import pytest
 from claude_vcr import secrets
@@ -187,16 +189,23 @@ def test_a_body_keys_the_same_with_the_secret_or_its_placeholder():
 # --- issue 23: shapes the detectors missed, and credentials in URLs ------------------------------------------
 
 
-def _aws_secret() -> str:
-    from tests.support.secret_corpus import _chars
+_RNG = random.Random(2323)
+_B64 = string.ascii_letters + string.digits
 
-    return _chars(12) + "/" + _chars(13) + "/" + _chars(13)  # 40 base64 characters holding two '/'
+
+def _aws_secret() -> str:
+    """40 base64 characters holding two '/', as AWS secret keys often do."""
+    return (
+        "".join(_RNG.choice(_B64) for _ in range(12))
+        + "/"
+        + "".join(_RNG.choice(_B64) for _ in range(13))
+        + "/"
+        + "".join(_RNG.choice(_B64) for _ in range(13))
+    )
 
 
 def _token(n: int = 40) -> str:
-    from tests.support.secret_corpus import _chars
-
-    return _chars(n)
+    return "".join(_RNG.choice(_B64) for _ in range(n))
 
 
 @pytest.mark.parametrize(
