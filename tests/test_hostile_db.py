@@ -4,6 +4,7 @@ reads it must refuse in one line or stay within bounds, never run the planted co
 
 from __future__ import annotations
 
+import gzip
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import zstandard
 from claude_vcr.catalog import Catalog
 from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, inflate
+from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
 
 from tests.support import hostile
 from tests.support.client import call, params
@@ -173,3 +175,34 @@ def test_control_characters_from_a_db_never_reach_the_terminal(real_db, command)
     for character in "\x1b\x07\r\u202e":
         assert character not in result.stdout
     assert "\\u001b]52;c;" in result.stdout
+
+
+# --- files from elsewhere: a .mitm dump ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coding", ["zstd", "gzip", "deflate"])
+def test_a_mitm_bomb_is_skipped_as_undecodable_not_imported(tmp_path, db_path, coding):
+    dump = tmp_path / "bomb.mitm"
+    size = hostile.bomb_mitm_dump(dump, coding, hostile.GIB if coding == "zstd" else 256 * 1024 * 1024)
+    assert size < 1024 * 1024
+    result = hostile.run("import", dump, "--db", db_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "body not decodable" in result.stdout + result.stderr
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*), max(response_size) FROM recordings").fetchone() == (1, 14)
+    conn.close()
+
+
+def test_decode_content_is_bounded_for_every_coding():
+    brotli = pytest.importorskip("brotli")
+    big = bytes(4 * 1024 * 1024)
+    encodings = {
+        "br": brotli.compress(big),
+        "zstd": zstandard.ZstdCompressor().compress(big),
+        "gzip": gzip.compress(big) + gzip.compress(b"second member"),
+    }
+    for coding, data in encodings.items():
+        whole = big + (b"second member" if coding == "gzip" else b"")
+        assert decode_content([("content-encoding", coding)], data) == whole
+        with pytest.raises(ContentDecodingError, match="inflates past 1,000,000 bytes"):
+            decode_content([("content-encoding", coding)], data, limit=1_000_000)

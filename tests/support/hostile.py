@@ -102,3 +102,29 @@ class Canary:
         self._stop.set()
         self._thread.join()
         self._socket.close()
+
+
+def bomb_mitm_dump(path: Path, coding: str, size: int = GIB) -> int:
+    """A mitmproxy dump of one Messages flow whose response body, encoded with `coding`, inflates to `size`
+    zero bytes (tens of KB on disk), after one ordinary flow; returns the file's size."""
+    import zlib
+
+    from tests.support.mitm import flow_state, tnetstring
+
+    if coding == "zstd":
+        encoded = bomb_frame(size, declared=False)
+    else:
+        deflater = zlib.compressobj(
+            9, zlib.DEFLATED, 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
+        )
+        piece = bytes(1024 * 1024)
+        encoded = b"".join([*(deflater.compress(piece) for _ in range(size // len(piece))), deflater.flush()])
+    ordinary = flow_state()
+    bomb = flow_state(b'{"model":"claude-haiku-4-5","messages":[]}')
+    bomb["response"]["content"] = encoded
+    bomb["response"]["headers"] = [
+        [b"content-type", b"application/json"],
+        [b"content-encoding", coding.encode()],
+    ]
+    path.write_bytes(tnetstring(ordinary) + tnetstring(bomb))
+    return path.stat().st_size
