@@ -206,3 +206,33 @@ def test_decode_content_is_bounded_for_every_coding():
         assert decode_content([("content-encoding", coding)], data) == whole
         with pytest.raises(ContentDecodingError, match="inflates past 1,000,000 bytes"):
             decode_content([("content-encoding", coding)], data, limit=1_000_000)
+
+
+# --- long valid streams: linear folds, paged pages ------------------------------------------------------------
+
+
+def test_the_ui_pages_a_long_stream_and_folds_all_of_it(real_db):
+    from claude_vcr.lint import lint_detail
+    from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
+
+    hostile.plant_long_stream(real_db, 3000)
+    with Catalog.open(real_db) as catalog:
+        detail = catalog.detail(next(r for r in catalog.recordings("basic") if r.stream).id)
+    first = recording_page(detail, lint_detail(detail))
+    assert "word " * 3000 in first  # the folded text is whole
+    assert f"events 0–{EVENTS_PAGE - 1:,} of 3,005" in first and 'id="event-499"' in first
+    assert 'id="event-500"' not in first and f"?events={EVENTS_PAGE}#events" in first
+    last = recording_page(detail, lint_detail(detail), 2900)
+    assert 'id="event-3004"' in last and 'id="event-2899"' not in last and 'rel="next"' not in last
+    assert len(first) < 400_000
+
+
+def test_show_and_lint_of_a_long_stream_are_whole(real_db):
+    hostile.plant_long_stream(real_db, 20_000)
+    with Catalog.open(real_db) as catalog:
+        key = next(r.key for r in catalog.recordings("basic") if r.stream)
+    shown = hostile.run("show", key[:12], "--db", real_db)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    assert shown.stdout.count("content_block_delta") >= 20_000
+    linted = hostile.run("lint", "--db", real_db)
+    assert linted.returncode == 0, linted.stdout + linted.stderr

@@ -128,3 +128,55 @@ def bomb_mitm_dump(path: Path, coding: str, size: int = GIB) -> int:
     ]
     path.write_bytes(tnetstring(ordinary) + tnetstring(bomb))
     return path.stat().st_size
+
+
+def long_stream(deltas: int) -> bytes:
+    """A valid Messages stream of one text block told in `deltas` deltas (1M of them: 120 MB)."""
+    import json
+
+    def event(payload: dict) -> str:
+        return f"event: {payload['type']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_long",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-haiku-4-5",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 1},
+        },
+    }
+    delta = event(
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "word "}}
+    )
+    return "".join(
+        [
+            event(start),
+            event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            delta * deltas,
+            event({"type": "content_block_stop", "index": 0}),
+            event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": deltas},
+                }
+            ),
+            event({"type": "message_stop"}),
+        ]
+    ).encode()
+
+
+def plant_long_stream(db: Path, deltas: int) -> None:
+    """The streamed recording's response becomes a valid stream of `deltas` deltas (sizes kept consistent)."""
+    body = long_stream(deltas)
+    frame = zstandard.ZstdCompressor().compress(body)
+    execute(
+        db,
+        "UPDATE recordings SET response_body = ?, response_size = ?, timings = ? WHERE stream = 1",
+        params=(frame, len(body), f"[[{len(body)},1.0]]"),
+    )

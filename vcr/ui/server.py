@@ -88,9 +88,9 @@ class Viewer:
         )
         return pages.lint_page(name, results)
 
-    def recording(self, recording_id: int) -> str:
+    def recording(self, recording_id: int, events_from: int = 0) -> str:
         detail = self.catalog.detail(recording_id)
-        return pages.recording_page(detail, lint_detail(detail))
+        return pages.recording_page(detail, lint_detail(detail), events_from)
 
     def missed(self) -> str:
         if self.misses is None:
@@ -205,7 +205,10 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
         recording_id = int(request.match_info["id"])
         if recording_id >= 2**63:  # beyond SQLite's integers: no such row
             raise NotFound(f"no recording with id {recording_id}")
-        return await page(viewer.recording, recording_id)
+        events_from = request.query.get("events", "0")
+        if not OFFSET.fullmatch(events_from):
+            raise web.HTTPBadRequest(reason="events must be a whole number below 10^15")
+        return await page(viewer.recording, recording_id, int(events_from))
 
     async def missed(request: web.Request) -> web.Response:
         return await page(viewer.missed)
