@@ -103,15 +103,13 @@ def inflate(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING, w
     if declared >= 0:
         return decompressor.decompress(frame)  # the frame's own size: allocated once, exactly
     reader = decompressor.stream_reader(frame)
-    pieces: list[bytes] = []
-    total = 0
+    out = bytearray()  # one growing buffer: a bomb costs `limit` bytes, not twice that
     while True:
-        piece = reader.read(min(_INFLATE_PIECE, limit + 1 - total))
+        piece = reader.read(min(_INFLATE_PIECE, limit + 1 - len(out)))
         if not piece:
-            return b"".join(pieces)
-        pieces.append(piece)
-        total += len(piece)
-        if total > limit:
+            return bytes(out)
+        out += piece
+        if len(out) > limit:
             raise InflateLimit(f"{what} inflates past its limit of {limit:,} bytes")
 
 

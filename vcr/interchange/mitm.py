@@ -516,7 +516,7 @@ def _decode_one(coding: str, content: bytes, limit: int = DECODED_LIMIT) -> byte
     raise ContentDecodingError(f"unsupported Content-Encoding {coding!r}")
 
 
-def _within(data: bytes, limit: int, coding: str) -> bytes:
+def _within(data: bytes | bytearray, limit: int, coding: str) -> bytes:
     if len(data) > limit:
         raise ContentDecodingError(
             f"{coding} body inflates past {limit:,} bytes; refused (a decompression bomb?)"
@@ -525,25 +525,23 @@ def _within(data: bytes, limit: int, coding: str) -> bytes:
 
 
 def _bounded_zlib(content: bytes, wbits: int, limit: int, coding: str) -> bytes:
-    """gzip (every member, as gzip.decompress reads them) or deflate, inflated at most `limit` + 1 bytes."""
-    out: list[bytes] = []
-    total = 0
+    """gzip (every member, as gzip.decompress reads them) or deflate, inflated at most `limit` + 1 bytes,
+    into one growing buffer (a bomb costs `limit` bytes, not twice that)."""
+    out = bytearray()
     data = content
     while data:
         inflater = zlib.decompressobj(wbits)
         while data:
-            piece = inflater.decompress(data, limit + 1 - total)
-            out.append(piece)
-            total += len(piece)
-            if total > limit:
-                return _within(b"".join(out), limit, coding)
+            out += inflater.decompress(data, min(1 << 20, limit + 1 - len(out)))
+            if len(out) > limit:
+                return _within(out, limit, coding)
             data = inflater.unconsumed_tail
             if inflater.eof:
                 break
         if not inflater.eof:
             raise ContentDecodingError(f"body is not valid {coding} data: it ends early")
         data = inflater.unused_data if wbits > 16 else b""  # gzip: the next member
-    return b"".join(out)
+    return bytes(out)
 
 
 def _brotli_decompress(content: bytes, limit: int = 0) -> bytes:
@@ -559,22 +557,19 @@ def _brotli_decompress(content: bytes, limit: int = 0) -> bytes:
                 "'brotlicffi' package is installed; `pip install brotli` to read it"
             ) from None
     decompressor = brotli.Decompressor()
-    out: list[bytes] = []
-    total = 0
+    out = bytearray()
     if limit and hasattr(decompressor, "can_accept_more_data"):  # brotli >= 1.2: output bounded per call
         data = content
         while True:
-            piece = decompressor.process(data, output_buffer_limit=min(1 << 20, limit + 1 - total))
+            piece = decompressor.process(data, output_buffer_limit=min(1 << 20, limit + 1 - len(out)))
             data = b""
-            out.append(piece)
-            total += len(piece)
-            if total > limit:
-                return _within(b"".join(out), limit, "br")
+            out += piece
+            if len(out) > limit:
+                return _within(out, limit, "br")
             if decompressor.is_finished() or not piece:
-                return b"".join(out)
+                return bytes(out)
     for at in range(0, len(content), 256):  # older brotli: a little input at a time, output checked each time
-        out.append(decompressor.process(content[at : at + 256]))
-        total += len(out[-1])
-        if limit and total > limit:
-            return _within(b"".join(out), limit, "br")
-    return b"".join(out)
+        out += decompressor.process(content[at : at + 256])
+        if limit and len(out) > limit:
+            return _within(out, limit, "br")
+    return bytes(out)
