@@ -90,8 +90,11 @@ def applied_steps(conn: sqlite3.Connection) -> set[str]:
 
 
 def readonly_connection(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write to the file, whatever is in it."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    """A connection that cannot write to the file, whatever is in it; the schema is not trusted to call
+    functions with side effects (defence in depth: `check_file` already refuses views and foreign triggers)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA trusted_schema = OFF")
+    return conn
 
 
 def check_file(path: Path) -> set[str] | None:
