@@ -13,7 +13,6 @@ is under 100 ms), and show/lint of long valid streams (the folds must be linear)
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -34,22 +33,25 @@ from tests.support.cassettes import recording, save_all  # noqa: E402
 from tests.support.faults import free_port, wait_listening  # noqa: E402
 
 MB = 1024 * 1024
+TIME = shutil.which("time") or "/usr/bin/time"
 
 
 def command(*args: str | Path) -> tuple[int, float, float, str]:
-    """(exit status, peak RSS MB, seconds, last line of stderr) of one claude-vcr command."""
+    """(exit status, peak RSS MB, seconds, last line of stderr) of one claude-vcr command. The peak comes
+    from GNU time, a small process between us and the command: a child's ru_maxrss starts from its parent's
+    size at fork, so this process (which built the bombs) must not be that parent."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claude_vcr", *map(str, args)],
+    result = subprocess.run(
+        [TIME, "-f", "MAXRSS %M", sys.executable, "-m", "claude_vcr", *map(str, args)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
     )
-    assert process.stderr is not None
-    stderr = process.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    last = (stderr.strip().splitlines() or [""])[-1]
-    return process.returncode, usage.ru_maxrss / 1024, time.perf_counter() - started, last
+    lines = result.stderr.strip().splitlines()
+    peak = int(lines[-1].split()[-1]) / 1024 if lines and lines[-1].startswith("MAXRSS") else float("nan")
+    messages = [line for line in lines if not line.startswith(("MAXRSS", "Command exited"))]
+    return result.returncode, peak, time.perf_counter() - started, (messages or [""])[-1]
 
 
 def base_db(path: Path) -> tuple[bytes, bytes]:
