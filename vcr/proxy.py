@@ -456,7 +456,7 @@ class Proxy:
         if exchange.ordinal < len(recordings):
             return await self._replay(exchange, recordings[exchange.ordinal], "hit")
         if not recordings and settings.match == "conversation":
-            found = await self.store.run(
+            found = await self.store.read(
                 match_conversation,
                 exchange.cassette,
                 exchange.method,
@@ -541,7 +541,7 @@ class Proxy:
             ).text()
         else:
             assert exchange.keyed is not None
-            report = await self.store.run(
+            report = await self.store.read(
                 explain_miss,
                 exchange.cassette,
                 exchange.method,
@@ -748,7 +748,7 @@ class Proxy:
         from .protocol import validate_response
 
         findings = await asyncio.to_thread(
-            validate_response, exchange.method, exchange.path, status, headers, body, exchange.body
+            validate_response, exchange.path, status, headers, body, exchange.body
         )
         for finding in findings:
             if finding.severity != "info":

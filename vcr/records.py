@@ -156,11 +156,6 @@ class Recording:
     def response_bytes(self) -> int:
         return len(self.response_body) if self.response_frame is None else self.response_length or 0
 
-    def header(self, name: str) -> str | None:
-        """The first response header of that name, any case."""
-        lowered = name.lower()
-        return next((v for k, v in self.response_headers if k.lower() == lowered), None)
-
     @property
     def row(self) -> RecordingRow:
         return RecordingRow(
