@@ -252,11 +252,7 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
         if secrets:
             strings = list(_strings_of(body))
             for secret in secrets:
-<<<<<<< HEAD
-                yield finding(side, _locate(secret, strings, text), secret)
-=======
-                yield found(side, _locate(secret, strings), secret.kind, secret.preview)
->>>>>>> main
+                yield found(side, _locate(secret, strings, text), secret.kind, secret.preview)
         for where, secret in stream_secrets(body):
             yield found(side, where, secret.kind, secret.preview)
     for side, headers in (

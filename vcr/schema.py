@@ -7,13 +7,10 @@ made before a file is opened. Stdlib only, so the read-only commands check a fil
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-import hashlib
-=======
 import functools
+import hashlib
 import inspect
 import json
->>>>>>> main
 import os
 import sqlite3
 import time
