@@ -115,7 +115,7 @@ def test_a_4_gib_response_bomb_is_one_line_for_show_scan_and_export(real_db, tmp
         "export": ["export", tmp_path / "out", "--db", real_db],
     }[command]
     result = hostile.run(*args)
-    _one_line_refusal(result, "past its limit", "damaged or was made to exhaust memory")
+    _one_line_refusal(result, "past its limit", "a damaged db, or one made to exhaust memory")
 
 
 # --- stored paths, names and text ----------------------------------------------------------------------------

@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 
 import zstandard
 
+from .compression import InflateLimit
 from .errors import DatabaseError
+from .untrusted import StoredValueError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PAGE_SIZE = 1024
@@ -260,9 +262,17 @@ def _non_empty(path: Path) -> bool:
         return False
 
 
-DAMAGE = (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError)
+DAMAGE = (
+    sqlite3.Error,
+    zstandard.ZstdError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    InflateLimit,
+    StoredValueError,
+)
 """What reading or writing a db can raise from below claude-vcr: SQLite's own errors, a stored body zstd cannot
-read, bytes that are not UTF-8, JSON that does not parse. The library's edge turns each into a DatabaseError."""
+read, bytes that are not UTF-8, JSON that does not parse, a blob past its inflation limit, a stored value
+no claude-vcr writes (`untrusted`). The library's edge turns each into a DatabaseError."""
 
 C = TypeVar("C", bound=type)
 
