@@ -236,3 +236,71 @@ def test_show_and_lint_of_a_long_stream_are_whole(real_db):
     assert shown.stdout.count("content_block_delta") >= 20_000
     linted = hostile.run("lint", "--db", real_db)
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+# --- deleting leaves no copy -----------------------------------------------------------------------------------
+
+
+def _chunked_secret_db(db: Path) -> str:
+    """A recording whose request (over 4 KB, so stored as chunks) holds a key, and one other recording."""
+    import dataclasses
+    import json as json_module
+
+    from tests.support.cassettes import recording, save_all
+
+    import random
+    import string
+
+    noise = random.Random(23)
+    secret = (
+        "sk-" + "ant-api03-" + "".join(noise.choice(string.ascii_letters + string.digits) for _ in range(90))
+    )
+    body = json_module.dumps(
+        {
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": "x" * 6000 + f" key {secret} " + "y" * 6000}],
+        }
+    ).encode()
+    save_all(
+        db,
+        [
+            dataclasses.replace(recording(1, cassette="gone"), request_body=body),
+            recording(2, cassette="kept"),
+        ],
+    )
+    return secret
+
+
+def _orphan_chunks(db: Path) -> int:
+    from claude_vcr.catalog import live_chunk_ids
+
+    conn = sqlite3.connect(db)
+    try:
+        live = live_chunk_ids(conn)
+        return sum(1 for (identifier,) in conn.execute("SELECT id FROM chunks") if identifier not in live)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["delete", "clear"])
+def test_delete_and_clear_leave_no_copy_of_a_chunked_request(db_path, how):
+    secret = _chunked_secret_db(db_path)
+    conn = sqlite3.connect(db_path)
+    inflate_chunk = zstandard.ZstdDecompressor().decompress
+    holding = [
+        data for (data,) in conn.execute("SELECT data FROM chunks") if secret.encode() in inflate_chunk(data)
+    ]
+    conn.close()
+    assert len(holding) == 1 and holding[0] in db_path.read_bytes()  # the compressed chunk, as stored
+    with Catalog.open(db_path) as catalog:
+        key = next(r.key for r in catalog.recordings("gone"))
+    args = (
+        ["delete", key[:12], "--db", db_path]
+        if how == "delete"
+        else ["clear", "gone", "--yes", "--db", db_path]
+    )
+    result = hostile.run(*args)
+    assert result.returncode == 0, result.stderr
+    assert _orphan_chunks(db_path) == 0
+    assert holding[0] not in db_path.read_bytes()  # neither a row nor a freed page keeps it
+    assert "kept" in hostile.run("cassettes", "--db", db_path).stdout
