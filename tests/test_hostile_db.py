@@ -4,17 +4,24 @@ reads it must refuse in one line or stay within bounds, never run the planted co
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import json
+import random
 import sqlite3
+import string
 from pathlib import Path
 
 import pytest
 import zstandard
-from claude_vcr.catalog import Catalog
+from claude_vcr.catalog import Catalog, live_chunk_ids
 from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, inflate
 from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
+from claude_vcr.lint import lint_detail
+from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
 
 from tests.support import hostile
+from tests.support.cassettes import recording, save_all
 from tests.support.client import call, params
 
 
@@ -212,9 +219,6 @@ def test_decode_content_is_bounded_for_every_coding():
 
 
 def test_the_ui_pages_a_long_stream_and_folds_all_of_it(real_db):
-    from claude_vcr.lint import lint_detail
-    from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
-
     hostile.plant_long_stream(real_db, 3000)
     with Catalog.open(real_db) as catalog:
         detail = catalog.detail(next(r for r in catalog.recordings("basic") if r.stream).id)
@@ -243,19 +247,11 @@ def test_show_and_lint_of_a_long_stream_are_whole(real_db):
 
 def _chunked_secret_db(db: Path) -> str:
     """A recording whose request (over 4 KB, so stored as chunks) holds a key, and one other recording."""
-    import dataclasses
-    import json as json_module
-
-    from tests.support.cassettes import recording, save_all
-
-    import random
-    import string
-
     noise = random.Random(23)
     secret = (
         "sk-" + "ant-api03-" + "".join(noise.choice(string.ascii_letters + string.digits) for _ in range(90))
     )
-    body = json_module.dumps(
+    body = json.dumps(
         {
             "model": "claude-haiku-4-5",
             "messages": [{"role": "user", "content": "x" * 6000 + f" key {secret} " + "y" * 6000}],
@@ -272,8 +268,6 @@ def _chunked_secret_db(db: Path) -> str:
 
 
 def _orphan_chunks(db: Path) -> int:
-    from claude_vcr.catalog import live_chunk_ids
-
     conn = sqlite3.connect(db)
     try:
         live = live_chunk_ids(conn)
