@@ -298,3 +298,17 @@ def test_delete_and_clear_leave_no_copy_of_a_chunked_request(db_path, how):
     assert _orphan_chunks(db_path) == 0
     assert holding[0] not in db_path.read_bytes()  # neither a row nor a freed page keeps it
     assert "kept" in hostile.run("cassettes", "--db", db_path).stdout
+
+
+def test_scan_reads_unused_chunks_and_redact_drops_them(db_path):
+    secret = _chunked_secret_db(db_path)
+    hostile.execute(
+        db_path, "DELETE FROM recordings WHERE cassette_id = (SELECT id FROM cassettes WHERE name = 'gone')"
+    )
+    assert _orphan_chunks(db_path) > 0  # as an older version's delete left them
+    scanned = hostile.run("scan", "--db", db_path)
+    assert "unused chunk" in scanned.stdout and "anthropic-key" in scanned.stdout, scanned.stdout
+    assert secret not in scanned.stdout
+    assert hostile.run("redact", "--yes", "--db", db_path).returncode == 0
+    assert _orphan_chunks(db_path) == 0
+    assert "No credential-shaped strings found" in hostile.run("scan", "--db", db_path).stdout

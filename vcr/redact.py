@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .records import Recording
     from .store import Store
 
+
 def recording_name(recording: Recording) -> str:
     """How warnings and reports name a recording: cassette, short key, method and stored path."""
     return f"{recording.cassette} {short_key(recording.key, recording.ordinal)} {recording.method} {recording.path}"
@@ -238,7 +239,24 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
     """Every credential-shaped string in the stored bodies, headers and paths (one cassette, or all)."""
     if cassette is not None:
         catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
-    return [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+    found = [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+    if cassette is None:  # every table: request chunks no recording uses still hold what they held
+        for identifier, data in catalog.unused_chunks():
+            for secret in find(data.decode("utf-8", "surrogateescape")):
+                found.append(
+                    StoredSecret(
+                        "(no cassette)",
+                        identifier.hex(),
+                        0,
+                        "-",
+                        "-",
+                        "unused chunk",
+                        "(raw)",
+                        secret.kind,
+                        secret.preview,
+                    )
+                )
+    return found
 
 
 def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
@@ -367,7 +385,7 @@ def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
                 report.recordings += 1
                 if recording.cassette not in changed:
                     changed.append(recording.cassette)
-        if changed:
+        if changed or cassette is None:  # a whole-db redact also drops chunks nothing uses (scan reads them)
             store.drop_unused_chunks()
             for name in changed:
                 report.collisions += sum(len(result.collisions) for result in rekey(store, name))
