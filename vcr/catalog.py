@@ -25,7 +25,14 @@ from typing import Any
 
 import zstandard
 
-from .compression import CHUNKED_CODEC, MAX_CHUNK, decode_json, decompress_frame, inflate, unpack_ids
+from .compression import (
+    CHUNKED_CODEC,
+    MAX_CHUNK,
+    decode_json,
+    frame_digest,
+    inflate,
+    unpack_ids,
+)
 from .errors import Ambiguous, DatabaseError, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
@@ -604,7 +611,7 @@ class Catalog:
         for name, key, ordinal, method, path, model, stream, status, size, created, *request, response in rows:
             body = request_body(self.conn, decompressor, *request[:2], (method, path), request[2])
             request_digest = hashlib.sha256(body).hexdigest()
-            response_digest = hashlib.sha256(decompress_frame(decompressor, response)).hexdigest()
+            response_digest = frame_digest(decompressor, response)
             yield (
                 f"{name} {short_key(key, ordinal)} {method} {path} {model or '-'} "
                 f"{'stream' if stream else 'json'} {status} {size}B {created} "

@@ -110,6 +110,25 @@ def inflate(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING, w
             raise InflateLimit(f"{what} inflates past its limit of {limit:,} bytes")
 
 
+def frame_digest(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING) -> str:
+    """The sha256 of a frame's inflated bytes, read a MB at a time (git's textconv never holds a body),
+    refused past `limit` as `inflate` refuses."""
+    digest = hashlib.sha256()
+    if not frame:
+        return digest.hexdigest()
+    limit = max(0, min(limit, BODY_CEILING))
+    if zstandard.frame_content_size(frame) > limit:
+        raise InflateLimit(f"a stored response body declares more than its limit of {limit:,} bytes")
+    reader = decompressor.stream_reader(frame)
+    total = 0
+    while piece := reader.read(_INFLATE_PIECE):
+        total += len(piece)
+        if total > limit:
+            raise InflateLimit(f"a stored response body inflates past its limit of {limit:,} bytes")
+        digest.update(piece)
+    return digest.hexdigest()
+
+
 def decompress_frame(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING) -> bytes:
     """A whole stored response frame back, bounded (see `inflate`)."""
     return inflate(decompressor, frame, limit, "a stored response body")
