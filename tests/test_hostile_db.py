@@ -16,6 +16,7 @@ import pytest
 import zstandard
 from claude_vcr.catalog import Catalog, live_chunk_ids
 from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, inflate
+from claude_vcr.errors import DatabaseError
 from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
 from claude_vcr.lint import lint_detail
 from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
@@ -312,3 +313,15 @@ def test_scan_reads_unused_chunks_and_redact_drops_them(db_path):
     assert hostile.run("redact", "--yes", "--db", db_path).returncode == 0
     assert _orphan_chunks(db_path) == 0
     assert "No credential-shaped strings found" in hostile.run("scan", "--db", db_path).stdout
+
+
+def test_a_fingerprints_bomb_is_refused_at_a_megabyte_in_one_line(real_db):
+    hostile.execute(
+        real_db,
+        "UPDATE recordings SET fingerprints = ?",
+        params=(hostile.bomb_frame(hostile.GIB, declared=False),),
+    )
+    with Catalog.open(real_db) as catalog:
+        with pytest.raises(DatabaseError, match="past its limit of 1,048,576") as raised:
+            catalog.candidates("basic", "POST", "/v1/messages")
+    assert "\n" not in str(raised.value) and str(real_db) in str(raised.value)

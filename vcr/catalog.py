@@ -174,6 +174,11 @@ def _migrated_copy(source: sqlite3.Connection) -> sqlite3.Connection:
     return memory
 
 
+FINGERPRINTS_LIMIT = 1024 * 1024
+"""A recording's fingerprints (a short hash per part of its request) are a few KB: a miss reads every
+candidate's, so a bomb there is refused at 1 MB instead of costing gigabytes per miss."""
+
+
 @db_errors
 class Catalog:
     """Queries over one open connection; `Catalog.open(path)` for a read-only one."""
@@ -523,7 +528,9 @@ class Catalog:
             f"WHERE cassette_id = {_CASSETTE_ID} AND method = ? AND path = ?",
             [cassette, method, path],
         ).fetchall()
-        return [(row[0], row[1], row[2], decode_json(row[3], decompressor) or {}) for row in rows]
+        return [
+            (row[0], row[1], row[2], decode_json(row[3], decompressor, FINGERPRINTS_LIMIT) or {}) for row in rows
+        ]
 
     def request_body(self, recording_id: int) -> bytes:
         """One recording's request bytes, decompressed."""
