@@ -389,9 +389,9 @@ def verify_db(
 
 def verify_summary(results: list[VerifyResult], target: str) -> str:
     """The last line of `claude-vcr verify`."""
-    return summary(results, redact_url(target), f"Verified {len(results):,} recording(s)")
+    return summary(results, target, f"Verified {len(results):,} recording(s)")
 
 
 def junit_xml(results: list[VerifyResult], target: str, suite: str = "claude-vcr verify") -> str:
     """JUnit XML for CI: one testcase per recording (`report.junit_xml`)."""
-    return report_junit(results, redact_url(target), suite)
+    return report_junit(results, target, suite)
