@@ -325,3 +325,22 @@ def test_a_fingerprints_bomb_is_refused_at_a_megabyte_in_one_line(real_db):
         with pytest.raises(DatabaseError, match="past its limit of 1,048,576") as raised:
             catalog.candidates("basic", "POST", "/v1/messages")
     assert "\n" not in str(raised.value) and str(real_db) in str(raised.value)
+
+
+def test_a_key_in_a_stored_path_or_query_name_is_scanned_and_redacted(real_db):
+    secret = "sk-" + "ant-api03-" + "".join(random.Random(5).choice(string.ascii_letters) for _ in range(60))
+    hostile.execute(
+        real_db,
+        "UPDATE recordings SET path = ? WHERE stream = 0",
+        params=(f"/v1/{secret}/messages?beta=true",),
+    )
+    hostile.execute(
+        real_db, "UPDATE recordings SET path = ? WHERE stream = 1", params=(f"/v1/messages?{secret}=1",)
+    )
+    scanned = hostile.run("scan", "--db", real_db)
+    assert "credential-in-path" in scanned.stdout and "credential-parameter" in scanned.stdout, scanned.stdout
+    assert secret not in scanned.stdout
+    assert hostile.run("redact", "--yes", "--db", real_db).returncode == 0
+    listed = hostile.run("list", "--db", real_db).stdout
+    assert secret not in listed and "REDACTED:anthropic-key:" in listed
+    assert "No credential-shaped strings found" in hostile.run("scan", "--db", real_db).stdout

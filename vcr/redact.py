@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .headers import is_secret
 from .matching import short_key
-from .secrets import Secret, find, redact_bytes, redact_target
+from .secrets import Secret, find, redact_bytes, redact_path, redact_target
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -281,7 +281,14 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
             if is_secret(name, value):
                 yield found(side, name, "credential-header", f"…({len(value)} chars)")
     if redact_target(recording.path) != recording.path:
-        yield found("path", "query", "credential-parameter", "(query value)")
+        path = recording.path.partition("?")[0]
+        where = "query" if redact_path(path) == path else "path"  # a key in a path segment, or in the query
+        yield found(
+            "path",
+            where,
+            "credential-parameter" if where == "query" else "credential-in-path",
+            f"(in the {where})",
+        )
 
 
 def _strings_of(body: bytes) -> Iterator[tuple[str, str]]:

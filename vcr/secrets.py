@@ -325,8 +325,9 @@ def redact_query(query: str) -> str:
         raw_name, sep, raw_value = piece.partition("=")
         name_value = parse_qsl(piece, keep_blank_values=True)
         name, value = name_value[0] if name_value else (raw_name, raw_value)
-        if _holds_secret(name):
-            raw_name = quote(redact(name)[0], safe=":")
+        if _holds_secret(name):  # its placeholder names a key kind, so its value goes too: idempotent
+            name = redact(name)[0]
+            raw_name = quote(name, safe=":")
             piece = f"{raw_name}{sep}{raw_value}"
         if sep and raw_value and (is_credential_parameter(name) or is_credential_value(value)):
             piece = f"{raw_name}={quote(QUERY_PLACEHOLDER)}"
