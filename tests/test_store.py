@@ -150,3 +150,28 @@ def test_a_recording_comes_back_as_it_was_saved(tmp_path: Path):
     assert row == read.row == saved.row
     assert read.timings == saved.timings and read.fingerprints == saved.fingerprints and read.meta == saved.meta
     assert read.request_body == saved.request_body and read.response_body == saved.response_body
+
+
+def test_replay_reads_only_the_response_and_the_checking_reads_still_refuse_a_changed_chunk(tmp_path: Path):
+    """Replay's read (`recordings_of`) skips rebuilding and hashing the request; `lookup` (verify, lint) keeps
+    the check, so a changed chunk is still found, just not on the hit path."""
+    import zstandard
+
+    body = session(1)[0]
+    saved = recording(1, body)
+    with Store(tmp_path / "vcr.db") as store:
+        store.save(saved)
+    conn = sqlite3.connect(tmp_path / "vcr.db")
+    assert conn.execute("SELECT request_codec FROM recordings").fetchone()[0] == CHUNKED_CODEC
+    conn.execute(
+        "UPDATE chunks SET data = ? WHERE rowid = (SELECT min(rowid) FROM chunks)",
+        [zstandard.ZstdCompressor().compress(b"not the bytes this id was made from")],
+    )
+    conn.commit()
+    conn.close()
+    with Store(tmp_path / "vcr.db") as store:
+        [replayed] = store.catalog.recordings_of("c", saved.key)
+        assert replayed.response_body == saved.response_body and replayed.status == 200
+        assert replayed.request_body == b"" and replayed.request_headers == []
+        with pytest.raises(DatabaseError, match="does not match its hash"):
+            store.catalog.recording("c", saved.key)

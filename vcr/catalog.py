@@ -487,10 +487,11 @@ class Catalog:
         return found[0] if found else None
 
     def recordings_of(self, cassette: str, key: str) -> list[Recording]:
-        """Every recording of a key, in ordinal order: the answers to its repeats."""
-        return self._replayed(cassette, "AND key = ? ORDER BY ordinal", [key])
+        """Every recording of a key, in ordinal order: the answers to its repeats, as replay wants them (the
+        request side left empty and unchecked: replay sends only the response)."""
+        return self._replayed(cassette, "AND key = ? ORDER BY ordinal", [key], request=False)
 
-    def _replayed(self, cassette: str, where: str, params: list[Any]) -> list[Recording]:
+    def _replayed(self, cassette: str, where: str, params: list[Any], request: bool = True) -> list[Recording]:
         """Recordings as replay wants them; a damaged one (a body zstd cannot read, a broken chunk) is
         reported by name."""
         cursor = self.conn.cursor()
@@ -502,7 +503,7 @@ class Catalog:
         found = []
         for row in rows:
             try:
-                found.append(decode(row, cassette, self.conn, decompressor, large_as_frame=True))
+                found.append(decode(row, cassette, self.conn, decompressor, large_as_frame=True, request=request))
             except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
                 where_db = f" in {self.path}" if self.path else ""
                 raise DamagedRecording(
