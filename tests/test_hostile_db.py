@@ -19,6 +19,7 @@ from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, infl
 from claude_vcr.errors import DatabaseError
 from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
 from claude_vcr.lint import lint_detail
+from claude_vcr.records import FrameOverrun
 from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
 
 from tests.support import hostile
@@ -344,3 +345,53 @@ def test_a_key_in_a_stored_path_or_query_name_is_scanned_and_redacted(real_db):
     listed = hostile.run("list", "--db", real_db).stdout
     assert secret not in listed and "REDACTED:anthropic-key:" in listed
     assert "No credential-shaped strings found" in hostile.run("scan", "--db", real_db).stdout
+
+
+# --- stored statuses and headers are checked where they are read -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("UPDATE recordings SET status = '200 OK\r\nLocation: http://evil.example/'", "stored status"),
+        ("UPDATE recordings SET status = 99999", "stored status"),
+        (
+            "UPDATE recordings SET response_headers = "
+            '\'[["content-type","application/json"],["x-a","1\\r\\nSet-Cookie: s=1"]]\'',
+            "stored header",
+        ),
+        ('UPDATE recordings SET response_headers = \'[["bad name","1"]]\'', "stored header"),
+        ('UPDATE recordings SET request_headers = \'{"not": "pairs"}\'', "stored headers"),
+    ],
+    ids=["text-status", "huge-status", "crlf-header", "bad-header-name", "headers-not-pairs"],
+)
+def test_a_stored_status_or_header_http_forbids_is_one_line(real_db, statement, expected):
+    key = _key(real_db)
+    hostile.execute(real_db, statement)
+    result = hostile.run("show", key[:12], "--db", real_db)
+    _one_line_refusal(result, expected, "refused", str(real_db))
+    with Catalog.open(real_db) as catalog:
+        with pytest.raises(DatabaseError, match=expected):
+            catalog.detail(catalog.resolve(key[:12]))
+
+
+def test_a_row_claiming_a_body_past_the_ceiling_is_never_inflated(real_db):
+    hostile.execute(real_db, "UPDATE recordings SET response_size = ?", params=(4 * hostile.GIB,))
+    _one_line_refusal(
+        hostile.run("show", _key(real_db)[:12], "--db", real_db), "recorded size of 4,294,967,296"
+    )
+
+
+def test_a_frame_longer_than_its_row_stops_replay_at_the_recorded_size(real_db):
+    with Catalog.open(real_db) as catalog:
+        row = next(r for r in catalog.recordings("basic") if r.stream)
+        detail = catalog.detail(row)
+    detail.response_frame = zstandard.ZstdCompressor(write_content_size=False).compress(
+        bytes(10 * 1024 * 1024)
+    )
+    detail.response_length = 5 * 1024 * 1024
+    reader = detail.response_reader()
+    assert len(reader.read(4 * 1024 * 1024)) == 4 * 1024 * 1024
+    with pytest.raises(FrameOverrun):
+        while reader.read(1024 * 1024):
+            pass

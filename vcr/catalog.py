@@ -35,7 +35,16 @@ from .compression import (
 )
 from .errors import Ambiguous, DatabaseError, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
-from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
+from .records import (
+    FINGERPRINTS_LIMIT,
+    Recording,
+    RecordingRow,
+    StoredRules,
+    decode,
+    decode_row,
+    request_body,
+    row_columns,
+)
 from .schema import SCHEMA_STEPS, FileLock, check_file, db_errors, one_line, readonly_connection, shared_lock
 
 MIN_PREFIX_LENGTH = 4
@@ -172,11 +181,6 @@ def _migrated_copy(source: sqlite3.Connection) -> sqlite3.Connection:
         source.close()
     migrations.apply(Database(memory))
     return memory
-
-
-FINGERPRINTS_LIMIT = 1024 * 1024
-"""A recording's fingerprints (a short hash per part of its request) are a few KB: a miss reads every
-candidate's, so a bomb there is refused at 1 MB instead of costing gigabytes per miss."""
 
 
 @db_errors

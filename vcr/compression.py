@@ -96,7 +96,7 @@ def inflate(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING, w
     limit = max(0, min(limit, BODY_CEILING))
     declared = zstandard.frame_content_size(frame)  # ZstdError for a damaged header: the edge names the file
     if declared > limit:
-        raise InflateLimit(f"{what} declares {declared:,} bytes inflated, past its limit of {limit:,}")
+        raise InflateLimit(f"{what} (a zstd frame) declares {declared:,} bytes, past its limit of {limit:,}")
     if declared >= 0:
         return decompressor.decompress(frame)  # the frame's own size: allocated once, exactly
     reader = decompressor.stream_reader(frame)
