@@ -27,6 +27,7 @@ BENCHMARKS = {
     "ui": [sys.executable, str(HERE / "bench_ui.py")],
     "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
     "pytest": [sys.executable, str(HERE / "bench_pytest.py")],
+    "hostile": [sys.executable, str(HERE / "bench_hostile.py")],
 }
 
 
