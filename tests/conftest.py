@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.fixtures_scenarios",
     "tests.support.fixtures_claude_code",
     "tests.support.fixtures_ui",
+    "tests.support.fixtures_providers",
 ]

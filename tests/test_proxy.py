@@ -165,6 +165,25 @@ def test_non_json_bodies_are_keyed_by_their_bytes(proxy, upstream):
     assert post(server.url + "/v1/files", b"other bytes")[1]["x-vcr-outcome"] == "recorded"
 
 
+def test_bodies_alike_but_for_one_byte_keep_their_own_recordings(proxy, upstream):
+    """The run finds a request it has seen by a sample of the body's bytes, so it must still compare them all."""
+    server = proxy(mode="auto")
+    one, other = b"x" + b"a" + b"x" * 300, b"x" + b"b" + b"x" * 300  # same length, byte 1 is off the sample
+    recorded = [post(server.url + "/v1/files", payload)[2] for payload in (one, other)]
+    server.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url())
+    replayed = [post(replay.url + "/v1/files", payload) for payload in (one, one, other, other, one)]
+    assert [headers["x-vcr-outcome"] for _, headers, _ in replayed] == [
+        "hit",
+        "hit-repeat",
+        "hit",
+        "hit-repeat",
+        "hit-repeat",
+    ]
+    assert [raw for _, _, raw in replayed] == [recorded[0]] * 2 + [recorded[1]] * 2 + [recorded[0]]
+    assert recorded[0] != recorded[1] and replayed[0][1]["x-vcr-key"] != replayed[2][1]["x-vcr-key"]
+
+
 def test_cassette_from_header_and_url_prefix(proxy, upstream, db_path):
     server = proxy(mode="auto")
     post(server.url + MESSAGES, body(), {"X-VCR-Cassette": "from_header"})

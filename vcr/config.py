@@ -22,7 +22,7 @@ MODES = ("auto", "record", "replay", "passthrough")
 FALLBACKS = ("strict", "fallback")
 EXHAUSTED = ("repeat", "miss")
 MATCHES = ("exact", "conversation")
-UPSTREAM_FORMATS = ("anthropic", "openai")
+UPSTREAM_FORMATS = ("anthropic", "openai", "bedrock", "vertex", "foundry")
 PRESET_NAMES = tuple(PRESETS)
 
 
@@ -209,7 +209,11 @@ class ProxyConfig:
         decl="--upstream-format",
         env="VCR_UPSTREAM_FORMAT",
         choices=UPSTREAM_FORMATS,
-        help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...).",
+        help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...); "
+        "bedrock: Claude on Amazon Bedrock, each request signed with SigV4 from the standard AWS credentials "
+        "(the region's endpoint unless --upstream is given); vertex: Claude on Google Vertex AI, with the "
+        "client's bearer token or GOOGLE_OAUTH_ACCESS_TOKEN; foundry: as anthropic (Microsoft Foundry's Messages API, "
+        "--upstream https://RESOURCE.services.ai.azure.com/anthropic), `run` then sets Claude Code's Foundry variables.",
     )
     model_map: tuple[tuple[str, str], ...] = option(
         (),

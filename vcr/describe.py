@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from . import eventstream, providers
 from .errors import BadRequestBody
 from .excerpts import clip
 from .headers import Headers, for_storage
@@ -172,7 +173,10 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
         "size": len(body),
         "content_type": content_type,
     }
-    if is_stream(headers, body):
+    framed = content_type.split(";")[0].strip().lower() == eventstream.CONTENT_TYPE
+    if framed:  # Bedrock's binary frames: shown as the Anthropic events they carry
+        body, summary["frame_problem"] = eventstream.to_sse(body)
+    if framed or is_stream(headers, body):
         events = parse_sse(body)
         summary["kind"] = "sse"
         summary["events"] = [
@@ -214,6 +218,7 @@ def describe(detail: Recording) -> dict[str, Any]:
         "duration_ms": detail.duration_ms,
         "ttfb_ms": detail.ttfb_ms,
         "chunks": len(detail.timings),
+        "provider": providers.provider_of(s.path),
         "model": s.model,
         "stream": s.stream,
         "stored_size": s.stored_size,

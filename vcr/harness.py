@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import providers
 from .config import MATCHES, ProxyConfig, from_environment, parse_pace
 from .errors import InvalidInput, NotFound
 from .matching import Rules, load_rules
@@ -31,7 +32,6 @@ from .record_modes import RECORD_MODES
 if TYPE_CHECKING:
     from .proxy import Exchange
 
-BASE_URL = "ANTHROPIC_BASE_URL"
 API_KEY = "ANTHROPIC_API_KEY"
 REPLAY_KEY = "claude-vcr-replay"
 """Put in ANTHROPIC_API_KEY for a replaying use when no key is set, so SDK clients can be built in CI."""
@@ -372,11 +372,13 @@ def _quiet(line: str) -> None:
 
 
 @contextmanager
-def pointing_at(base_url: str, replaying: bool) -> Iterator[None]:
-    """ANTHROPIC_BASE_URL set to `base_url` for the block (subprocesses inherit it), then restored; a
+def pointing_at(base_url: str, replaying: bool, upstream_format: str = "anthropic") -> Iterator[None]:
+    """ANTHROPIC_BASE_URL (or, for `--upstream-format bedrock|vertex|foundry`, that provider's variables:
+    vcr.providers.client_env) set to `base_url` for the block (subprocesses inherit them), then restored; a
     replaying use with no key set also gets a placeholder ANTHROPIC_API_KEY, so SDK clients can be built."""
-    saved = {name: os.environ.get(name) for name in (BASE_URL, API_KEY)}
-    os.environ[BASE_URL] = base_url
+    variables = providers.client_env(providers.of_upstream_format(upstream_format), base_url)
+    saved = {name: os.environ.get(name) for name in (*variables, API_KEY)}
+    os.environ.update(variables)
     if replaying and not os.environ.get(API_KEY) and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
         os.environ[API_KEY] = REPLAY_KEY
     try:
@@ -444,7 +446,7 @@ class use_cassette:  # noqa: N801 - a function-like context manager, as vcrpy's
     def __enter__(self) -> CassetteUse:
         self._proxy = shared_proxy(self.config)
         use = self._use = self._proxy.use(self.name, self.mode, self.settings)
-        self._env = pointing_at(use.base_url, replaying=use.mode == "replay")
+        self._env = pointing_at(use.base_url, replaying=use.mode == "replay", upstream_format=self.config.upstream_format)
         self._env.__enter__()
         return use
 
@@ -487,7 +489,7 @@ def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None
             tell(f"claude-vcr: {outcome.line()}")
 
     with ProxyThread(config, on_outcome=told) as proxy:
-        env = {**os.environ, BASE_URL: proxy.url}
+        env = {**os.environ, **providers.client_env(providers.of_upstream_format(config.upstream_format), proxy.url)}
         child = subprocess.Popen(argv, env=env)
         try:
             while True:

@@ -28,6 +28,9 @@ VCR_CONTROL_HEADERS = frozenset({"x-vcr-cassette"})
 
 Headers = list[tuple[str, str]]
 
+_NEVER_PASSED_ON = HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
+_NOT_FOR_CLIENT = HOP_BY_HOP | RECOMPUTED
+
 
 def is_secret(name: str, value: str = "") -> bool:
     """A credential by name (fail safe: `secrets.CREDENTIAL_WORDS` anywhere in it, bar a short allow-list)
@@ -40,8 +43,7 @@ def for_upstream(headers: Iterable[tuple[str, str]]) -> Headers:
     kept = [
         (name, value)
         for name, value in headers
-        if name.lower() not in HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
-        and name.lower() != "accept-encoding"
+        if name.lower() not in _NEVER_PASSED_ON and name.lower() != "accept-encoding"
     ]
     kept.append(("Accept-Encoding", "identity"))
     return kept
@@ -52,10 +54,12 @@ def for_storage(headers: Iterable[tuple[str, str]]) -> Headers:
     return [
         (name, value)
         for name, value in headers
-        if not is_secret(name, value) and name.lower() not in HOP_BY_HOP | RECOMPUTED | VCR_CONTROL_HEADERS
+        if not is_secret(name, value) and name.lower() not in _NEVER_PASSED_ON
     ]
 
 
-def for_client(headers: Iterable[tuple[str, str]]) -> Headers:
-    """Upstream or stored response headers as sent to the client; lengths are recomputed by aiohttp."""
-    return [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP | RECOMPUTED]
+def for_client(headers: Iterable[tuple[str, str]], replaced: frozenset[str] = frozenset()) -> Headers:
+    """Upstream or stored response headers as sent to the client (without the lower-case names in `replaced`,
+    which the caller sets); lengths are recomputed by aiohttp."""
+    dropped = _NOT_FOR_CLIENT | replaced if replaced else _NOT_FOR_CLIENT
+    return [(name, value) for name, value in headers if name.lower() not in dropped]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from . import providers
 from .errors import BadRequestBody, RulesError
 from .excerpts import differences, marked, quote
 from .secrets import redact_bytes, redact_path, redact_query, redact_string
@@ -34,8 +35,10 @@ SHORT_KEY_LENGTH = 12
 MAX_JSON_DEPTH = 128
 """Deepest JSON nesting of a request body the proxy keys (real requests stay under 20); deeper is refused,
 because normalising, fingerprinting and describing walk the body recursively."""
-ALWAYS_IGNORED = ("stream",)
-"""Streamed and non-streamed requests share recordings; the proxy converts between the two forms."""
+ALWAYS_IGNORED = ("stream", "anthropic_version", "anthropic_beta")
+"""Streamed and non-streamed requests share recordings; the proxy converts between the two forms. Bedrock
+and Vertex carry the API version and betas in the body: left out like the `anthropic-version` and
+`anthropic-beta` headers (which no key includes), so a client release that bumps them still replays."""
 
 
 # --- JSON paths ---------------------------------------------------------------------------------------
@@ -374,9 +377,11 @@ class KeyedRequest:
         parsed: Any = _UNSET,
         normalised: Any = _UNSET,
         wants_stream: bool | None = None,
+        path: str = "",
     ) -> None:
         self.key = key
         self._body = body
+        self._path = path
         self._rules = rules or Rules()
         for name, value in (("parsed", parsed), ("normalised", normalised)):
             if value is not _UNSET:
@@ -394,14 +399,18 @@ class KeyedRequest:
 
     @cached_property
     def wants_stream(self) -> bool:
-        """Whether the request asked for SSE (`stream: true`): decides stream/JSON conversion on replay."""
+        """Whether the request asked for a stream (`stream: true`, or Bedrock's and Vertex's streaming paths):
+        decides stream/JSON conversion on replay."""
+        by_path = providers.wants_stream_from_path(self._path)
+        if by_path is not None:
+            return by_path
         return isinstance(self.parsed, dict) and self.parsed.get("stream") is True
 
     @property
     def model(self) -> str | None:
-        """The Messages-style `model`, for the metadata columns."""
+        """The Messages-style `model`, or the model id a Bedrock or Vertex path names, for the metadata columns."""
         model = self.parsed.get("model") if isinstance(self.parsed, dict) else None
-        return model if isinstance(model, str) else None
+        return model if isinstance(model, str) else providers.model_in_path(self._path)
 
     @cached_property
     def fingerprints(self) -> dict[str, str]:
@@ -412,16 +421,15 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
     """Key a request under `rules` (default: leave out `metadata`)."""
     rules = rules or Rules()
     digest = hashlib.sha256()
-    digest.update(
-        f"{KEY_SCHEME}\n{method.upper()}\n{redact_path(path)}\n{canonical_query(redact_query(query))}\n".encode()
-    )
+    keyed_path = redact_path(providers.key_path(path))
+    digest.update(f"{KEY_SCHEME}\n{method.upper()}\n{keyed_path}\n{canonical_query(redact_query(query))}\n".encode())
     parsed = parse_json_body(body)
     if parsed is None:
         digest.update(b"raw:" + redact_bytes(body)[0])
-        return KeyedRequest(digest.hexdigest(), body, rules, parsed=None, normalised=None)
+        return KeyedRequest(digest.hexdigest(), body, rules, parsed=None, normalised=None, path=path)
     normalised = normalise(parsed, rules)
     digest.update(b"json:" + canonical_json(normalised))
-    return KeyedRequest(digest.hexdigest(), body, rules, parsed=parsed, normalised=normalised)
+    return KeyedRequest(digest.hexdigest(), body, rules, parsed=parsed, normalised=normalised, path=path)
 
 
 def raw_hash(method: str, target: str, body: bytes) -> str:

@@ -238,7 +238,7 @@ def claude_vcr(request: pytest.FixtureRequest) -> Iterator[Any]:
         pytest.fail(problem, pytrace=False)
     request.node.stash[_USE] = use
     try:
-        with pointing_at(use.base_url, replaying=use.mode == "replay"):
+        with pointing_at(use.base_url, replaying=use.mode == "replay", upstream_format=proxy.config.upstream_format):
             yield use
     finally:
         proxy.release(use)

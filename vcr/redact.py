@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import eventstream
 from .headers import is_secret
 from .matching import short_key
 from .secrets import Secret, find, redact_bytes, redact_path, redact_target
@@ -71,10 +72,14 @@ def screen(recording: Recording, *, redact: bool = False) -> Screened:
         body = _large_response(recording)
     found_response: list[Secret] = []
     response = b""
+    framed = body is not None and eventstream.is_framed(recording.response_headers)
     if body is not None:
-        response, found_split = redact_stream(body)
+        readable = eventstream.to_sse(body)[0] if framed else body  # Bedrock's payloads are base64
+        response, found_split = redact_stream(readable)
         response, found_response = redact_bytes(response)
         found_response += found_split
+        if framed and found_response:
+            response = eventstream.from_sse(response)
     screened.kinds.update(secret.kind for secret in found_response)
     if redact and screened:
         if request != recording.request_body:
@@ -264,7 +269,10 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
         r = recording
         return StoredSecret(r.cassette, r.key, r.ordinal, r.method, r.path, side, where, kind, preview)
 
-    for side, body in (("request", recording.request_body), ("response", recording.response_body)):
+    response_body = recording.response_body
+    if eventstream.is_framed(recording.response_headers):
+        response_body = eventstream.to_sse(response_body)[0]  # Bedrock's payloads are base64: read decoded
+    for side, body in (("request", recording.request_body), ("response", response_body)):
         text = body.decode("utf-8", "surrogateescape")
         secrets = list(find(text))
         if secrets:

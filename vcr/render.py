@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import providers
 from .catalog import display_time
 from .matching import short_key
 
@@ -64,11 +65,16 @@ def recordings_table(found: Sequence[RecordingRow], *, with_cassette: bool) -> s
     w_key = width({r.short for r in found if r.ordinal}, "KEY") if any(r.ordinal for r in found) else 12
     w_method = width({r.method for r in found}, "METHOD")
     w_path = width({r.path for r in found}, "PATH")
-    w_model = width({r.model or "-" for r in found}, "MODEL")
+    model_title = "MODEL"
+    clouds = [providers.provider_of(r.path) for r in found]
+    if any(cloud != "anthropic" for cloud in clouds):  # the provider is named only when a cloud's recordings are listed
+        model_title = "PROVIDER:MODEL"
+        found = [r._replace(model=f"{cloud}:{r.model or '-'}") for cloud, r in zip(clouds, found, strict=True)]
+    w_model = width({r.model or "-" for r in found}, model_title)
     w_size = width({f"{max(r.response_size for r in found):,}"}, "SIZE")
     lead = f"{'CASSETTE':<{w_cassette}} " if with_cassette else ""
     lines = [
-        f"{lead}{'KEY':<{w_key}} {'METHOD':<{w_method}} {'PATH':<{w_path}} {'MODEL':<{w_model}} STREAM STATUS "
+        f"{lead}{'KEY':<{w_key}} {'METHOD':<{w_method}} {'PATH':<{w_path}} {model_title:<{w_model}} STREAM STATUS "
         f"{'SIZE':>{w_size}} {'DATE':<19} PROMPT"
     ]
     for r in found:
@@ -128,6 +134,8 @@ def show_text(info: dict[str, Any]) -> str:
     ]
     if info["meta"]:
         lines.append(f"  meta: {json.dumps(info['meta'], ensure_ascii=False)}")
+    if info.get("provider", "anthropic") != "anthropic":
+        lines.append(f"  provider {info['provider']}, model {info['model'] or '-'}")
     lines += ["", f"Request: {request['method']} {request['path']}"]
     fields = request.get("fields", {})
     if fields:
@@ -154,6 +162,8 @@ def show_text(info: dict[str, Any]) -> str:
     lines += [f"    {name}: {value}" for name, value in response["headers"]]
     if response.get("kind") == "sse":
         complete = "" if response.get("complete") else " (the stream does not fold into a whole message)"
+        if response.get("frame_problem"):
+            complete += f" (event-stream frames: {response['frame_problem']})"
         lines.append(f"  events ({len(response['events'])}){complete}:")
         lines += [f"    {i:>3} {line}" for i, line in enumerate(response["events"])]
     elif response.get("kind") == "json" and "blocks" not in response:

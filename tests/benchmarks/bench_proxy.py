@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +34,12 @@ SAMPLE = REPO / "tests" / "data" / "claude-code" / "text-turn.json"
 TARGET = "/v1/messages?beta=true"
 CONNECTIONS = 16
 DURATION = int(os.environ.get("VCR_BENCH_SECONDS", "8"))
+ROUNDS = int(os.environ.get("VCR_BENCH_ROUNDS", "3"))
+BASELINE = os.environ.get("VCR_BENCH_BASELINE")
+"""A python whose `claude_vcr` is other code (an older checkout's venv): replayed and counted alongside."""
+STATIC = "static aiohttp (ceiling)"
+OURS = "claude-vcr replay"
+BASELINE_NAME = "claude-vcr replay, baseline code"
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:
@@ -191,7 +197,9 @@ def process(
             proc.wait()
 
 
-def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURATION) -> dict[str, float]:
+def wrk(
+    url: str, body_file: Path, headers: dict[str, str], duration: int = DURATION, target: str = TARGET
+) -> dict[str, float]:
     """Requests per second and latency percentiles from wrk (16 connections, 2 threads)."""
     lua = body_file.with_suffix(".lua")
     header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
@@ -200,7 +208,7 @@ def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURA
         + header_lines
     )
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(lua), url + TARGET],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(lua), url + target],
         capture_output=True,
         text=True,
         check=True,
@@ -222,12 +230,62 @@ def wrk(url: str, body_file: Path, headers: dict[str, str], duration: int = DURA
     }
 
 
-def post_once(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+def post_once(url: str, body: bytes, headers: dict[str, str], target: str = TARGET) -> bytes:
     import urllib.request
 
-    request = urllib.request.Request(url + TARGET, data=body, headers=headers, method="POST")
+    request = urllib.request.Request(url + target, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.read()
+
+
+def instructions_per_request(
+    command: list[str], port: int, body: bytes, headers: dict[str, str], reply: bytes, count: int = 200
+) -> float | None:
+    """User-space instructions a server spends per request (valgrind callgrind, counting only while `count`
+    requests are sent one after another on one connection, after 20 to warm up); None without valgrind.
+    Unlike req/s, the count does not move with the machine's load."""
+    import http.client
+
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        return None
+    out = Path(tempfile.mkdtemp(prefix="vcr-callgrind-"))
+    server = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}/cg.out",
+            *command,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+
+    def send(times: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        for _ in range(times):
+            conn.request("POST", TARGET, body=body, headers=headers)
+            response = conn.getresponse()
+            assert response.status == 200 and response.read() == reply
+        conn.close()
+
+    try:
+        wait_port(port, 300)
+        send(20)
+        subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True, capture_output=True)
+        send(count)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
+        totals = [
+            int(found.group(1))
+            for dump in out.glob("cg.out*")
+            if (found := re.search(r"^(?:summary|totals): (\d+)", dump.read_text(errors="replace"), re.M))
+        ]
+        return max(totals) / count if totals else None
+    finally:
+        server.terminate()
+        server.wait(60)
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def bench_replay() -> str:
@@ -240,19 +298,53 @@ def bench_replay() -> str:
     reply_file = work / "reply.sse"
     reply_file.write_bytes(reply)
     results: dict[str, dict[str, float]] = {}
+    versus_static: dict[str, float] = {}
+    instructions: dict[str, float | None] = {}
     static = StaticProcess(reply_file)
     try:
-        results["static aiohttp (ceiling)"] = wrk(static.url, body_file, headers)
+        # claude-vcr (and the baseline's code): record once through the static server, then replay strict;
+        # wrk runs on them and the static server in turn, ROUNDS times, so a change in load falls on each
+        pythons = {OURS: sys.executable, **({BASELINE_NAME: BASELINE} if BASELINE else {})}
+        urls = {STATIC: static.url}
+        replays: dict[str, tuple[list[str], Path]] = {}
+        with ExitStack() as running:
+            for name, python in pythons.items():
+                db = work / f"{len(urls)}.db"
+                port = free_port()
+                serve = [python, "-m", "claude_vcr", "serve", "--db", str(db)]
+                with process(
+                    [*serve, "--port", str(port), "--mode", "record", "--upstream", static.url],
+                    port,
+                    cwd=REPO,
+                ):
+                    assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+                replays[name] = ([*serve, "--mode", "replay", "--upstream", "http://127.0.0.1:9"], db)
+                running.enter_context(process([*replays[name][0], "--port", str(port)], port, cwd=REPO))
+                assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
+                urls[name] = f"http://127.0.0.1:{port}"
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+            for _ in range(ROUNDS):
+                for name, url in urls.items():
+                    runs[name].append(wrk(url, body_file, headers))
+        for name, measured in runs.items():
+            results[name] = sorted(measured, key=lambda r: r["rps"])[len(measured) // 2]
+            versus_static[name] = median(
+                [r["rps"] / s["rps"] for r, s in zip(measured, runs[STATIC], strict=True)]
+            )
 
-        # claude-vcr: record once through the static server, then replay strict
-        db = work / "vcr.db"
         port = free_port()
-        serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(db), "--port", str(port)]
-        with process([*serve, "--mode", "record", "--upstream", static.url], port, cwd=REPO):
-            assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
-        with process([*serve, "--mode", "replay", "--upstream", "http://127.0.0.1:9"], port, cwd=REPO):
-            assert post_once(f"http://127.0.0.1:{port}", body, headers) == reply
-            results["claude-vcr replay"] = wrk(f"http://127.0.0.1:{port}", body_file, headers)
+        code = (
+            f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+            f"from tests.benchmarks.bench_proxy import serve_static; serve_static({port}, {str(reply_file)!r})\n"
+        )
+        instructions[STATIC] = instructions_per_request(
+            [sys.executable, "-c", code], port, body, headers, reply
+        )
+        for name, (command, _) in replays.items():
+            port = free_port()
+            instructions[name] = instructions_per_request(
+                [*command, "--port", str(port)], port, body, headers, reply
+            )
 
         mitmdump = REPO / ".cache" / "mitm-venv" / "bin" / "mitmdump"
         if mitmdump.exists():
@@ -304,22 +396,43 @@ def bench_replay() -> str:
         static.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    ceiling = results["static aiohttp (ceiling)"]["rps"]
-    ours = results["claude-vcr replay"]["rps"]
+    ceiling = results[STATIC]["rps"]
+    ours = results[OURS]["rps"]
     lines = [
         f"### Replay: a {len(body) // 1000} KB Claude Code request, a {len(reply) // 1000} KB SSE reply, "
         f"{CONNECTIONS} connections, wrk {DURATION} s each",
+        "",
+        f"The static server and claude-vcr{' (and the baseline)' if BASELINE else ''} take turns, {ROUNDS} rounds: "
+        "their rows are the median round, their share of the static server the median of the rounds' ratios.",
         "",
         "| server | req/s | p50 ms | p99 ms | vs static | claude-vcr is |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in results.items():
-        versus = f"{ours / r['rps']:.1f}x" if name != "claude-vcr replay" else ""
+        versus = f"{ours / r['rps']:.1f}x" if name != OURS else ""
         errors = f" ({int(r['non2xx'])} non-2xx)" if r["non2xx"] else ""
+        share = versus_static.get(name, r["rps"] / ceiling)
         lines.append(
-            f"| {name}{errors} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / ceiling:.0%} | {versus} |"
+            f"| {name}{errors} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {share:.0%} | {versus} |"
         )
+    if instructions.get(STATIC):
+        lines += [
+            "",
+            "CPU per request, counted: user-space instructions (valgrind callgrind) while 200 requests are sent one "
+            "after another on one connection, after 20 to warm up; the count does not move with the machine's load.",
+            "",
+            "| server | instructions per request | static's share |",
+            "| --- | ---: | ---: |",
+        ]
+        for name, count in instructions.items():
+            if count:
+                lines.append(f"| {name} | {count:,.0f} | {instructions[STATIC] / count:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def median(values: list[float]) -> float:
+    """The middle value (the upper one of an even count)."""
+    return sorted(values)[len(values) // 2]
 
 
 def ensure_proxay() -> str | None:
@@ -344,31 +457,53 @@ def ensure_proxay() -> str | None:
 
 
 def bench_record() -> str:
-    """Time to first byte and total time, direct vs through claude-vcr record, with a slow upstream."""
+    """Time to first byte and total time, direct vs through claude-vcr record, with a slow upstream; the
+    requests take turns (direct, claude-vcr, the baseline's code), so a change in load falls on each."""
     body, headers = sample_request()
     reply = sse_reply()
     rounds = 40
-    with static_server(reply, slow=0.5, events=50) as slow:
-        port = free_port()
+    pythons = {"claude-vcr record": sys.executable, **({"baseline code": BASELINE} if BASELINE else {})}
+    with static_server(reply, slow=0.5, events=50) as slow, ExitStack() as running:
         work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
-        serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
-        with process([*serve, "--mode", "record", "--upstream", slow.url], port, cwd=REPO):
-            direct = [timed_stream(slow.url, body, headers) for _ in range(rounds)]
-            proxied = [timed_stream(f"http://127.0.0.1:{port}", body, headers) for _ in range(rounds)]
-        shutil.rmtree(work, ignore_errors=True)
+        running.callback(shutil.rmtree, work, ignore_errors=True)
+        urls = {"direct to upstream": slow.url}
+        for name, python in pythons.items():
+            port = free_port()
+            serve = [
+                python,
+                "-m",
+                "claude_vcr",
+                "serve",
+                "--db",
+                str(work / f"{port}.db"),
+                "--port",
+                str(port),
+            ]
+            running.enter_context(
+                process([*serve, "--mode", "record", "--upstream", slow.url], port, cwd=REPO)
+            )
+            urls[name] = f"http://127.0.0.1:{port}"
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in urls}
+        for _ in range(rounds):
+            for name, url in urls.items():
+                times[name].append(timed_stream(url, body, headers))
 
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
-
-    d_ttfb, p_ttfb = median([t for t, _ in direct]), median([t for t, _ in proxied])
-    d_total, p_total = median([t for _, t in direct]), median([t for _, t in proxied])
-    return (
-        f"### Record: an upstream streaming {len(reply) // 1000} KB over 0.5 s, {rounds} sequential requests each\n\n"
-        "| | time to first byte p50 ms | total p50 ms |\n| --- | ---: | ---: |\n"
-        f"| direct to upstream | {d_ttfb:.2f} | {d_total:.1f} |\n"
-        f"| through claude-vcr record | {p_ttfb:.2f} | {p_total:.1f} |\n"
-        f"| added by claude-vcr | {p_ttfb - d_ttfb:+.2f} | {p_total - d_total:+.1f} |\n"
-    )
+    ttfb = {name: median([t for t, _ in measured]) for name, measured in times.items()}
+    total = {name: median([t for _, t in measured]) for name, measured in times.items()}
+    direct = "direct to upstream"
+    lines = [
+        f"### Record: an upstream streaming {len(reply) // 1000} KB over 0.5 s, {rounds} sequential requests each",
+        "",
+        "| | time to first byte p50 ms | total p50 ms |",
+        "| --- | ---: | ---: |",
+        f"| {direct} | {ttfb[direct]:.2f} | {total[direct]:.1f} |",
+    ]
+    for name in pythons:
+        lines += [
+            f"| through {name} | {ttfb[name]:.2f} | {total[name]:.1f} |",
+            f"| added by {name} | {ttfb[name] - ttfb[direct]:+.2f} | {total[name] - total[direct]:+.1f} |",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def timed_stream(url: str, body: bytes, headers: dict[str, str]) -> tuple[float, float]:
@@ -462,7 +597,10 @@ def bench_storage() -> str:
                 )
             )
     subprocess.run(
-        [sys.executable, "-m", "claude_vcr", "compact", "--db", str(db)], cwd=REPO, check=False, capture_output=True
+        [sys.executable, "-m", "claude_vcr", "compact", "--db", str(db)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
     )
     exported = work / "exported"
     result = subprocess.run(
@@ -502,7 +640,16 @@ def bench_memory() -> str:
         with static_server(reply, slow=0.01, events=max(1, len(reply) // 65536)) as upstream:
             work = Path(tempfile.mkdtemp(prefix="vcr-bench-"))
             port = free_port()
-            serve = [sys.executable, "-m", "claude_vcr", "serve", "--db", str(work / "vcr.db"), "--port", str(port)]
+            serve = [
+                sys.executable,
+                "-m",
+                "claude_vcr",
+                "serve",
+                "--db",
+                str(work / "vcr.db"),
+                "--port",
+                str(port),
+            ]
             body, headers = sample_request()
             for mode in ("record", "replay"):
                 proc = subprocess.Popen(

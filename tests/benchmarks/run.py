@@ -28,6 +28,7 @@ BENCHMARKS = {
     "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
     "pytest": [sys.executable, str(HERE / "bench_pytest.py")],
     "hostile": [sys.executable, str(HERE / "bench_hostile.py")],
+    "providers": [sys.executable, str(HERE / "bench_providers.py")],
 }
 
 

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from claude_vcr.providers import client_env
+
 from tests.support import REPO
 
 
@@ -35,14 +37,23 @@ def claude_code_version(binary: str) -> str:
     return result.stdout.split()[0]
 
 
+PROVIDER_SETTINGS = {
+    "anthropic": {"ANTHROPIC_API_KEY": "sk-ant-api03-EXAMPLE-claude-code-key"},
+    "bedrock": {"AWS_REGION": "us-east-1"},
+    "vertex": {"ANTHROPIC_VERTEX_PROJECT_ID": "vcr-test-project", "CLOUD_ML_REGION": "us-east5"},
+    "foundry": {"ANTHROPIC_FOUNDRY_API_KEY": "foundry-EXAMPLE-api-key-0123456789abcdef"},
+}
+"""What a user sets beside the base URL for each provider (a key, a region, a project)."""
+
+
 def run_claude(
-    claude: str, base_url: str, workdir: Path, home: Path, *args: str
+    claude: str, base_url: str, workdir: Path, home: Path, *args: str, provider: str = "anthropic"
 ) -> subprocess.CompletedProcess:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": "sk-ant-api03-EXAMPLE-claude-code-key",
+        **client_env(provider, base_url),
+        **PROVIDER_SETTINGS[provider],
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
         "TERM": "dumb",

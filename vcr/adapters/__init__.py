@@ -8,6 +8,7 @@ arrive: `anthropic` passes requests through unchanged; `openai` translates to Ch
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import fields
 from typing import Protocol
 
 from ..config import UPSTREAM_FORMATS, ProxyConfig
@@ -37,9 +38,16 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
+def explicit_upstream(config: ProxyConfig) -> str | None:
+    """`--upstream` when the person gave one; None when it is the first-party default (a cloud provider then
+    picks its own endpoint from the region)."""
+    default = next(f.default for f in fields(ProxyConfig) if f.name == "upstream")
+    return None if config.upstream == default else config.upstream
+
+
 def open_upstream(config: ProxyConfig) -> Upstream:
     """The upstream a proxy config asks for (`upstream_format`, one of config.UPSTREAM_FORMATS)."""
-    if config.upstream_format == "anthropic":
+    if config.upstream_format in ("anthropic", "foundry"):
         from ..adapters.anthropic import AnthropicUpstream
 
         return AnthropicUpstream(config.upstream, config.upstream_read_timeout)
@@ -55,6 +63,14 @@ def open_upstream(config: ProxyConfig) -> Upstream:
             ping_interval=config.ping_interval,
             read_timeout=config.upstream_read_timeout,
         )
+    if config.upstream_format == "bedrock":
+        from ..adapters.bedrock import BedrockUpstream
+
+        return BedrockUpstream(explicit_upstream(config), config.upstream_read_timeout)
+    if config.upstream_format == "vertex":
+        from ..adapters.vertex import VertexUpstream
+
+        return VertexUpstream(explicit_upstream(config), config.upstream_read_timeout)
     raise InvalidInput(
         f"unknown upstream format {config.upstream_format!r}; known: {', '.join(UPSTREAM_FORMATS)}"
     )

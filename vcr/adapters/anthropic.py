@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
+from yarl import URL
 
 from .. import headers as header_rules
 from ..errors import UpstreamError
@@ -49,17 +50,23 @@ class AnthropicUpstream:
         )
 
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> AnthropicReply:
+        return await self._request(method, self.base_url, target, header_rules.for_upstream(headers), body)
+
+    async def _request(
+        self, method: str, base: str, target: str, headers: Headers, body: bytes
+    ) -> AnthropicReply:
+        """Send exactly these headers to `base` + `target` (the target's percent-encoding kept as is)."""
         try:
             response = await self.session.request(
                 method,
-                self.base_url + target,
-                headers=header_rules.for_upstream(headers),
+                URL(base + target, encoded=True),
+                headers=headers,
                 data=body if body or method not in ("GET", "HEAD") else None,
                 allow_redirects=False,
             )
         except _FAILURES as error:
-            raise UpstreamError(reach_failure(self.base_url, error)) from error
-        return AnthropicReply(response, self.base_url)
+            raise UpstreamError(reach_failure(base, error)) from error
+        return AnthropicReply(response, base)
 
     async def close(self) -> None:
         await self.session.close()

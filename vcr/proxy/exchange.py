@@ -22,10 +22,12 @@ log = logging.getLogger("claude_vcr.proxy")
 CASSETTE_HEADER = "X-VCR-Cassette"
 CONTROL_PREFIX = "/__vcr__/"
 SEEN_BYTES_PER_CASSETTE = 64 * 1024 * 1024
+SEEN_STRIDE = 64
+"""A request seen before is found by every 64th byte of its body (and its length), then compared whole:
+hashing all 49 KB of a Claude Code request cost a tenth of a replay's CPU."""
 REPLAY_PIECE = 64 * 1024
 """How much of a large (streamed-from-disk) recording is decompressed and written at a time."""
 
-JSON_MEDIA_TYPE = "application/json"
 LINGER_SECONDS = 1.0
 """After a body refused unread (408, 413), how long the rest is read and dropped before closing (aiohttp: 10 s)."""
 HELD_BYTES = LARGE_BODY
@@ -54,8 +56,9 @@ class CassetteState:
     """What one proxy run knows of a cassette: its record-run state, and the requests it has keyed."""
 
     run: CassetteRun
-    seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
-    """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
+    seen: dict[tuple[str, str, int, bytes], tuple[bytes, str, bool]] = field(default_factory=dict)
+    """(method, target, body length, every `SEEN_STRIDE`th body byte) -> (exact body, key, stream flag) for
+    requests seen in this run: the fast path (a different body with the same sample takes the slot)."""
     seen_bytes: int = 0
     conversations: dict[int, str | None] = field(default_factory=dict)
     """Recording id -> its conversation digest, for `--match conversation`."""

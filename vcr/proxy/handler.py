@@ -32,6 +32,7 @@ from .exchange import (
     CASSETTE_HEADER,
     CONTROL_PREFIX,
     SEEN_BYTES_PER_CASSETTE,
+    SEEN_STRIDE,
     CassetteState,
     Exchange,
     Observer,
@@ -284,24 +285,26 @@ class Proxy:
     async def _key(self, exchange: Exchange, state: CassetteState) -> KeyedRequest:
         """The fast path first: exact request bytes seen before (in this run, or stored) give the key
         without parsing JSON; otherwise normalise and hash under the cassette's rules."""
-        exact = (exchange.method, exchange.target, exchange.body)
-        known = state.seen.get(exact)  # hashing the bytes costs less than sha256, and equality is exact
+        body = exchange.body
+        probe = (exchange.method, exchange.target, len(body), body[::SEEN_STRIDE])
+        # hashing a sample, then comparing the bytes, costs less than hashing all of them
+        entry = state.seen.get(probe)
+        known = entry[1:] if entry is not None and entry[0] == body else None
+        seen = known is not None
         if known is None:
-            exchange.raw_hash = raw_hash(exchange.method, exchange.stored_target, exchange.body)
+            exchange.raw_hash = raw_hash(exchange.method, exchange.stored_target, body)
             if state.run.rules_stored:
                 known = await self.store.key_for_raw(exchange.cassette, exchange.raw_hash)
         if known is not None:
-            keyed = KeyedRequest(known[0], exchange.body, state.run.rules, wants_stream=known[1])
+            keyed = KeyedRequest(known[0], body, state.run.rules, wants_stream=known[1])
         else:
-            keyed = key_request(
-                exchange.method, exchange.path, exchange.query, exchange.body, state.run.rules
-            )
-        if exact not in state.seen:
-            state.seen_bytes += len(exchange.body)
+            keyed = key_request(exchange.method, exchange.path, exchange.query, body, state.run.rules)
+        if not seen:
+            state.seen_bytes += len(body)
             if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:
                 state.seen.clear()
-                state.seen_bytes = len(exchange.body)
-            state.seen[exact] = (keyed.key, keyed.wants_stream)
+                state.seen_bytes = len(body)
+            state.seen[probe] = (body, keyed.key, keyed.wants_stream)
         return keyed
 
     async def _recordings(self, cassette: str, key: str) -> list[Recording]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .. import eventstream, sse
 from .. import headers as header_rules
-from .. import sse
 from ..adapters import Upstream, UpstreamReply
 from ..compression import ResponseSpool
 from ..config import ProxyConfig
@@ -69,8 +69,11 @@ class Recorder:
             relayed = await self._relay(exchange, upstream, record, sent_at)
             if isinstance(relayed, web.Response):
                 return relayed, "upstream-error"
-            if record and not self.config.record_errors and sse.ends_with_error(relayed.spool.tail):
-                record = False  # a 200 stream that ended in an `error` event failed midway
+            tail = relayed.spool.tail
+            if record and not self.config.record_errors and (
+                sse.ends_with_error(tail) or eventstream.is_framed(upstream.headers) and eventstream.ends_with_exception(tail)
+            ):
+                record = False  # a 200 stream that ended in an `error` event (Bedrock: an exception frame) failed midway
                 log.warning(
                     "%s %s ended with an error event; nothing stored", exchange.method, exchange.stored_target
                 )
@@ -100,7 +103,7 @@ class Recorder:
             reason=upstream.reason,
             headers=CIMultiDict(header_rules.for_client(upstream.headers)),
         )
-        streamed = sse.media_type(upstream.headers) == sse.SSE_MEDIA_TYPE
+        streamed = sse.media_type(upstream.headers) in (sse.SSE_MEDIA_TYPE, eventstream.CONTENT_TYPE)
         # the header says what is known when it leaves: a stream's before its end, a held answer's once saved
         response.headers["x-vcr-outcome"] = "recording" if record else "passthrough"
         response.headers["x-vcr-key"] = exchange.key

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import time
 from collections import OrderedDict
 
 import zstandard
 from aiohttp import web
-from multidict import CIMultiDict
 
+from .. import conversion, eventstream
 from .. import headers as header_rules
-from .. import sse
 from ..matching import short_key
 from ..records import Recording
-from .exchange import JSON_MEDIA_TYPE, REPLAY_PIECE, Exchange
+from .edge import error_response
+from .exchange import REPLAY_PIECE, Exchange
 from .monitor import check_answer
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
+
+_VCR_HEADERS = frozenset({"x-vcr-outcome", "x-vcr-key"})
+"""Set on every replayed answer, replacing any stored ones."""
 
 
 class ReplayCache:
@@ -61,24 +63,29 @@ class ReplayCache:
 
 
 def convert(exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
-    """A stream for a non-streaming request (the Message it accumulates to), or the reverse; None when the
-    recording is sent as it is."""
-    if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
-        return None
+    """A stream for a non-streaming request (the Message it accumulates to), or the reverse, for the Messages
+    API, Vertex and Bedrock's frames (vcr.conversion); None when the recording is sent as it is."""
     wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
-    is_stream = sse.is_stream(recording.response_headers, recording.response_body)
-    if wants_stream == is_stream or not (
-        is_stream or sse.media_type(recording.response_headers) == JSON_MEDIA_TYPE
-    ):
-        return None
     try:
-        if is_stream:
-            message = sse.accumulate(sse.parse_sse(recording.response_body), exchange.request.headers)
-            return json.dumps(message).encode(), "application/json"
-        return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
+        return conversion.convert(
+            exchange.path,
+            wants_stream,
+            recording.status,
+            recording.response_headers,
+            recording.response_body,
+            exchange.request.headers,
+        )
     except (ValueError, KeyError, TypeError) as error:
         log.warning("could not convert recording %s: %s", short_key(recording.key), error)
         return None
+
+
+def damaged_frames(recording: Recording) -> str | None:
+    """Why a recorded Bedrock event stream cannot be replayed (a bad CRC, a cut-off frame), or None. A large
+    body decompressed as it is sent is not checked here (its client sees the CRCs fail)."""
+    if recording.response_frame is not None or not eventstream.is_framed(recording.response_headers):
+        return None
+    return eventstream.decode(recording.response_body).problem
 
 
 async def send_recording(
@@ -86,21 +93,30 @@ async def send_recording(
 ) -> tuple[web.StreamResponse, str]:
     """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the other
     form, paced like the original when told to; a large one decompressed as it is sent."""
-    headers = CIMultiDict(header_rules.for_client(recording.response_headers))
+    damage = damaged_frames(recording)
+    if damage is not None:
+        message = f"claude-vcr: recording {short_key(recording.key, recording.ordinal)} is damaged: {damage}"
+        log.error("%s", message)
+        exchange.note = message
+        return error_response(500, "api_error", message), "damaged"
     body = recording.response_body
     timings = recording.timings
     converted = convert(exchange, recording)
+    replaced = _VCR_HEADERS
     if converted is not None:
         body, content_type = converted
-        headers["content-type"] = content_type
+        replaced = _VCR_HEADERS | {"content-type"}
         timings = []
         outcome += "-converted"
-    headers["x-vcr-outcome"] = outcome
-    headers["x-vcr-key"] = recording.key
+    # a list, not a CIMultiDict: aiohttp copies the headers into its own anyway
+    headers = header_rules.for_client(recording.response_headers, replaced)
+    if converted is not None:
+        headers.append(("content-type", content_type))
+    headers += [("x-vcr-outcome", outcome), ("x-vcr-key", recording.key)]
     exchange.ordinal = recording.ordinal
     large = converted is None and recording.response_frame is not None
     if check and not large:
-        await check_answer(exchange, recording.status, list(headers.items()), body)
+        await check_answer(exchange, recording.status, headers, body)
     paced = pace is not None and bool(timings)
     if not large and not paced:
         return web.Response(status=recording.status, body=body, headers=headers), outcome
