@@ -5,6 +5,7 @@ and the cassette still replays the original request; a real git repository refus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import pytest
 import zstandard
 from claude_vcr.catalog import Catalog
 from claude_vcr.compression import decompressor as body_decompressor
-from claude_vcr.redact import scan
+from claude_vcr.redact import scan, scan_recording
 from claude_vcr.store import Store
 
 from tests.support.cassettes import recording, rows
@@ -500,3 +501,19 @@ def test_redact_is_one_transaction(db_path, monkeypatch):
     result = cli("redact", "--yes", "--db", db_path)
     assert result.exit_code == 1 and "disk full" in result.output and len(calls) == 2
     assert rows(db_path) == before
+
+
+def test_scan_labels_each_occurrence_with_the_string_that_holds_it():
+    secret = (
+        "sk-" + "ant-api03-" + "Qx7" * 31
+    )  # not from the corpus: its shared random source stays as other tests expect
+    body = {
+        "model": "claude-haiku-4-5",
+        "system": f"the project's key is {secret}",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": f"use {secret} for this"}]}],
+    }
+    item = dataclasses.replace(recording(1), request_body=json.dumps(body).encode())
+    assert [f.json_path for f in scan_recording(item) if f.side == "request"] == [
+        "$.system",
+        "$.messages[0].content[0].text",
+    ]

@@ -5,6 +5,8 @@ Claude Code requests (the false-positive figure docs/secrets.md states)."""
 from __future__ import annotations
 
 import json
+import random
+import string
 
 import pytest
 from claude_vcr import secrets
@@ -182,3 +184,93 @@ def test_a_body_keys_the_same_with_the_secret_or_its_placeholder():
         key_request("POST", "/v1/messages", "", other.encode()).key
         != key_request("POST", "/v1/messages", "", body.encode()).key
     )
+
+
+# --- issue 23: shapes the detectors missed, and credentials in URLs ------------------------------------------
+
+
+_RNG = random.Random(2323)
+_B64 = string.ascii_letters + string.digits
+
+
+def _aws_secret() -> str:
+    """40 base64 characters holding two '/', as AWS secret keys often do."""
+    return (
+        "".join(_RNG.choice(_B64) for _ in range(12))
+        + "/"
+        + "".join(_RNG.choice(_B64) for _ in range(13))
+        + "/"
+        + "".join(_RNG.choice(_B64) for _ in range(13))
+    )
+
+
+def _token(n: int = 40) -> str:
+    return "".join(_RNG.choice(_B64) for _ in range(n))
+
+
+@pytest.mark.parametrize(
+    ("template", "kind"),
+    [
+        ("AWS_SECRET_ACCESS_KEY={aws}", "aws-secret-key"),
+        ("[default]\naws_secret_access_key = {aws}\n", "aws-secret-key"),
+        ('{{"SecretAccessKey": "{aws}"}}', "aws-secret-key"),
+        ('{{"api_key": "{token}"}}', "named-value"),
+        ("config:\n  api_key: {token}\n", "named-value"),
+        ("settings:\n  client-secret: '{token}'\n", "named-value"),
+        ("curl -H 'Authorization: Bearer {token}' https://api.example.com", "bearer-token"),
+    ],
+)
+def test_named_secrets_are_found_raw_and_inside_a_json_body(template, kind):
+    secret = _aws_secret() if kind == "aws-secret-key" else _token()
+    text = template.format(aws=secret, token=secret)
+    assert [(s.kind, s.value) for s in secrets.find(text)] == [(kind, secret)]
+    body = json.dumps({"messages": [{"role": "user", "content": text}]})
+    redacted, found = secrets.redact(body)
+    assert [s.value for s in found] == [secret] and secret not in redacted and json.loads(redacted)
+
+
+def test_a_key_written_with_json_escapes_is_found_and_gets_the_plain_keys_placeholder():
+    secret = CORPUS[0][1]
+    body = json.dumps({"messages": [{"role": "user", "content": f"key {secret}"}]}).replace(
+        "sk-ant-", "sk\\u002dant\\u002d"
+    )
+    assert secret not in body and json.loads(body)["messages"][0]["content"].endswith(secret)
+    redacted, found = secrets.redact(body)
+    assert [s.value for s in found] == [secret]
+    assert json.loads(redacted)["messages"][0]["content"] == "key " + secrets.placeholder(
+        "anthropic-key", secret
+    )
+
+
+def test_secrets_in_url_paths_query_names_and_userinfo_never_print():
+    secret = CORPUS[0][1]
+    target = f"/v1/{secret}/messages?{secret}=1&beta=true&api_key=hunter2"
+    shown = secrets.redact_target(target)
+    assert secret not in shown and "hunter2" not in shown and "beta=true" in shown
+    assert shown.startswith("/v1/REDACTED:anthropic-key:")
+    url = f"https://bob:pa55word@proxy.example:8443{target}"
+    printed = secrets.redact_url(url)
+    assert "pa55word" not in printed and "bob" not in printed and secret not in printed
+    assert printed.startswith("https://***@proxy.example:8443/v1/")
+    assert secrets.redact_url("http://127.0.0.1:8000/v1/messages") == "http://127.0.0.1:8000/v1/messages"
+
+
+def test_a_key_in_the_path_keys_like_its_placeholder():
+    secret = CORPUS[0][1]
+    placeholder = secrets.placeholder("anthropic-key", secret)
+    plain = key_request("POST", f"/v1/{secret}/messages", "", b"{}")
+    assert plain.key == key_request("POST", f"/v1/{placeholder}/messages", "", b"{}").key
+    assert plain.key != key_request("POST", "/v1/messages", "", b"{}").key
+
+
+def test_ordinary_config_text_is_not_a_secret():
+    for text in (
+        '{"max_tokens": 1024, "input_tokens": 12345678901234}',
+        '"cache_key": "conversation-summary"',
+        "api_key: ${ANTHROPIC_API_KEY}",
+        "Authorization: Bearer $TOKEN",
+        "Authorization: Bearer YOUR_TOKEN_HERE_PLEASE",
+        '"x-api-key": "sk-ant-api03-EXAMPLEKEY"',
+        "time: 12:34:56.789012345",
+    ):
+        assert list(secrets.find(text)) == [], text

@@ -70,6 +70,9 @@ def test_every_page_is_html_with_a_strict_policy_and_errors_are_pages(viewer_url
         ("r/99999", 404),
         ("r/99999999999999999999999999", 404),
         ("c/basic_tests?offset=x", 400),
+        ("c/basic_tests?offset=1e23", 400),
+        ("c/basic_tests?offset=100000000000000000000000", 400),
+        ("c/basic_tests?offset=-1", 400),
         ("x", 404),
     ):
         status, headers, text = fetch(viewer_url + path)

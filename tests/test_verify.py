@@ -19,6 +19,7 @@ import pytest
 from claude_vcr.catalog import Catalog
 from claude_vcr.conformance.library import BY_NAME, SCENARIOS
 from claude_vcr.records import Recording
+from claude_vcr.report import junit_xml, summary
 from claude_vcr.sse import encode_events, parse_sse
 from claude_vcr.verify import API_KEY_ENV, PLACEHOLDER_API_KEY, check_answer, verify_db
 
@@ -299,3 +300,14 @@ def test_lint_and_fixture_commands_never_import_aiohttp(library_db):
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["0", "1", "False"], done.stderr
+
+
+def test_credentials_in_the_target_never_print(tmp_path):
+    """`--target https://user:pass@host/?key=...`: the summary, the lines and the JUnit file show neither."""
+    target = "http://bob:pa55word@127.0.0.1:9/v1?key=s3cr3tvalue1234"
+    assert "pa55word" not in summary([], target, "Verified 0") and "s3cr3tvalue1234" not in summary(
+        [], target, "x"
+    )
+    assert "pa55word" not in junit_xml([], target, "suite") and "s3cr3tvalue1234" not in junit_xml(
+        [], target, "s"
+    )

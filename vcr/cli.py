@@ -132,13 +132,18 @@ def main() -> None:
 
 
 def _echo(text: str) -> None:
-    """Rendered text (it ends in a newline) through click, which copes with the terminal's encoding."""
-    click.echo(text, nl=False)
+    """Rendered text (it ends in a newline) through click, which copes with the terminal's encoding; a db's
+    control characters are shown as escapes, never acted on by the terminal."""
+    from .untrusted import printable
+
+    click.echo(printable(text), nl=False)
 
 
 def _write(text: str) -> None:
     """Long listings straight to stdout: click.echo scans every character of them for colour codes."""
-    sys.stdout.write(text)
+    from .untrusted import printable
+
+    sys.stdout.write(printable(text))
 
 
 @main.command()
@@ -936,7 +941,7 @@ def verify(
             timeout=timeout,
             allow_new_warnings=allow_new_warnings,
             translated=translated,
-            on_result=None if as_json else lambda result: click.echo(result.line()),
+            on_result=None if as_json else lambda result: _echo(result.line() + "\n"),
         )
     if junit is not None:
         junit.write_text(junit_xml(results, target), encoding="utf-8")
@@ -1061,7 +1066,7 @@ def conformance(
         strict=strict,
         timeout=timeout,
         claude_code=claude_code,
-        on_result=None if as_json else lambda result: click.echo(result.line()),
+        on_result=None if as_json else lambda result: _echo(result.line() + "\n"),
     )
     if junit is not None:
         junit.write_text(conformance_junit(results, target), encoding="utf-8")

@@ -20,6 +20,8 @@ from typing import Any
 
 import zstandard
 
+from .errors import DatabaseError
+
 COMPRESSION_LEVEL = 12
 """With the dictionary, level 12 gives ~10% smaller SSE answers than level 3, ~3.5 ms for a 25 KB answer on
 the recording thread; level 19 gains 3% more at 12 ms. Bodies over LARGE_BODY stream in at level 3."""
@@ -107,11 +109,67 @@ def unpack_ids(packed: bytes) -> list[bytes]:
     return [packed[i : i + CHUNK_ID_BYTES] for i in range(0, len(packed), CHUNK_ID_BYTES)]
 
 
-def decompress_frame(decompressor: Any, frame: bytes | None) -> bytes:
-    """A whole zstd frame back, also one written as a stream (no content size in its header)."""
+BODY_CEILING = 128 * 1024 * 1024
+"""No stored body is inflated past this, whatever its row says: the proxy refuses uploads over 64 MB, and
+a response this large is far past any the API sends. A db from elsewhere may hold a 32 KB frame that
+inflates to 4 GiB; without a ceiling one replay or `show` of it would take gigabytes."""
+JSON_CEILING = 32 * 1024 * 1024
+"""Metadata JSON (headers, timings, fingerprints, meta) is never inflated or parsed past this."""
+_INFLATE_PIECE = 1024 * 1024
+
+
+class InflateLimit(DatabaseError, ValueError):
+    """A stored blob inflates past what its row records or past the hard ceiling: a damaged or hostile db."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}: a damaged db, or one made to exhaust memory; refused")
+
+
+def inflate(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING, what: str = "a stored body") -> bytes:
+    """A whole zstd frame back, also one written as a stream (no content size in its header), refused with
+    `InflateLimit` past `limit` bytes: a declared size is checked before anything is allocated, an undeclared
+    one is inflated a piece at a time, so a bomb costs at most `limit` bytes."""
     if not frame:
         return b""
-    return decompressor.decompressobj().decompress(frame)
+    limit = max(0, min(limit, BODY_CEILING))
+    declared = zstandard.frame_content_size(frame)  # ZstdError for a damaged header: the edge names the file
+    if declared > limit:
+        raise InflateLimit(f"{what} (a zstd frame) declares {declared:,} bytes, past its limit of {limit:,}")
+    if declared >= 0:
+        return decompressor.decompress(frame)  # the frame's own size: allocated once, exactly
+    reader = decompressor.stream_reader(frame)
+    out = bytearray()  # one growing buffer: a bomb costs `limit` bytes, not twice that
+    while True:
+        piece = reader.read(min(_INFLATE_PIECE, limit + 1 - len(out)))
+        if not piece:
+            return bytes(out)
+        out += piece
+        if len(out) > limit:
+            raise InflateLimit(f"{what} inflates past its limit of {limit:,} bytes")
+
+
+def frame_digest(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING) -> str:
+    """The sha256 of a frame's inflated bytes, read a MB at a time (git's textconv never holds a body),
+    refused past `limit` as `inflate` refuses."""
+    digest = hashlib.sha256()
+    if not frame:
+        return digest.hexdigest()
+    limit = max(0, min(limit, BODY_CEILING))
+    if zstandard.frame_content_size(frame) > limit:
+        raise InflateLimit(f"a stored response body declares more than its limit of {limit:,} bytes")
+    reader = decompressor.stream_reader(frame)
+    total = 0
+    while piece := reader.read(_INFLATE_PIECE):
+        total += len(piece)
+        if total > limit:
+            raise InflateLimit(f"a stored response body inflates past its limit of {limit:,} bytes")
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def decompress_frame(decompressor: Any, frame: bytes | None, limit: int = BODY_CEILING) -> bytes:
+    """A whole stored response frame back, bounded (see `inflate`)."""
+    return inflate(decompressor, frame, limit, "a stored response body")
 
 
 CHUNKED_CODEC = "chunks"
@@ -139,18 +197,36 @@ def fetch_chunks(conn: Any, ids: list[bytes], schema: str = "main") -> dict[byte
     return found
 
 
-def decode_request(conn: Any, codec: str | None, blob: bytes | None, decompressor: Any) -> bytes:
-    """A request body back from its stored form: one zstd frame, or chunk ids to join."""
+REQUEST_CEILING = 64 * 1024 * 1024
+"""The proxy refuses request bodies over 64 MB, so no stored request inflates past this."""
+
+
+def decode_request(
+    conn: Any, codec: str | None, blob: bytes | None, decompressor: Any, limit: int = REQUEST_CEILING
+) -> bytes:
+    """A request body back from its stored form: one zstd frame, or chunk ids to join; never past `limit`
+    bytes in all (a chunk inflates to at most `MAX_CHUNK`)."""
     if not blob:
         return b""
+    limit = min(limit, REQUEST_CEILING)
     if codec != CHUNKED_CODEC:
-        return decompressor.decompress(blob)
+        return inflate(decompressor, blob, limit, "a stored request body")
     ids = unpack_ids(blob)
+    if len(ids) * MIN_CHUNK > limit + MAX_CHUNK:
+        raise InflateLimit(f"a stored request body lists {len(ids):,} chunks, more than its limit of {limit:,} bytes holds")
     found = fetch_chunks(conn, ids)
     missing = [i.hex() for i in ids if i not in found]
     if missing:
         raise MissingChunk(f"request body chunk {missing[0]} is missing from the db ({len(missing)} missing)")
-    return b"".join(decompressor.decompress(found[i]) for i in ids)
+    parts: list[bytes] = []
+    total = 0
+    for i in ids:
+        part = inflate(decompressor, found[i], MAX_CHUNK, "a stored request chunk")
+        total += len(part)
+        if total > limit:
+            raise InflateLimit(f"a stored request body inflates past its limit of {limit:,} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
 def encode_json(value: Any, compressor: Any) -> str | bytes:
@@ -161,11 +237,16 @@ def encode_json(value: Any, compressor: Any) -> str | bytes:
     return compressor.compress(text.encode())
 
 
-def decode_json(stored: str | bytes | None, decompressor: Any) -> Any:
+def decode_json(stored: str | bytes | None, decompressor: Any, limit: int = JSON_CEILING) -> Any:
+    """Metadata JSON back, refused past `limit` bytes (a bomb in `fingerprints` would otherwise cost
+    gigabytes on every strict miss)."""
     if stored is None:
         return None
+    limit = min(limit, JSON_CEILING)
     if isinstance(stored, bytes):
-        stored = decompressor.decompress(stored).decode()
+        stored = inflate(decompressor, stored, limit, "stored metadata JSON").decode()
+    elif len(stored) > limit:
+        raise InflateLimit(f"stored metadata JSON of {len(stored):,} characters is past its limit of {limit:,}")
     return json.loads(stored)
 
 

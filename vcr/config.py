@@ -16,6 +16,7 @@ from typing import Any
 from .errors import InvalidInput
 from .matching import PRESETS, Rules, load_rules
 from .names import validate_cassette_name
+from .secrets import redact_url
 
 MODES = ("auto", "record", "replay", "passthrough")
 FALLBACKS = ("strict", "fallback")
@@ -51,7 +52,7 @@ def parse_model_mapping(text: str) -> tuple[str, str]:
 def http_url(text: str) -> str:
     """The URL itself when it is http:// or https://; anything else would fail on the first request."""
     if not text.startswith(("http://", "https://")):
-        raise InvalidInput(f"{text!r} is not an http:// or https:// URL")
+        raise InvalidInput(f"{redact_url(text)!r} is not an http:// or https:// URL")
     return text
 
 

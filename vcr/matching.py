@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 from . import providers
 from .errors import BadRequestBody, RulesError
 from .excerpts import differences, marked, quote
-from .secrets import redact_bytes, redact_query, redact_string
+from .secrets import redact_bytes, redact_path, redact_query, redact_string
 
 KEY_SCHEME = "v2"
 """Stored with every recording and cassette, so keys can be recomputed when the scheme changes.
@@ -421,7 +421,7 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
     """Key a request under `rules` (default: leave out `metadata`)."""
     rules = rules or Rules()
     digest = hashlib.sha256()
-    keyed_path = providers.key_path(path)
+    keyed_path = redact_path(providers.key_path(path))
     digest.update(f"{KEY_SCHEME}\n{method.upper()}\n{keyed_path}\n{canonical_query(redact_query(query))}\n".encode())
     parsed = parse_json_body(body)
     if parsed is None:

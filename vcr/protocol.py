@@ -515,7 +515,7 @@ class _StreamChecker:
     @property
     def message(self) -> dict[str, Any] | None:
         """The folded message, None until message_start."""
-        return self.fold.message if self.fold.started else None
+        return self.fold.envelope if self.fold.started else None  # block text is joined at finish
 
     # Framing ----------------------------------------------------------------------------------------------
 

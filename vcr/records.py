@@ -15,9 +15,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
+import zstandard
+
+from . import untrusted
 from .compression import (
+    BODY_CEILING,
     CHUNKED_CODEC,
     LARGE_BODY,
+    REQUEST_CEILING,
+    InflateLimit,
     MissingChunk,
     decode_json,
     decode_request,
@@ -146,10 +152,11 @@ class Recording:
     id: int | None = None
 
     def response_reader(self) -> BinaryIO:
-        """The response bytes as a stream: no more than a read's worth decompressed at a time."""
+        """The response bytes as a stream: no more than a read's worth decompressed at a time, and never
+        more than the row's recorded size (a frame that inflates further is a damaged or hostile db)."""
         if self.response_frame is None:
             return io.BytesIO(self.response_body)
-        return decompressor().stream_reader(self.response_frame)
+        return _Bounded(decompressor().stream_reader(self.response_frame), min(self.response_length or 0, BODY_CEILING))  # type: ignore[return-value]
 
     @property
     def response_bytes(self) -> int:
@@ -173,6 +180,50 @@ class Recording:
             self.created_at,
             prompt_excerpt(self.request_body),
         )
+
+
+class FrameOverrun(zstandard.ZstdError):
+    """A stored frame that inflates past its row's recorded size: replay cuts the answer off there."""
+
+
+class _Bounded:
+    """A frame's stream reader that refuses to go past `limit` bytes."""
+
+    def __init__(self, reader: Any, limit: int) -> None:
+        self._reader = reader
+        self._left = limit
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data = self._reader.read(want) if want > 0 else b""
+        self._left -= len(data)
+        if self._left < 0:
+            raise FrameOverrun("a stored response inflates past its recorded size")
+        return data
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+HEADERS_LIMIT = 1024 * 1024
+"""Stored headers are a few KB; a bomb in their JSON is refused at 1 MB."""
+FINGERPRINTS_LIMIT = 1024 * 1024
+"""A recording's fingerprints (a short hash per part of its request) are a few KB: a miss reads every
+candidate's, so a bomb there is refused at 1 MB instead of costing gigabytes per miss."""
+
+
+def stated_size(value: Any, ceiling: int = BODY_CEILING) -> int:
+    """The inflation limit a row's recorded size sets for its body: that size, refused outright past the
+    hard ceiling (so a row claiming 4 GiB is never inflated at all)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return ceiling  # an older or odd row: the ceiling alone bounds it
+    if value > ceiling:
+        raise InflateLimit(f"a stored body's recorded size of {value:,} bytes is past the limit of {ceiling:,}")
+    return value
+
+
+def _headers(stored: Any, decompressor: Any) -> Headers:
+    return untrusted.headers(decode_json(stored, decompressor, HEADERS_LIMIT))
 
 
 _PLACED = frozenset({"id", "cassette_id", "cassette_name", "key", "ordinal", "request_codec", "request_body"})
@@ -230,11 +281,12 @@ def request_body(
     blob: bytes | None,
     target: tuple[str, str],
     expected_hash: str | None,
+    limit: int = REQUEST_CEILING,
 ) -> bytes:
     """A stored request body; one rebuilt from chunks is checked against the request's full hash (`target`
     is its method and path), so a damaged or colliding chunk is reported instead of replayed."""
     try:
-        body = decode_request(conn, codec, blob, decompressor)
+        body = decode_request(conn, codec, blob, decompressor, limit)
     except MissingChunk as error:
         raise DatabaseError(str(error)) from error
     if codec == CHUNKED_CODEC and expected_hash and raw_hash(*target, body) != expected_hash:
@@ -260,7 +312,8 @@ def decode(
     compressed (replay streams it), else every body comes back whole. Without `request` the request's headers
     and body are left empty, neither rebuilt from chunks nor hash-checked: replay sends only the response,
     and the check belongs to verify, lint and the read side."""
-    framed = large_as_frame and row["response_size"] > LARGE_BODY
+    response_limit = stated_size(row["response_size"])
+    framed = large_as_frame and response_limit > LARGE_BODY
     return Recording(
         id=row["id"],
         cassette=cassette,
@@ -271,8 +324,8 @@ def decode(
         path=row["path"],
         model=row["model"],
         stream=bool(row["stream"]),
-        status=row["status"],
-        request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)] if request else [],
+        status=untrusted.status(row["status"]),
+        request_headers=_headers(row["request_headers"], decompressor) if request else [],
         request_body=request_body(
             conn,
             decompressor,
@@ -280,11 +333,12 @@ def decode(
             row["request_body"],
             (row["method"], row["path"]),
             row["raw_hash"],
+            stated_size(row["request_size"], REQUEST_CEILING),
         )
         if request
         else b"",
-        response_headers=[(k, v) for k, v in decode_json(row["response_headers"], decompressor)],
-        response_body=b"" if framed else decompress_frame(decompressor, row["response_body"]),
+        response_headers=_headers(row["response_headers"], decompressor),
+        response_body=b"" if framed else decompress_frame(decompressor, row["response_body"], response_limit),
         response_frame=row["response_body"] if framed else None,
         response_length=row["response_size"],
         timings=[(size, ms) for size, ms in decode_json(row["timings"], decompressor)],
@@ -292,7 +346,7 @@ def decode(
         duration_ms=row["duration_ms"],
         ttfb_ms=row["ttfb_ms"],
         stored_size=row["stored_size"],
-        fingerprints=decode_json(row["fingerprints"], decompressor),
+        fingerprints=decode_json(row["fingerprints"], decompressor, FINGERPRINTS_LIMIT),
         raw_hash=row["raw_hash"],
         meta=json.loads(row["meta"]) if row["meta"] else None,
         extra={name: row[name] for name in row.keys() if name not in _NAMED},

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from . import eventstream
 from .headers import is_secret
 from .matching import short_key
-from .secrets import Secret, find, redact_bytes, redact_target
+from .secrets import Secret, find, redact_bytes, redact_path, redact_target
 
 if TYPE_CHECKING:
     from .catalog import Catalog
     from .records import Recording
     from .store import Store
+
 
 def recording_name(recording: Recording) -> str:
     """How warnings and reports name a recording: cassette, short key, method and stored path."""
@@ -242,7 +243,24 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
     """Every credential-shaped string in the stored bodies, headers and paths (one cassette, or all)."""
     if cassette is not None:
         catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
-    return [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+    found = [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+    if cassette is None:  # every table: request chunks no recording uses still hold what they held
+        for identifier, data in catalog.unused_chunks():
+            for secret in find(data.decode("utf-8", "surrogateescape")):
+                found.append(
+                    StoredSecret(
+                        "(no cassette)",
+                        identifier.hex(),
+                        0,
+                        "-",
+                        "-",
+                        "unused chunk",
+                        "(raw)",
+                        secret.kind,
+                        secret.preview,
+                    )
+                )
+    return found
 
 
 def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
@@ -259,7 +277,7 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
         if secrets:
             strings = list(_strings_of(body))
             for secret in secrets:
-                yield found(side, _locate(secret, strings), secret.kind, secret.preview)
+                yield found(side, _locate(secret, strings, text), secret.kind, secret.preview)
         for where, secret in stream_secrets(body):
             yield found(side, where, secret.kind, secret.preview)
     for side, headers in (
@@ -270,7 +288,14 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
             if is_secret(name, value):
                 yield found(side, name, "credential-header", f"…({len(value)} chars)")
     if redact_target(recording.path) != recording.path:
-        yield found("path", "query", "credential-parameter", "(query value)")
+        path = recording.path.partition("?")[0]
+        where = "query" if redact_path(path) == path else "path"  # a key in a path segment, or in the query
+        yield found(
+            "path",
+            where,
+            "credential-parameter" if where == "query" else "credential-in-path",
+            f"(in the {where})",
+        )
 
 
 def _strings_of(body: bytes) -> Iterator[tuple[str, str]]:
@@ -304,17 +329,25 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _walk(child, f"{path}[{index}]")
 
 
-def _locate(secret: Secret, strings: list[tuple[str, str]]) -> str:
-    """The JSON path of the string holding a finding (found in the raw text, perhaps JSON-escaped)."""
+def _locate(secret: Secret, strings: list[tuple[str, str]], text: str = "") -> str:
+    """The JSON path of the string holding a finding (found in the raw text, perhaps JSON-escaped): the
+    string holding the same occurrence of it, counted in document order, so a key in `messages` is not
+    labelled with an earlier string (`system`) that holds the same value."""
     candidates = {secret.value}
     try:
         candidates.add(json.loads(f'"{secret.value}"'))
     except ValueError:
         pass
-    for path, text in strings:
-        if any(candidate in text for candidate in candidates):
+    before = text.count(text[secret.start : secret.end], 0, secret.start) if text else 0
+    first = None
+    for path, value in strings:
+        held = max(value.count(candidate) for candidate in candidates)
+        if held and first is None:
+            first = path
+        if held > before:
             return path
-    return "(raw body)"
+        before -= held
+    return first or "(raw body)"
 
 
 # --- redact -------------------------------------------------------------------------------------------------
@@ -366,7 +399,7 @@ def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
                 report.recordings += 1
                 if recording.cassette not in changed:
                     changed.append(recording.cassette)
-        if changed:
+        if changed or cassette is None:  # a whole-db redact also drops chunks nothing uses (scan reads them)
             store.drop_unused_chunks()
             for name in changed:
                 report.collisions += sum(len(result.collisions) for result in rekey(store, name))

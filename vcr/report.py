@@ -15,6 +15,7 @@ from typing import Any
 
 from .lint import format_findings
 from .protocol import Finding
+from .secrets import redact_url
 
 __all__ = ["Answer", "CheckResult", "check_each", "junit_xml", "send", "summary"]
 
@@ -112,7 +113,7 @@ class CheckResult:
 def summary(results: Sequence[CheckResult], target: str, checked: str) -> str:
     """`Verified 3 recording(s) against URL: 2 passed, 1 failed`; `checked` is `Verified 3 recording(s)`."""
     failed = sum(1 for r in results if not r.passed)
-    return f"{checked} against {target}: {len(results) - failed:,} passed, {failed:,} failed"
+    return f"{checked} against {redact_url(target)}: {len(results) - failed:,} passed, {failed:,} failed"
 
 
 def junit_xml(results: Sequence[CheckResult], target: str, suite: str) -> str:
@@ -134,7 +135,7 @@ def junit_xml(results: Sequence[CheckResult], target: str, suite: str) -> str:
         time=f"{sum(r.elapsed_ms for r in results) / 1000:.3f}",
     )
     properties = ET.SubElement(testsuite, "properties")
-    ET.SubElement(properties, "property", name="target", value=target)
+    ET.SubElement(properties, "property", name="target", value=redact_url(target))
     for result in results:
         case = ET.SubElement(
             testsuite,

@@ -8,6 +8,7 @@ made before a file is opened. Stdlib only, so the read-only commands check a fil
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import os
@@ -19,7 +20,9 @@ from typing import Any, TypeVar
 
 import zstandard
 
+from .compression import InflateLimit
 from .errors import DatabaseError
+from .untrusted import StoredValueError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PAGE_SIZE = 512
@@ -42,6 +45,51 @@ SCHEMA_STEPS = (
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
 
 
+OWN_TABLES = frozenset({"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals"})
+OWN_INDEXES = frozenset(
+    {
+        "idx__sqlite_migrations_migration_set_name",
+        "recordings_by_model",
+        "recordings_by_date",
+        "recordings_model",
+        "recordings_created_at",
+        "recordings_catalog",
+        "recordings_by_target",
+        "recordings_by_raw_hash",
+    }
+)
+OWN_TRIGGERS = {
+    "recording_totals_insert": "d5ecf0f7fa4ddb43334c8b225815265b",
+    "recording_totals_delete": "83b186eef04b71802af8201553b825bd",
+    "recording_totals_update": "855788c82c627621518b1b0dfb8d9a49",
+}
+"""The triggers m006 creates, by the sha256 (first 128 bits) of their whitespace-normalised SQL: a trigger
+runs on our own writes, so one of the same name with other SQL is as foreign as an unknown one."""
+
+
+def trigger_digest(sql: str) -> str:
+    """The digest `OWN_TRIGGERS` holds for a trigger's SQL (whitespace runs count as one space)."""
+    return hashlib.sha256(" ".join(sql.split()).encode()).hexdigest()[:32]
+
+
+def foreign_objects(schema: list[tuple[str, str, str | None]]) -> list[str]:
+    """What in a db's `sqlite_master` rows (type, name, sql) no schema step of ours made, as `type name`:
+    a view runs when read (a recursive one never ends), a trigger when we write (it could copy a body we
+    are redacting into a table of its own), an unknown table or index holds what our commands never see."""
+    foreign: list[str] = []
+    for kind, name, sql in schema:
+        if name.startswith("sqlite_"):
+            continue  # SQLite's own (autoindexes, sqlite_sequence, sqlite_stat*): no code, no user data
+        if kind == "table" and name in OWN_TABLES:
+            continue
+        if kind == "index" and name in OWN_INDEXES:
+            continue
+        if kind == "trigger" and OWN_TRIGGERS.get(name) == trigger_digest(sql or ""):
+            continue
+        foreign.append(f"{kind} {name}")
+    return foreign
+
+
 def applied_steps(conn: sqlite3.Connection) -> set[str]:
     """The schema steps recorded in the db (none for a db without a migrations table)."""
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -52,8 +100,11 @@ def applied_steps(conn: sqlite3.Connection) -> set[str]:
 
 
 def readonly_connection(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write to the file, whatever is in it."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    """A connection that cannot write to the file, whatever is in it; the schema is not trusted to call
+    functions with side effects (defence in depth: `check_file` already refuses views and foreign triggers)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA trusted_schema = OFF")
+    return conn
 
 
 def check_file(path: Path) -> set[str] | None:
@@ -73,7 +124,8 @@ def check_file(path: Path) -> set[str] | None:
         conn = readonly_connection(path)
         try:
             conn.execute("PRAGMA schema_version").fetchone()
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            schema = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+            tables = {name for kind, name, _ in schema if kind == "table"}
             applied = applied_steps(conn)
         finally:
             conn.close()
@@ -90,6 +142,14 @@ def check_file(path: Path) -> set[str] | None:
         raise DatabaseError(
             f"{path} is a SQLite database of another program (tables: {', '.join(sorted(user_tables))}); "
             "claude-vcr left it untouched"
+        )
+    foreign = foreign_objects(schema)
+    if foreign:
+        names = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise DatabaseError(
+            f"{path} holds schema objects claude-vcr did not make ({names}); a trigger or view in a db from "
+            "elsewhere would run on our reads and writes, so the file was refused and left untouched. "
+            "If you trust it, remove them with the sqlite3 shell (DROP TRIGGER/VIEW/TABLE name)"
         )
     return applied
 
@@ -204,9 +264,17 @@ def _non_empty(path: Path) -> bool:
         return False
 
 
-DAMAGE = (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError)
+DAMAGE = (
+    sqlite3.Error,
+    zstandard.ZstdError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    InflateLimit,
+    StoredValueError,
+)
 """What reading or writing a db can raise from below claude-vcr: SQLite's own errors, a stored body zstd cannot
-read, bytes that are not UTF-8, JSON that does not parse. The library's edge turns each into a DatabaseError."""
+read, bytes that are not UTF-8, JSON that does not parse, a blob past its inflation limit, a stored value
+no claude-vcr writes (`untrusted`). The library's edge turns each into a DatabaseError."""
 
 C = TypeVar("C", bound=type)
 

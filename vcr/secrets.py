@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 PLACEHOLDER_PREFIX = "REDACTED:"
 """Every placeholder starts so (`REDACTED:<kind>:<12 hex>`); detectors never match one."""
@@ -47,13 +47,26 @@ _PATTERNS: list[tuple[str, str]] = [
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]{16,20000}?"
         r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
     ),
+    # A bearer token wherever it is written (a `curl -H "Authorization: Bearer ..."` in a prompt).
+    ("bearer-token", r"Bearer[ \t]+(?P<value>(?!REDACTED)[A-Za-z0-9_\-.~+/]{16,2048}=*)"),
+    # An AWS secret key is 40 base64 characters with no prefix of its own: found by its name only (it may
+    # hold several '/', which the generic NAME=value check takes for a path).
+    (
+        "aws-secret-key",
+        r"(?i:aws_?secret_?access_?key|aws_?secret_?key|secretaccesskey)\\?[\"']?[ \t]*[=:][ \t]*\\?[\"']?"
+        r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+    ),
     # NAME=value as in .env files and shells, found from its `=`; the name is read backwards from there.
     # Inside a JSON string a quoted value has escaped quotes.
     ("env-assignment", r"=[ \t]*(?:\\?[\"'])?(?P<value>(?!REDACTED)[A-Za-z0-9_\-./+=:@%~]{12,256})"),
+    # "name": "value" (JSON, also escaped inside a JSON string) and name: value (YAML), found from the `:`.
+    ("named-value", r":[ \t]*(?:\\?[\"'])?(?P<value>(?!REDACTED)[A-Za-z0-9_\-./+=@%~]{12,256})"),
 ]
 _COMPILED = [(kind, re.compile(pattern)) for kind, pattern in _PATTERNS]
 """What `scan` detects."""
 _NAME_BEFORE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]{1,63})[ \t]*\Z")
+_QUOTED_NAME_BEFORE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_\-]{1,63})(?:\\?[\"'])?[ \t]*\Z")
+"""The name before a `:`: a JSON key (its closing quote, escaped inside a JSON string) or a YAML one."""
 _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -93,7 +106,10 @@ def _entropy(text: str) -> float:
 
 def _random_looking(value: str) -> bool:
     """A value that looks generated (a key), not a word, a path, a version or a placeholder."""
-    if value.startswith(PLACEHOLDER_PREFIX) or value.lower().startswith(("your", "xxx", "<", "changeme")):
+    lowered = value.lower()
+    if value.startswith(PLACEHOLDER_PREFIX) or lowered.startswith(("your", "xxx", "<", "changeme")):
+        return False
+    if "example" in lowered or "placeholder" in lowered:  # documentation's stand-ins (`sk-ant-api03-EXAMPLEKEY`)
         return False
     letters = sum(c.isalpha() for c in value)
     digits = sum(c.isdigit() for c in value)
@@ -102,15 +118,47 @@ def _random_looking(value: str) -> bool:
     return _entropy(value) >= min(3.2, math.log2(len(value)) * 0.8)
 
 
+_ESCAPED_ASCII = re.compile(r"\\u00([2-7][0-9a-fA-F])")
+"""A JSON `\\u00XX` escape of a printable ASCII character: `sk\\u002dant-...` is `sk-ant-...` to every
+JSON reader, so it is found as one."""
+
+
+def _unescaped(text: str) -> tuple[str, list[int]] | None:
+    """`text` with JSON escapes of printable ASCII decoded (not `\"` or `\\`, which would change where
+    strings end), and for each character of the result its offset in `text` (one more entry: the end)."""
+    if "\\u00" not in text:
+        return None
+    pieces: list[str] = []
+    offsets: list[int] = []
+    at = 0
+    for match in _ESCAPED_ASCII.finditer(text):
+        character = chr(int(match.group(1), 16))
+        if character in "\"\\":
+            continue
+        pieces.append(text[at : match.start()])
+        offsets.extend(range(at, match.start()))
+        pieces.append(character)
+        offsets.append(match.start())
+        at = match.end()
+    if not pieces:
+        return None
+    pieces.append(text[at:])
+    offsets.extend(range(at, len(text) + 1))
+    return "".join(pieces), offsets
+
+
 def find(text: str) -> Iterator[Secret]:
     """Every credential-shaped string in `text`, in order, overlaps dropped; the secret of a `NAME=value`
-    is its value."""
-    found: list[Secret] = []
-    for kind, pattern in _COMPILED:
-        for match in pattern.finditer(text):
-            secret = _accepted(kind, match, text)
-            if secret is not None:
-                found.append(secret)
+    is its value. A secret written with JSON escapes is found too: its span is the escaped text, its value
+    the plain one (so it gets the same placeholder)."""
+    found = _find_plain(text)
+    unescaped = _unescaped(text)
+    if unescaped is not None:
+        plain, offsets = unescaped
+        for secret in _find_plain(plain):
+            start, end = offsets[secret.start], offsets[secret.end]
+            if end - start != secret.end - secret.start:  # written with escapes: not found above
+                found.append(Secret(secret.kind, start, end, secret.value, secret.name))
     found.sort(key=lambda s: (s.start, -s.end))
     end = -1
     for secret in found:
@@ -119,11 +167,34 @@ def find(text: str) -> Iterator[Secret]:
             yield secret
 
 
+def _find_plain(text: str) -> list[Secret]:
+    found: list[Secret] = []
+    for kind, pattern in _COMPILED:
+        for match in pattern.finditer(text):
+            secret = _accepted(kind, match, text)
+            if secret is not None:
+                found.append(secret)
+    return found
+
+
 def _accepted(kind: str, match: re.Match[str], text: str) -> Secret | None:
-    if kind == "env-assignment":
+    if kind in ("bearer-token", "aws-secret-key"):
         value = match.group("value")
-        named = _NAME_BEFORE.search(text, max(0, match.start() - 64), match.start())
-        if named is None or not _SECRET_ENV_NAME.search(named.group("name")) or not _random_looking(value):
+        if kind == "bearer-token" and not _random_looking(value.rstrip("=")):
+            return None
+        if not _starts_token(text, match.start()):
+            return None
+        return Secret(kind, match.start("value"), match.end("value"), value)
+    if kind in ("env-assignment", "named-value"):
+        value = match.group("value")
+        before = _NAME_BEFORE if kind == "env-assignment" else _QUOTED_NAME_BEFORE
+        named = before.search(text, max(0, match.start() - 66), match.start())
+        if (
+            named is None
+            or not _SECRET_ENV_NAME.search(named.group("name").replace("-", "_"))
+            or not _random_looking(value)
+            or text.endswith(PLACEHOLDER_PREFIX, 0, named.start())  # the kind:hash of a placeholder
+        ):
             return None
         if not _starts_token(text, named.start()) and not (
             named.start() >= 2 and text[named.start() - 2] == "\\"
@@ -235,27 +306,67 @@ def is_credential_parameter(name: str) -> bool:
     return any(word in lowered for word in _QUERY_WORDS) or lowered in {"pw", "pass"}
 
 
+def _holds_secret(text: str) -> bool:
+    return len(text) >= 12 and any(True for _ in find(text))
+
+
 def redact_query(query: str) -> str:
-    """A raw query string with credential parameters' values replaced; unchanged when there are none."""
+    """A raw query string with credential parameters' values replaced, and a credential-shaped parameter
+    name (`?sk-ant-...` or `?sk-ant-...=1`) replaced by its placeholder; unchanged when there are none."""
     if not query:
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(is_credential_parameter(name) or is_credential_value(value) for name, value in pairs):
+    if not any(
+        is_credential_parameter(name) or is_credential_value(value) or _holds_secret(name) for name, value in pairs
+    ):
         return query
     parts = []
     for piece in query.split("&"):
         raw_name, sep, raw_value = piece.partition("=")
         name_value = parse_qsl(piece, keep_blank_values=True)
         name, value = name_value[0] if name_value else (raw_name, raw_value)
+        if _holds_secret(name):  # its placeholder names a key kind, so its value goes too: idempotent
+            name = redact(name)[0]
+            raw_name = quote(name, safe=":")
+            piece = f"{raw_name}{sep}{raw_value}"
         if sep and raw_value and (is_credential_parameter(name) or is_credential_value(value)):
             piece = f"{raw_name}={quote(QUERY_PLACEHOLDER)}"
         parts.append(piece)
     return "&".join(parts)
 
 
+def redact_path(path: str) -> str:
+    """A URL path with credential-shaped segments (`/v1/sk-ant-.../messages`) replaced by placeholders: keyed,
+    stored and logged so."""
+    if len(path) < 12:
+        return path
+    decoded = unquote(path)
+    if not _holds_secret(decoded):
+        return path
+    return quote(redact(decoded)[0], safe="/:@!$&'()*+,;=-._~")
+
+
 @functools.lru_cache(maxsize=1024)
 def redact_target(target: str) -> str:
-    """`path?query` with credentials in the query replaced (cached: a client repeats its few targets, and this
-    runs on every request's log line)."""
+    """`path?query` with credentials in the path and query (names and values) replaced (cached: a client
+    repeats its few targets, and this runs on every request's log line)."""
     path, sep, query = target.partition("?")
-    return f"{path}?{redact_query(query)}" if sep else target
+    return f"{redact_path(path)}{sep}{redact_query(query)}"
+
+
+def redact_url(url: str) -> str:
+    """A URL as a banner or log line may show it: userinfo (`user:pass@`) hidden, credentials in the path
+    and query replaced. The one function for printing any URL a person gave (`--upstream`, `--target`)
+    or a client sent (the proxy's 408/413/absolute-form refusals)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        return redact_target(url)
+    if not parts.scheme and not parts.netloc:
+        return redact_target(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    target = redact_target(parts.path + (f"?{parts.query}" if parts.query else ""))
+    path, _, query = target.partition("?")
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment and "…"))

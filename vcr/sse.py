@@ -269,19 +269,53 @@ class MessageFold:
         self.trailing_strings = trailing_strings
         self.started = False
         """Whether `message_start` has arrived."""
-        self.message: dict[str, Any] = {"content": []}
-        self.json_text: dict[int, str] = {}
-        """The joined `partial_json` of each tool block, by its position in the content."""
+        self._message: dict[str, Any] = {"content": []}
+        self._json_text: dict[int, str] = {}
+        self._pieces: dict[tuple[int, str], list[str]] = {}
+        """Text and thinking deltas not yet joined into their block, by (position, field): joined once when
+        the fold is read, so a stream of a million deltas folds in linear time (appending to a string a dict
+        holds copies it every time)."""
+        self._json_pieces: dict[int, list[str]] = {}
         self.incomplete_input: set[int] = set()
         """Positions of tool blocks whose joined JSON is not a whole value (cut short or invalid)."""
         self.error: Any = None
         """The `error` event's error object, when the stream carried one."""
         self.faults: list[str] = []
         """What strict mode would have raised for, in order."""
+        self._fault_set: set[str] = set()
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The message folded so far (deltas joined into their blocks)."""
+        self._join()
+        return self._message
 
     @property
     def content(self) -> list[Any]:
         return self.message["content"]
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """The message folded so far without joining pending deltas into block text: for per-event checks
+        of its fields (usage, stop reason), which must not cost a join per event."""
+        return self._message
+
+    @property
+    def json_text(self) -> dict[int, str]:
+        """The joined `partial_json` of each tool block, by its position in the content."""
+        for index, pieces in self._json_pieces.items():
+            self._json_text[index] = self._json_text.get(index, "") + "".join(pieces)
+        self._json_pieces = {}
+        return self._json_text
+
+    def _join(self) -> None:
+        if not self._pieces:
+            return
+        content = self._message["content"]
+        for (index, name), pieces in self._pieces.items():
+            block = content[index]
+            block[name] = (block.get(name) or "") + "".join(pieces)
+        self._pieces = {}
 
     def feed(self, events: Iterable[dict[str, Any] | SSEEvent]) -> MessageFold:
         """Fold every event the SDKs act on (parsed SSE events or payload dicts); returns the fold."""
@@ -318,23 +352,24 @@ class MessageFold:
         snapshot = copy.deepcopy(message) if isinstance(message, dict) else {}
         content = snapshot.get("content")
         snapshot["content"] = [*(content if isinstance(content, list) else []), *self.content]
-        self.message = snapshot
+        self._message = snapshot
         self.started = True
 
     def start_block(self, block: Any) -> int:
         """Append a content_block_start's block (a copy, as started); returns its position. A `fallback`
         block names the model that served the rest of the answer: the message takes its name, as in the SDK."""
-        self.content.append(copy.deepcopy(block) if isinstance(block, dict) else {})
+        content = self._message["content"]
+        content.append(copy.deepcopy(block) if isinstance(block, dict) else {})
         if isinstance(block, dict) and block.get("type") == "fallback":
             target = block.get("to")
             if isinstance(target, dict) and "model" in target:
-                self.message["model"] = target["model"]
-        return len(self.content) - 1
+                self._message["model"] = target["model"]
+        return len(content) - 1
 
     def delta(self, index: Any, delta: Any) -> None:
         """Fold one content_block_delta into the block at `index`; an unknown delta, or a known one that does
         not fit the block (or lacks its field), is ignored, as the SDKs ignore it."""
-        content = self.content
+        content = self._message["content"]
         if type(index) is not int or not 0 <= index < len(content) or not isinstance(content[index], dict):
             self._fault(f"content_block_delta for block {index!r}, which never started")
             return
@@ -349,16 +384,19 @@ class MessageFold:
         if block.get("type") not in block_types or not isinstance(value, expected):
             return
         if delta_type == "input_json_delta":
-            self.json_text[index] = self.json_text.get(index, "") + value
+            self._json_pieces.setdefault(index, []).append(value)
         elif delta_type == "citations_delta":
-            block["citations"] = [*(block.get("citations") or []), copy.deepcopy(value)]
+            citations = block.get("citations")
+            if not isinstance(citations, list):
+                citations = block["citations"] = list(citations or [])
+            citations.append(copy.deepcopy(value))
         elif delta_type == "signature_delta":
             block["signature"] = value
         elif delta_type == "compaction_delta":
             block["content"] = value  # the SDK replaces both, each None when the delta lacks it
             block["encrypted_content"] = copy.deepcopy(delta.get("encrypted_content"))
         else:
-            block[name] = (block.get(name) or "") + value
+            self._pieces.setdefault((index, name), []).append(value)
 
     def message_delta(self, payload: dict[str, Any]) -> None:
         """Stop fields and usage from a message_delta, as the SDK sets them: stop_reason, stop_sequence and
@@ -410,7 +448,8 @@ class MessageFold:
         """Strict: raise where the SDKs raise. Not strict: note it and carry on."""
         if self.strict:
             raise ValueError(problem)
-        if problem not in self.faults:
+        if problem not in self._fault_set:  # a set beside the list: a million faults stay linear
+            self._fault_set.add(problem)
             self.faults.append(problem)
 
 

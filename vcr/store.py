@@ -262,9 +262,14 @@ class Store:
         return True
 
     def delete_recordings(self, ids: list[int]) -> int:
-        """Delete recordings by id (as `Catalog.resolve` found them); returns how many went."""
+        """Delete recordings by id (as `Catalog.resolve` found them); returns how many went. Their request
+        chunks no other recording uses go too, and the freed bytes are zeroed: a deleted secret leaves no
+        copy in the file."""
+        self.secure_delete()
         with self.writing():
-            return sum(self._conn.execute("DELETE FROM recordings WHERE id = ?", [i]).rowcount for i in ids)
+            deleted = sum(self._conn.execute("DELETE FROM recordings WHERE id = ?", [i]).rowcount for i in ids)
+            self._drop_unused_chunks()
+        return deleted
 
     def rewrite(self, recording: Recording) -> None:
         """Store new contents for an existing recording (same id, cassette, key and ordinal): `redact`."""
@@ -282,11 +287,15 @@ class Store:
             )
 
     def drop_unused_chunks(self) -> int:
-        """Delete request chunks no recording refers to any more (after `rewrite`); returns how many."""
+        """Delete request chunks no recording refers to any more (after `rewrite`, `delete`, `clear`);
+        returns how many."""
+        with self.writing():
+            return self._drop_unused_chunks()
+
+    def _drop_unused_chunks(self) -> int:
         live = live_chunk_ids(self._conn)
         unused = [row[0] for row in self._conn.execute("SELECT id FROM chunks") if row[0] not in live]
-        with self.writing():
-            self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
+        self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
         return len(unused)
 
     def secure_delete(self) -> None:
@@ -294,7 +303,9 @@ class Store:
         self._conn.execute("PRAGMA secure_delete = ON")
 
     def clear_cassette(self, name: str) -> int:
-        """Delete a cassette with all its recordings (its rules go too); returns how many recordings went."""
+        """Delete a cassette with all its recordings (its rules go too); returns how many recordings went.
+        As `delete_recordings`: unused request chunks go and freed bytes are zeroed."""
+        self.secure_delete()
         with self.writing():
             cassette_id = self._cassette_id(name, create=False)
             if cassette_id is None:
@@ -303,6 +314,8 @@ class Store:
                 "DELETE FROM recordings WHERE cassette_id = ?", [cassette_id]
             ).rowcount
             self._conn.execute("DELETE FROM cassettes WHERE id = ?", [cassette_id])
+            if deleted:
+                self._drop_unused_chunks()
         self._rules.pop(name, None)
         return deleted
 

@@ -36,14 +36,19 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from . import untrusted
+from .errors import ClaudeVCRError
 from .excerpts import differences, excerpt, quote
 from .fixtures import semantic_view
 from .headers import is_secret
 from .lint import label, lint_detail
+from .names import validate_cassette_name
 from .protocol import Finding, Severity, validate_response
 from .report import CheckResult, check_each, send, summary
 from .report import junit_xml as report_junit
+from .secrets import redact_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -280,8 +285,14 @@ def request_headers(detail: Recording, api_key: str) -> list[tuple[str, str]]:
 
 
 def target_url(target: str, row: RecordingRow) -> str:
-    """The target with `{cassette}` filled in, and the recorded path and query appended."""
-    return target.replace("{cassette}", row.cassette).rstrip("/") + row.path
+    """The target with `{cassette}` filled in, and the recorded path and query appended: built from the
+    target and values that passed `untrusted` only, so a stored path such as `@host:port/v1/messages` (which
+    would land in the URL's userinfo) never sends the key to another host."""
+    base = target.replace("{cassette}", validate_cassette_name(row.cassette)).rstrip("/")
+    url = base + untrusted.request_path(row.path)
+    if urlsplit(url).netloc != urlsplit(base).netloc:
+        raise untrusted.StoredValueError(f"stored path {untrusted.shown(row.path)} would change the host; refused")
+    return url
 
 
 def check_answer(
@@ -323,15 +334,20 @@ async def _verify_one(
 ) -> VerifyResult:
     """Send one recorded request and judge the answer; a transport failure is finding V10."""
     row = detail.row
-    url = target_url(target, row)
-    answer = await send(session, row.method, url, request_headers(detail, api_key), detail.request_body)
+    try:
+        url = target_url(target, row)
+        method = untrusted.method(row.method)
+    except ClaudeVCRError as error:
+        finding = Finding("V10", "error", None, f"not sent: {error}")
+        return VerifyResult(row, redact_url(target), None, 0.0, [finding], [finding])
+    answer = await send(session, method, url, request_headers(detail, api_key), detail.request_body)
     if answer.error is not None:
-        finding = Finding("V10", "error", None, f"no answer from {url}: {answer.error}")
-        return VerifyResult(row, url, None, answer.elapsed_ms, [finding], [finding])
+        finding = Finding("V10", "error", None, f"no answer from {redact_url(url)}: {answer.error}")
+        return VerifyResult(row, redact_url(url), None, answer.elapsed_ms, [finding], [finding])
     findings, failures = check_answer(
         detail, answer.status, answer.headers, answer.body, allow_new_warnings=allow_new_warnings, translated=translated
     )
-    return VerifyResult(row, url, answer.status, answer.elapsed_ms, findings, failures)
+    return VerifyResult(row, redact_url(url), answer.status, answer.elapsed_ms, findings, failures)
 
 
 def verify_details(
@@ -346,7 +362,7 @@ def verify_details(
 ) -> list[VerifyResult]:
     """Verify recordings against `target` (a base URL; `{cassette}` is replaced by each one's cassette)."""
     if not target.startswith(("http://", "https://")):
-        raise ValueError(f"{target!r} is not an http:// or https:// URL")
+        raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
     return asyncio.run(
         check_each(

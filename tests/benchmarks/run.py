@@ -27,6 +27,7 @@ BENCHMARKS = {
     "ui": [sys.executable, str(HERE / "bench_ui.py")],
     "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
     "pytest": [sys.executable, str(HERE / "bench_pytest.py")],
+    "hostile": [sys.executable, str(HERE / "bench_hostile.py")],
     "providers": [sys.executable, str(HERE / "bench_providers.py")],
     "git": [sys.executable, str(HERE / "bench_git.py"), "all"],
 }

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ClaudeVCRError
 from ..protocol import Finding
 from ..report import CheckResult, check_each, junit_xml, send, summary
+from ..secrets import redact_url
 from .judge import judge_answer, no_answer
 from .library import BY_NAME, SCENARIOS, Scenario
 
@@ -228,7 +229,7 @@ def run_conformance(
     """Send the scenarios (all, or those named) to `target`, a base URL, and judge each answer; with
     `claude_code` (the CLI's path) also run Claude Code through it. Results in order, one per check."""
     if not target.startswith(("http://", "https://")):
-        raise ValueError(f"{target!r} is not an http:// or https:// URL")
+        raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
     chosen = select(scenarios)
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
     results = asyncio.run(

@@ -18,13 +18,14 @@ from ..errors import FormatError, InvalidInput
 MAX_FILE_BYTES = 256 * 1024 * 1024
 """The largest file an import reads (a response body; the API's own request limit is 32 MB)."""
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
+_KEY = re.compile(r"[0-9a-f]{64}")
+"""Both matched whole (`fullmatch`): `$` also matches before a trailing newline, so `base\n` passed."""
 
 
 def plain_name(name: object, what: str, where: object) -> str:
     """A name that may become one path component: letters, digits, `_ . -`, no leading dot, no `..`."""
-    if not isinstance(name, str) or not _PLAIN.match(name) or ".." in name:
+    if not isinstance(name, str) or not _PLAIN.fullmatch(name) or ".." in name:
         raise FormatError(
             f"{where}: {name!r} is not a valid {what} (it would name a path outside the directory)"
         )
@@ -33,7 +34,7 @@ def plain_name(name: object, what: str, where: object) -> str:
 
 def stored_key(key: object, where: object) -> str:
     """A recording key as we write them: 64 lowercase hex digits (it names files on export)."""
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise FormatError(f"{where}: {key!r} is not a recording key (64 hex digits)")
     return key
 

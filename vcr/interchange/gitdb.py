@@ -26,6 +26,7 @@ from pathlib import Path
 from ..catalog import Catalog
 from ..errors import ClaudeVCRError, InvalidInput
 from ..schema import exclusive_lock
+from ..untrusted import printable_line
 
 DRIVER = "claude-vcr"
 """The name of the diff and merge drivers in git's config and in .gitattributes."""
@@ -40,7 +41,8 @@ def dump_lines(path: str | Path) -> Iterator[str]:
     if not path.exists() or path.stat().st_size == 0:
         return
     with Catalog.open(path) as catalog:
-        yield from catalog.dump_lines()
+        for line in catalog.dump_lines():
+            yield printable_line(line)  # git prints it to a terminal: a db's escape codes stay text
 
 
 # --- merge -------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ here have not changed since version 10 (mitmproxy 7), and older files lacking a 
 
 from __future__ import annotations
 
-import gzip
 import io
 import zlib
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,8 @@ _MAX_PREFIX_DIGITS = 12
 """mitmproxy's own loader refuses longer length prefixes (a flow under 1 TB); so do we."""
 
 _MAX_DEPTH = 256
+DECODED_LIMIT = 128 * 1024 * 1024
+"""No body is decoded (gzip, deflate, br, zstd) past this: `compression.BODY_CEILING`, the store's own."""
 """Real flows nest about 6 deep; a deeper value is corrupt data, refused before it costs memory."""
 
 _BYTES, _TEXT, _INT, _FLOAT, _BOOL, _NULL, _LIST, _DICT = b",;#^!~]}"
@@ -466,7 +467,7 @@ def _content(message: dict[str, Any], name: str) -> bytes | None:
     raise _FieldError(f"{name}.content is a {type(value).__name__}, expected bytes or null")
 
 
-def decode_content(headers: Sequence[tuple[str, str]], content: bytes) -> bytes:
+def decode_content(headers: Sequence[tuple[str, str]], content: bytes, limit: int = DECODED_LIMIT) -> bytes:
     """Undoes every Content-Encoding (gzip, deflate, br, zstd, identity) in reverse order of application.
 
     Dumps store bodies as sent on the wire; a cassette stores them decoded. Raises ContentDecodingError for
@@ -482,38 +483,68 @@ def decode_content(headers: Sequence[tuple[str, str]], content: bytes) -> bytes:
     if not content:  # HEAD and 204/304 answers may name an encoding for a body they do not have
         return content
     for coding in reversed(codings):
-        content = _decode_one(coding, content)
+        content = _decode_one(coding, content, limit)
     return content
 
 
-def _decode_one(coding: str, content: bytes) -> bytes:
-    """Undoes one content coding, turning each library's own error into ContentDecodingError."""
+def _decode_one(coding: str, content: bytes, limit: int = DECODED_LIMIT) -> bytes:
+    """Undoes one content coding, never past `limit` bytes (a 33 KB flow must not import as gigabytes),
+    turning each library's own error into ContentDecodingError."""
     if coding in ("identity", "none"):
         return content
     try:
         if coding in ("gzip", "x-gzip"):
-            return gzip.decompress(content)
+            return _bounded_zlib(content, 16 + zlib.MAX_WBITS, limit, coding)
         if coding == "deflate":
             try:
-                return zlib.decompress(content)
+                return _bounded_zlib(content, zlib.MAX_WBITS, limit, coding)
             except zlib.error:  # some servers send raw deflate without the zlib wrapper
-                return zlib.decompress(content, -zlib.MAX_WBITS)
+                return _bounded_zlib(content, -zlib.MAX_WBITS, limit, coding)
         if coding == "br":
-            return _brotli_decompress(content)
+            return _brotli_decompress(content, limit)
         if coding == "zstd":
             import zstandard
 
             reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(content), read_across_frames=True)
             with reader:
-                return reader.read()
+                data = reader.read(limit + 1)
+            return _within(data, limit, coding)
     except ContentDecodingError:
         raise
-    except Exception as exc:  # gzip.BadGzipFile, zlib.error, EOFError, zstandard.ZstdError, brotli.error
+    except Exception as exc:  # zlib.error, EOFError, zstandard.ZstdError, brotli.error
         raise ContentDecodingError(f"body is not valid {coding} data: {exc}") from exc
     raise ContentDecodingError(f"unsupported Content-Encoding {coding!r}")
 
 
-def _brotli_decompress(content: bytes) -> bytes:
+def _within(data: bytes | bytearray, limit: int, coding: str) -> bytes:
+    if len(data) > limit:
+        raise ContentDecodingError(
+            f"{coding} body inflates past {limit:,} bytes; refused (a decompression bomb?)"
+        )
+    return data
+
+
+def _bounded_zlib(content: bytes, wbits: int, limit: int, coding: str) -> bytes:
+    """gzip (every member, as gzip.decompress reads them) or deflate, inflated at most `limit` + 1 bytes,
+    into one growing buffer (a bomb costs `limit` bytes, not twice that)."""
+    out = bytearray()
+    data = content
+    while data:
+        inflater = zlib.decompressobj(wbits)
+        while data:
+            out += inflater.decompress(data, min(1 << 20, limit + 1 - len(out)))
+            if len(out) > limit:
+                return _within(out, limit, coding)
+            data = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+        if not inflater.eof:
+            raise ContentDecodingError(f"body is not valid {coding} data: it ends early")
+        data = inflater.unused_data if wbits > 16 else b""  # gzip: the next member
+    return bytes(out)
+
+
+def _brotli_decompress(content: bytes, limit: int = 0) -> bytes:
     """Brotli is optional: most Anthropic traffic is gzip or plain, so the package is not a dependency."""
     try:
         import brotli
@@ -525,4 +556,20 @@ def _brotli_decompress(content: bytes) -> bytes:
                 "body is brotli-compressed (Content-Encoding: br) but neither the 'brotli' nor the "
                 "'brotlicffi' package is installed; `pip install brotli` to read it"
             ) from None
-    return brotli.decompress(content)
+    decompressor = brotli.Decompressor()
+    out = bytearray()
+    if limit and hasattr(decompressor, "can_accept_more_data"):  # brotli >= 1.2: output bounded per call
+        data = content
+        while True:
+            piece = decompressor.process(data, output_buffer_limit=min(1 << 20, limit + 1 - len(out)))
+            data = b""
+            out += piece
+            if len(out) > limit:
+                return _within(out, limit, "br")
+            if decompressor.is_finished() or not piece:
+                return bytes(out)
+    for at in range(0, len(content), 256):  # older brotli: a little input at a time, output checked each time
+        out += decompressor.process(content[at : at + 256])
+        if limit and len(out) > limit:
+            return _within(out, limit, "br")
+    return bytes(out)

@@ -386,14 +386,23 @@ def headers_table(headers: Headers) -> str:
     return f'<table class="headers">{rows}</table>' if rows else '<p class="muted">none stored</p>'
 
 
-def events_html(events: Sequence[Any], findings: Sequence[Finding]) -> str:
-    """The raw SSE events, numbered as the validators number them, each with the findings about it."""
+EVENTS_PAGE = 500
+"""SSE events shown per page of a recording: a stream of a million deltas is paged, never one 90 MB page."""
+MAX_FINDINGS_SHOWN = 200
+
+
+def events_html(events: Sequence[Any], findings: Sequence[Finding], start: int = 0, url: str = "") -> str:
+    """The raw SSE events from `start`, one page of them, numbered as the validators number them, each with
+    the findings about it; links to the pages before and after."""
+    start = min(start, max(0, len(events) - 1))
+    end = min(len(events), start + EVENTS_PAGE)
     at: dict[int, list[Finding]] = {}
     for finding in findings:
-        if finding.index is not None:
+        if finding.index is not None and start <= finding.index < end:
             at.setdefault(finding.index, []).append(finding)
     rows = []
-    for index, event in enumerate(events):
+    for index in range(start, end):
+        event = events[index]
         notes = "".join(
             f'<div class="finding {attr(f.severity)}">{h(str(f))}</div>' for f in at.get(index, [])
         )
@@ -401,10 +410,22 @@ def events_html(events: Sequence[Any], findings: Sequence[Finding]) -> str:
             f'<tr id="event-{index}" class="{"flagged" if notes else ""}"><td class="num">{index}</td>'
             f"<td>{h(event.event or '')}</td><td><code>{h(mask_text(event.data or ''))}</code>{notes}</td></tr>"
         )
-    return f'<table class="events"><tbody>{"".join(rows)}</tbody></table>'
+    links = []
+    if start > 0:
+        links.append(
+            f'<a rel="prev" href="{attr(f"{url}?events={max(0, start - EVENTS_PAGE)}#events")}">← previous</a>'
+        )
+    if end < len(events):
+        links.append(f'<a rel="next" href="{attr(f"{url}?events={end}#events")}">next →</a>')
+    nav = (
+        f'<p class="pager">events {start:,}–{end - 1:,} of {len(events):,} {" ".join(links)}</p>'
+        if links
+        else ""
+    )
+    return f'{nav}<table class="events"><tbody>{"".join(rows)}</tbody></table>{nav}'
 
 
-def recording_page(recording: Recording, findings: Sequence[Finding]) -> str:
+def recording_page(recording: Recording, findings: Sequence[Finding], events_from: int = 0) -> str:
     row = recording.row
     message, events, complete = response_message(recording)
     whole = [f for f in findings if f.index is None or not events]
@@ -423,7 +444,15 @@ def recording_page(recording: Recording, findings: Sequence[Finding]) -> str:
     if findings:
         parts.append(
             '<div class="lint"><b>lint</b>'
-            + "".join(f'<div class="finding {attr(f.severity)}">{h(str(f))}</div>' for f in whole)
+            + "".join(
+                f'<div class="finding {attr(f.severity)}">{h(str(f))}</div>'
+                for f in whole[:MAX_FINDINGS_SHOWN]
+            )
+            + (
+                f"<div>… and {len(whole) - MAX_FINDINGS_SHOWN:,} more</div>"
+                if len(whole) > MAX_FINDINGS_SHOWN
+                else ""
+            )
             + (
                 f' <a href="#events">{sum(1 for f in findings if f.index is not None)} findings at events</a>'
                 if events and any(f.index is not None for f in findings)
@@ -458,7 +487,10 @@ def recording_page(recording: Recording, findings: Sequence[Finding]) -> str:
         + "</section></div>"
     )
     if events:
-        parts.append(f'<h2 id="events">SSE events ({len(events):,})</h2>' + events_html(events, findings))
+        parts.append(
+            f'<h2 id="events">SSE events ({len(events):,})</h2>'
+            + events_html(events, findings, events_from, f"/r/{recording.id}")
+        )
     crumbs = [(row.cassette, cassette_url(row.cassette)), (row.short, None)]
     return layout(row.short, "".join(parts), crumbs)
 

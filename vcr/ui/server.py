@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import signal
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -87,9 +88,9 @@ class Viewer:
         )
         return pages.lint_page(name, results)
 
-    def recording(self, recording_id: int) -> str:
+    def recording(self, recording_id: int, events_from: int = 0) -> str:
         detail = self.catalog.detail(recording_id)
-        return pages.recording_page(detail, lint_detail(detail))
+        return pages.recording_page(detail, lint_detail(detail), events_from)
 
     def missed(self) -> str:
         if self.misses is None:
@@ -147,6 +148,10 @@ class Viewer:
         return f'<a href="{pages.recording_url(row.id)}">{pages.h(row.short)}</a>{prompt}'
 
 
+OFFSET = re.compile(r"[0-9]{1,15}")
+"""A page offset as the viewer's own links write it."""
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Callable) -> web.StreamResponse:
     """Security headers on every answer; errors as a short HTML page, never a traceback; on a loopback
@@ -187,10 +192,10 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
         return await page(viewer.index)
 
     async def cassette(request: web.Request) -> web.Response:
-        try:
-            offset = max(0, int(request.query.get("offset", "0")))
-        except ValueError:
-            raise web.HTTPBadRequest(reason="offset must be a number") from None
+        raw = request.query.get("offset", "0")
+        if not OFFSET.fullmatch(raw):  # 1e23, -1 or 10**23 (past SQLite's integers) are all refused
+            raise web.HTTPBadRequest(reason="offset must be a whole number below 10^15")
+        offset = int(raw)
         return await page(viewer.cassette, request.match_info["name"], request.query.get("q", ""), offset)
 
     async def cassette_lint(request: web.Request) -> web.Response:
@@ -200,7 +205,10 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
         recording_id = int(request.match_info["id"])
         if recording_id >= 2**63:  # beyond SQLite's integers: no such row
             raise NotFound(f"no recording with id {recording_id}")
-        return await page(viewer.recording, recording_id)
+        events_from = request.query.get("events", "0")
+        if not OFFSET.fullmatch(events_from):
+            raise web.HTTPBadRequest(reason="events must be a whole number below 10^15")
+        return await page(viewer.recording, recording_id, int(events_from))
 
     async def missed(request: web.Request) -> web.Response:
         return await page(viewer.missed)

