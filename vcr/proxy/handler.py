@@ -151,9 +151,10 @@ class Proxy:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        refused = refusal(request)
+        refused = refusal(request, self.config.host, self.config.allow_host)
         if refused is not None:
-            self._log("rejected", None, request.method, request.raw_path, refused.status, started)
+            target = redact_target(request.raw_path[:200])
+            self._log("rejected", None, request.method, target, refused.status, started)
             return refused
         try:
             body = await read_body(request, self.config.body_timeout)
@@ -163,7 +164,14 @@ class Proxy:
             self._log("rejected", None, request.method, redact_target(request.path_qs), 400, started)
             return response
         except BodyRefused as error:
-            self._log("rejected", None, request.method, request.path_qs, error.response.status, started)
+            self._log(
+                "rejected",
+                None,
+                request.method,
+                redact_target(request.path_qs),
+                error.response.status,
+                started,
+            )
             self.say(f"            {error}")
             return error.response
         if exchange.path.startswith(CONTROL_PREFIX):

@@ -17,6 +17,7 @@ from .. import headers as header_rules
 from .. import sse
 from ..matching import short_key
 from ..records import Recording
+from .edge import error_response
 from .exchange import JSON_MEDIA_TYPE, REPLAY_PIECE, Exchange
 from .monitor import check_answer
 
@@ -60,36 +61,88 @@ class ReplayCache:
             self.drop(name, key)
 
 
-def convert(exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
+CONVERT_LIMIT = 64 * 1024 * 1024
+"""The most of a large (frame-kept) recording read into memory to convert it between SSE and JSON."""
+
+
+class Unconvertible(Exception):
+    """A recording in the other form than the request asks for that cannot be converted."""
+
+
+def _whole_body(recording: Recording) -> bytes:
+    """The response bytes of a recording, a large one decompressed up to `CONVERT_LIMIT`."""
+    if recording.response_frame is None:
+        return recording.response_body
+    reader = recording.response_reader()
+    try:
+        body = reader.read(CONVERT_LIMIT + 1)
+    except zstandard.ZstdError as error:
+        raise Unconvertible(f"it is damaged ({error})") from None
+    if len(body) > CONVERT_LIMIT:
+        raise Unconvertible(f"it is over {CONVERT_LIMIT} bytes")
+    return body
+
+
+def _converted(recording: Recording, wants_stream: bool, request_headers: object) -> tuple[bytes, str] | None:
+    """The recording's body in the form asked for, or None when it is sent as it is."""
+    headers = recording.response_headers
+    kind = sse.media_type(headers)
+    is_stream = kind == sse.SSE_MEDIA_TYPE if kind else sse.is_stream(headers, recording.response_body)
+    if wants_stream == is_stream or not (is_stream or kind == JSON_MEDIA_TYPE):
+        return None
+    body = _whole_body(recording)
+    try:
+        if is_stream:
+            message = sse.accumulate(sse.parse_sse(body), request_headers)  # type: ignore[arg-type]
+            return json.dumps(message).encode(), "application/json"
+        return sse.message_to_sse(json.loads(body)), "text/event-stream; charset=utf-8"
+    except (ValueError, KeyError, TypeError) as error:
+        raise Unconvertible(str(error)) from None
+
+
+async def convert(exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
     """A stream for a non-streaming request (the Message it accumulates to), or the reverse; None when the
-    recording is sent as it is."""
+    recording is sent as it is; `Unconvertible` when it cannot be (never raw SSE to a JSON request). A large
+    recording is converted off the event loop."""
     if not 200 <= recording.status < 300 or not exchange.path.endswith("/messages"):
         return None
     wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
-    is_stream = sse.is_stream(recording.response_headers, recording.response_body)
-    if wants_stream == is_stream or not (
-        is_stream or sse.media_type(recording.response_headers) == JSON_MEDIA_TYPE
-    ):
-        return None
-    try:
-        if is_stream:
-            message = sse.accumulate(sse.parse_sse(recording.response_body), exchange.request.headers)
-            return json.dumps(message).encode(), "application/json"
-        return sse.message_to_sse(json.loads(recording.response_body)), "text/event-stream; charset=utf-8"
-    except (ValueError, KeyError, TypeError) as error:
-        log.warning("could not convert recording %s: %s", short_key(recording.key), error)
-        return None
+    if recording.response_frame is None:
+        return _converted(recording, wants_stream, exchange.request.headers)
+    return await asyncio.to_thread(_converted, recording, wants_stream, exchange.request.headers)
+
+
+def unreplayable(exchange: Exchange, recording: Recording, problem: str) -> web.Response:
+    """A 502 naming the recording that is not replayed, and why (never its redirect followed)."""
+    text = (
+        f"claude-vcr: recording {short_key(recording.key)} in cassette '{exchange.cassette}' is not replayed: "
+        f"{problem}. Re-record it, or delete it with `claude-vcr delete`."
+    )
+    log.warning("%s", text)
+    exchange.note = text
+    response = error_response(502, "api_error", text)
+    response.headers["x-vcr-outcome"] = "unsafe"
+    response.headers["x-vcr-key"] = recording.key
+    return response
 
 
 async def send_recording(
     exchange: Exchange, recording: Recording, outcome: str, pace: float | None, check: bool
 ) -> tuple[web.StreamResponse, str]:
     """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the other
-    form, paced like the original when told to; a large one decompressed as it is sent."""
-    headers = CIMultiDict(header_rules.for_client(recording.response_headers))
+    form, paced like the original when told to; a large one decompressed as it is sent. A stored answer that
+    could redirect, or is not valid HTTP, is replaced by a one-line error naming it."""
+    problem = header_rules.replay_problem(recording.status, recording.response_headers)
+    if problem is not None:
+        return unreplayable(exchange, recording, problem), "unsafe"
+    headers = CIMultiDict(header_rules.for_replay(recording.response_headers))
     body = recording.response_body
     timings = recording.timings
-    converted = convert(exchange, recording)
+    try:
+        converted = await convert(exchange, recording)
+    except Unconvertible as error:
+        problem = f"it is {'not ' if exchange.keyed and exchange.keyed.wants_stream else ''}a stream and "
+        return unreplayable(exchange, recording, problem + f"could not be converted: {error}"), "unsafe"
     if converted is not None:
         body, content_type = converted
         headers["content-type"] = content_type

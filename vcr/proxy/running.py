@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from ..adapters import open_upstream
 from ..catalog import Catalog
 from ..config import ProxyConfig
 from ..errors import ListenError
+from ..secrets import redact_query
 from ..store import StoreThread
 from . import edge
 from .edge import _Server
@@ -33,13 +35,23 @@ def cassette_counts(catalog: Catalog) -> dict[str, int]:
     return {row.name: row.recordings for row in catalog.cassettes()}
 
 
+def shown_url(url: str) -> str:
+    """A URL as printed: a password in it and credentials in its query replaced by `<REDACTED>`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:<REDACTED>@{host}" if ":" in user else f"<REDACTED>@{host}"
+    return urlunsplit(parts._replace(netloc=netloc, query=redact_query(parts.query)))
+
+
 def startup_warnings(config: ProxyConfig, counts: dict[str, int]) -> list[str]:
     """What a person should know before the first request: a default cassette with nothing to replay."""
     if config.mode not in ("replay", "auto") or counts.get(config.cassette):
         return []
     others = [f"{name} ({count})" for name, count in sorted(counts.items()) if count]
     if config.mode == "auto":
-        then = f"requests that name no cassette are forwarded to {config.upstream} and recorded"
+        then = f"requests that name no cassette are forwarded to {shown_url(config.upstream)} and recorded"
     else:
         then = "requests that name no cassette will miss"
     there = f"cassettes in {config.db}: {', '.join(others)}" if others else f"{config.db} has no recordings"
@@ -82,7 +94,7 @@ class RunningProxy:
         mode = self.config.mode + (f" ({self.config.fallback})" if self.config.mode == "replay" else "")
         return (
             f"claude-vcr listening on {self.url} mode={mode} cassette={self.config.cassette} "
-            f"db={self.config.db} upstream={self.config.upstream}"
+            f"db={self.config.db} upstream={shown_url(self.config.upstream)}"
         )
 
 
