@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from ..catalog import Catalog
 from ..config import ProxyConfig
 from ..conversation import ConversationMatch, match_conversation
 from ..diagnosis import MissReport, explain_miss
-from ..errors import BadRequestBody, NotFound, UpstreamError
+from ..errors import BadRequestBody, NotFound, RulesError, UpstreamError
 from ..matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from ..names import BadCassetteName, validate_cassette_name
 from ..record_run import CassetteRun
@@ -41,6 +42,9 @@ from .replay import ReplayCache, send_recording
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
+
+KEY_ON_LOOP_BYTES = 256 * 1024
+"""Request bodies larger than this are keyed in a worker thread, so one large request never stalls others."""
 
 
 def unknown_cassette(catalog: Catalog, name: str) -> str | None:
@@ -183,6 +187,10 @@ class Proxy:
                 error_response(400, "invalid_request_error", f"claude-vcr: {error}"),
                 "rejected",
             )
+        except RulesError as error:  # a cassette's stored rules that are refused (see matching.nested_repeat)
+            text = f"claude-vcr: cassette '{exchange.cassette}' has stored rules that cannot be used: {error}"
+            log.error("%s", text)
+            response, outcome = error_response(502, "api_error", text), "bad-rules"
         except ConnectionResetError:
             # the client hung up: one line here, no traceback from aiohttp (the answer was not stored)
             self._log("client-gone", exchange, exchange.method, exchange.stored_target, 499, started)
@@ -301,9 +309,11 @@ class Proxy:
         if known is not None:
             keyed = KeyedRequest(known[0], exchange.body, state.run.rules, wants_stream=known[1])
         else:
-            keyed = key_request(
-                exchange.method, exchange.path, exchange.query, exchange.body, state.run.rules
-            )
+            arguments = (exchange.method, exchange.path, exchange.query, exchange.body, state.run.rules)
+            if len(exchange.body) > KEY_ON_LOOP_BYTES:
+                keyed = await asyncio.to_thread(key_request, *arguments)  # other clients go on meanwhile
+            else:
+                keyed = key_request(*arguments)
         if exact not in state.seen:
             state.seen_bytes += len(exchange.body)
             if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:
