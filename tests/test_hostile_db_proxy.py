@@ -366,3 +366,22 @@ def test_credentials_in_a_413_target_are_not_logged(proxy, upstream, monkeypatch
         assert error_of(raw_exchange(server.url, large))[0] == 413
         server.stop()
     assert "rejected" in caplog.text and "api_key=" in caplog.text and "SECRET" not in caplog.text
+
+
+def test_a_stream_whose_save_fails_is_an_error_to_the_sdk(proxy, upstream, db_path, monkeypatch):
+    import anthropic
+    from claude_vcr.store import StoreThread
+
+    async def refuse(self, recording):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(StoreThread, "save", refuse)
+    server = proxy(mode="record")
+    with pytest.raises(anthropic.APIConnectionError):
+        with client(server.url).messages.stream(**params("streamed then lost", max_tokens=64)) as stream:
+            stream.get_final_message()
+    assert recordings(db_path) == 0
+    monkeypatch.undo()
+    with client(server.url).messages.stream(**params("streamed and kept", max_tokens=64)) as stream:
+        assert stream.get_final_message().type == "message"
+    assert recordings(db_path) == 1

@@ -29,6 +29,9 @@ from .monitor import check_answer
 
 log = logging.getLogger("claude_vcr.proxy")
 
+FINAL_EVENT = b"\nevent: message_stop"
+"""Where a Messages stream's end begins (a newline first: JSON text never holds a raw one)."""
+
 
 @dataclass
 class Relayed:
@@ -39,6 +42,25 @@ class Relayed:
     spool: ResponseSpool = field(default_factory=ResponseSpool)
     timings: list[tuple[int, float]] = field(default_factory=list)
     held: list[bytes] | None = None
+    end: bytearray | None = None
+    """The end of a recorded answer, sent only once its save commits (a clean end only of what was stored):
+    a stream's from the chunk bringing its final event on, another answer's last chunk."""
+    _tail: bytes = b""
+
+    def pass_on(self, chunk: bytes, streamed: bool) -> bytes:
+        """What of a recorded answer's chunk goes to the client now; the rest is kept in `end`."""
+        if not streamed:
+            before, self.end = self.end, bytearray(chunk)
+            return bytes(before or b"")
+        if self.end is not None:
+            self.end += chunk
+            return b""
+        window = self._tail + chunk
+        if FINAL_EVENT in window:
+            self.end = bytearray(chunk)
+            return b""
+        self._tail = window[-len(FINAL_EVENT) :]
+        return chunk
 
 
 class Recorder:
@@ -74,6 +96,9 @@ class Recorder:
                 log.warning(
                     "%s %s ended with an error event; nothing stored", exchange.method, exchange.stored_target
                 )
+            transport = exchange.request.transport
+            if relayed.end is not None and (transport is None or transport.is_closing()):
+                raise ConnectionResetError("the client hung up before the end")  # as a write would have said
             outcome = await self._save(exchange, upstream, relayed, sent_at, run) if record else "passthrough"
             await self._finish(exchange, relayed, outcome)
         finally:
@@ -112,7 +137,9 @@ class Recorder:
                 relayed.timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                 relayed.spool.write(chunk)
                 if relayed.held is None:
-                    await response.write(chunk)
+                    now = relayed.pass_on(chunk, streamed) if record else chunk
+                    if now:
+                        await response.write(now)
                     continue
                 relayed.held.append(chunk)
                 if relayed.spool.size > HELD_BYTES:  # too large to hold: streamed on, as `recording`
@@ -162,6 +189,15 @@ class Recorder:
         """End the answer: a held one is sent now, saying whether it was stored."""
         response = relayed.response
         if relayed.held is None:
+            if outcome == "store-error":
+                # the client must not see a clean end of what was not stored: cut before the last chunk
+                exchange.note = "the recording could not be stored: the stream was cut before its end"
+                response.force_close()
+                if exchange.request.transport is not None:
+                    exchange.request.transport.close()
+                return
+            if relayed.end:
+                await response.write(bytes(relayed.end))
             await response.write_eof()
             return
         response.headers["x-vcr-outcome"] = outcome
