@@ -385,3 +385,59 @@ def test_a_stream_whose_save_fails_is_an_error_to_the_sdk(proxy, upstream, db_pa
     with client(server.url).messages.stream(**params("streamed and kept", max_tokens=64)) as stream:
         assert stream.get_final_message().type == "message"
     assert recordings(db_path) == 1
+
+
+# --- nothing acknowledged is lost ------------------------------------------------------------------------
+
+
+def test_two_record_runs_on_one_cassette_keep_every_recording(proxy, upstream, db_path):
+    first, second = proxy(mode="record"), proxy(mode="record")
+    answers = []
+
+    def three(server) -> None:
+        for _ in range(3):
+            status, headers, _ = post(server.url + MESSAGES, body("the same question"))
+            answers.append((status, headers["x-vcr-outcome"]))
+
+    threads = [threading.Thread(target=three, args=(server,)) for server in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [(200, "recorded")] * 12
+    assert recordings(db_path) == 12
+    with Catalog.open(db_path) as catalog:
+        assert sorted(row.ordinal for row in catalog.recordings()) == list(range(12))
+    first.stop()
+    second.stop()
+
+    rerun = proxy(mode="record")  # a later run re-records: what earlier runs made is replaced
+    assert post(rerun.url + MESSAGES, body("the same question"))[1]["x-vcr-outcome"] == "recorded"
+    assert recordings(db_path) == 1
+
+
+def test_recordings_saved_after_a_rekey_carry_the_new_rules_keys(proxy, upstream, db_path, tmp_path):
+    from claude_vcr.matching import Rules, key_request
+
+    from tests.support.cli import cli
+
+    server = proxy(mode="record")
+    assert post(server.url + MESSAGES, body("before the rekey"))[0] == 200
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"ignore": ["metadata", "max_tokens"], "replace": []}))
+    assert cli("rekey", "--db", db_path, "--rules", rules).exit_code == 0
+    for text in ("after the rekey", "and once more"):
+        status, headers, _ = post(server.url + MESSAGES, body(text))
+        assert status == 200 and headers["x-vcr-outcome"] == "recorded"
+        expected = key_request(
+            "POST", MESSAGES, "", json.dumps(body(text)).encode(), Rules.from_json(rules.read_text())
+        )
+        with Catalog.open(db_path) as catalog:
+            assert expected.key in {row.key for row in catalog.recordings()}
+    server.stop()
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    for text in ("before the rekey", "after the rekey", "and once more"):
+        status, headers, _ = post(
+            replayer.url + MESSAGES, body(text, max_tokens=7)
+        )  # ignored by the new rules
+        assert status == 200 and headers["x-vcr-outcome"] == "hit", text

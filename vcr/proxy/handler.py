@@ -21,7 +21,7 @@ from ..errors import BadRequestBody, NotFound, RulesError, UpstreamError
 from ..matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from ..names import BadCassetteName, validate_cassette_name
 from ..record_run import CassetteRun
-from ..records import Recording
+from ..records import Recording, utc_now
 from ..secrets import redact as redact_text
 from ..secrets import redact_target
 from ..store import DamagedRecording, Store, StoreThread
@@ -79,6 +79,9 @@ class Proxy:
         self.cassettes: dict[str, CassetteState] = {}
         self.replays = ReplayCache()
         self.recorder = Recorder(config, upstream, store)
+        self.started: dict[str, str] = {}
+        """When each cassette's record run began (a test's restart begins a new one), else `began`."""
+        self.began = utc_now()
 
     def settings(self, cassette: str) -> ProxyConfig:
         """What governs a cassette: its own policy when it has one, else the proxy's config."""
@@ -88,6 +91,7 @@ class Proxy:
         """Forget what this run knows of a cassette (repeat order, rules read) and give it its own settings."""
         self.cassettes.pop(cassette, None)
         self.replays.drop_cassette(cassette)
+        self.started[cassette] = utc_now()
         if settings is None:
             self.policies.pop(cassette, None)
         else:
@@ -110,7 +114,7 @@ class Proxy:
         if state is None:
             stored = await self.store.cassette_rules(name)
             rules = self.settings(name).rules
-            run = CassetteRun.start(stored, rules)
+            run = CassetteRun.start(stored, rules, self.started.get(name, self.began))
             if stored is not None and run.rules_stored:
                 if run.rules != rules:
                     log.warning(
@@ -270,10 +274,13 @@ class Proxy:
         """Record (or pass on) through the recorder; a saved answer replaces what the cache held of its key."""
         if how.replace:
             self.replays.drop(exchange.cassette, exchange.key)
-            await self.store.forget_key(exchange.cassette, exchange.key)
+            await self.store.forget_key(exchange.cassette, exchange.key, state.run.started)
         response, outcome = await self.recorder.forward(exchange, how, state.run if how.record else None)
         if outcome == "recorded":
             self.replays.drop(exchange.cassette, exchange.key)
+        if exchange.rules_changed:  # a `rekey` ran: the next request reads the cassette's new rules
+            self.cassettes.pop(exchange.cassette, None)
+            self.replays.drop_cassette(exchange.cassette)
         return response, outcome
 
     async def _replay(

@@ -17,11 +17,11 @@ from ..adapters import Upstream, UpstreamReply
 from ..compression import ResponseSpool
 from ..config import ProxyConfig
 from ..errors import UpstreamError
-from ..matching import KEY_SCHEME, short_key
+from ..matching import KEY_SCHEME, key_request, short_key
 from ..record_run import CassetteRun
-from ..records import Recording
+from ..records import Recording, StoredRules
 from ..redact import screen
-from ..store import StoreThread
+from ..store import RulesChanged, StoreThread
 from .decide import Forward, stores_answer
 from .edge import error_response, local_answer
 from .exchange import HELD_BYTES, Exchange
@@ -61,6 +61,20 @@ class Relayed:
             return b""
         self._tail = window[-len(FINAL_EVENT) :]
         return chunk
+
+
+def rekeyed(recording: Recording, exchange: Exchange, stored: StoredRules) -> None:
+    """Give a recording the key its request has under a cassette's new rules, after that key's recordings
+    (it is a new take, never replacing what the rekey moved there)."""
+    keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, stored.rules())
+    recording.key, recording.fingerprints, recording.key_scheme = (
+        keyed.key,
+        keyed.fingerprints,
+        stored.key_scheme or KEY_SCHEME,
+    )
+    recording.ordinal = (
+        1 << 30
+    )  # past any ordinal; `keep_since` never moves it, the replay order keeps it last
 
 
 class Recorder:
@@ -177,7 +191,16 @@ class Recorder:
             stored_rules = run.rules_to_store() if run is not None else None
             if stored_rules is not None:
                 await self.store.set_cassette_rules(exchange.cassette, stored_rules)
-            await self.store.save(recording)
+            if run is None:
+                await self.store.save(recording)
+                return "recorded"
+            try:
+                await self.store.save(recording, keep_since=run.started, rules_json=run.rules_json)
+            except RulesChanged as changed:  # a `rekey` ran meanwhile: saved under the new rules' key
+                await asyncio.to_thread(rekeyed, recording, exchange, changed.stored)
+                exchange.rules_changed = True
+                exchange.note = f"the cassette's rules changed while recording: stored under key {short_key(recording.key)}"
+                await self.store.save(recording, rules_json=changed.stored.rules_json, append=True)
             return "recorded"
         except Exception as error:
             log.error(
