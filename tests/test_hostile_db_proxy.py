@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import re
 import socket
 import sqlite3
 import threading
@@ -441,3 +442,33 @@ def test_recordings_saved_after_a_rekey_carry_the_new_rules_keys(proxy, upstream
             replayer.url + MESSAGES, body(text, max_tokens=7)
         )  # ignored by the new rules
         assert status == 200 and headers["x-vcr-outcome"] == "hit", text
+
+
+# --- bounded under load ----------------------------------------------------------------------------------
+
+
+def test_a_spool_past_its_limit_keeps_nothing():
+    from claude_vcr.compression import ResponseSpool
+
+    spool = ResponseSpool(threshold=1024, limit=1024 * 1024)
+    piece = b"data: " + b"x" * 65530 + b"\n\n"
+    for _ in range(160):  # 10 MB
+        spool.write(piece)
+    assert spool.dropped and spool.size == 160 * len(piece)
+    assert spool.body() == b"" and spool.frame() is None and spool.tail.endswith(b"x\n\n")
+
+
+def test_record_mode_relays_a_huge_stream_whole_and_says_it_is_not_stored(
+    proxy, upstream, db_path, monkeypatch, caplog
+):
+    from claude_vcr import compression
+
+    monkeypatch.setattr(compression, "STORE_LIMIT", 1024 * 1024)
+    server = proxy(mode="record")
+    with caplog.at_level("INFO", logger="claude_vcr.proxy"):
+        with client(server.url).messages.stream(**params("HUGE:5", max_tokens=64)) as stream:
+            message = stream.get_final_message()
+        server.stop()
+    assert len(message.content[0].text) >= 5 * 1024 * 1024  # the client got every byte
+    assert recordings(db_path) == 0
+    assert "not stored" in caplog.text and re.search(r"too-large +[0-9a-f]{12} POST", caplog.text)

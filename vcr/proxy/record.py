@@ -105,6 +105,16 @@ class Recorder:
             relayed = await self._relay(exchange, upstream, record, sent_at)
             if isinstance(relayed, web.Response):
                 return relayed, "upstream-error"
+            if record and relayed.spool.dropped:  # an endless or huge answer: relayed whole, not stored
+                log.warning(
+                    "not stored: %s %s answered over %d bytes (the most a recording keeps)",
+                    exchange.method,
+                    exchange.stored_target,
+                    relayed.spool.limit,
+                )
+                exchange.note = f"not stored: the answer was over {relayed.spool.limit} bytes"
+                await self._finish(exchange, relayed, "too-large")
+                return relayed.response, "too-large"
             if record and not self.config.record_errors and sse.ends_with_error(relayed.spool.tail):
                 record = False  # a 200 stream that ended in an `error` event failed midway
                 log.warning(
