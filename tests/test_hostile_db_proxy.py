@@ -472,3 +472,56 @@ def test_record_mode_relays_a_huge_stream_whole_and_says_it_is_not_stored(
     assert len(message.content[0].text) >= 5 * 1024 * 1024  # the client got every byte
     assert recordings(db_path) == 0
     assert "not stored" in caplog.text and re.search(r"too-large +[0-9a-f]{12} POST", caplog.text)
+
+
+def test_running_out_of_file_descriptors_is_one_line_a_second(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "claude_vcr",
+            "serve",
+            "--port",
+            "0",
+            "--mode",
+            "auto",
+            "--upstream",
+            unreachable_url(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=few_descriptors,
+    )
+    try:
+        port = int(re.search(r":(\d+) ", process.stdout.readline()).group(1))
+        held = []
+        started = time.monotonic()
+        for _ in range(120):  # more connections than descriptors, each inside its body
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(
+                b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            held.append(sock)
+        time.sleep(3)
+        elapsed = time.monotonic() - started
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+        for sock in held:
+            sock.close()
+    said = output.count("out of resources (Too many open files)")
+    assert 1 <= said <= elapsed + 2, output[-2000:]
+    assert "socket.accept() out of system resource" not in output

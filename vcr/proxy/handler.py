@@ -171,6 +171,9 @@ class Proxy:
             response = error_response(400, "invalid_request_error", str(error))
             self._log("rejected", None, request.method, redact_target(request.path_qs), 400, started)
             return response
+        except ConnectionResetError:  # the client hung up while sending its body: one line, no traceback
+            self._log("client-gone", None, request.method, redact_target(request.path_qs), 499, started)
+            return web.Response(status=499)
         except BodyRefused as error:
             self._log(
                 "rejected",

@@ -7,6 +7,7 @@ import errno
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,37 @@ class RequestLog:
             self.stream.flush()
 
 
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class ResourceWarnings:
+    """The event loop's exception handler while serving: running out of file descriptors is one log line a
+    second at most (asyncio's accept loop reports every failed accept, with a traceback), the rest as usual."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.said_at: float | None = None
+        self.unsaid = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if not (isinstance(error, OSError) and error.errno in OUT_OF_RESOURCES):
+            loop.default_exception_handler(context)
+            return
+        now = self.clock()
+        if self.said_at is not None and now - self.said_at < 1.0:
+            self.unsaid += 1
+            return
+        more = f" ({self.unsaid} more since the last line)" if self.unsaid else ""
+        log.error(
+            "claude-vcr: out of resources (%s): new connections wait until some close; raise the limit "
+            "(ulimit -n) or make fewer at once%s",
+            error.strerror or error,
+            more,
+        )
+        self.said_at, self.unsaid = now, 0
+
+
 @asynccontextmanager
 async def running(
     config: ProxyConfig, say: Callable[[str], None] | None = None, observer: Observer | None = None
@@ -127,6 +159,8 @@ async def running(
     upstream = open_upstream(config)
     proxy = Proxy(config, store, upstream, say, observer)
     loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(ResourceWarnings())
 
     def make_request(*args: Any) -> web.BaseRequest:
         return web.BaseRequest(*args, loop, client_max_size=edge.MAX_REQUEST_BYTES)
@@ -157,6 +191,7 @@ async def running(
         await runner.cleanup()
         await upstream.close()
         await store.close()
+        loop.set_exception_handler(previous_handler)
 
 
 def serve(config: ProxyConfig, announce=print) -> int:
