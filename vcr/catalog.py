@@ -46,9 +46,7 @@ class DamagedRecording(DatabaseError):
 def live_chunk_ids(conn: sqlite3.Connection, schema: str = "main") -> set[bytes]:
     """Ids of the request chunks some recording still refers to (the rest can go)."""
     live: set[bytes] = set()
-    rows = conn.execute(
-        f"SELECT request_body FROM {schema}.recordings WHERE request_codec = ?", [CHUNKED_CODEC]
-    )
+    rows = conn.execute(f"SELECT request_body FROM {schema}.recordings WHERE request_codec = ?", [CHUNKED_CODEC])
     for (packed,) in rows:
         live.update(unpack_ids(packed or b""))
     return live
@@ -473,9 +471,7 @@ class Catalog:
         request side left empty and unchecked: replay sends only the response)."""
         return self._replayed(cassette, "AND key = ? ORDER BY ordinal", [key], request=False)
 
-    def _replayed(
-        self, cassette: str, where: str, params: list[Any], request: bool = True
-    ) -> list[Recording]:
+    def _replayed(self, cassette: str, where: str, params: list[Any], request: bool = True) -> list[Recording]:
         """Recordings as replay wants them; a damaged one (a body zstd cannot read, a broken chunk) is
         reported by name."""
         cursor = self.conn.cursor()
@@ -487,9 +483,7 @@ class Catalog:
         found = []
         for row in rows:
             try:
-                found.append(
-                    decode(row, cassette, self.conn, decompressor, large_as_frame=True, request=request)
-                )
+                found.append(decode(row, cassette, self.conn, decompressor, large_as_frame=True, request=request))
             except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
                 where_db = f" in {self.path}" if self.path else ""
                 raise DamagedRecording(
@@ -537,14 +531,7 @@ class Catalog:
         ).fetchall()
         decompressor = self._decompressor
         return [
-            (
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                request_body(self.conn, decompressor, r[5], r[6], (r[1], r[2]), r[7]),
-            )
+            (r[0], r[1], r[2], r[3], r[4], request_body(self.conn, decompressor, r[5], r[6], (r[1], r[2]), r[7]))
             for r in rows
         ]
 
@@ -607,20 +594,7 @@ class Catalog:
             """
         )
         decompressor = zstandard.ZstdDecompressor()
-        for (
-            name,
-            key,
-            ordinal,
-            method,
-            path,
-            model,
-            stream,
-            status,
-            size,
-            created,
-            *request,
-            response,
-        ) in rows:
+        for name, key, ordinal, method, path, model, stream, status, size, created, *request, response in rows:
             body = request_body(self.conn, decompressor, *request[:2], (method, path), request[2])
             request_digest = hashlib.sha256(body).hexdigest()
             response_digest = hashlib.sha256(decompress_frame(decompressor, response)).hexdigest()

@@ -216,7 +216,7 @@ def _open_catalog(db: Path):
 
 def _open_store(db: Path):
     """The db for writing (migrated on open); commands that only change what exists refuse a missing file."""
-    if not db.exists() or db.stat().st_size == 0:
+    if (not db.exists() or db.stat().st_size == 0):
         raise NoDatabase(f"no database at {db}")
     from .store import Store
 
@@ -889,12 +889,8 @@ def verify(
 
 @main.command()
 @db_option
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Listening address (loopback by default)."
-)
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=8100, show_default=True, help="0 picks a free port."
-)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listening address (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8100, show_default=True, help="0 picks a free port.")
 @click.option(
     "--misses",
     type=PATHS["directory"],
@@ -988,9 +984,7 @@ def conformance(
 
         chosen = select(scenarios)
         if as_json:
-            _json_out(
-                [{"name": s.name, "method": s.method, "path": s.path, "covers": s.covers} for s in chosen]
-            )
+            _json_out([{"name": s.name, "method": s.method, "path": s.path, "covers": s.covers} for s in chosen])
         else:
             click.echo(scenarios_text(chosen), nl=False)
         return

@@ -103,9 +103,7 @@ def explain_miss(
                 scored.append((share, share, recording_id, key, ordinal))
                 continue
             bodies[recording_id] = normalise(recorded, rules)
-            scored.append(
-                (likeness(keyed.normalised, bodies[recording_id]), share, recording_id, key, ordinal)
-            )
+            scored.append((likeness(keyed.normalised, bodies[recording_id]), share, recording_id, key, ordinal))
         scored.sort(key=lambda item: (-item[0], -item[1], item[3], item[4]))
         shortlist = [(score, recording_id, key, ordinal) for score, _, recording_id, key, ordinal in scored]
     for score, _, key, ordinal in shortlist[:CLOSEST]:

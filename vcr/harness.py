@@ -305,9 +305,7 @@ class ProxyThread:
 
     # --- cassettes ------------------------------------------------------------------------------------
 
-    def use(
-        self, cassette: str, record_mode: str = "none", settings: ProxyConfig | None = None
-    ) -> CassetteUse:
+    def use(self, cassette: str, record_mode: str = "none", settings: ProxyConfig | None = None) -> CassetteUse:
         """Begin a use of a cassette: apply its record mode and settings; its requests are counted until
         `release`."""
         validate_cassette_name(cassette)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail"]
 
-
 def format_findings(findings: Iterable[Finding], *, include_info: bool = False) -> str:
     """Findings on one line, errors first, separated by `; `."""
     order = {"error": 0, "warning": 1, "info": 2}

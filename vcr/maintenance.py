@@ -19,9 +19,7 @@ from .store import Store, writable_check
 def _content_columns(conn: sqlite3.Connection, table: str, schema: str = "main") -> list[str]:
     """A table's columns but the row ids, which differ between copies of the same content."""
     return [
-        row[1]
-        for row in conn.execute(f"PRAGMA {schema}.table_info({table})")
-        if row[1] not in ("id", "cassette_id")
+        row[1] for row in conn.execute(f"PRAGMA {schema}.table_info({table})") if row[1] not in ("id", "cassette_id")
     ]
 
 
@@ -53,9 +51,7 @@ def merge_from(
                 cassette_id = Catalog(conn).cassette_id(name)
                 if cassette_id is None:
                     cassette_id = _copy_cassette(conn, name, store.path)
-                conn.execute(
-                    "DELETE FROM main.recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
-                )
+                conn.execute("DELETE FROM main.recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key])
                 conn.execute(
                     f"""
                     INSERT INTO main.recordings (cassette_id, {names})

@@ -459,9 +459,7 @@ def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | 
     """Key a request under `rules` (default: leave out `metadata`)."""
     rules = rules or Rules()
     digest = hashlib.sha256()
-    digest.update(
-        f"{KEY_SCHEME}\n{method.upper()}\n{path}\n{canonical_query(redact_query(query))}\n".encode()
-    )
+    digest.update(f"{KEY_SCHEME}\n{method.upper()}\n{path}\n{canonical_query(redact_query(query))}\n".encode())
     parsed = parse_json_body(body)
     if parsed is None:
         digest.update(b"raw:" + redact_bytes(body)[0])
@@ -547,9 +545,7 @@ def _unlike(a: Any, b: Any) -> int:
             matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
             same = sum(block.size for block in matcher.get_matching_blocks())
         else:
-            prefix = next(
-                (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
-            )
+            prefix = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
             suffix = 0
             while suffix < min(len(a), len(b)) - prefix and a[-1 - suffix] == b[-1 - suffix]:
                 suffix += 1

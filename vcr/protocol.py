@@ -1043,11 +1043,7 @@ def validate_models(body: Any, single: bool | None = None) -> list[Finding]:
         out.error("D1", None, "models list has no data array")
         return out.items
     # the SDK's SyncPage types has_more, first_id and last_id Optional (default None): missing is a warning
-    envelope = (
-        ("has_more", bool, "a boolean"),
-        ("first_id", str, "a string/null"),
-        ("last_id", str, "a string/null"),
-    )
+    envelope = (("has_more", bool, "a boolean"), ("first_id", str, "a string/null"), ("last_id", str, "a string/null"))
     for key, kind, name in envelope:
         if key not in payload:
             out.warning("D1", None, f"models list has no {key}")

@@ -72,14 +72,10 @@ def record_mode_of(config: pytest.Config) -> str:
     if source == "ini" and mode is None and os.environ.get("VCR_MODE"):
         mode, source = SERVE_MODE_AS_RECORD_MODE.get(os.environ["VCR_MODE"]), "VCR_MODE"
         if mode is None:
-            raise pytest.UsageError(
-                f"VCR_MODE={os.environ['VCR_MODE']}: the plugin takes replay, auto or record"
-            )
+            raise pytest.UsageError(f"VCR_MODE={os.environ['VCR_MODE']}: the plugin takes replay, auto or record")
     mode = mode or "none"
     if mode not in RECORD_MODES:
-        raise pytest.UsageError(
-            f"claude-vcr record mode {mode!r} (from {source}): use {', '.join(RECORD_MODES)}"
-        )
+        raise pytest.UsageError(f"claude-vcr record mode {mode!r} (from {source}): use {', '.join(RECORD_MODES)}")
     return mode
 
 
@@ -189,10 +185,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Begin starting the proxy as soon as it is known that a test will need it."""
     if session.config.option.collectonly:
         return
-    if any(
-        item.get_closest_marker(MARKER) or MARKER in getattr(item, "fixturenames", ())
-        for item in session.items
-    ):
+    if any(item.get_closest_marker(MARKER) or MARKER in getattr(item, "fixturenames", ()) for item in session.items):
         session.config.stash[_RUN].start_soon()
 
 
@@ -208,9 +201,7 @@ def _marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     settings = dict(request.getfixturevalue("claude_vcr_config"))
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         if len(marker.args) > 1:
-            raise pytest.UsageError(
-                f"@pytest.mark.{MARKER} takes at most one positional argument, the cassette"
-            )
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes at most one positional argument, the cassette")
         if marker.args:
             settings["cassette"] = marker.args[0]
         settings.update(marker.kwargs)
@@ -274,10 +265,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             pytest.fail(use.miss_report(), pytrace=False)
         if use.unstored:  # nothing is lost silently: the answer was used, its recording was not kept
             lines = "\n".join(f"- {o.line()}" for o in use.unstored)
-            pytest.fail(
-                f"claude-vcr could not store {len(use.unstored)} recording(s) in {use.db}:\n{lines}",
-                pytrace=False,
-            )
+            pytest.fail(f"claude-vcr could not store {len(use.unstored)} recording(s) in {use.db}:\n{lines}", pytrace=False)
     return result
 
 

@@ -273,9 +273,7 @@ def decode(
         model=row["model"],
         stream=bool(row["stream"]),
         status=row["status"],
-        request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)]
-        if request
-        else [],
+        request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)] if request else [],
         request_body=request_body(
             conn,
             decompressor,

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from .records import Recording
     from .store import Store
 
-
 def recording_name(recording: Recording) -> str:
     """How warnings and reports name a recording: cassette, short key, method and stored path."""
     return f"{recording.cassette} {short_key(recording.key, recording.ordinal)} {recording.method} {recording.path}"

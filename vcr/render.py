@@ -241,7 +241,9 @@ def scan_text(findings: Sequence[StoredSecret]) -> str:
     """`scan`: one line per finding (recording, where, kind, masked preview), then a summary."""
     if not findings:
         return "No credential-shaped strings found.\n"
-    lines = [f"{f.recording}  {f.side} {f.json_path}  {f.kind}  {f.preview}" for f in findings]
+    lines = [
+        f"{f.recording}  {f.side} {f.json_path}  {f.kind}  {f.preview}" for f in findings
+    ]
     recordings = len({(f.cassette, f.key, f.ordinal) for f in findings})
     lines.append(
         f"{len(findings):,} finding(s) in {recordings:,} recording(s): "

@@ -37,15 +37,11 @@ async def send(session: Any, method: str, url: str, headers: Any, body: bytes | 
 
     started = time.perf_counter()
     try:
-        async with session.request(
-            method, url, headers=headers, data=body or None, allow_redirects=False
-        ) as r:
+        async with session.request(method, url, headers=headers, data=body or None, allow_redirects=False) as r:
             data = await r.read()
             status, got = r.status, list(r.headers.items())
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-        return Answer(
-            None, [], b"", (time.perf_counter() - started) * 1000, str(error) or type(error).__name__
-        )
+        return Answer(None, [], b"", (time.perf_counter() - started) * 1000, str(error) or type(error).__name__)
     return Answer(status, got, data, (time.perf_counter() - started) * 1000)
 
 
@@ -150,9 +146,13 @@ def junit_xml(results: Sequence[CheckResult], target: str, suite: str) -> str:
         if result.failures:
             rules = sorted({f.rule for f in result.failures})
             tag = "error" if result.status is None else "failure"
-            element = ET.SubElement(case, tag, message=str(result.failures[0]), type=" ".join(rules))
+            element = ET.SubElement(
+                case, tag, message=str(result.failures[0]), type=" ".join(rules)
+            )
             element.text = "\n".join(str(f) for f in result.failures)
         if result.tolerated:
-            ET.SubElement(case, "system-out").text = "\n".join(f"tolerated: {f}" for f in result.tolerated)
+            ET.SubElement(case, "system-out").text = "\n".join(
+                f"tolerated: {f}" for f in result.tolerated
+            )
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -76,9 +76,7 @@ def check_file(path: Path) -> set[str] | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        raise DatabaseError(
-            f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched"
-        ) from error
+        raise DatabaseError(f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched") from error
     unknown = sorted(applied - set(SCHEMA_STEPS))
     if unknown:
         raise DatabaseError(
@@ -194,9 +192,7 @@ def recover(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        raise DatabaseError(
-            f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched"
-        ) from error
+        raise DatabaseError(f"{path} is damaged or not a SQLite database ({one_line(error)}); left untouched") from error
 
 
 def _non_empty(path: Path) -> bool:
@@ -263,9 +259,7 @@ def describe_error(path: Path | None, error: Exception) -> DatabaseError:
     if "readonly" in text or "read-only" in text:
         return DatabaseError(f"{path} (or its folder) is read-only ({text}); nothing was changed")
     if "full" in text:
-        return DatabaseError(
-            f"no space left for {path} ({text}); the transaction was rolled back, nothing changed"
-        )
+        return DatabaseError(f"no space left for {path} ({text}); the transaction was rolled back, nothing changed")
     if "locked" in text or "busy" in text:
         return DatabaseError(
             f"{path} stayed locked by another process for over {BUSY_TIMEOUT_MS // 1000} s ({text}); "

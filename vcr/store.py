@@ -332,9 +332,7 @@ class Store:
         live = live_chunk_ids(self._conn)
         unused = [row[0] for row in self._conn.execute("SELECT id FROM chunks") if row[0] not in live]
         with self.writing():
-            self._conn.executemany(
-                "DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused]
-            )
+            self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
         return len(unused)
 
     def secure_delete(self) -> None:

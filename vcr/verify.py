@@ -329,12 +329,7 @@ async def _verify_one(
         finding = Finding("V10", "error", None, f"no answer from {url}: {answer.error}")
         return VerifyResult(row, url, None, answer.elapsed_ms, [finding], [finding])
     findings, failures = check_answer(
-        detail,
-        answer.status,
-        answer.headers,
-        answer.body,
-        allow_new_warnings=allow_new_warnings,
-        translated=translated,
+        detail, answer.status, answer.headers, answer.body, allow_new_warnings=allow_new_warnings, translated=translated
     )
     return VerifyResult(row, url, answer.status, answer.elapsed_ms, findings, failures)
 

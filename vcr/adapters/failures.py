@@ -23,9 +23,7 @@ def reach_failure(url: str, error: BaseException) -> str:
     if isinstance(error, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
         what = f"the name {host} could not be resolved (DNS lookup failed; is the host name right?)"
     elif isinstance(error, aiohttp.ClientConnectorCertificateError):
-        what = (
-            f"the TLS certificate of {host} was not accepted ({getattr(error, 'certificate_error', error)})"
-        )
+        what = f"the TLS certificate of {host} was not accepted ({getattr(error, 'certificate_error', error)})"
     elif isinstance(error, aiohttp.ClientSSLError | ssl.SSLError) or isinstance(cause, ssl.SSLError):
         reason = getattr(cause, "reason", None) or getattr(cause, "strerror", None) or "handshake failed"
         what = (

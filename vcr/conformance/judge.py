@@ -151,6 +151,8 @@ def judge_answer(
     findings = [f for f in protocol if f.severity != "info"]
     findings += _expectations(scenario, status, headers, body)
     failures = [
-        f for f in findings if f.severity == "error" or (strict and f.rule not in scenario.lint_warnings)
+        f
+        for f in findings
+        if f.severity == "error" or (strict and f.rule not in scenario.lint_warnings)
     ]
     return findings, failures

@@ -682,9 +682,7 @@ def _stop_sequence() -> Scenario:
     ]
     request = ask("List three fruits, numbered.", stop_sequences=["3."], max_tokens=200)
     expect = Expect(stop_reasons=frozenset({"stop_sequence"}), text=True)
-    return stream_scenario(
-        name, "stop_sequence with the sequence that matched", request, events, expect=expect
-    )
+    return stream_scenario(name, "stop_sequence with the sequence that matched", request, events, expect=expect)
 
 
 def _refusal() -> Scenario:
@@ -975,7 +973,9 @@ def _tool_choice_forced() -> Scenario:
     return stream_scenario(name, "tool_choice forcing one tool", request, events, expect=expect)
 
 
-PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PIXEL_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 """A 1x1 PNG, base64: the smallest image block the API accepts."""
 
 

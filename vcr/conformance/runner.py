@@ -133,9 +133,7 @@ async def _send(
     session: Any, scenario: Scenario, target: str, api_key: str, translated: bool, strict: bool
 ) -> ScenarioResult:
     url = target.rstrip("/") + scenario.path
-    answer = await send(
-        session, scenario.method, url, request_headers(scenario, api_key), scenario.request_bytes
-    )
+    answer = await send(session, scenario.method, url, request_headers(scenario, api_key), scenario.request_bytes)
     if answer.error is not None:
         finding = no_answer(url, answer.error)
         return ScenarioResult(scenario, url, None, answer.elapsed_ms, [finding], [finding])
@@ -179,9 +177,7 @@ def _claude_code_turn(
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             elapsed = (time.perf_counter() - started) * 1000
-            what = (
-                f"did not finish in {timeout:g} s" if isinstance(error, subprocess.TimeoutExpired) else error
-            )
+            what = f"did not finish in {timeout:g} s" if isinstance(error, subprocess.TimeoutExpired) else error
             finding = Finding(rule, "error", None, f"Claude Code {what}")
             return ClaudeCodeResult(turn, target, None, elapsed, [finding], [finding])
         elapsed = (time.perf_counter() - started) * 1000
@@ -236,9 +232,7 @@ def run_conformance(
     chosen = select(scenarios)
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
     results = asyncio.run(
-        check_each(
-            chosen, lambda session, s: _send(session, s, target, key, translated, strict), timeout, on_result
-        )
+        check_each(chosen, lambda session, s: _send(session, s, target, key, translated, strict), timeout, on_result)
     )
     if claude_code is not None:
         for result in run_claude_code(claude_code, target, api_key=key):

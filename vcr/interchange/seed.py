@@ -350,9 +350,7 @@ class _Entry:
 def _entries(cassette_dir: Path, index: dict[str, Any]) -> Iterator[_Entry]:
     recordings_dir = cassette_dir / "recordings"
     if _lexists(recordings_dir) and not is_directory(recordings_dir):
-        raise FormatError(
-            f"{recordings_dir} is not a directory (a link?); imports stay inside {cassette_dir}"
-        )
+        raise FormatError(f"{recordings_dir} is not a directory (a link?); imports stay inside {cassette_dir}")
     for stem, info in index.items():
         if not isinstance(info, dict):
             info = {}
