@@ -159,7 +159,7 @@ def test_hostile_names_in_the_url_get_a_400_in_every_mode(proxy, upstream, db_pa
 def test_hostile_names_in_the_header_get_a_400(proxy, upstream, db_path, name):
     server = proxy(mode="record")
     request = (
-        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
         b"X-VCR-Cassette: " + name + b"\r\nContent-Length: 2\r\n\r\n{}"
     )
     status, error = error_of(raw_exchange(server.url, request))
@@ -177,7 +177,7 @@ PROXY_STYLE = {
         b"Content-Type: application/json\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
     ),
     "absolute-get": b"GET http://example.com/v1/models HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
-    "asterisk": b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "asterisk": b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
 }
 
 
@@ -200,7 +200,7 @@ def test_slow_headers_get_a_408_and_are_closed(proxy, upstream):
     answers: list[bytes] = []
 
     def slow_client() -> None:
-        answers.append(raw_exchange(server.url, b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+        answers.append(raw_exchange(server.url, b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "))
 
     threads = [threading.Thread(target=slow_client) for _ in range(clients)]
     for thread in threads:
@@ -218,7 +218,7 @@ def test_a_silent_kept_alive_connection_times_out_on_its_next_request(proxy, ups
     server = proxy(mode="record", header_timeout=0.3)
     payload = json.dumps(body()).encode()
     first = (
-        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(payload)}\r\n\r\n".encode()
         + payload
     )
@@ -233,7 +233,7 @@ def test_a_silent_kept_alive_connection_times_out_on_its_next_request(proxy, ups
             assert chunk, answer
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 200 ")
-        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")  # the next request's head, never finished
+        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the next request's head, never finished
         rest = b""
         while chunk := sock.recv(65536):
             rest += chunk
@@ -243,9 +243,9 @@ def test_a_silent_kept_alive_connection_times_out_on_its_next_request(proxy, ups
 
 def test_a_stalled_body_gets_a_408_and_is_closed(proxy, upstream, db_path):
     server = proxy(mode="record", body_timeout=0.3)
-    stalled = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"model\":"
+    stalled = b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\":"
     status, error = error_of(raw_exchange(server.url, stalled))
-    assert status == 408 and "body stalled" in error["message"]
+    assert status == 408 and "did not arrive within" in error["message"]
     assert upstream.calls == [] and recordings(db_path) == 0
 
 
@@ -254,7 +254,7 @@ def test_a_body_over_the_limit_gets_a_413(proxy, upstream, monkeypatch):
 
     monkeypatch.setattr(proxy_module, "MAX_REQUEST_BYTES", 1000)
     server = proxy(mode="record")
-    head = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
     parts = urlsplit(server.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=20) as sock:
         sock.sendall(head)
@@ -277,7 +277,7 @@ def test_a_slow_upstream_is_never_cut_by_the_client_timeouts(proxy, upstream, db
     streaming.start()
     # a slow-header and a stalled-body client on the same proxy: their 408s prove both timeouts have passed
     assert error_of(raw_exchange(server.url, b"GET /v1/models HTTP/1.1\r\n"))[0] == 408
-    stalled = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+    stalled = b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
     assert error_of(raw_exchange(server.url, stalled))[0] == 408
     upstream.script.release()
     streaming.join(30)
@@ -305,8 +305,10 @@ def test_a_failed_save_is_said_in_the_header_of_a_held_answer(proxy, upstream, d
     server = proxy(mode="record")
     status, headers, answer = post(server.url + MESSAGES, body("held"))
     assert status == 200 and headers["x-vcr-outcome"] == "store-error" and json.loads(answer)["type"] == "message"
-    status, headers, answer = post(server.url + MESSAGES, body("streamed", stream=True))
-    assert status == 200 and headers["x-vcr-outcome"] == "recording" and b"message_stop" in answer
+    # a stream's end is held until its save commits: the client sees a cut, never a clean end
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        post(server.url + MESSAGES, body("streamed", stream=True))
+    assert b"message_stop" not in cut.value.partial
     assert recordings(db_path) == 0
 
 
@@ -339,7 +341,7 @@ def hang_up_mid_stream(url: str, text: str) -> None:
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=20)
     sock.sendall(
-        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         + f"x-api-key: {TEST_API_KEY}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
         + payload
     )

@@ -68,7 +68,7 @@ def test_a_silent_upstream_counts_connections_and_never_answers():
         assert silent.connections() == 0
         address = urlsplit(silent.url)
         with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             sock.settimeout(0.2)
             try:
                 answered = sock.recv(1)

@@ -332,7 +332,7 @@ def test_client_hanging_up_mid_stream_stores_nothing(proxy, upstream, db_path):
     payload = json.dumps(body("BIG:400", stream=True)).encode()
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
-            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(payload)}\r\n\r\n".encode()
             + payload
         )

@@ -254,14 +254,20 @@ LARGE_BODY = 4 * 1024 * 1024
 """Responses above this are compressed as they stream in and replayed by streaming decompression, so the
 proxy holds their compressed form only (a tenth of the size for SSE), never the whole raw body."""
 TAIL_BYTES = 8192
+STORE_LIMIT = 256 * 1024 * 1024
+"""The most of one response a record run keeps to store: past it (an endless or huge upstream stream) the
+client still gets every byte, and nothing is stored (a cut recording would replay as a broken answer)."""
 
 
 class ResponseSpool:
     """A response being recorded: small bodies kept as they are, large ones compressed as chunks arrive."""
 
-    def __init__(self, threshold: int = LARGE_BODY, level: int = 3) -> None:
+    def __init__(self, threshold: int = LARGE_BODY, level: int = 3, limit: int | None = None) -> None:
         self.threshold = threshold
         self.level = level
+        self.limit = STORE_LIMIT if limit is None else limit
+        self.dropped = False
+        """Past `limit`: nothing is kept (memory stays bounded), and the response is not stored."""
         self.size = 0
         self.tail = b""
         """The last bytes seen, enough to tell how a stream ended."""
@@ -272,6 +278,12 @@ class ResponseSpool:
     def write(self, data: bytes) -> None:
         self.size += len(data)
         self.tail = (self.tail + data)[-TAIL_BYTES:]
+        if self.dropped:
+            return
+        if self.size > self.limit:
+            self.dropped = True
+            self._parts, self._frame, self._compressor = [], [], None
+            return
         if self._compressor is not None:
             self._frame.append(self._compressor.compress(data))
             return

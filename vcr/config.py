@@ -126,7 +126,22 @@ class ProxyConfig:
         metavar="URL",
         help="Where recorded requests go.",
     )
-    host: str = option("127.0.0.1", decl="--host", env="VCR_HOST", help="Listening address.")
+    host: str = option(
+        "127.0.0.1",
+        decl="--host",
+        env="VCR_HOST",
+        help="Listening address. On loopback, requests whose Host is not a loopback name are refused "
+        "(DNS rebinding); --allow-host adds names.",
+    )
+    allow_host: tuple[str, ...] = option(
+        (),
+        decl="--allow-host",
+        env="VCR_ALLOW_HOST",
+        multiple=True,
+        metavar="NAME",
+        help="Also answer requests whose Host is NAME (a container or machine name); the Host check then "
+        "applies on any listening address. Default: loopback names only, when listening on loopback.",
+    )
     port: int = option(
         8000,
         decl="--port",
@@ -254,7 +269,7 @@ class ProxyConfig:
         env="VCR_BODY_TIMEOUT",
         bounds=(0.01, None),
         metavar="SECONDS",
-        help="Seconds a client may go silent while sending a request body; then it gets a 408 and is closed.",
+        help="Seconds a client may take to send a whole request body; then it gets a 408 and is closed.",
     )
     upstream_read_timeout: float = 600.0
     """Seconds an upstream may stay silent mid-answer; not a flag."""

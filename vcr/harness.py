@@ -99,7 +99,7 @@ class CassetteUse:
     @property
     def unstored(self) -> list[Outcome]:
         """Requests answered from the upstream whose recording could not be saved (the proxy logged why)."""
-        return [o for o in self.outcomes if o.outcome == "store-error"]
+        return [o for o in self.outcomes if o.outcome in ("store-error", "too-large")]
 
     def miss_report(self) -> str:
         """Why this use's requests missed, one paragraph each; empty when none did."""

@@ -63,3 +63,38 @@ def for_client(headers: Iterable[tuple[str, str]], replaced: frozenset[str] = fr
     which the caller sets); lengths are recomputed by aiohttp."""
     dropped = _NOT_FOR_CLIENT | replaced if replaced else _NOT_FOR_CLIENT
     return [(name, value) for name, value in headers if name.lower() not in dropped]
+
+
+NEVER_REPLAYED = frozenset(
+    {"set-cookie", "set-cookie2", "location", "content-location", "refresh", "alt-svc"}
+)
+"""A stored answer must not send the client elsewhere or plant state in it: never replayed from a db."""
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def replay_problem(status: object, headers: Iterable[tuple[object, object]]) -> str | None:
+    """Why a stored status and headers cannot be replayed (a db from elsewhere is data): a status that is not
+    an int in 200-599 (1xx are interim), a redirect (3xx with a Location), a header that is not a token name with a one-line
+    latin-1 value; None when they can."""
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        return f"its stored status {str(status)[:40]!r} is not an HTTP status"
+    if status < 200:  # an interim answer sent as the final one would desynchronise the connection
+        return f"its stored status {status} is an interim answer, never a final one"
+    for name, value in headers:
+        if not isinstance(name, str) or not name or not set(name) <= _TOKEN:
+            return f"a stored header name {str(name)[:40]!r} is not an HTTP token"
+        if not isinstance(value, str) or any(ord(c) < 32 and c != "\t" or c == "\x7f" for c in value):
+            return f"stored header {name} has control characters"
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            return f"stored header {name} is not latin-1 text"
+        if 300 <= status <= 399 and name.lower() == "location":
+            return f"it is a redirect ({status} to {value[:80]!r}), and claude-vcr never replays redirects"
+    return None
+
+
+def for_replay(headers: Iterable[tuple[str, str]], replaced: frozenset[str] = frozenset()) -> Headers:
+    """Stored response headers as replayed: `for_client`, less what redirects, sets cookies or frames."""
+    return for_client(headers, NEVER_REPLAYED | replaced)

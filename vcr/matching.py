@@ -107,6 +107,47 @@ def _strings(value: Any) -> Iterable[str]:
 # --- rules and presets ----------------------------------------------------------------------------------
 
 
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+
+
+def nested_repeat(pattern: str) -> bool:
+    """Whether a regex has a repeat inside a repeat (star height over one), the shape of catastrophic
+    backtracking (`(\\w+\\s?)*$`): rules from a db are data, and Python's `re` has no time limit, so such
+    patterns are refused when rules are loaded rather than run."""
+    try:
+        import re._parser as parser  # type: ignore[import-not-found]  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as parser  # type: ignore[no-redef]
+
+    def walk(items: object, inside: bool) -> bool:
+        for op, value in items:  # type: ignore[attr-defined]
+            name = str(op)
+            if name in _REPEATS:
+                low, high, sub = value
+                repeats = high != low  # `a{3}` is no repetition of choice
+                if repeats and inside:
+                    return True
+                if walk(sub, inside or repeats):
+                    return True
+            elif name == "SUBPATTERN":
+                if walk(value[-1], inside):
+                    return True
+            elif name == "BRANCH":
+                if any(walk(branch, inside) for branch in value[1]):
+                    return True
+            elif name in {"ASSERT", "ASSERT_NOT"}:
+                if walk(value[1], inside):
+                    return True
+            elif name == "GROUPREF_EXISTS":
+                if any(walk(branch, inside) for branch in value[1:] if branch is not None):
+                    return True
+            elif name == "ATOMIC_GROUP":
+                continue  # no backtracking into it
+        return False
+
+    return walk(parser.parse(pattern), False)
+
+
 @dataclass(frozen=True)
 class Replacement:
     """Text matching `pattern` in any string value becomes `placeholder` (before the key is computed)."""
@@ -116,9 +157,15 @@ class Replacement:
 
     def compiled(self) -> re.Pattern[str]:
         try:
-            return re.compile(self.pattern)
+            compiled = re.compile(self.pattern)
         except re.error as error:
             raise RulesError(f"invalid regular expression {self.pattern!r}: {error}") from error
+        if nested_repeat(self.pattern):
+            raise RulesError(
+                f"regular expression {self.pattern!r} repeats a repetition (like `(a+)*`), which can take "
+                "exponential time on a crafted request: write it without the nested repeat"
+            )
+        return compiled
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .matching import KEY_SCHEME, Rules
-from .records import StoredRules
+from .records import StoredRules, utc_now
 
 
 @dataclass
@@ -26,15 +26,20 @@ class CassetteRun:
     rules: Rules
     rules_stored: bool
     """Whether the cassette already has these rules in the db."""
+    rules_json: str | None = None
+    """The rules as the db holds them (compared at each save: a `rekey` may change them meanwhile)."""
+    started: str = field(default_factory=utc_now)
+    """When the run began: recordings made before it are the ones its first take of a key replaces."""
     _next: dict[str, int] = field(default_factory=dict)
     _replaced: set[str] = field(default_factory=set)
 
     @classmethod
-    def start(cls, stored: StoredRules | None, default: Rules) -> CassetteRun:
+    def start(cls, stored: StoredRules | None, default: Rules, started: str | None = None) -> CassetteRun:
         """A cassette as a run finds it: the rules it was recorded with, else `default` (stored later)."""
+        when = {"started": started} if started else {}
         if stored is not None and stored.rules_json:
-            return cls(stored.rules(), rules_stored=True)
-        return cls(default, rules_stored=False)
+            return cls(stored.rules(), rules_stored=True, rules_json=stored.rules_json, **when)
+        return cls(default, rules_stored=False, **when)
 
     def ordinal(self, key: str, given: int | None = None) -> int:
         """The next ordinal of a key in this run; a `given` one (an export's own) is kept, and the count
@@ -55,4 +60,5 @@ class CassetteRun:
         if self.rules_stored:
             return None
         self.rules_stored = True
-        return StoredRules(self.rules.to_json(), KEY_SCHEME)
+        self.rules_json = self.rules.to_json()
+        return StoredRules(self.rules_json, KEY_SCHEME)

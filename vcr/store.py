@@ -7,6 +7,7 @@ The proxy saves and replays through `StoreThread`; import, delete, clear and rek
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import time
@@ -49,6 +50,14 @@ T = TypeVar("T")
 
 
 @db_errors
+class RulesChanged(Exception):
+    """A cassette's stored rules changed (a `rekey`) after the run keyed the recording being saved."""
+
+    def __init__(self, stored: StoredRules) -> None:
+        super().__init__("the cassette's rules changed")
+        self.stored = stored
+
+
 class Store:
     """All SQL that changes the db lives here (and in `maintenance`); callers deal in `Recording`s and
     cassette names."""
@@ -146,14 +155,45 @@ class Store:
         )
         return cursor.lastrowid
 
-    def save(self, recording: Recording) -> Recording:
-        """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins."""
-        columns = encode(recording, self._compressor, self._columns)
+    def save(
+        self,
+        recording: Recording,
+        *,
+        keep_since: str | None = None,
+        rules_json: str | None = None,
+        append: bool = False,
+    ) -> Recording:
+        """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins.
+        `keep_since` (a record run's start): a recording of the same key and ordinal made since then by
+        another run is kept, and this one takes the key's next ordinal. `rules_json` (the rules the key was
+        made with): when the cassette's stored rules are others now (a `rekey` ran), `RulesChanged`.
+        `append`: after the key's last ordinal, replacing nothing."""
         with self.writing():
+            cassette_id = self._cassette_id(recording.cassette, create=True)
+            if rules_json is not None:
+                current = self._conn.execute(
+                    "SELECT rules_json, key_scheme FROM cassettes WHERE id = ?", [cassette_id]
+                ).fetchone()
+                if current[0] and current[0] != rules_json:
+                    raise RulesChanged(StoredRules(current[0], current[1]))
+            if append:
+                last = self._conn.execute(
+                    "SELECT max(ordinal) FROM recordings WHERE cassette_id = ? AND key = ?",
+                    [cassette_id, recording.key],
+                ).fetchone()[0]
+                recording.ordinal = 0 if last is None else last + 1
+            elif keep_since is not None:
+                taken = self._conn.execute(
+                    "SELECT created_at >= ?, (SELECT max(ordinal) FROM recordings WHERE cassette_id = ? AND key = ?)"
+                    " FROM recordings WHERE cassette_id = ? AND key = ? AND ordinal = ?",
+                    [keep_since, cassette_id, recording.key, cassette_id, recording.key, recording.ordinal],
+                ).fetchone()
+                if taken is not None and taken[0]:
+                    recording.ordinal = taken[1] + 1  # another run's, made while this one ran: both kept
+            columns = encode(recording, self._compressor, self._columns)
             codec, packed, new_chunk_bytes = self._store_request(recording.request_body)
             recording.stored_size = len(packed) + new_chunk_bytes + len(columns["response_body"])
             columns.update(request_codec=codec, request_body=packed, stored_size=recording.stored_size)
-            cassette_id = self._cassette_id(recording.cassette, create=True)
             columns["cassette_id"] = cassette_id
             self._conn.execute(
                 "UPDATE cassettes SET key_scheme = ? WHERE id = ?", [recording.key_scheme, cassette_id]
@@ -189,15 +229,22 @@ class Store:
             added += len(data)
         return CHUNKED_CODEC, pack_ids(ids), added
 
-    def forget_key(self, cassette: str, key: str) -> int:
-        """Drop every recording of a key: a record run starts that request's sequence afresh."""
+    def forget_key(self, cassette: str, key: str, before: str | None = None) -> int:
+        """Drop the recordings of a key: a record run starts that request's sequence afresh. `before` (the
+        run's start) drops only those made before it, never those a concurrent run has just made."""
         cassette_id = self._cassette_id(cassette, create=False)
         if cassette_id is None:
             return 0
         with self.writing():
-            cursor = self._conn.execute(
-                "DELETE FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
-            )
+            if before is None:
+                cursor = self._conn.execute(
+                    "DELETE FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
+                )
+            else:
+                cursor = self._conn.execute(
+                    "DELETE FROM recordings WHERE cassette_id = ? AND key = ? AND NOT coalesce(created_at >= ?, 0)",
+                    [cassette_id, key, before],
+                )
         return cursor.rowcount
 
     def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
@@ -399,8 +446,8 @@ class StoreThread:
     async def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
         return await self._run(self.store.catalog.key_for_raw, cassette, raw)
 
-    async def forget_key(self, cassette: str, key: str) -> int:
-        return await self._run(self.store.forget_key, cassette, key)
+    async def forget_key(self, cassette: str, key: str, before: str | None = None) -> int:
+        return await self._run(self.store.forget_key, cassette, key, before)
 
     async def cassette_rules(self, cassette: str) -> StoredRules | None:
         return await self._run(self.store.catalog.cassette_rules, cassette)
@@ -412,9 +459,10 @@ class StoreThread:
             self.failed += 1  # made just before a recording's save, which then does not happen
             raise
 
-    async def save(self, recording: Recording) -> Recording:
+    async def save(self, recording: Recording, **how: Any) -> Recording:
+        """`Store.save` on the store thread (`how`: its keyword arguments), counted."""
         try:
-            saved = await self._run(self.store.save, recording)
+            saved = await self._run(functools.partial(self.store.save, **how), recording)
         except Exception:
             self.failed += 1
             raise

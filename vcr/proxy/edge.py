@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from ..loopback import is_loopback
 from ..protocol import error_body
+from ..secrets import redact_target
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
@@ -28,22 +29,78 @@ class BodyRefused(Exception):
         self.response = response
 
 
-def refusal(request: web.BaseRequest) -> web.Response | None:
-    """A 400 for what an HTTP proxy gets but a base URL never does: CONNECT, and targets that are not a path
-    (`GET http://host/ HTTP/1.1`, `OPTIONS *`); never forwarded, never stored, in every mode."""
-    if request.method == "CONNECT":
-        reason = "CONNECT"
-    elif not request.raw_path.startswith("/"):
-        reason = f"the request target {request.raw_path[:200]!r}"
-    else:
-        return None
-    response = error_response(
-        400,
-        "invalid_request_error",
-        f"claude-vcr is not an HTTP proxy and refuses {reason}: set the client's base URL to it "
-        "(ANTHROPIC_BASE_URL=http://127.0.0.1:8000) and send paths such as /v1/messages",
+JSON_ROUTES = ("/messages", "/complete", "/chat/completions", "/responses", "/invoke", "RawPredict")
+"""Paths (by ending, or containing, past a `/c/NAME` prefix) whose POST bodies are JSON for every API client."""
+
+_SIMPLE_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def wrong_host(host: str, listening: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a request's Host is refused: on loopback (or with `--allow-host`), only loopback names and the
+    allowed ones are answered, so a web page reached through DNS rebinding cannot use the proxy."""
+    if not allowed and not is_loopback(listening.strip("[]")):
+        return False
+    name = host.lower().strip("[]")
+    return not (is_loopback(host) or is_loopback(name) or name in {a.lower() for a in allowed} | {listening})
+
+
+def not_json(method: str, path: str, content_type: str, has_body: bool) -> bool:
+    """Whether a POST that every API client sends as JSON comes as a browser's simple request (text/plain,
+    a form, or no type), which a web page on another site could send without asking."""
+    if method != "POST" or not has_body or not any(route in path for route in JSON_ROUTES):
+        return False
+    media = content_type.split(";")[0].strip().lower()
+    return not (media == "application/json" or media.endswith("+json")) and (
+        not media or media in _SIMPLE_TYPES
     )
-    response.force_close()  # a CONNECT's tunnel, or whatever follows, is never read
+
+
+def _host_name(request: web.BaseRequest) -> str:
+    """The Host header's name without its port; '' when it has none or cannot be parsed."""
+    try:
+        return request.url.host or ""
+    except ValueError:
+        return ""
+
+
+def refusal(
+    request: web.BaseRequest, listening: str = "127.0.0.1", allowed: tuple[str, ...] = ()
+) -> web.Response | None:
+    """A 400 for what an HTTP proxy gets but a base URL never does: CONNECT, and targets that are not a path
+    (`GET http://host/ HTTP/1.1`, `OPTIONS *`); a 403 for a Host that is not ours and for a browser's
+    cross-site simple POST; never forwarded, never stored, never diagnosed, in every mode."""
+    if request.method == "CONNECT" or not request.raw_path.startswith("/"):
+        what = (
+            "CONNECT"
+            if request.method == "CONNECT"
+            else f"the request target {redact_target(request.raw_path[:200])!r}"
+        )
+        response = error_response(
+            400,
+            "invalid_request_error",
+            f"claude-vcr is not an HTTP proxy and refuses {what}: set the client's base URL to it "
+            "(ANTHROPIC_BASE_URL=http://127.0.0.1:8000) and send paths such as /v1/messages",
+        )
+        response.force_close()  # a CONNECT's tunnel, or whatever follows, is never read
+        return response
+    if wrong_host(_host_name(request), listening, allowed):
+        return _forbidden(
+            f"claude-vcr answers only loopback Host names here, not {request.host[:100]!r} "
+            "(a web page reached through DNS rebinding): pass --allow-host NAME to allow another"
+        )
+    content_type = request.headers.get("Content-Type", "")
+    if not_json(request.method, request.raw_path, content_type, request.body_exists):
+        return _forbidden(
+            f"claude-vcr takes {request.raw_path.split('?')[0][:100]} bodies as application/json only, not "
+            f"{content_type[:60] or 'no Content-Type'!r} (what a web page on another site could send)"
+        )
+    return None
+
+
+def _forbidden(message: str) -> web.Response:
+    """A 403 the SDKs do not retry, closing the connection (the body is never read)."""
+    response = error_response(403, "permission_error", message)
+    response.force_close()
     return response
 
 
@@ -119,7 +176,7 @@ class _Server(web.Server):
 
 
 async def read_body(request: web.BaseRequest, body_timeout: float) -> bytes:
-    """The request body, read with an idle timeout and a size limit (at once when it is all here)."""
+    """The request body, read within a total deadline and a size limit (at once when it is all here)."""
     content = request.content
     if content.is_eof():
         body = await content.read()
@@ -130,10 +187,10 @@ async def read_body(request: web.BaseRequest, body_timeout: float) -> bytes:
             response = error_response(
                 408,
                 "timeout_error",
-                f"claude-vcr: the request body stalled for {body_timeout:g}s",
+                f"claude-vcr: the request body did not arrive within {body_timeout:g}s",
             )
             response.force_close()
-            raise BodyRefused("the client stopped sending the body", response) from None
+            raise BodyRefused(f"the body was not all sent within {body_timeout:g}s", response) from None
     if len(body) > MAX_REQUEST_BYTES:
         response = error_response(
             413, "request_too_large", f"claude-vcr takes request bodies up to {MAX_REQUEST_BYTES} bytes"
@@ -144,21 +201,16 @@ async def read_body(request: web.BaseRequest, body_timeout: float) -> bytes:
 
 
 async def _read_arriving(content: Any, seconds: float) -> bytes:
-    """Read until the end or past the size limit; TimeoutError after `body_timeout` seconds without data.
-    One rescheduled timeout per body (3.11+): a `wait_for` per chunk cost replay throughput."""
+    """Read until the end or past the size limit; TimeoutError when the whole body has not come within
+    `body_timeout` seconds (a total deadline: a body trickling a byte at a time is cut too)."""
     pieces = bytearray()
-    if sys.version_info < (3, 11):
-        while len(pieces) <= MAX_REQUEST_BYTES and (
-            chunk := await asyncio.wait_for(content.readany(), seconds)
-        ):
-            pieces += chunk
-        return bytes(pieces)
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout(seconds) as window:
+
+    async def read_all() -> bytes:
         while len(pieces) <= MAX_REQUEST_BYTES and (chunk := await content.readany()):
-            pieces += chunk
-            window.reschedule(loop.time() + seconds)
-    return bytes(pieces)
+            pieces.extend(chunk)
+        return bytes(pieces)
+
+    return await asyncio.wait_for(read_all(), seconds)
 
 
 def local_answer(method: str) -> web.Response:

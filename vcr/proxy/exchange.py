@@ -76,6 +76,8 @@ class Exchange:
     raw_hash: str | None = None
     note: str | None = None
     """Said in the log under the request's line (why a replay missed)."""
+    rules_changed: bool = False
+    """The cassette's stored rules changed while this request was recorded (it was saved under them)."""
 
     @property
     def key(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -16,14 +17,15 @@ from ..catalog import Catalog
 from ..config import ProxyConfig
 from ..conversation import ConversationMatch, match_conversation
 from ..diagnosis import MissReport, explain_miss
-from ..errors import BadRequestBody, NotFound, UpstreamError
+from ..errors import BadRequestBody, NotFound, RulesError, UpstreamError
 from ..matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
 from ..names import BadCassetteName, validate_cassette_name
 from ..record_run import CassetteRun
-from ..records import Recording
+from ..records import Recording, utc_now
 from ..secrets import redact as redact_text
 from ..secrets import redact_target
 from ..store import DamagedRecording, Store, StoreThread
+from ..untrusted import StoredValueError
 from .decide import Forward, Local, MatchConversation, Miss, Read, Reject, Replay, decide, route
 from .edge import BodyRefused, error_response, local_answer, read_body, refusal
 from .exchange import (
@@ -41,6 +43,9 @@ from .replay import ReplayCache, send_recording
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
+
+KEY_ON_LOOP_BYTES = 256 * 1024
+"""Request bodies larger than this are keyed in a worker thread, so one large request never stalls others."""
 
 
 def unknown_cassette(catalog: Catalog, name: str) -> str | None:
@@ -75,6 +80,9 @@ class Proxy:
         self.cassettes: dict[str, CassetteState] = {}
         self.replays = ReplayCache()
         self.recorder = Recorder(config, upstream, store)
+        self.started: dict[str, str] = {}
+        """When each cassette's record run began (a test's restart begins a new one), else `began`."""
+        self.began = utc_now()
 
     def settings(self, cassette: str) -> ProxyConfig:
         """What governs a cassette: its own policy when it has one, else the proxy's config."""
@@ -84,6 +92,7 @@ class Proxy:
         """Forget what this run knows of a cassette (repeat order, rules read) and give it its own settings."""
         self.cassettes.pop(cassette, None)
         self.replays.drop_cassette(cassette)
+        self.started[cassette] = utc_now()
         if settings is None:
             self.policies.pop(cassette, None)
         else:
@@ -106,7 +115,7 @@ class Proxy:
         if state is None:
             stored = await self.store.cassette_rules(name)
             rules = self.settings(name).rules
-            run = CassetteRun.start(stored, rules)
+            run = CassetteRun.start(stored, rules, self.started.get(name, self.began))
             if stored is not None and run.rules_stored:
                 if run.rules != rules:
                     log.warning(
@@ -151,9 +160,10 @@ class Proxy:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        refused = refusal(request)
+        refused = refusal(request, self.config.host, self.config.allow_host)
         if refused is not None:
-            self._log("rejected", None, request.method, request.raw_path, refused.status, started)
+            target = redact_target(request.raw_path[:200])
+            self._log("rejected", None, request.method, target, refused.status, started)
             return refused
         try:
             body = await read_body(request, self.config.body_timeout)
@@ -162,8 +172,18 @@ class Proxy:
             response = error_response(400, "invalid_request_error", str(error))
             self._log("rejected", None, request.method, redact_target(request.path_qs), 400, started)
             return response
+        except ConnectionResetError:  # the client hung up while sending its body: one line, no traceback
+            self._log("client-gone", None, request.method, redact_target(request.path_qs), 499, started)
+            return web.Response(status=499)
         except BodyRefused as error:
-            self._log("rejected", None, request.method, request.path_qs, error.response.status, started)
+            self._log(
+                "rejected",
+                None,
+                request.method,
+                redact_target(request.path_qs),
+                error.response.status,
+                started,
+            )
             self.say(f"            {error}")
             return error.response
         if exchange.path.startswith(CONTROL_PREFIX):
@@ -175,6 +195,10 @@ class Proxy:
                 error_response(400, "invalid_request_error", f"claude-vcr: {error}"),
                 "rejected",
             )
+        except RulesError as error:  # a cassette's stored rules that are refused (see matching.nested_repeat)
+            text = f"claude-vcr: cassette '{exchange.cassette}' has stored rules that cannot be used: {error}"
+            log.error("%s", text)
+            response, outcome = error_response(502, "api_error", text), "bad-rules"
         except ConnectionResetError:
             # the client hung up: one line here, no traceback from aiohttp (the answer was not stored)
             self._log("client-gone", exchange, exchange.method, exchange.stored_target, 499, started)
@@ -223,6 +247,10 @@ class Proxy:
                 recordings = await self._recordings(exchange.cassette, exchange.key)
             except DamagedRecording as error:
                 log.error("%s", error)
+                if isinstance(error.__cause__, StoredValueError):  # valid bytes, values claude-vcr never writes
+                    response = error_response(502, "api_error", f"{error} (claude-vcr never replays it)")
+                    response.headers.update({"x-vcr-outcome": "unsafe", "x-vcr-key": exchange.key})
+                    return response, "unsafe"
                 return error_response(500, "api_error", str(error)), "damaged"
             decision = decide(settings, exchange.ordinal, len(recordings))
         if isinstance(decision, MatchConversation):
@@ -254,10 +282,13 @@ class Proxy:
         """Record (or pass on) through the recorder; a saved answer replaces what the cache held of its key."""
         if how.replace:
             self.replays.drop(exchange.cassette, exchange.key)
-            await self.store.forget_key(exchange.cassette, exchange.key)
+            await self.store.forget_key(exchange.cassette, exchange.key, state.run.started)
         response, outcome = await self.recorder.forward(exchange, how, state.run if how.record else None)
         if outcome == "recorded":
             self.replays.drop(exchange.cassette, exchange.key)
+        if exchange.rules_changed:  # a `rekey` ran: the next request reads the cassette's new rules
+            self.cassettes.pop(exchange.cassette, None)
+            self.replays.drop_cassette(exchange.cassette)
         return response, outcome
 
     async def _replay(
@@ -297,7 +328,11 @@ class Proxy:
         if known is not None:
             keyed = KeyedRequest(known[0], body, state.run.rules, wants_stream=known[1])
         else:
-            keyed = key_request(exchange.method, exchange.path, exchange.query, body, state.run.rules)
+            arguments = (exchange.method, exchange.path, exchange.query, body, state.run.rules)
+            if len(body) > KEY_ON_LOOP_BYTES:
+                keyed = await asyncio.to_thread(key_request, *arguments)  # other clients go on meanwhile
+            else:
+                keyed = key_request(*arguments)
         if not seen:
             state.seen_bytes += len(body)
             if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:

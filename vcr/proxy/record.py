@@ -18,18 +18,21 @@ from ..adapters import Upstream, UpstreamReply
 from ..compression import ResponseSpool
 from ..config import ProxyConfig
 from ..errors import UpstreamError
-from ..matching import KEY_SCHEME, short_key
+from ..matching import KEY_SCHEME, key_request, short_key
 from ..record_run import CassetteRun
-from ..records import Recording
+from ..records import Recording, StoredRules
 from ..redact import screen
 from ..storable import NOT_STORED, Verdict, by_status, verdict
-from ..store import StoreThread
+from ..store import RulesChanged, StoreThread
 from .decide import Forward
 from .edge import error_response, local_answer
 from .exchange import HELD_BYTES, Exchange
 from .monitor import check_answer
 
 log = logging.getLogger("claude_vcr.proxy")
+
+FINAL_EVENT = b"\nevent: message_stop"
+"""Where a Messages stream's end begins (a newline first: JSON text never holds a raw one)."""
 
 
 @dataclass
@@ -41,6 +44,39 @@ class Relayed:
     spool: ResponseSpool = field(default_factory=ResponseSpool)
     timings: list[tuple[int, float]] = field(default_factory=list)
     held: list[bytes] | None = None
+    end: bytearray | None = None
+    """The end of a recorded answer, sent only once its save commits (a clean end only of what was stored):
+    a stream's from the chunk bringing its final event on, another answer's last chunk."""
+    _tail: bytes = b""
+
+    def pass_on(self, chunk: bytes, streamed: bool) -> bytes:
+        """What of a recorded answer's chunk goes to the client now; the rest is kept in `end`."""
+        if not streamed:
+            before, self.end = self.end, bytearray(chunk)
+            return bytes(before or b"")
+        if self.end is not None:
+            self.end += chunk
+            return b""
+        window = self._tail + chunk
+        if FINAL_EVENT in window:
+            self.end = bytearray(chunk)
+            return b""
+        self._tail = window[-len(FINAL_EVENT) :]
+        return chunk
+
+
+def rekeyed(recording: Recording, exchange: Exchange, stored: StoredRules) -> None:
+    """Give a recording the key its request has under a cassette's new rules, after that key's recordings
+    (it is a new take, never replacing what the rekey moved there)."""
+    keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, stored.rules())
+    recording.key, recording.fingerprints, recording.key_scheme = (
+        keyed.key,
+        keyed.fingerprints,
+        stored.key_scheme or KEY_SCHEME,
+    )
+    recording.ordinal = (
+        1 << 30
+    )  # past any ordinal; `keep_since` never moves it, the replay order keeps it last
 
 
 class Recorder:
@@ -84,6 +120,16 @@ class Recorder:
             relayed = await self._relay(exchange, upstream, record, sent_at)
             if isinstance(relayed, web.Response):
                 return relayed, "upstream-error"
+            if record and relayed.spool.dropped:  # an endless or huge answer: relayed whole, not stored
+                log.warning(
+                    "not stored: %s %s answered over %d bytes (the most a recording keeps)",
+                    exchange.method,
+                    exchange.stored_target,
+                    relayed.spool.limit,
+                )
+                exchange.note = f"not stored: the answer was over {relayed.spool.limit} bytes"
+                await self._finish(exchange, relayed, "too-large")
+                return relayed.response, "too-large"
             decided = first
             if record:
                 tail = relayed.spool.tail
@@ -97,6 +143,9 @@ class Recorder:
                 record = decided.store
             if how.record and not record:
                 self._not_stored(exchange, upstream.status, decided)
+            transport = exchange.request.transport
+            if relayed.end is not None and (transport is None or transport.is_closing()):
+                raise ConnectionResetError("the client hung up before the end")  # as a write would have said
             outcome = await self._save(exchange, upstream, relayed, sent_at, run) if record else "passthrough"
             await self._finish(exchange, relayed, outcome)
         finally:
@@ -135,7 +184,9 @@ class Recorder:
                 relayed.timings.append((len(chunk), (time.perf_counter() - sent_at) * 1000))
                 relayed.spool.write(chunk)
                 if relayed.held is None:
-                    await response.write(chunk)
+                    now = relayed.pass_on(chunk, streamed) if record else chunk
+                    if now:
+                        await response.write(now)
                     continue
                 relayed.held.append(chunk)
                 if relayed.spool.size > HELD_BYTES:  # too large to hold: streamed on, as `recording`
@@ -173,7 +224,16 @@ class Recorder:
             stored_rules = run.rules_to_store() if run is not None else None
             if stored_rules is not None:
                 await self.store.set_cassette_rules(exchange.cassette, stored_rules)
-            await self.store.save(recording)
+            if run is None:
+                await self.store.save(recording)
+                return "recorded"
+            try:
+                await self.store.save(recording, keep_since=run.started, rules_json=run.rules_json)
+            except RulesChanged as changed:  # a `rekey` ran meanwhile: saved under the new rules' key
+                await asyncio.to_thread(rekeyed, recording, exchange, changed.stored)
+                exchange.rules_changed = True
+                exchange.note = f"the cassette's rules changed while recording: stored under key {short_key(recording.key)}"
+                await self.store.save(recording, rules_json=changed.stored.rules_json, append=True)
             return "recorded"
         except Exception as error:
             log.error(
@@ -185,6 +245,15 @@ class Recorder:
         """End the answer: a held one is sent now, saying whether it was stored."""
         response = relayed.response
         if relayed.held is None:
+            if outcome == "store-error":
+                # the client must not see a clean end of what was not stored: cut before the last chunk
+                exchange.note = "the recording could not be stored: the stream was cut before its end"
+                response.force_close()
+                if exchange.request.transport is not None:
+                    exchange.request.transport.close()
+                return
+            if relayed.end:
+                await response.write(bytes(relayed.end))
             await response.write_eof()
             return
         response.headers["x-vcr-outcome"] = outcome

@@ -11,8 +11,9 @@ from collections import OrderedDict
 import zstandard
 from aiohttp import web
 
-from .. import conversion, eventstream
+from .. import conversion, eventstream, sse
 from .. import headers as header_rules
+from ..conversion import JSON_MEDIA_TYPE
 from ..matching import short_key
 from ..records import Recording
 from .edge import error_response
@@ -62,22 +63,72 @@ class ReplayCache:
             self.drop(name, key)
 
 
-def convert(exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
-    """A stream for a non-streaming request (the Message it accumulates to), or the reverse, for the Messages
-    API, Vertex and Bedrock's frames (vcr.conversion); None when the recording is sent as it is."""
-    wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
+CONVERT_LIMIT = 64 * 1024 * 1024
+"""The most of a large (frame-kept) recording read into memory to convert it between SSE and JSON."""
+
+
+class Unconvertible(Exception):
+    """A recording in the other form than the request asks for that cannot be converted."""
+
+
+def _whole_body(recording: Recording) -> bytes:
+    """The response bytes of a recording, a large one decompressed up to `CONVERT_LIMIT`."""
+    if recording.response_frame is None:
+        return recording.response_body
+    reader = recording.response_reader()
+    try:
+        body = reader.read(CONVERT_LIMIT + 1)
+    except zstandard.ZstdError as error:
+        raise Unconvertible(f"it is damaged ({error})") from None
+    if len(body) > CONVERT_LIMIT:
+        raise Unconvertible(f"it is over {CONVERT_LIMIT} bytes")
+    return body
+
+
+def _converted(exchange: Exchange, recording: Recording, wants_stream: bool) -> tuple[bytes, str] | None:
+    """The recording's body in the form asked for (Messages API, Vertex, Bedrock frames: vcr.conversion)."""
     try:
         return conversion.convert(
             exchange.path,
             wants_stream,
             recording.status,
             recording.response_headers,
-            recording.response_body,
+            _whole_body(recording),
             exchange.request.headers,
         )
     except (ValueError, KeyError, TypeError) as error:
-        log.warning("could not convert recording %s: %s", short_key(recording.key), error)
+        raise Unconvertible(str(error)) from None
+
+
+async def convert(exchange: Exchange, recording: Recording) -> tuple[bytes, str] | None:
+    """A stream for a non-streaming request (the Message it accumulates to), or the reverse; None when the
+    recording is sent as it is; `Unconvertible` when it cannot be (never raw SSE to a JSON request). A large
+    recording is converted off the event loop, and read only when it must be converted."""
+    wants_stream = exchange.keyed is not None and exchange.keyed.wants_stream
+    if recording.response_frame is None:
+        return _converted(exchange, recording, wants_stream)
+    if not 200 <= recording.status < 300 or not conversion.converts(exchange.path):
         return None
+    headers = recording.response_headers
+    kind = sse.media_type(headers)
+    is_stream = eventstream.is_framed(headers) or kind == sse.SSE_MEDIA_TYPE
+    if wants_stream == is_stream or not (is_stream or kind == JSON_MEDIA_TYPE):
+        return None
+    return await asyncio.to_thread(_converted, exchange, recording, wants_stream)
+
+
+def unreplayable(exchange: Exchange, recording: Recording, problem: str) -> web.Response:
+    """A 502 naming the recording that is not replayed, and why (never its redirect followed)."""
+    text = (
+        f"claude-vcr: recording {short_key(recording.key)} in cassette '{exchange.cassette}' is not replayed: "
+        f"{problem}. Re-record it, or delete it with `claude-vcr delete`."
+    )
+    log.warning("%s", text)
+    exchange.note = text
+    response = error_response(502, "api_error", text)
+    response.headers["x-vcr-outcome"] = "unsafe"
+    response.headers["x-vcr-key"] = recording.key
+    return response
 
 
 def damaged_frames(recording: Recording) -> str | None:
@@ -92,7 +143,11 @@ async def send_recording(
     exchange: Exchange, recording: Recording, outcome: str, pace: float | None, check: bool
 ) -> tuple[web.StreamResponse, str]:
     """The recorded answer: exact bytes, converted between SSE and JSON when the request asks for the other
-    form, paced like the original when told to; a large one decompressed as it is sent."""
+    form, paced like the original when told to; a large one decompressed as it is sent. A stored answer that
+    could redirect, or is not valid HTTP, is replaced by a one-line error naming it."""
+    problem = header_rules.replay_problem(recording.status, recording.response_headers)
+    if problem is not None:
+        return unreplayable(exchange, recording, problem), "unsafe"
     damage = damaged_frames(recording)
     if damage is not None:
         message = f"claude-vcr: recording {short_key(recording.key, recording.ordinal)} is damaged: {damage}"
@@ -101,7 +156,11 @@ async def send_recording(
         return error_response(500, "api_error", message), "damaged"
     body = recording.response_body
     timings = recording.timings
-    converted = convert(exchange, recording)
+    try:
+        converted = await convert(exchange, recording)
+    except Unconvertible as error:
+        problem = f"it is {'not ' if exchange.keyed and exchange.keyed.wants_stream else ''}a stream and "
+        return unreplayable(exchange, recording, problem + f"could not be converted: {error}"), "unsafe"
     replaced = _VCR_HEADERS
     if converted is not None:
         body, content_type = converted
@@ -109,7 +168,7 @@ async def send_recording(
         timings = []
         outcome += "-converted"
     # a list, not a CIMultiDict: aiohttp copies the headers into its own anyway
-    headers = header_rules.for_client(recording.response_headers, replaced)
+    headers = header_rules.for_replay(recording.response_headers, replaced)
     if converted is not None:
         headers.append(("content-type", content_type))
     headers += [("x-vcr-outcome", outcome), ("x-vcr-key", recording.key)]

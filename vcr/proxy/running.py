@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -18,6 +21,7 @@ from ..catalog import Catalog
 from ..config import ProxyConfig
 from ..errors import ListenError, cannot_listen
 from ..names import some_names
+from ..secrets import redact_query
 from ..storable import not_stored_line
 from ..store import StoreThread
 from . import edge
@@ -34,6 +38,16 @@ def cassette_counts(catalog: Catalog) -> dict[str, int]:
     return {row.name: row.recordings for row in catalog.cassettes()}
 
 
+def shown_url(url: str) -> str:
+    """A URL as printed: a password in it and credentials in its query replaced by `<REDACTED>`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:<REDACTED>@{host}" if ":" in user else f"<REDACTED>@{host}"
+    return urlunsplit(parts._replace(netloc=netloc, query=redact_query(parts.query)))
+
+
 def startup_warnings(config: ProxyConfig, counts: dict[str, int]) -> list[str]:
     """What a person should know before the first request: a default cassette with nothing to replay (what
     then happens to requests naming no cassette, in the words of the mode and fallback that decide it)."""
@@ -41,7 +55,7 @@ def startup_warnings(config: ProxyConfig, counts: dict[str, int]) -> list[str]:
         return []
     others = [f"{name} ({count})" for name, count in sorted(counts.items()) if count]
     if config.mode == "auto" or config.fallback == "fallback":
-        then = f"requests that name no cassette are forwarded to {config.upstream} and recorded"
+        then = f"requests that name no cassette are forwarded to {shown_url(config.upstream)} and recorded"
     else:
         then = "requests that name no cassette will miss"
     there = f"cassettes in {config.db}: {some_names(others)}" if others else f"{config.db} has no recordings"
@@ -82,7 +96,7 @@ class RunningProxy:
         mode = self.config.mode + (f" ({self.config.fallback})" if self.config.mode == "replay" else "")
         return (
             f"claude-vcr listening on {self.url} mode={mode} cassette={self.config.cassette} "
-            f"db={self.config.db} upstream={self.config.upstream}"
+            f"db={self.config.db} upstream={shown_url(self.config.upstream)}"
         )
 
 
@@ -106,6 +120,37 @@ class RequestLog:
             self.stream.flush()
 
 
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class ResourceWarnings:
+    """The event loop's exception handler while serving: running out of file descriptors is one log line a
+    second at most (asyncio's accept loop reports every failed accept, with a traceback), the rest as usual."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.said_at: float | None = None
+        self.unsaid = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if not (isinstance(error, OSError) and error.errno in OUT_OF_RESOURCES):
+            loop.default_exception_handler(context)
+            return
+        now = self.clock()
+        if self.said_at is not None and now - self.said_at < 1.0:
+            self.unsaid += 1
+            return
+        more = f" ({self.unsaid} more since the last line)" if self.unsaid else ""
+        log.error(
+            "claude-vcr: out of resources (%s): new connections wait until some close; raise the limit "
+            "(ulimit -n) or make fewer at once%s",
+            error.strerror or error,
+            more,
+        )
+        self.said_at, self.unsaid = now, 0
+
+
 @asynccontextmanager
 async def running(
     config: ProxyConfig, say: Callable[[str], None] | None = None, observer: Observer | None = None
@@ -115,6 +160,8 @@ async def running(
     upstream = open_upstream(config)
     proxy = Proxy(config, store, upstream, say, observer)
     loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(ResourceWarnings())
 
     def make_request(*args: Any) -> web.BaseRequest:
         return web.BaseRequest(*args, loop, client_max_size=edge.MAX_REQUEST_BYTES)
@@ -145,6 +192,7 @@ async def running(
         await runner.cleanup()
         await upstream.close()
         await store.close()
+        loop.set_exception_handler(previous_handler)
 
 
 def serve(config: ProxyConfig, announce=print) -> int:

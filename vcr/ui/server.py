@@ -9,7 +9,6 @@ otherwise let a web page read recorded prompts).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import signal
 import sqlite3
@@ -28,6 +27,7 @@ from ..catalog import Catalog
 from ..diagnosis import MissReport, SavedRequest, explain, read_request_file
 from ..errors import ClaudeVCRError, NotFound, cannot_listen
 from ..lint import lint, lint_detail
+from ..loopback import is_loopback
 from ..matching import json_differences, key_request, normalise, parse_json_body
 from . import pages
 
@@ -48,18 +48,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 LOOPBACK_ONLY = web.AppKey("loopback_only", bool)
 """Whether the viewer is bound to loopback, and so answers loopback Host names only."""
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
