@@ -36,9 +36,17 @@ def claude_code_version(binary: str) -> str:
 
 
 def run_claude(
-    claude: str, base_url: str, workdir: Path, home: Path, *args: str
+    claude: str,
+    base_url: str,
+    workdir: Path,
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    date: str | None = None,
 ) -> subprocess.CompletedProcess:
-    env = {
+    """`claude -p ARGS` in `workdir` with its own HOME; `env` adds or drops (value "") variables, `date`
+    (`2027-03-14`) runs it under faketime."""
+    base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": base_url,
@@ -47,10 +55,14 @@ def run_claude(
         "DISABLE_AUTOUPDATER": "1",
         "TERM": "dumb",
     }
+    base.update(env or {})
+    command = [claude, "-p", *args]
+    if date is not None:
+        command = ["faketime", f"{date} 12:00:00", *command]
     return subprocess.run(
-        [claude, "-p", *args],
+        command,
         cwd=workdir,
-        env=env,
+        env={k: v for k, v in base.items() if v},
         capture_output=True,
         text=True,
         timeout=120,

@@ -2,6 +2,7 @@
 
 What it answers depends on the last user text of a Messages request:
 - `RUN:<command>` with a `Bash` tool offered: a Bash tool_use (as Claude Code's tool turns);
+- `AGENT:<prompt>` with an `Agent` tool offered: an Agent tool_use starting a subagent with that prompt;
 - `weather` with a `get_weather` tool offered: a get_weather tool_use;
 - a tool_result as the last content: a text turn quoting the result;
 - `SLOW`: the stream pauses after its first event until `release()` is called (or the server stops);
@@ -166,6 +167,20 @@ class ScriptedUpstream:
                     "id": f"toolu_scripted{number:04d}",
                     "name": "Bash",
                     "input": {"command": command, "description": "Run the requested command"},
+                },
+            ]
+        elif (agent := re.search(r"AGENT:\s*(.+)", text)) and "Agent" in tool_names:
+            blocks = [
+                {"type": "text", "text": "I'll ask a subagent."},
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_scripted{number:04d}",
+                    "name": "Agent",
+                    "input": {
+                        "description": "Ask a helper",
+                        "prompt": agent.group(1).strip(),
+                        "subagent_type": "general-purpose",
+                    },
                 },
             ]
         elif "weather" in text and "get_weather" in tool_names:
