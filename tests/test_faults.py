@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import faults
-from tests.support.faults import Serve, claude_vcr, holding_upstream, post, request_body
+from tests.support.faults import Serve, claude_vcr, holding_upstream, one_line_error, post, request_body
 
 
 @pytest.fixture(autouse=True)
@@ -25,15 +25,6 @@ def no_serve_left() -> Iterator[None]:
     """A test that fails part-way leaves no `serve` process running."""
     yield
     faults.kill_leftovers()
-
-
-def one_line_error(done: subprocess.CompletedProcess) -> str:
-    """A refused command: exit status 1, one line on stderr, no traceback."""
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr + done.stdout
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
 
 
 def digest(path: Path) -> str:

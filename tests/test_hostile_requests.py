@@ -250,7 +250,7 @@ def test_a_stalled_body_gets_a_408_and_is_closed(proxy, upstream, db_path):
 
 
 def test_a_body_over_the_limit_gets_a_413(proxy, upstream, monkeypatch):
-    from claude_vcr import proxy as proxy_module
+    from claude_vcr.proxy import edge as proxy_module  # the edge reads bodies and owns their limit
 
     monkeypatch.setattr(proxy_module, "MAX_REQUEST_BYTES", 1000)
     server = proxy(mode="record")

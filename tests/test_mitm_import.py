@@ -241,7 +241,7 @@ def test_a_bad_dump_through_the_library_rolls_back(tmp_path):
             import_dump(store, stream, "x")
         assert caught.value.flows_read == 4
         assert store.count() == 0
-        assert store.cassette_rules("x") is None
+        assert store.catalog.cassette_rules("x") is None
 
 
 def test_a_large_dump_shows_a_progress_bar_on_a_terminal(tmp_path):

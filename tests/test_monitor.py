@@ -65,7 +65,7 @@ def test_check_logs_protocol_violations_with_the_key(proxy, upstream, findings):
     checks = findings.wait()
     assert good[0] == bad[0] == 200
     assert checks and all(bad[1]["x-vcr-key"][:12] in line for line in checks)
-    assert any(" S4 error" in line for line in checks)
+    assert any(" E S4 " in line for line in checks)
     assert not any(good[1]["x-vcr-key"][:12] in line for line in checks)
 
 
@@ -75,4 +75,4 @@ def test_check_also_validates_replayed_answers(proxy, upstream, findings):
     recorder.stop()
     replay = proxy(mode="replay", check=True)
     assert post(replay.url + MESSAGES, body("BADINDEX", stream=True))[0] == 200
-    assert any(" S4 error" in line for line in findings.wait())
+    assert any(" E S4 " in line for line in findings.wait())

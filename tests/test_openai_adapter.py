@@ -123,7 +123,6 @@ def errors(findings: list[Finding]) -> list[Finding]:
 def checked(answer: Answer, request: dict[str, Any], path: str = "/v1/messages") -> list[Finding]:
     """Every protocol finding for an answer; the test fails on any error."""
     findings = validate_response(
-        "POST",
         path,
         answer.status,
         answer.headers,

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.claude_code
 def stored(db: Path, cassette: str) -> list[Recording]:
     """Every recording of a cassette, bodies decompressed."""
     with Store(db) as store:
-        found = [store.lookup(cassette, key, ordinal) for _, key, ordinal in store.keys(cassette)]
+        found = [store.catalog.recording(cassette, key, ordinal) for _, key, ordinal in store.catalog.keys(cassette)]
     return [recording for recording in found if recording is not None]
 
 
@@ -55,7 +55,7 @@ def test_claude_code_runs_a_tool_session_through_the_adapter(
     assert len(messages) >= 2
     for r in recordings:
         findings = validate_response(
-            r.method, r.path, r.status, r.response_headers, r.response_body, r.request_body, translated=True
+            r.path, r.status, r.response_headers, r.response_body, r.request_body, translated=True
         )
         assert [f for f in findings if f.severity == "error"] == [], (r.path, [str(f) for f in findings])
         assert b"[DONE]" not in r.response_body

@@ -337,8 +337,15 @@ def test_stream_from_non_streaming_message_is_valid() -> None:
 
 
 def test_finding_str() -> None:
-    assert str(Finding("S4", "error", 3, "index 1, expected 0")) == "S4 error @3: index 1, expected 0"
-    assert str(Finding("H1", "warning", None, "no request-id")) == "H1 warning: no request-id"
+    """The one rendering of a finding (lint, verify, JUnit, the ui and the proxy's monitor log)."""
+    assert str(Finding("S4", "error", 3, "index 1, expected 0")) == "E S4 @3 index 1, expected 0"
+    assert str(Finding("H1", "warning", None, "no request-id")) == "W H1 no request-id"
+    assert Finding("H1", "warning", None, "no request-id").to_json() == {
+        "rule": "H1",
+        "severity": "warning",
+        "index": None,
+        "message": "no request-id",
+    }
 
 
 # Stream rules: one valid and one minimal broken stream per rule ---------------------------------------------
@@ -1036,46 +1043,46 @@ def test_models(body: Any, single: bool | None, severity: str) -> None:
 def test_dispatch_stream() -> None:
     broken = sse([start(), *text_block(1, "Hi"), message_delta("end_turn", 3), STOP])
     findings = validate_response(
-        "POST", "/v1/messages?beta=true", 200, SSE_HEADERS, broken, json.dumps(REQUEST)
+        "/v1/messages?beta=true", 200, SSE_HEADERS, broken, json.dumps(REQUEST)
     )
     assert by_severity(findings, "error") == {"S4"}
-    assert validate_response("POST", "/v1/messages", 200, SSE_HEADERS, TEXT, REQUEST) == [
+    assert validate_response("/v1/messages", 200, SSE_HEADERS, TEXT, REQUEST) == [
         f for f in validate_stream(TEXT, REQUEST, SSE_HEADERS)
     ]
-    assert by_severity(validate_response("POST", "/v1/messages", 200, None, TEXT), "error") == set()
+    assert by_severity(validate_response("/v1/messages", 200, None, TEXT), "error") == set()
 
 
 def test_dispatch_message() -> None:
     body = json.dumps(message_of(tool_stream)).encode()
     request = {**REQUEST, "stream": False}
     assert (
-        by_severity(validate_response("POST", "/v1/messages", 200, JSON_HEADERS, body, request), "error")
+        by_severity(validate_response("/v1/messages", 200, JSON_HEADERS, body, request), "error")
         == set()
     )
-    findings = validate_response("POST", "/v1/messages", 200, JSON_HEADERS, body, REQUEST)
+    findings = validate_response("/v1/messages", 200, JSON_HEADERS, body, REQUEST)
     assert by_severity(findings, "error") == {"F5"}
     findings = validate_response(
-        "POST", "/v1/messages", 200, {"content-type": "application/json"}, body, request
+        "/v1/messages", 200, {"content-type": "application/json"}, body, request
     )
     assert rules(findings) == {"H1"}
 
 
 def test_dispatch_other_endpoints() -> None:
     count = validate_response(
-        "POST", "/v1/messages/count_tokens?beta=true", 200, JSON_HEADERS, b'{"input_tokens": 9}'
+        "/v1/messages/count_tokens?beta=true", 200, JSON_HEADERS, b'{"input_tokens": 9}'
     )
     assert count == []
-    bad_count = validate_response("POST", "/v1/messages/count_tokens?beta=true", 200, JSON_HEADERS, b"{}")
+    bad_count = validate_response("/v1/messages/count_tokens?beta=true", 200, JSON_HEADERS, b"{}")
     assert rules(bad_count) == {"C1"}
-    assert validate_response("GET", "/v1/models?limit=1000", 200, JSON_HEADERS, json.dumps(MODELS)) == []
+    assert validate_response("/v1/models?limit=1000", 200, JSON_HEADERS, json.dumps(MODELS)) == []
     one = validate_response(
-        "GET", f"/v1/models/{MODEL_INFO['id']}", 200, JSON_HEADERS, json.dumps(MODEL_INFO)
+        f"/v1/models/{MODEL_INFO['id']}", 200, JSON_HEADERS, json.dumps(MODEL_INFO)
     )
     assert one == []
-    error = validate_response("POST", "/v1/messages", 529, JSON_HEADERS, json.dumps(OVERLOADED_BODY))
+    error = validate_response("/v1/messages", 529, JSON_HEADERS, json.dumps(OVERLOADED_BODY))
     assert rules(error) == {"E4"}
-    assert validate_response("HEAD", "/api/hello", 200, {}, b"") == []
-    assert validate_response("POST", "/api/event_logging/batch", 200, {}, b"{}") == []
+    assert validate_response("/api/hello", 200, {}, b"") == []
+    assert validate_response("/api/event_logging/batch", 200, {}, b"{}") == []
 
 
 def test_estimated_input_usage_is_info_for_translated_streams():

@@ -241,7 +241,7 @@ def test_compressed_upstream_answers_are_stored_decoded(proxy, upstream, db_path
     server.stop()
     with Store(db_path) as store:
         [row] = rows(db_path)
-        assert store.lookup("default", row["key"]).response_body == raw
+        assert store.catalog.recording("default", row["key"]).response_body == raw
 
 
 def test_secrets_never_reach_the_db(proxy, upstream, db_path):
@@ -261,7 +261,7 @@ def test_secrets_never_reach_the_db(proxy, upstream, db_path):
         assert secret.encode() not in raw_db
     with Store(db_path) as store:
         for row in rows(db_path):
-            recording = store.lookup("default", row["key"])
+            recording = store.catalog.recording("default", row["key"])
             stored = json.dumps(recording.request_headers + recording.response_headers)
             assert TEST_API_KEY not in stored and "secret" not in stored.lower()
             assert "anthropic-version" in stored.lower()
@@ -479,7 +479,7 @@ def test_large_streams_are_recorded_and_replayed_without_holding_them_whole(prox
     [row] = rows(db_path)
     assert row["response_size"] == len(recorded) and row["stored_size"] < len(recorded) / 5
     with Store(db_path) as store:
-        [stored] = store.recordings_of("default", row["key"])
+        [stored] = store.catalog.recordings_of("default", row["key"])
         assert stored.response_body == b"" and stored.response_frame is not None
         assert stored.response_reader().read() == recorded
     replay = proxy(mode="replay", upstream=unreachable_url())

@@ -80,9 +80,9 @@ def test_an_import_runs_the_same_policy_against_the_store(tmp_path):
         first = ImportRun(store, ("claude-code",))
         for _ in range(2):
             first.save(imported(first))
-        assert store.cassette_rules("c") == StoredRules(DEFAULT.to_json(), KEY_SCHEME)
-        assert [ordinal for _, _, ordinal in store.keys("c")] == [0, 1]
+        assert store.catalog.cassette_rules("c") == StoredRules(DEFAULT.to_json(), KEY_SCHEME)
+        assert [ordinal for _, _, ordinal in store.catalog.keys("c")] == [0, 1]
         second = ImportRun(store)  # a later run replaces the key's recordings, under the rules stored first
         second.save(imported(second))
-        assert second.report.replaced_keys == 1 and [o for _, _, o in store.keys("c")] == [0]
-        assert store.cassette_rules("c") == StoredRules(DEFAULT.to_json(), KEY_SCHEME)
+        assert second.report.replaced_keys == 1 and [o for _, _, o in store.catalog.keys("c")] == [0]
+        assert store.catalog.cassette_rules("c") == StoredRules(DEFAULT.to_json(), KEY_SCHEME)

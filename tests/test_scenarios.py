@@ -47,7 +47,6 @@ REQUIRED = {
 
 def findings_of(scenario: Scenario, status: int, headers, body: bytes):
     return validate_response(
-        scenario.method,
         scenario.path,
         status,
         headers,

@@ -75,7 +75,7 @@ def test_export_writes_the_seed_layout(recorded, tmp_path):
                 f"{key}.request.json",
                 f"{key}.response.bin",
             ]
-            original = store.lookup("basic", key)
+            original = store.catalog.recording("basic", key)
             assert (files / f"{key}.response.bin").read_bytes() == original.response_body
             assert (files / f"{key}.request.json").read_bytes() == original.request_body
             meta = json.loads((files / f"{key}.meta.json").read_text())
@@ -103,8 +103,8 @@ def test_round_trip_db_dir_db_is_lossless(recorded, tmp_path):
 
     with Store(recorded) as a, Store(copy) as b:
         for row in original:
-            kept = a.lookup(row["cassette"], row["key"], row["ordinal"])
-            back = b.lookup(row["cassette"], row["key"], row["ordinal"])
+            kept = a.catalog.recording(row["cassette"], row["key"], row["ordinal"])
+            back = b.catalog.recording(row["cassette"], row["key"], row["ordinal"])
             assert back.response_body == kept.response_body and back.request_body == kept.request_body
 
 

@@ -60,7 +60,7 @@ def test_a_session_stores_its_repeated_parts_once(tmp_path: Path):
         for index, body in enumerate(bodies):
             store.save(recording(index, body))
         for index, body in enumerate(bodies):
-            assert store.lookup("c", f"{index:064x}").request_body == body
+            assert store.catalog.recording("c", f"{index:064x}").request_body == body
     conn = sqlite3.connect(tmp_path / "vcr.db")
     codecs = {row[0] for row in conn.execute("SELECT request_codec FROM recordings")}
     chunk_bytes = conn.execute("SELECT sum(length(data)) FROM chunks").fetchone()[0]
@@ -78,7 +78,7 @@ def test_a_damaged_chunk_is_reported_not_replayed(tmp_path: Path):
     conn.commit()
     conn.close()
     with Store(tmp_path / "vcr.db") as store, pytest.raises(DatabaseError, match="missing from the db"):
-        store.lookup("c", f"{1:064x}")
+        store.catalog.recording("c", f"{1:064x}")
 
 
 def totals(db: Path) -> tuple[list, list]:
@@ -102,7 +102,7 @@ def test_totals_follow_saves_replacements_deletes_and_compaction(tmp_path: Path)
             model = ["claude-opus-5-5", "claude-haiku-4-5", None][index % 3]
             store.save(recording(index, b'{"n": %d}' % index, model=model, cassette=f"c{index % 2}"))
         store.save(recording(3, b'{"replaced": true}', model="claude-haiku-4-5"))  # same key and ordinal
-        store.delete_recordings([row[0] for row in store.keys("c0")[:4]])
+        store.delete_recordings([row[0] for row in store.catalog.keys("c0")[:4]])
         store.clear_cassette("c1")
     kept, counted = totals(db)
     assert kept == counted and kept
@@ -126,7 +126,7 @@ def test_both_sides_refuse_a_request_rebuilt_from_a_changed_chunk(tmp_path: Path
     conn.commit()
     conn.close()
     with Store(tmp_path / "vcr.db") as store, pytest.raises(DatabaseError, match="does not match its hash"):
-        store.lookup("c", f"{1:064x}")
+        store.catalog.recording("c", f"{1:064x}")
     with Catalog.open(tmp_path / "vcr.db") as catalog, pytest.raises(DatabaseError, match="does not match"):
         catalog.detail(catalog.recordings("c")[0])
 
@@ -142,7 +142,7 @@ def test_a_recording_comes_back_as_it_was_saved(tmp_path: Path):
     saved.duration_ms, saved.ttfb_ms = 12.5, 1.5
     with Store(tmp_path / "vcr.db") as store:
         store.save(saved)
-        written = store.lookup("c", saved.key)
+        written = store.catalog.recording("c", saved.key)
     with Catalog.open(tmp_path / "vcr.db") as catalog:
         [row] = catalog.recordings("c")
         read = catalog.detail(row)
@@ -150,3 +150,28 @@ def test_a_recording_comes_back_as_it_was_saved(tmp_path: Path):
     assert row == read.row == saved.row
     assert read.timings == saved.timings and read.fingerprints == saved.fingerprints and read.meta == saved.meta
     assert read.request_body == saved.request_body and read.response_body == saved.response_body
+
+
+def test_replay_reads_only_the_response_and_the_checking_reads_still_refuse_a_changed_chunk(tmp_path: Path):
+    """Replay's read (`recordings_of`) skips rebuilding and hashing the request; `lookup` (verify, lint) keeps
+    the check, so a changed chunk is still found, just not on the hit path."""
+    import zstandard
+
+    body = session(1)[0]
+    saved = recording(1, body)
+    with Store(tmp_path / "vcr.db") as store:
+        store.save(saved)
+    conn = sqlite3.connect(tmp_path / "vcr.db")
+    assert conn.execute("SELECT request_codec FROM recordings").fetchone()[0] == CHUNKED_CODEC
+    conn.execute(
+        "UPDATE chunks SET data = ? WHERE rowid = (SELECT min(rowid) FROM chunks)",
+        [zstandard.ZstdCompressor().compress(b"not the bytes this id was made from")],
+    )
+    conn.commit()
+    conn.close()
+    with Store(tmp_path / "vcr.db") as store:
+        [replayed] = store.catalog.recordings_of("c", saved.key)
+        assert replayed.response_body == saved.response_body and replayed.status == 200
+        assert replayed.request_body == b"" and replayed.request_headers == []
+        with pytest.raises(DatabaseError, match="does not match its hash"):
+            store.catalog.recording("c", saved.key)

@@ -25,16 +25,31 @@ from typing import Any
 
 import zstandard
 
-from .compression import decode_json, decompress_frame
-from .errors import Ambiguous, InvalidInput, NoDatabase, NotFound
+from .compression import CHUNKED_CODEC, decode_json, decompress_frame, unpack_ids
+from .errors import Ambiguous, DatabaseError, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import Recording, RecordingRow, StoredRules, decode, decode_row, request_body, row_columns
-from .schema import SCHEMA_STEPS, FileLock, check_file, readonly_connection, shared_lock
+from .schema import SCHEMA_STEPS, FileLock, check_file, db_errors, one_line, readonly_connection, shared_lock
 
 MIN_PREFIX_LENGTH = 4
 MMAP_BYTES = 1 << 30
 """Reads through a memory map (read-only connections only): index scans run about twice as fast."""
 _KEY_PREFIX = re.compile(r"^([0-9a-fA-F]+)(?:#(\d+))?$")
+_CASSETTE_ID = "(SELECT id FROM cassettes WHERE name = ?)"
+"""A cassette's id looked up inside the statement that uses it (the hot replay paths: one statement, not two)."""
+
+
+class DamagedRecording(DatabaseError):
+    """A stored recording that cannot be decoded; the message names it (replay answers with it)."""
+
+
+def live_chunk_ids(conn: sqlite3.Connection, schema: str = "main") -> set[bytes]:
+    """Ids of the request chunks some recording still refers to (the rest can go)."""
+    live: set[bytes] = set()
+    rows = conn.execute(f"SELECT request_body FROM {schema}.recordings WHERE request_codec = ?", [CHUNKED_CODEC])
+    for (packed,) in rows:
+        live.update(unpack_ids(packed or b""))
+    return live
 
 
 def display_time(created_at: str | None) -> str:
@@ -152,6 +167,7 @@ def _migrated_copy(source: sqlite3.Connection) -> sqlite3.Connection:
     return memory
 
 
+@db_errors
 class Catalog:
     """Queries over one open connection; `Catalog.open(path)` for a read-only one."""
 
@@ -160,6 +176,8 @@ class Catalog:
         self.path = path
         self._owned = False
         self._lock: FileLock | None = None
+        self._decompressor = zstandard.ZstdDecompressor()
+        """Reused by the per-request reads (replay, miss diagnosis); a catalog is used from one thread."""
 
     @classmethod
     def open(cls, path: str | Path) -> Catalog:
@@ -203,11 +221,16 @@ class Catalog:
             raise NotFound(self._unknown_cassette(name))
         return CassetteInfo(*row)
 
-    def _cassette_id(self, name: str) -> int:
+    def cassette_id(self, name: str) -> int | None:
+        """A cassette's row id, or None; looked up each time (another process may delete and remake it)."""
         row = self.conn.execute("SELECT id FROM cassettes WHERE name = ?", [name]).fetchone()
-        if row is None:
+        return None if row is None else row[0]
+
+    def _cassette_id(self, name: str) -> int:
+        found = self.cassette_id(name)
+        if found is None:
             raise NotFound(self._unknown_cassette(name))
-        return row[0]
+        return found
 
     def _unknown_cassette(self, name: str) -> str:
         names = self.cassette_names()
@@ -289,10 +312,6 @@ class Catalog:
         if cassette is not None:
             return self._stats({self._cassette_id(cassette): cassette})
         return self._stats(dict(self.conn.execute("SELECT id, name FROM cassettes ORDER BY name")))
-
-    def total_stats(self) -> CassetteStats:
-        """All cassettes together."""
-        return self.combine(self.stats())
 
     @staticmethod
     def combine(parts: list[CassetteStats]) -> CassetteStats:
@@ -428,7 +447,7 @@ class Catalog:
         for row in cursor:
             yield decode(row, row["cassette_name"], self.conn, decompressor)
 
-    # --- for miss diagnosis (`diagnosis.explain` reads a catalog as it reads a store) -----------------
+    # --- what replay, miss diagnosis, rekey and the write side ask ----------------------------------
 
     def cassette_rules(self, cassette: str) -> StoredRules | None:
         """The rules a cassette was recorded with, or None for an unknown cassette."""
@@ -442,13 +461,53 @@ class Catalog:
         found = [r for r in self.find(key, cassette) if r.key == key and r.ordinal == ordinal]
         return found[0] if found else None
 
+    def recording(self, cassette: str, key: str, ordinal: int = 0) -> Recording | None:
+        """The recording stored for this key as replay reads it (a large response stays compressed), or None."""
+        found = self._replayed(cassette, "AND key = ? AND ordinal = ?", [key, ordinal])
+        return found[0] if found else None
+
+    def recordings_of(self, cassette: str, key: str) -> list[Recording]:
+        """Every recording of a key, in ordinal order: the answers to its repeats, as replay wants them (the
+        request side left empty and unchecked: replay sends only the response)."""
+        return self._replayed(cassette, "AND key = ? ORDER BY ordinal", [key], request=False)
+
+    def _replayed(self, cassette: str, where: str, params: list[Any], request: bool = True) -> list[Recording]:
+        """Recordings as replay wants them; a damaged one (a body zstd cannot read, a broken chunk) is
+        reported by name."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        rows = cursor.execute(
+            f"SELECT * FROM recordings WHERE cassette_id = {_CASSETTE_ID} {where}", [cassette, *params]
+        ).fetchall()
+        decompressor = self._decompressor
+        found = []
+        for row in rows:
+            try:
+                found.append(decode(row, cassette, self.conn, decompressor, large_as_frame=True, request=request))
+            except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
+                where_db = f" in {self.path}" if self.path else ""
+                raise DamagedRecording(
+                    f"claude-vcr: recording {short_key(row['key'], row['ordinal'])} of cassette {cassette!r}"
+                    f"{where_db} is damaged ({one_line(error)}); re-record it or restore the db"
+                ) from error
+        return found
+
+    def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
+        """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`)."""
+        row = self.conn.execute(
+            f"SELECT key, stream FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND raw_hash = ? LIMIT 1",
+            [cassette, raw],
+        ).fetchone()
+        return None if row is None else (row[0], bool(row[1]))
+
     def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
-        """(id, key, ordinal, fingerprints) of the recordings of the same method and path."""
-        decompressor = zstandard.ZstdDecompressor()
+        """(id, key, ordinal, fingerprints) of the recordings a missed request could have meant: same method
+        and path (none for an unknown cassette). Reads the small fingerprints column only, never the bodies."""
+        decompressor = self._decompressor
         rows = self.conn.execute(
             "SELECT id, key, ordinal, fingerprints FROM recordings "
-            "WHERE cassette_id = ? AND method = ? AND path = ?",
-            [self._cassette_id(cassette), method, path],
+            f"WHERE cassette_id = {_CASSETTE_ID} AND method = ? AND path = ?",
+            [cassette, method, path],
         ).fetchall()
         return [(row[0], row[1], row[2], decode_json(row[3], decompressor) or {}) for row in rows]
 
@@ -461,7 +520,34 @@ class Catalog:
         if row is None:
             return b""
         codec, packed, method, path, raw = row
-        return request_body(self.conn, zstandard.ZstdDecompressor(), codec, packed, (method, path), raw)
+        return request_body(self.conn, self._decompressor, codec, packed, (method, path), raw)
+
+    def requests(self, cassette: str) -> list[tuple[int, str, str, int, str, bytes]]:
+        """(id, method, path, ordinal, created_at, request body) of every recording, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, method, path, ordinal, created_at, request_codec, request_body, raw_hash "
+            f"FROM recordings WHERE cassette_id = {_CASSETTE_ID} ORDER BY created_at, id",
+            [cassette],
+        ).fetchall()
+        decompressor = self._decompressor
+        return [
+            (r[0], r[1], r[2], r[3], r[4], request_body(self.conn, decompressor, r[5], r[6], (r[1], r[2]), r[7]))
+            for r in rows
+        ]
+
+    def keys(self, cassette: str) -> list[tuple[int, str, int]]:
+        """(id, key, ordinal) of every recording of a cassette (none for an unknown one)."""
+        return self.conn.execute(
+            f"SELECT id, key, ordinal FROM recordings WHERE cassette_id = {_CASSETTE_ID}", [cassette]
+        ).fetchall()
+
+    def count(self, cassette: str | None = None) -> int:
+        """How many recordings, in one cassette or in all."""
+        if cassette is None:
+            return self.conn.execute("SELECT count(*) FROM recordings").fetchone()[0]
+        return self.conn.execute(
+            f"SELECT count(*) FROM recordings WHERE cassette_id = {_CASSETTE_ID}", [cassette]
+        ).fetchone()[0]
 
     # --- for git -----------------------------------------------------------------------------------
 

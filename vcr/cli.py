@@ -8,9 +8,7 @@ Library errors (`ClaudeVCRError`) are caught once, in `Main.invoke`, and become 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -108,11 +106,6 @@ db_option = config_option("db")
 # --- the command group -----------------------------------------------------------------------------
 
 
-DB_META = "claude_vcr.db"
-"""Where a command notes the db it opened (click's `meta` is shared by every context), so an error SQLite
-raises part-way through can name the file."""
-
-
 class Main(click.Group):
     """The group whose one catch turns a library error into a one-line message and exit status 1."""
 
@@ -124,20 +117,6 @@ class Main(click.Group):
         except OSError as error:
             shown = f"{error.filename}: {error.strerror or error}" if error.filename else str(error)
             raise click.ClickException(shown) from error
-        except (sqlite3.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
-            # damaged pages (or bytes in them), a full disk, ... met part-way through a command
-            if not isinstance(error, sqlite3.Error) and DB_META not in ctx.meta:
-                raise
-            from .schema import describe_error
-
-            raise click.ClickException(str(describe_error(ctx.meta.get(DB_META), error))) from error
-        except Exception as error:
-            if type(error).__name__ != "ZstdError":
-                raise
-            raise click.ClickException(
-                f"a stored body is damaged (zstd: {error}); restore the db from git or a backup, "
-                "or delete the recording"
-            ) from error
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -232,18 +211,23 @@ def _open_catalog(db: Path):
     """The db read-only: a missing file is reported, never created."""
     from .catalog import Catalog
 
-    click.get_current_context().meta[DB_META] = db
     return Catalog.open(db)
 
 
-def _open_store(db: Path, *, must_exist: bool = True):
+def _open_store(db: Path):
     """The db for writing (migrated on open); commands that only change what exists refuse a missing file."""
-    if must_exist and (not db.exists() or db.stat().st_size == 0):
+    if (not db.exists() or db.stat().st_size == 0):
         raise NoDatabase(f"no database at {db}")
     from .store import Store
 
-    click.get_current_context().meta[DB_META] = db
     return Store(db)
+
+
+def _importing(db: Path):
+    """The db an import writes into; one the import created is removed again if the import fails."""
+    from .store import importing
+
+    return importing(db)
 
 
 def _json_out(value: Any) -> None:
@@ -389,10 +373,8 @@ def delete(key_prefixes: tuple[str, ...], cassette: str | None, db: Path) -> Non
         claude-vcr delete 3f2a9c1b
         claude-vcr delete --cassette my_tests 3f2a9c1b2d4e#1 81c0e7a4d2b9#0
     """
-    from .catalog import Catalog
-
     with _open_store(db) as store:
-        catalog = Catalog(store.conn)
+        catalog = store.catalog
         recordings = [catalog.resolve(prefix, cassette) for prefix in key_prefixes]
         store.delete_recordings([recording.id for recording in recordings])
     for recording in recordings:
@@ -412,10 +394,8 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
     Example:
         claude-vcr clear old_tests --yes
     """
-    from .catalog import Catalog
-
     with _open_store(db) as store:
-        count = Catalog(store.conn).stats(cassette)[0].recordings
+        count = store.catalog.stats(cassette)[0].recordings
         if not yes:
             click.confirm(f"Delete all {count:,} recordings in cassette {cassette!r}?", abort=True)
         deleted = store.clear_cassette(cassette)
@@ -488,31 +468,16 @@ def import_command(
 
     if source.is_file() and source.name == "index.json":
         source = source.parent
-    created = not db.exists()
-    try:
-        if source.is_dir():
-            from .interchange.seed import import_directory
+    if source.is_dir():
+        from .interchange.seed import import_directory
 
-            with _open_store(db, must_exist=False) as store:
-                report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
-            headline = f"Imported {report.imported:,} recordings from {source}"
-        else:
-            target = validate_cassette_name(cassette or "default")
-            report = _import_dump(source, target, db, all_paths, record_errors, preset)
-            headline = f"Imported {report.imported:,} recordings from {report.flows:,} flows into {target}"
-    except BaseException:
-        if created:  # "as it was" is no file at all, unless another process has opened it meanwhile
-            from .schema import exclusive_lock
-
-            try:
-                lock = exclusive_lock(db, "import")
-            except ClaudeVCRError:
-                lock = False
-            if lock is not False:
-                db.unlink(missing_ok=True)
-                if lock is not None:
-                    lock.release()
-        raise
+        with _importing(db) as store:
+            report = import_directory(store, source, [cassette] if cassette else None, presets=preset)
+        headline = f"Imported {report.imported:,} recordings from {source}"
+    else:
+        target = validate_cassette_name(cassette or "default")
+        report = _import_dump(source, target, db, all_paths, record_errors, preset)
+        headline = f"Imported {report.imported:,} recordings from {report.flows:,} flows into {target}"
     _echo(import_text(report, headline, per_cassette=source.is_dir()))
 
 
@@ -526,7 +491,7 @@ def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_
     size = source.stat().st_size
     show_bar = size > 8 * 1024 * 1024 and sys.stderr.isatty()
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(_open_store(db, must_exist=False))
+        store = stack.enter_context(_importing(db))
         stream = stack.enter_context(source.open("rb"))
         bar = (
             stack.enter_context(click.progressbar(length=size, label="Importing", file=sys.stderr))
@@ -569,7 +534,6 @@ def compact(db: Path) -> None:
 
     if not db.exists() or db.stat().st_size == 0:
         raise NoDatabase(f"no database at {db}")
-    click.get_current_context().meta[DB_META] = db
     before, after = compact_file(db)
     click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")
 
@@ -589,7 +553,6 @@ def dump(path: Path | None, db: Path) -> None:
     """
     from .interchange.gitdb import dump_lines
 
-    click.get_current_context().meta[DB_META] = path or db
     sys.stdout.writelines(line + "\n" for line in dump_lines(path or db))
 
 
@@ -702,9 +665,7 @@ def redact(cassette: str | None, yes: bool, db: Path, as_json: bool) -> None:
 
     with _open_store(db) as store:
         if not yes:
-            from .catalog import Catalog
-
-            found = scan_db(Catalog(store.conn), cassette)
+            found = scan_db(store.catalog, cassette)
             if not found:
                 _echo("Nothing to redact.\n")
                 return
@@ -743,8 +704,8 @@ def explain(request_file: Path, cassette: str | None, db: Path) -> None:
     except (ValueError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{request_file}: {error}") from error
     name = cassette or request.cassette or "default"
-    with _open_store(db) as store:
-        key, report = explain_request(store, name, request)
+    with _open_catalog(db) as catalog:
+        key, report = explain_request(catalog, name, request)
     if report is None:
         click.echo(
             f"hit: {request.method} {request.target} replays recording {short_key(key)} of cassette '{name}'"

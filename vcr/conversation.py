@@ -12,7 +12,7 @@ to release while the conversation stays the same. What counts here, and nothing 
   model's own reasoning, which the client only carries back) left out.
 
 Both sides are first normalised under the cassette's rules (so the claude-code preset's directory, HOME and date
-blurring applies). Pure functions over a Store; the proxy calls `match_conversation` and logs the warning.
+blurring applies). Pure functions over the read side (a `Catalog`); the proxy calls `match_conversation` and logs the warning.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import Catalog
 from .matching import KeyedRequest, Rules, canonical_json, normalise, parse_json_body, short_key, similarity
-from .store import Store
 
 COUNTED_FIELDS = ("model", "tool_choice", "stop_sequences")
 """Top-level request fields that count besides the messages."""
@@ -106,7 +106,7 @@ class ConversationMatch:
 
 
 def match_conversation(
-    store: Store,
+    catalog: Catalog,
     cassette: str,
     method: str,
     target: str,
@@ -122,9 +122,9 @@ def match_conversation(
         return None
     digest = _digest(wanted)
     best: tuple[float, str, int] | None = None
-    for recording_id, key, _ordinal, fingerprints in store.candidates(cassette, method, target):
+    for recording_id, key, _ordinal, fingerprints in catalog.candidates(cassette, method, target):
         if recording_id not in seen:
-            recorded = parse_json_body(store.request_body(recording_id))
+            recorded = parse_json_body(catalog.request_body(recording_id))
             found = conversation(normalise(recorded, rules)) if recorded is not None else None
             seen[recording_id] = None if found is None else _digest(found)
         if seen[recording_id] != digest:
@@ -134,7 +134,7 @@ def match_conversation(
             best = (score, key, recording_id)
     if best is None:
         return None
-    recorded = normalise(parse_json_body(store.request_body(best[2])), rules)
+    recorded = normalise(parse_json_body(catalog.request_body(best[2])), rules)
     request = keyed.normalised
     names = sorted(set(request) | set(recorded), key=str)
     differed = tuple(name for name in names if request.get(name) != recorded.get(name))

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .catalog import Catalog
 from .errors import NotFound
 from .matching import (
     KeyedRequest,
@@ -19,7 +20,6 @@ from .matching import (
     short_key,
     similarity,
 )
-from .store import Store
 
 CLOSEST = 3
 REFINED = 8
@@ -71,14 +71,14 @@ class MissReport:
 
 
 def explain_miss(
-    store: Store, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
+    catalog: Catalog, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
 ) -> MissReport:
     """Rank the cassette's recordings of the same method and path by the share of request parts they have in
     common (their fingerprints only); then read the REFINED best of them and rank those by how much of the
     request is the same (`likeness`: ties between parts that differ are broken by how alike the differing values
     are), which is also the percentage shown; diff the request against the best."""
     report = MissReport(cassette, method, target, keyed.key)
-    candidates = store.candidates(cassette, method, target)
+    candidates = catalog.candidates(cassette, method, target)
     ranked = sorted(
         (
             (similarity(keyed.fingerprints, fingerprints), recording_id, key, ordinal)
@@ -98,7 +98,7 @@ def explain_miss(
     if keyed.normalised is not None:
         scored = []
         for share, recording_id, key, ordinal in shortlist:
-            recorded = parse_json_body(store.request_body(recording_id))
+            recorded = parse_json_body(catalog.request_body(recording_id))
             if recorded is None:
                 scored.append((share, share, recording_id, key, ordinal))
                 continue
@@ -136,14 +136,14 @@ def read_request_file(text: str) -> SavedRequest:
     return SavedRequest("POST", "/v1/messages", text.encode())
 
 
-def explain(store: Store, cassette: str, request: SavedRequest) -> tuple[str, MissReport | None]:
+def explain(catalog: Catalog, cassette: str, request: SavedRequest) -> tuple[str, MissReport | None]:
     """Which recording a request would replay under the cassette's rules, or why it would miss."""
-    stored = store.cassette_rules(cassette)
+    stored = catalog.cassette_rules(cassette)
     if stored is None:
         raise NotFound(f"no cassette named {cassette!r}")
     rules = stored.rules()
     parts = urlsplit(request.target)
     keyed = key_request(request.method, parts.path, parts.query, request.body, rules)
-    if store.lookup(cassette, keyed.key) is not None:
+    if catalog.lookup(cassette, keyed.key) is not None:
         return keyed.key, None
-    return keyed.key, explain_miss(store, cassette, request.method, request.target, keyed, rules)
+    return keyed.key, explain_miss(catalog, cassette, request.method, request.target, keyed, rules)

@@ -20,15 +20,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import MATCHES, ProxyConfig, from_environment, parse_pace
 from .errors import InvalidInput, NotFound
 from .matching import Rules, load_rules
 from .names import validate_cassette_name
+from .record_modes import RECORD_MODES
 
-RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
-"""pytest-recording's record modes, with its default first."""
+if TYPE_CHECKING:
+    from .proxy import Exchange
+
 BASE_URL = "ANTHROPIC_BASE_URL"
 API_KEY = "ANTHROPIC_API_KEY"
 REPLAY_KEY = "claude-vcr-replay"
@@ -317,16 +319,14 @@ class ProxyThread:
         return use
 
     async def _prepare(self, cassette: str, record_mode: str, settings: ProxyConfig) -> str:
-        from .store import Store
-
         proxy = self._running.proxy
         if record_mode == "rewrite" and cassette not in self._rewritten:
             self._rewritten.add(cassette)  # once per run: tests sharing a cassette keep each other's takes
             try:
-                await proxy.store.run(Store.clear_cassette, cassette)
+                await proxy.clear_cassette(cassette)
             except NotFound:
                 pass
-        has_recordings = record_mode == "once" and await proxy.store.run(Store.count, cassette) > 0
+        has_recordings = record_mode == "once" and await proxy.count(cassette) > 0
         mode = proxy_mode(record_mode, has_recordings)
         proxy.restart_cassette(cassette, dataclasses.replace(settings, mode=mode, fallback="strict"))
         return mode
@@ -354,7 +354,7 @@ class ProxyThread:
             if self._in_flight == 0:
                 self._idle.notify_all()
 
-    def outcome(self, outcome: str, exchange: Any, method: str, target: str, status: int) -> None:
+    def outcome(self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int) -> None:
         if exchange is None:
             return
         seen = Outcome(

@@ -24,20 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["LintResult", "format_findings", "label", "lint", "lint_detail"]
 
-SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
-
-
-def format_finding(finding: Finding) -> str:
-    """`E S4 @3 message`: severity letter, rule, event index, message, greppable in CI logs."""
-    where = "" if finding.index is None else f" @{finding.index}"
-    return f"{SEVERITY_LETTER.get(finding.severity, '?')} {finding.rule}{where} {finding.message}"
-
-
 def format_findings(findings: Iterable[Finding], *, include_info: bool = False) -> str:
     """Findings on one line, errors first, separated by `; `."""
     order = {"error": 0, "warning": 1, "info": 2}
     shown = [f for f in findings if include_info or f.severity != "info"]
-    return "; ".join(format_finding(f) for f in sorted(shown, key=lambda f: order.get(f.severity, 3)))
+    return "; ".join(str(f) for f in sorted(shown, key=lambda f: order.get(f.severity, 3)))
 
 
 def label(row: RecordingRow, *, cassette: bool = True) -> str:
@@ -46,21 +37,10 @@ def label(row: RecordingRow, *, cassette: bool = True) -> str:
     return f"{prefix}{row.short} {row.method} {row.path}"
 
 
-def finding_json(finding: Finding) -> dict[str, Any]:
-    """A finding for `--json` output and JUnit."""
-    return {
-        "rule": finding.rule,
-        "severity": finding.severity,
-        "index": finding.index,
-        "message": finding.message,
-    }
-
-
 def lint_detail(detail: Recording) -> list[Finding]:
     """Every rule that applies to one stored exchange (responses of other paths get none)."""
     row = detail.row
     return validate_response(
-        row.method,
         row.path,
         row.status,
         detail.response_headers,
@@ -95,7 +75,7 @@ class LintResult:
             "status": self.row.status,
             "errors": self.errors,
             "warnings": self.warnings,
-            "findings": [finding_json(f) for f in self.findings],
+            "findings": [f.to_json() for f in self.findings],
         }
 
 

@@ -10,9 +10,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from .compression import CHUNKED_CODEC, unpack_ids
+from .catalog import Catalog, live_chunk_ids
 from .errors import DatabaseError
-from .schema import PAGE_SIZE, exclusive_lock
+from .schema import DAMAGE, PAGE_SIZE, describe_error, exclusive_lock
 from .store import Store, writable_check
 
 
@@ -48,7 +48,7 @@ def merge_from(
             for name in take_cassettes:
                 _copy_cassette(conn, name, store.path)
             for name, key in take:
-                cassette_id = _cassette_id(conn, name)
+                cassette_id = Catalog(conn).cassette_id(name)
                 if cassette_id is None:
                     cassette_id = _copy_cassette(conn, name, store.path)
                 conn.execute("DELETE FROM main.recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key])
@@ -77,11 +77,6 @@ def merge_from(
         conn.execute("DETACH DATABASE merge_other")
 
 
-def _cassette_id(conn: sqlite3.Connection, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM main.cassettes WHERE name = ?", [name]).fetchone()
-    return None if row is None else row[0]
-
-
 def _copy_cassette(conn: sqlite3.Connection, name: str, path: Path) -> int:
     """The other copy's cassette row (rules, key scheme, date) here, created or updated; returns its id."""
     row = conn.execute(
@@ -89,7 +84,7 @@ def _copy_cassette(conn: sqlite3.Connection, name: str, path: Path) -> int:
     ).fetchone()
     if row is None:
         raise DatabaseError(f"merge: cassette {name!r} is missing from {path}'s other side")
-    cassette_id = _cassette_id(conn, name)
+    cassette_id = Catalog(conn).cassette_id(name)
     if cassette_id is None:
         cursor = conn.execute(
             "INSERT INTO main.cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
@@ -180,12 +175,7 @@ def _stage(store: Store, staging: Path) -> None:
 
 def _drop_unused_chunks(conn: sqlite3.Connection) -> None:
     """Request chunks no recording refers to any more (deleted, re-recorded) leave the compacted copy."""
-    live: set[bytes] = set()
-    rows = conn.execute(
-        "SELECT request_body FROM compact_target.recordings WHERE request_codec = ?", [CHUNKED_CODEC]
-    )
-    for (packed,) in rows:
-        live.update(unpack_ids(packed or b""))
+    live = live_chunk_ids(conn, "compact_target")
     conn.execute("DROP TABLE IF EXISTS temp.live_chunks")
     conn.execute("CREATE TEMP TABLE live_chunks (id BLOB PRIMARY KEY) WITHOUT ROWID")
     conn.executemany("INSERT INTO temp.live_chunks (id) VALUES (?)", [(i,) for i in live])
@@ -249,7 +239,10 @@ def compact(path: str | Path) -> tuple[int, int]:
         fresh.unlink(missing_ok=True)
         try:
             with Store(path, shared=False) as store:
-                compact_into(store, fresh)
+                try:
+                    compact_into(store, fresh)
+                except DAMAGE as error:  # the library's edge: one DatabaseError, naming the file
+                    raise describe_error(path, error) from error
             shutil.copymode(path, fresh)
             fresh.replace(path)
             _sync_folder(path.parent)

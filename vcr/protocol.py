@@ -41,6 +41,7 @@ __all__ = [
 
 Severity = Literal["error", "warning", "info"]
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
+SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,14 @@ class Finding:
     message: str
 
     def __str__(self) -> str:
+        """`E S4 @3 message`: severity letter, rule, event index, message; greppable in CI logs. The one
+        rendering of a finding as text (lint, verify, JUnit, the ui and the proxy's log all use it)."""
         where = "" if self.index is None else f" @{self.index}"
-        return f"{self.rule} {self.severity}{where}: {self.message}"
+        return f"{SEVERITY_LETTER.get(self.severity, '?')} {self.rule}{where} {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        """A finding for `--json` output and JUnit."""
+        return {"rule": self.rule, "severity": self.severity, "index": self.index, "message": self.message}
 
 
 KNOWN_EVENTS = frozenset(
@@ -1048,7 +1055,6 @@ def validate_models(body: Any, single: bool | None = None) -> list[Finding]:
 
 
 def validate_response(
-    method: str,
     path: str,
     status: int,
     headers: HeadersLike | None,

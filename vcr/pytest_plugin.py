@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from .record_modes import RECORD_MODES
+
 MARKER = "claude_vcr"
 MARKER_KEYWORDS = ("cassette", "record_mode", "preset", "rules", "match", "pace", "exhausted")
-RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")  # harness.RECORD_MODES, without importing it
 SERVE_MODE_AS_RECORD_MODE = {"replay": "none", "auto": "new_episodes", "record": "all"}
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 _MAX_NAME = 128

@@ -156,11 +156,6 @@ class Recording:
     def response_bytes(self) -> int:
         return len(self.response_body) if self.response_frame is None else self.response_length or 0
 
-    def header(self, name: str) -> str | None:
-        """The first response header of that name, any case."""
-        lowered = name.lower()
-        return next((v for k, v in self.response_headers if k.lower() == lowered), None)
-
     @property
     def row(self) -> RecordingRow:
         return RecordingRow(
@@ -254,10 +249,18 @@ _NAMED = frozenset(
 
 
 def decode(
-    row: sqlite3.Row, cassette: str, conn: sqlite3.Connection, decompressor: Any, *, large_as_frame: bool = False
+    row: sqlite3.Row,
+    cassette: str,
+    conn: sqlite3.Connection,
+    decompressor: Any,
+    *,
+    large_as_frame: bool = False,
+    request: bool = True,
 ) -> Recording:
     """A recording from its `recordings` row (all columns); with `large_as_frame`, a large response stays
-    compressed (replay streams it), else every body comes back whole."""
+    compressed (replay streams it), else every body comes back whole. Without `request` the request's headers
+    and body are left empty, neither rebuilt from chunks nor hash-checked: replay sends only the response,
+    and the check belongs to verify, lint and the read side."""
     framed = large_as_frame and row["response_size"] > LARGE_BODY
     return Recording(
         id=row["id"],
@@ -270,7 +273,7 @@ def decode(
         model=row["model"],
         stream=bool(row["stream"]),
         status=row["status"],
-        request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)],
+        request_headers=[(k, v) for k, v in decode_json(row["request_headers"], decompressor)] if request else [],
         request_body=request_body(
             conn,
             decompressor,
@@ -278,7 +281,9 @@ def decode(
             row["request_body"],
             (row["method"], row["path"]),
             row["raw_hash"],
-        ),
+        )
+        if request
+        else b"",
         response_headers=[(k, v) for k, v in decode_json(row["response_headers"], decompressor)],
         response_body=b"" if framed else decompress_frame(decompressor, row["response_body"]),
         response_frame=row["response_body"] if framed else None,

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from .records import Recording
     from .store import Store
 
-SIDES = ("request", "response")
-
-
 def recording_name(recording: Recording) -> str:
     """How warnings and reports name a recording: cassette, short key, method and stored path."""
     return f"{recording.cassette} {short_key(recording.key, recording.ordinal)} {recording.method} {recording.path}"
@@ -203,8 +200,9 @@ def redact_stream(body: bytes) -> tuple[bytes, list[Secret]]:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One credential-shaped string in a stored recording."""
+class StoredSecret:
+    """One credential-shaped string stored in a recording: where it is, its kind and a masked preview
+    (a `secrets.Secret` located in the db; not a protocol `Finding`)."""
 
     cassette: str
     key: str
@@ -236,19 +234,17 @@ class Finding:
         }
 
 
-def scan(catalog: Catalog, cassette: str | None = None) -> list[Finding]:
+def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
     """Every credential-shaped string in the stored bodies, headers and paths (one cassette, or all)."""
     if cassette is not None:
         catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
     return [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
 
 
-def scan_recording(recording: Recording) -> Iterator[Finding]:
-    def finding(side: str, where: str, secret: Secret) -> Finding:
+def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
+    def found(side: str, where: str, kind: str, preview: str) -> StoredSecret:
         r = recording
-        return Finding(
-            r.cassette, r.key, r.ordinal, r.method, r.path, side, where, secret.kind, secret.preview
-        )
+        return StoredSecret(r.cassette, r.key, r.ordinal, r.method, r.path, side, where, kind, preview)
 
     for side, body in (("request", recording.request_body), ("response", recording.response_body)):
         text = body.decode("utf-8", "surrogateescape")
@@ -256,38 +252,18 @@ def scan_recording(recording: Recording) -> Iterator[Finding]:
         if secrets:
             strings = list(_strings_of(body))
             for secret in secrets:
-                yield finding(side, _locate(secret, strings), secret)
+                yield found(side, _locate(secret, strings), secret.kind, secret.preview)
         for where, secret in stream_secrets(body):
-            yield finding(side, where, secret)
+            yield found(side, where, secret.kind, secret.preview)
     for side, headers in (
         ("request_headers", recording.request_headers),
         ("response_headers", recording.response_headers),
     ):
         for name, value in headers:
             if is_secret(name, value):
-                yield Finding(
-                    recording.cassette,
-                    recording.key,
-                    recording.ordinal,
-                    recording.method,
-                    recording.path,
-                    side,
-                    name,
-                    "credential-header",
-                    f"…({len(value)} chars)",
-                )
+                yield found(side, name, "credential-header", f"…({len(value)} chars)")
     if redact_target(recording.path) != recording.path:
-        yield Finding(
-            recording.cassette,
-            recording.key,
-            recording.ordinal,
-            recording.method,
-            recording.path,
-            "path",
-            "query",
-            "credential-parameter",
-            "(query value)",
-        )
+        yield found("path", "query", "credential-parameter", "(query value)")
 
 
 def _strings_of(body: bytes) -> Iterator[tuple[str, str]]:
@@ -367,12 +343,11 @@ class RedactReport:
 
 def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
     """Replace every finding in the db (one cassette, or all) in one transaction; rekey what changed."""
-    from .catalog import Catalog
     from .errors import NotFound
     from .rekey import rekey
 
-    catalog = Catalog(store.conn)
-    if cassette is not None and store.cassette_rules(cassette) is None:
+    catalog = store.catalog
+    if cassette is not None and catalog.cassette_rules(cassette) is None:
         raise NotFound(f"no cassette named {cassette!r}")
     report = RedactReport()
     store.secure_delete()  # freed pages are zeroed, so the old bytes do not linger in the file

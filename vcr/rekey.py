@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .catalog import Catalog
 from .errors import NotFound
 from .matching import KEY_SCHEME, Rules, key_request
 from .records import StoredRules
@@ -26,11 +25,11 @@ class RekeyResult:
 
 def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None) -> list[RekeyResult]:
     """Key every recording again under `rules` (default: the rules each cassette was recorded with)."""
-    names = [cassette] if cassette else Catalog(store.conn).cassette_names()
+    names = [cassette] if cassette else store.catalog.cassette_names()
     results = []
     for name in names:
         with store.writing():  # read and rewrite under one write lock: a recording saved meanwhile is kept
-            if cassette is None and store.cassette_rules(name) is None:
+            if cassette is None and store.catalog.cassette_rules(name) is None:
                 continue  # cleared by another process since it was listed
             results.append(_rekey_cassette(store, name, rules))
     return results
@@ -38,18 +37,18 @@ def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None)
 
 def _rekey_cassette(store: Store, name: str, rules: Rules | None) -> RekeyResult:
     """One cassette, inside the caller's write transaction."""
-    stored = store.cassette_rules(name)
+    stored = store.catalog.cassette_rules(name)
     if stored is None:
         raise NotFound(f"no cassette named {name!r}")
     cassette_rules = rules or stored.rules()
     result = RekeyResult(name)
     groups: dict[str, list[tuple[int, str, dict[str, str] | None]]] = {}
-    for recording_id, method, target, _ordinal, _created, body in store.requests(name):
+    for recording_id, method, target, _ordinal, _created, body in store.catalog.requests(name):
         parts = urlsplit(target)
         keyed = key_request(method, parts.path, parts.query, body, cassette_rules)
         fingerprints = keyed.fingerprints or None
         groups.setdefault(keyed.key, []).append((recording_id, target, fingerprints))
-    old_keys = {rid: key for rid, key, _ in store.keys(name)}
+    old_keys = {rid: key for rid, key, _ in store.catalog.keys(name)}
     updates = []
     for key, members in groups.items():
         previous = sorted({old_keys[rid] for rid, _, _ in members})

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .interchange.recorder import ImportReport
     from .lint import LintResult
     from .records import RecordingRow
-    from .redact import Finding, RedactReport
+    from .redact import RedactReport, StoredSecret
     from .rekey import RekeyResult
 
 
@@ -237,7 +237,7 @@ def import_text(report: ImportReport, headline: str, *, per_cassette: bool) -> s
     return "\n".join(lines) + "\n"
 
 
-def scan_text(findings: Sequence[Finding]) -> str:
+def scan_text(findings: Sequence[StoredSecret]) -> str:
     """`scan`: one line per finding (recording, where, kind, masked preview), then a summary."""
     if not findings:
         return "No credential-shaped strings found.\n"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .lint import finding_json, format_finding, format_findings
+from .lint import format_findings
 from .protocol import Finding
 
 __all__ = ["Answer", "CheckResult", "check_each", "junit_xml", "send", "summary"]
@@ -104,8 +104,8 @@ class CheckResult:
             "status": self.status,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "passed": self.passed,
-            "failures": [finding_json(f) for f in self.failures],
-            "tolerated": [finding_json(f) for f in self.tolerated],
+            "failures": [f.to_json() for f in self.failures],
+            "tolerated": [f.to_json() for f in self.tolerated],
         }
 
 
@@ -147,12 +147,12 @@ def junit_xml(results: Sequence[CheckResult], target: str, suite: str) -> str:
             rules = sorted({f.rule for f in result.failures})
             tag = "error" if result.status is None else "failure"
             element = ET.SubElement(
-                case, tag, message=format_finding(result.failures[0]), type=" ".join(rules)
+                case, tag, message=str(result.failures[0]), type=" ".join(rules)
             )
-            element.text = "\n".join(format_finding(f) for f in result.failures)
+            element.text = "\n".join(str(f) for f in result.failures)
         if result.tolerated:
             ET.SubElement(case, "system-out").text = "\n".join(
-                f"tolerated: {format_finding(f)}" for f in result.tolerated
+                f"tolerated: {f}" for f in result.tolerated
             )
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -7,11 +7,17 @@ made before a file is opened. Stdlib only, so the read-only commands check a fil
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import zstandard
 
 from .errors import DatabaseError
 
@@ -196,12 +202,55 @@ def _non_empty(path: Path) -> bool:
         return False
 
 
+DAMAGE = (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError)
+"""What reading or writing a db can raise from below claude-vcr: SQLite's own errors, a stored body zstd cannot
+read, bytes that are not UTF-8, JSON that does not parse. The library's edge turns each into a DatabaseError."""
+
+C = TypeVar("C", bound=type)
+
+
+def db_errors(cls: C) -> C:
+    """Class decorator for the library's edge (`Catalog`, `Store`): every public method raises `DatabaseError`
+    (one line, naming the file) instead of a raw sqlite3, zstandard or json error, as httpx wraps its transport's."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, _translating(member))
+    return cls
+
+
+def _translating(func: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(func):
+
+        @functools.wraps(func)
+        def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from func(self, *args, **kwargs)
+            except DAMAGE as error:
+                raise describe_error(getattr(self, "path", None), error) from error
+
+        return generator
+
+    @functools.wraps(func)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except DAMAGE as error:
+            raise describe_error(getattr(self, "path", None), error) from error
+
+    return call
+
+
 def describe_error(path: Path | None, error: Exception) -> DatabaseError:
     """SQLite's own error, or undecodable bytes read from the db (text that is not UTF-8, JSON that does not
-    parse), met while a command ran, as a one-line message that says what to do."""
+    parse, a body zstd cannot read), met while a command ran, as a one-line message that says what to do."""
     text = one_line(error)
     if path is None:
         path = Path("the database")
+    if isinstance(error, zstandard.ZstdError):
+        return DatabaseError(
+            f"{path}: a stored body is damaged (zstd: {text}); restore the db from git or a backup, "
+            "or delete the recording"
+        )
     if isinstance(error, ValueError) or "malformed" in text or "not a database" in text or "corrupt" in text:
         return DatabaseError(
             f"{path} is damaged ({text}); the command stopped and changed nothing. Restore the file from git "

@@ -52,7 +52,6 @@ _PATTERNS: list[tuple[str, str]] = [
     ("env-assignment", r"=[ \t]*(?:\\?[\"'])?(?P<value>(?!REDACTED)[A-Za-z0-9_\-./+=:@%~]{12,256})"),
 ]
 _COMPILED = [(kind, re.compile(pattern)) for kind, pattern in _PATTERNS]
-KINDS = tuple(kind for kind, _ in _PATTERNS)
 """What `scan` detects."""
 _NAME_BEFORE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]{1,63})[ \t]*\Z")
 _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")

@@ -10,45 +10,45 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import zstandard
 
+from .catalog import Catalog, DamagedRecording, live_chunk_ids
 from .compression import (
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
     WHOLE_CODEC,
     chunk_id,
-    decode_json,
     encode_json,
     fetch_chunks,
     pack_ids,
     split_chunks,
-    unpack_ids,
 )
-from .errors import DatabaseError, NoDatabase, NotFound
-from .matching import short_key
-from .records import Recording, StoredRules, decode, encode, request_body, utc_now
+from .errors import ClaudeVCRError, DatabaseError, NoDatabase, NotFound
+from .records import Recording, StoredRules, encode, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
     PAGE_SIZE,
     SCHEMA_STEPS,
     check_file,
+    db_errors,
     describe_error,
-    one_line,
+    exclusive_lock,
     shared_lock,
 )
 
 COMPRESSION_LEVEL = 3
-_CASSETTE_ID = "(SELECT id FROM cassettes WHERE name = ?)"
-"""A cassette's id looked up inside the statement that uses it (the hot replay paths: one statement, not two)."""
+__all__ = ["DamagedRecording", "Store", "StoreThread", "importing"]
 
 T = TypeVar("T")
 
 
+@db_errors
 class Store:
     """All SQL that changes the db lives here (and in `maintenance`); callers deal in `Recording`s and
     cassette names."""
@@ -95,6 +95,8 @@ class Store:
         """Rules this store gave each cassette: stored again if another process deletes the cassette."""
         self._compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
         self._decompressor = zstandard.ZstdDecompressor()
+        self.catalog = Catalog(self._conn, self.path)
+        """The read side over this store's connection: every query that only reads goes through it."""
 
     def close(self) -> None:
         """Fold the WAL back in, so the file is whole on its own again (nothing beside it for git)."""
@@ -122,7 +124,7 @@ class Store:
         """One write transaction, taken with BEGIN IMMEDIATE: the write lock is asked for first, so SQLite's
         busy timeout applies while another process writes (a read that later upgrades to a write is refused
         at once instead). Nested inside another one, it is a savepoint."""
-        return _Writing(self._conn)
+        return _Writing(self._conn, self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -133,11 +135,9 @@ class Store:
     def _cassette_id(self, name: str, *, create: bool) -> int | None:
         """Looked up each time, never cached: another process may delete and recreate a cassette at any
         time, and a save then brings it back (with the rules this store gave it) instead of failing."""
-        row = self._conn.execute("SELECT id FROM cassettes WHERE name = ?", [name]).fetchone()
-        if row is not None:
-            return row[0]
-        if not create:
-            return None
+        found = self.catalog.cassette_id(name)
+        if found is not None or not create:
+            return found
         stored = self._rules.get(name)
         cursor = self._conn.execute(
             "INSERT INTO cassettes (name, key_scheme, rules_json, created_at) VALUES (?, ?, ?, ?)",
@@ -188,42 +188,6 @@ class Store:
             added += len(data)
         return CHUNKED_CODEC, pack_ids(ids), added
 
-    def lookup(self, cassette: str, key: str, ordinal: int = 0) -> Recording | None:
-        """The recording stored for this key, or None."""
-        found = self._recordings(cassette, "AND key = ? AND ordinal = ?", [key, ordinal])
-        return found[0] if found else None
-
-    def recordings_of(self, cassette: str, key: str) -> list[Recording]:
-        """Every recording of a key, in ordinal order: the answers to its repeats."""
-        return self._recordings(cassette, "AND key = ? ORDER BY ordinal", [key])
-
-    def _recordings(self, cassette: str, where: str, params: list[Any]) -> list[Recording]:
-        """Recordings of a cassette as replay wants them: large responses stay compressed."""
-        cursor = self._conn.cursor()
-        cursor.row_factory = sqlite3.Row
-        rows = cursor.execute(
-            f"SELECT * FROM recordings WHERE cassette_id = {_CASSETTE_ID} {where}", [cassette, *params]
-        ).fetchall()
-        return [self._decode(row, cassette) for row in rows]
-
-    def _decode(self, row: sqlite3.Row, cassette: str) -> Recording:
-        """One row for replay; a damaged one (a body zstd cannot read, a broken chunk) is reported by name."""
-        try:
-            return decode(row, cassette, self._conn, self._decompressor, large_as_frame=True)
-        except (zstandard.ZstdError, DatabaseError, ValueError, TypeError) as error:
-            raise DamagedRecording(
-                f"claude-vcr: recording {short_key(row['key'], row['ordinal'])} of cassette {cassette!r} in "
-                f"{self.path} is damaged ({one_line(error)}); re-record it or restore the db"
-            ) from error
-
-    def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
-        """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`)."""
-        row = self._conn.execute(
-            f"SELECT key, stream FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND raw_hash = ? LIMIT 1",
-            [cassette, raw],
-        ).fetchone()
-        return None if row is None else (row[0], bool(row[1]))
-
     def forget_key(self, cassette: str, key: str) -> int:
         """Drop every recording of a key: a record run starts that request's sequence afresh."""
         cassette_id = self._cassette_id(cassette, create=False)
@@ -235,13 +199,6 @@ class Store:
             )
         return cursor.rowcount
 
-    def cassette_rules(self, cassette: str) -> StoredRules | None:
-        """The rules a cassette was recorded with, or None for a cassette not yet made."""
-        row = self._conn.execute(
-            "SELECT rules_json, key_scheme FROM cassettes WHERE name = ?", [cassette]
-        ).fetchone()
-        return None if row is None else StoredRules(*row)
-
     def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         """Remember the rules a cassette's keys were computed with (creating the cassette if needed)."""
         with self.writing():
@@ -251,51 +208,6 @@ class Store:
                 [stored.rules_json, stored.key_scheme, cassette_id],
             )
         self._rules[cassette] = stored
-
-    def candidates(self, cassette: str, method: str, path: str) -> list[tuple[int, str, int, dict[str, str]]]:
-        """(id, key, ordinal, fingerprints) of the recordings a missed request could have meant: same method
-        and path. Reads the small fingerprints column only, never the bodies."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
-        rows = self._conn.execute(
-            "SELECT id, key, ordinal, fingerprints FROM recordings "
-            "WHERE cassette_id = ? AND method = ? AND path = ?",
-            [cassette_id, method, path],
-        ).fetchall()
-        return [(row[0], row[1], row[2], decode_json(row[3], self._decompressor) or {}) for row in rows]
-
-    def request_body(self, recording_id: int) -> bytes:
-        """One recording's request bytes, decompressed."""
-        row = self._conn.execute(
-            "SELECT request_codec, request_body, method, path, raw_hash FROM recordings WHERE id = ?",
-            [recording_id],
-        ).fetchone()
-        return b"" if row is None else self._request_body(*row)
-
-    def _request_body(self, codec: str, packed: bytes, method: str, path: str, raw: str | None) -> bytes:
-        return request_body(self._conn, self._decompressor, codec, packed, (method, path), raw)
-
-    def requests(self, cassette: str) -> list[tuple[int, str, str, int, str, bytes]]:
-        """(id, method, path, ordinal, created_at, request body) of every recording, oldest first."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
-        rows = self._conn.execute(
-            "SELECT id, method, path, ordinal, created_at, request_codec, request_body, raw_hash "
-            "FROM recordings WHERE cassette_id = ? ORDER BY created_at, id",
-            [cassette_id],
-        ).fetchall()
-        return [(r[0], r[1], r[2], r[3], r[4], self._request_body(r[5], r[6], r[1], r[2], r[7])) for r in rows]
-
-    def keys(self, cassette: str) -> list[tuple[int, str, int]]:
-        """(id, key, ordinal) of every recording of a cassette."""
-        cassette_id = self._cassette_id(cassette, create=False)
-        if cassette_id is None:
-            return []
-        return self._conn.execute(
-            "SELECT id, key, ordinal FROM recordings WHERE cassette_id = ?", [cassette_id]
-        ).fetchall()
 
     def rekey(
         self,
@@ -327,13 +239,8 @@ class Store:
             )
 
     def count(self, cassette: str | None = None) -> int:
-        """How many recordings, in one cassette or in all."""
-        if cassette is None:
-            return self._conn.execute("SELECT count(*) FROM recordings").fetchone()[0]
-        return self._conn.execute(
-            "SELECT count(*) FROM recordings r JOIN cassettes c ON c.id = r.cassette_id WHERE c.name = ?",
-            [cassette],
-        ).fetchone()[0]
+        """How many recordings (the read side's answer; kept for `StoreThread.run(Store.count, ...)`)."""
+        return self.catalog.count(cassette)
 
     # --- management and import: `claude-vcr delete/clear/import` ------------------------------------------
 
@@ -375,10 +282,7 @@ class Store:
 
     def drop_unused_chunks(self) -> int:
         """Delete request chunks no recording refers to any more (after `rewrite`); returns how many."""
-        live: set[bytes] = set()
-        rows = self._conn.execute("SELECT request_body FROM recordings WHERE request_codec = ?", [CHUNKED_CODEC])
-        for (packed,) in rows:
-            live.update(unpack_ids(packed or b""))
+        live = live_chunk_ids(self._conn)
         unused = [row[0] for row in self._conn.execute("SELECT id FROM chunks") if row[0] not in live]
         with self.writing():
             self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
@@ -402,6 +306,32 @@ class Store:
         return deleted
 
 
+@contextmanager
+def importing(path: str | Path) -> Iterator[Store]:
+    """The store an import writes into. The import is one transaction, so a failure leaves a db that existed as
+    it was; a db this import created is removed again ("as it was" is no file at all), unless another process
+    has opened it meanwhile."""
+    path = Path(path)
+    created = not path.exists()
+    try:
+        with Store(path) as store:
+            yield store
+    except BaseException:
+        if created:
+            _remove_unless_open(path)
+        raise
+
+
+def _remove_unless_open(path: Path) -> None:
+    try:
+        lock = exclusive_lock(path, "import")
+    except ClaudeVCRError:
+        return  # another process has it open: it is theirs now
+    path.unlink(missing_ok=True)
+    if lock is not None:
+        lock.release()
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the schema steps a db lacks. sqlite-utils (a tenth of a second to import) loads only here: an
     up-to-date db, the common case, never needs it."""
@@ -410,10 +340,6 @@ def migrate(conn: sqlite3.Connection) -> None:
     from .migrations import migrations
 
     migrations.apply(Database(conn))
-
-
-class DamagedRecording(DatabaseError):
-    """A stored recording that cannot be decoded; the message names it (replay answers with it)."""
 
 
 class StoreThread:
@@ -445,20 +371,25 @@ class StoreThread:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
-        """Call `func(store, *args)` on the store thread: for library code that reads the store."""
+        """Call `func(store, *args)` on the store thread: for library code that changes the store."""
         return await self._run(func, self.store, *args)
 
+    async def read(self, func: Callable[..., T], *args: Any) -> T:
+        """Call `func(catalog, *args)` on the store thread: for library code that only reads (miss diagnosis,
+        conversation matching), typed on the read side."""
+        return await self._run(func, self.store.catalog, *args)
+
     async def recordings_of(self, cassette: str, key: str) -> list[Recording]:
-        return await self._run(self.store.recordings_of, cassette, key)
+        return await self._run(self.store.catalog.recordings_of, cassette, key)
 
     async def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
-        return await self._run(self.store.key_for_raw, cassette, raw)
+        return await self._run(self.store.catalog.key_for_raw, cassette, raw)
 
     async def forget_key(self, cassette: str, key: str) -> int:
         return await self._run(self.store.forget_key, cassette, key)
 
     async def cassette_rules(self, cassette: str) -> StoredRules | None:
-        return await self._run(self.store.cassette_rules, cassette)
+        return await self._run(self.store.catalog.cassette_rules, cassette)
 
     async def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         try:
@@ -521,18 +452,28 @@ def retrying(step: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:
 class _Writing:
     """`Store.writing()`: BEGIN IMMEDIATE ... COMMIT, or a savepoint inside an open transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
+        self._path = path
         self._savepoint: str | None = None
 
     def __enter__(self) -> None:
-        if self._conn.in_transaction:
-            self._savepoint = f"vcr_{id(self):x}"
-            self._conn.execute(f"SAVEPOINT {self._savepoint}")
-        else:
-            retrying(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        try:
+            if self._conn.in_transaction:
+                self._savepoint = f"vcr_{id(self):x}"
+                self._conn.execute(f"SAVEPOINT {self._savepoint}")
+            else:
+                retrying(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as error:
+            raise describe_error(self._path, error) from error
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._end(exc_type)
+        except sqlite3.Error as error:
+            raise describe_error(self._path, error) from error
+
+    def _end(self, exc_type: Any) -> None:
         if self._savepoint is not None:
             if exc_type is None:
                 self._conn.execute(f"RELEASE {self._savepoint}")

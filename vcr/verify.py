@@ -298,7 +298,6 @@ def check_answer(
     (thinking signatures, estimated input usage) are graded as such."""
     row = detail.row
     live_findings = validate_response(
-        row.method,
         row.path,
         status,
         headers,

@@ -301,7 +301,7 @@ def judge(
     if status is None:
         return f"**{note}**"
     request = json.dumps(body).encode() if body is not None else b""
-    findings = validate_response(method, path, status, headers, raw, request, translated=True)
+    findings = validate_response(path, status, headers, raw, request, translated=True)
     parts = []
     for severity, mark in (("error", "E"), ("warning", "W")):
         counts = Counter(f.rule for f in findings if f.severity == severity)

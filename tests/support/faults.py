@@ -48,6 +48,15 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(CODE or REPO), "PYTHONUNBUFFERED": "1"}
 
 
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    """A refused command: exit status 1, one line on stderr, no traceback."""
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
 def claude_vcr(*args: str | Path, cwd: Path | None = None, timeout: float = DEADLINE) -> subprocess.CompletedProcess:
     """The CLI as a user runs it: a process of its own."""
     return subprocess.run(

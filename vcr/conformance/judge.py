@@ -140,7 +140,6 @@ def judge_answer(
     Findings: protocol findings (no info), then expectations. Failures: every error, and with `strict` every
     warning the scenario does not allow."""
     protocol = validate_response(
-        scenario.method,
         scenario.path,
         status,
         headers,

@@ -58,7 +58,7 @@ class ImportRun:
         """The cassette as this run sees it: recorded rules, else the defaults (plus presets)."""
         run = self._cassettes.get(name)
         if run is None:
-            run = CassetteRun.start(self.store.cassette_rules(name), Rules(presets=self.presets))
+            run = CassetteRun.start(self.store.catalog.cassette_rules(name), Rules(presets=self.presets))
             self._cassettes[name] = run
         return run
 

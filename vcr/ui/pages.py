@@ -16,7 +16,6 @@ from urllib.parse import quote, urlencode
 from ..catalog import display_time
 from ..excerpts import clip
 from ..headers import Headers
-from ..lint import format_finding
 from ..protocol import Finding
 from ..secrets import find as find_secrets
 from ..sse import MessageFold, is_stream, parse_sse
@@ -213,7 +212,7 @@ def lint_page(name: str, results: Sequence[Any]) -> str:
     bad = [r for r in results if r.findings and (r.errors or r.warnings)]
     items = "".join(
         f'<li><a href="{recording_url(r.row.id)}">{h(r.row.short)}</a> {h(r.row.method)} {h(r.row.path)}<ul>'
-        + "".join(f'<li class="{attr(f.severity)}">{h(format_finding(f))}</li>' for f in r.findings)
+        + "".join(f'<li class="{attr(f.severity)}">{h(str(f))}</li>' for f in r.findings)
         + "</ul></li>"
         for r in bad
     )
@@ -396,7 +395,7 @@ def events_html(events: Sequence[Any], findings: Sequence[Finding]) -> str:
     rows = []
     for index, event in enumerate(events):
         notes = "".join(
-            f'<div class="finding {attr(f.severity)}">{h(format_finding(f))}</div>' for f in at.get(index, [])
+            f'<div class="finding {attr(f.severity)}">{h(str(f))}</div>' for f in at.get(index, [])
         )
         rows.append(
             f'<tr id="event-{index}" class="{"flagged" if notes else ""}"><td class="num">{index}</td>'
@@ -424,7 +423,7 @@ def recording_page(recording: Recording, findings: Sequence[Finding]) -> str:
     if findings:
         parts.append(
             '<div class="lint"><b>lint</b>'
-            + "".join(f'<div class="finding {attr(f.severity)}">{h(format_finding(f))}</div>' for f in whole)
+            + "".join(f'<div class="finding {attr(f.severity)}">{h(str(f))}</div>' for f in whole)
             + (
                 f' <a href="#events">{sum(1 for f in findings if f.index is not None)} findings at events</a>'
                 if events and any(f.index is not None for f in findings)

@@ -114,7 +114,7 @@ class Viewer:
             return f"cannot read it: {error}"
         cassette = request.cassette or "default"
         try:
-            key, report = explain(self.catalog, cassette, request)  # type: ignore[arg-type]
+            key, report = explain(self.catalog, cassette, request)
         except ClaudeVCRError as error:
             return str(error)
         if report is None:

@@ -1,0 +1,92 @@
+"""What one request is while the proxy handles it (`Exchange`), who hears of it (`Observer`), and the
+proxy's shared names and limits."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+
+from ..compression import LARGE_BODY
+from ..matching import KeyedRequest
+from ..record_run import CassetteRun
+from ..secrets import redact_target
+
+log = logging.getLogger("claude_vcr.proxy")
+"""One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
+
+
+CASSETTE_HEADER = "X-VCR-Cassette"
+CONTROL_PREFIX = "/__vcr__/"
+SEEN_BYTES_PER_CASSETTE = 64 * 1024 * 1024
+REPLAY_PIECE = 64 * 1024
+"""How much of a large (streamed-from-disk) recording is decompressed and written at a time."""
+
+JSON_MEDIA_TYPE = "application/json"
+LINGER_SECONDS = 1.0
+"""After a body refused unread (408, 413), how long the rest is read and dropped before closing (aiohttp: 10 s)."""
+HELD_BYTES = LARGE_BODY
+"""A recorded answer that is not a stream is sent once saved, so `x-vcr-outcome` is the result; past this
+size it is streamed on (`recording`) instead of held in memory."""
+_CASSETTE_PREFIX = re.compile(r"^/c/([^/]*)(/.*)?$")
+
+
+_STRICT_NOTE = " Strict replay never calls the upstream: record with --mode record or auto."
+
+
+class Observer(Protocol):
+    """Who hears about every request (the in-process harness): called on the proxy's event loop."""
+
+    def began(self) -> None: ...
+
+    def ended(self) -> None: ...
+
+    def outcome(
+        self, outcome: str, exchange: Exchange | None, method: str, target: str, status: int
+    ) -> None: ...
+
+
+@dataclass
+class CassetteState:
+    """What one proxy run knows of a cassette: its record-run state, and the requests it has keyed."""
+
+    run: CassetteRun
+    seen: dict[tuple[str, str, bytes], tuple[str, bool]] = field(default_factory=dict)
+    """(method, target, exact body) -> (key, stream flag) for requests seen in this run: the fast path."""
+    seen_bytes: int = 0
+    conversations: dict[int, str | None] = field(default_factory=dict)
+    """Recording id -> its conversation digest, for `--match conversation`."""
+
+
+@dataclass
+class Exchange:
+    """One client request, as the proxy sees it after picking the cassette."""
+
+    request: web.BaseRequest
+    cassette: str
+    method: str
+    path: str
+    query: str
+    body: bytes
+    keyed: KeyedRequest | None = None
+    ordinal: int = 0
+    raw_hash: str | None = None
+    note: str | None = None
+    """Said in the log under the request's line (why a replay missed)."""
+
+    @property
+    def key(self) -> str:
+        return self.keyed.key if self.keyed else ""
+
+    @property
+    def target(self) -> str:
+        """Path and raw query, as forwarded upstream."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def stored_target(self) -> str:
+        """The target as stored and logged: credentials in the query replaced (`secrets.redact_target`)."""
+        return redact_target(self.target)
