@@ -16,8 +16,8 @@ against a scripted upstream (tests/test_claude_code_matrix.py). Between releases
 `key_view` is what the `claude-code` preset (version 3) keys on: the conversation, the user's choices and the
 request's purpose. The purpose tells apart requests of one session that share a conversation, using only what
 stayed stable across every release seen: whether the request offers tools (the main loop and subagents do; side
-requests such as title or topic detection and summaries do not), whether it asks for structured output, and for
-a side request (which has no tools) its own short system prompt. `harness` and `drift` say what changed in the
+requests such as title or topic detection and summaries do not), whether it asks for structured output and which
+fields (title generation asks for `title`), and for an unstructured side request its own short system prompt. `harness` and `drift` say what changed in the
 harness between a recording and a request, for the drift line and `claude-vcr harness-diff`. Pure functions.
 """
 
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+RESULT_HARNESS = re.compile(r"<usage>.*?</usage>|agentId: [0-9a-f]+[^\n]*", re.S)
+"""What Claude Code appends to an Agent tool's result: the subagent's random id and its token/timing usage."""
 BILLING = "x-anthropic-billing-header:"
 CHOICES = ("model", "tool_choice", "stop_sequences", "temperature", "top_p", "top_k")
 """Top-level fields the user chooses (by flags, or through the SDK) that change what is asked."""
@@ -64,7 +66,12 @@ def cut_reminders(text: str) -> str:
     return REMINDER.sub("", text).strip() if "<system-reminder>" in text else text.strip()
 
 
-def _block(block: Any) -> Any | None:
+HARNESS_TOOLS = frozenset({"Agent", "Task"})
+"""Tools whose result is Claude Code's own text (a subagent's launch notice, its id, output file and usage; the
+subagent's own turns are keyed as its requests): their results count by `is_error` alone."""
+
+
+def _block(block: Any, harness_ids: frozenset[str] = frozenset()) -> Any | None:
     """A content block as the conversation sees it; None for a harness-only block."""
     if isinstance(block, str):
         text = cut_reminders(block)
@@ -79,9 +86,16 @@ def _block(block: Any) -> Any | None:
         return {"type": "text", "text": text} if text else None
     if kind == "tool_use":
         return {"type": "tool_use", "name": block.get("name"), "input": block.get("input")}
+    if kind == "tool_result" and block.get("tool_use_id") in harness_ids:
+        return {"type": "tool_result", "content": [], "is_error": bool(block.get("is_error", False))}
     if kind == "tool_result":
         content = block.get("content")
         parts = [content] if isinstance(content, str) else content if isinstance(content, list) else []
+        parts = [RESULT_HARNESS.sub("", p) if isinstance(p, str) else p for p in parts]
+        parts = [
+            {**p, "text": RESULT_HARNESS.sub("", p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+            for p in parts
+        ]
         return {
             "type": "tool_result",
             "content": [b for b in (_block(p) for p in parts) if b is not None],
@@ -94,12 +108,16 @@ def conversation(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The turns, in order, without the harness: `system`-role messages dropped, reminders cut, consecutive
     turns of one role joined as the API joins them, ids and cache markers left out."""
     turns: list[dict[str, Any]] = []
+    harness_ids: set[str] = set()
     for message in body.get("messages") or []:
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             continue
         content = message.get("content")
         blocks = [content] if isinstance(content, str) else content if isinstance(content, list) else []
-        kept = [b for b in (_block(block) for block in blocks) if b is not None]
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") in HARNESS_TOOLS:
+                harness_ids.add(str(block.get("id")))
+        kept = [b for b in (_block(block, frozenset(harness_ids)) for block in blocks) if b is not None]
         role = message["role"]
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(kept)
@@ -110,14 +128,19 @@ def conversation(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def purpose(body: dict[str, Any]) -> dict[str, Any]:
     """What a request is for, from what stays stable across releases: tools offered or not, structured output
-    asked or not, and a side request's own system prompt (without the billing header and reminders)."""
+    asked or not and the fields it asks for (a title, a topic), and an unstructured side request's own system
+    prompt (without the billing header and reminders)."""
     tools = body.get("tools")
     output = body.get("output_config")
     found: dict[str, Any] = {
         "tools": bool(tools),
         "structured": isinstance(output, dict) and "format" in output,
     }
-    if not tools:
+    if not tools and found["structured"]:
+        schema = output["format"].get("schema") if isinstance(output["format"], dict) else None
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        found["answers"] = sorted(properties) if isinstance(properties, dict) else None
+    elif not tools:
         found["system"] = [cut_reminders(t) for t in _system_texts(body) if not t.startswith(BILLING)]
     return found
 

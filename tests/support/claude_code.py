@@ -35,6 +35,14 @@ def claude_code_version(binary: str) -> str:
     return result.stdout.split()[0]
 
 
+def libfaketime() -> str:
+    """libfaketime (Debian's `faketime` package), preloaded to run Claude Code on another date."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(Path("/usr/lib").glob("faketime/libfaketime.so.1"))
+    if not found:
+        raise RuntimeError("libfaketime not found: apt-get install faketime (tests/install.sh does)")
+    return str(found[0])
+
+
 def run_claude(
     claude: str,
     base_url: str,
@@ -58,7 +66,7 @@ def run_claude(
     base.update(env or {})
     command = [claude, "-p", *args]
     if date is not None:
-        command = ["faketime", f"{date} 12:00:00", *command]
+        base.update(LD_PRELOAD=libfaketime(), FAKETIME=f"@{date} 12:00:00", FAKETIME_DISABLE_SHM="1")
     return subprocess.run(
         command,
         cwd=workdir,
