@@ -4,6 +4,7 @@ strict under the claude-code preset with every later release, from another direc
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from collections import defaultdict
 
@@ -13,8 +14,8 @@ from claude_vcr.catalog import Catalog
 from claude_vcr.config import ProxyConfig
 
 from tests.support.claude_code import run_claude
-from tests.support.cli import cli
 from tests.support.claude_code_matrix import RELEASES, SESSIONS, later, run_session
+from tests.support.cli import cli
 from tests.support.loopback import unreachable_url
 from tests.support.proxies import ProxyHandle
 
@@ -25,13 +26,21 @@ PAIRS = [(old, new) for old in RELEASES for new in later(old)]
 
 def replay(loop_thread, recorded, binary, tmp_path, *, date=None, env=None, sessions=SESSIONS):
     """Replay every session with `binary` from another directory and HOME; each session's outputs."""
-    replayer = ProxyHandle(loop_thread, ProxyConfig(db=recorded.db, upstream=unreachable_url(), port=0, mode="replay"))
+    replayer = ProxyHandle(
+        loop_thread, ProxyConfig(db=recorded.db, upstream=unreachable_url(), port=0, mode="replay")
+    )
     outputs = {}
     try:
         for session in sessions:
             runs = run_session(
-                run_claude, binary, replayer.url, tmp_path / session.name / "checkout", tmp_path / session.name / "laptop-home",
-                session, date=date, env=env,
+                run_claude,
+                binary,
+                replayer.url,
+                tmp_path / session.name / "checkout",
+                tmp_path / session.name / "laptop-home",
+                session,
+                date=date,
+                env=env,
             )
             outputs[session.name] = [r.stdout for r in runs]
             for result in runs:
@@ -51,15 +60,22 @@ def test_a_session_recorded_with_one_release_replays_strict_with_a_later_one(
     assert outputs == recorded.outputs
 
 
-def test_sessions_replay_in_an_environment_unlike_the_recording_one(release_recordings, loop_thread, tmp_path):
+def test_sessions_replay_in_an_environment_unlike_the_recording_one(
+    release_recordings, loop_thread, tmp_path
+):
     """A git repository instead of none, another user name, other CLAUDE_CODE_* variables."""
     recorded = release_recordings("2.1.332")
     for session in SESSIONS:
         repo = tmp_path / session.name / "checkout"
         repo.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    env = {"USER": "mallory", "LOGNAME": "mallory", "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "4096",
-           "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1", "CLAUDE_CODE_ENABLE_TELEMETRY": "0"}
+    env = {
+        "USER": "mallory",
+        "LOGNAME": "mallory",
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "4096",
+        "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "0",
+    }
     outputs = replay(loop_thread, recorded, RELEASES["2.1.337"], tmp_path, env=env)
     assert outputs == recorded.outputs
 
@@ -68,7 +84,11 @@ def truth(body: dict) -> str:
     """Everything that tells two requests' purposes and conversations apart, however unstable across releases."""
     return json.dumps(
         {
-            "system": [b.get("text") for b in body.get("system") or [] if not str(b.get("text", "")).startswith(claude_code.BILLING)],
+            "system": [
+                b.get("text")
+                for b in body.get("system") or []
+                if not str(b.get("text", "")).startswith(claude_code.BILLING)
+            ],
             "tools": sorted(t.get("name", "") for t in body.get("tools") or []),
             "format": (body.get("output_config") or {}).get("format"),
             "model": body.get("model"),
@@ -106,3 +126,55 @@ def test_list_json_shows_the_typed_prompt(release_recordings, tmp_path):
     prompts = {row.get("prompt_excerpt") or row.get("prompt") for row in rows}
     assert "Summarise what this project does." in prompts
     assert not any(p and "<system-reminder>" in p for p in prompts)
+
+
+def test_a_replay_across_releases_says_once_per_cassette_how_the_harness_drifted(
+    release_recordings, loop_thread, tmp_path, caplog
+):
+    caplog.set_level(logging.WARNING, logger="claude_vcr")
+    recorded = release_recordings("2.1.328")
+    sessions = [s for s in SESSIONS if s.name in ("text-turn", "bash-turn")]
+    outputs = replay(loop_thread, recorded, RELEASES["2.1.337"], tmp_path, sessions=sessions)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in sessions}
+    drift = [m for r in caplog.records if "harness drift" in (m := r.getMessage())]
+    assert len(drift) == 1, drift
+    assert "claude-code 2.1.328 -> 2.1.337: " in drift[0] and "same harness" not in drift[0]
+
+
+def test_harness_diff_shows_the_full_difference_between_a_recording_and_a_request(
+    release_recordings, tmp_path
+):
+    old, new = release_recordings("2.1.197"), release_recordings("2.1.337")
+    catalog = Catalog.open(new.db)
+    try:
+        request = next(
+            r for r in catalog.iter_details() if b"Summarise what this project does." in r.request_body
+        )
+    finally:
+        catalog.close()
+    saved = tmp_path / "request.json"
+    saved.write_text(
+        json.dumps(
+            {
+                "method": "POST",
+                "path": request.path,
+                "headers": dict(request.request_headers),
+                "body": json.loads(request.request_body),
+            }
+        )
+    )
+    catalog = Catalog.open(old.db)
+    try:
+        key = next(
+            r.key for r in catalog.iter_details() if b"Summarise what this project does." in r.request_body
+        )
+    finally:
+        catalog.close()
+    result = cli("harness-diff", key[:12], saved, "--db", old.db)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("claude-code 2.1.197 -> 2.1.337: system prompt ")
+    assert any(line.startswith("--- recorded system prompt") for line in lines)
+    assert any(line.startswith("tools removed: ") and "CronCreate" in line for line in lines)
+    missing = cli("harness-diff", "ffffffffffff", saved, "--db", old.db)
+    assert missing.exit_code == 1 and "Traceback" not in missing.output

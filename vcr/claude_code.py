@@ -49,7 +49,9 @@ def is_claude_code(body: Any) -> bool:
     """Whether a parsed body looks like Claude Code's (its billing header, or a Claude Code system prompt)."""
     if not isinstance(body, dict):
         return False
-    return any(BILLING in text or "Claude Code" in text or "Claude Agent SDK" in text for text in _system_texts(body))
+    return any(
+        BILLING in text or "Claude Code" in text or "Claude Agent SDK" in text for text in _system_texts(body)
+    )
 
 
 def _system_texts(body: dict[str, Any]) -> list[str]:
@@ -93,7 +95,9 @@ def _block(block: Any, harness_ids: frozenset[str] = frozenset()) -> Any | None:
         parts = [content] if isinstance(content, str) else content if isinstance(content, list) else []
         parts = [RESULT_HARNESS.sub("", p) if isinstance(p, str) else p for p in parts]
         parts = [
-            {**p, "text": RESULT_HARNESS.sub("", p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+            {**p, "text": RESULT_HARNESS.sub("", p["text"])}
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+            else p
             for p in parts
         ]
         return {
@@ -115,7 +119,11 @@ def conversation(body: dict[str, Any]) -> list[dict[str, Any]]:
         content = message.get("content")
         blocks = [content] if isinstance(content, str) else content if isinstance(content, list) else []
         for block in blocks:
-            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") in HARNESS_TOOLS:
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "tool_use"
+                and block.get("name") in HARNESS_TOOLS
+            ):
                 harness_ids.add(str(block.get("id")))
         kept = [b for b in (_block(block, frozenset(harness_ids)) for block in blocks) if b is not None]
         role = message["role"]
@@ -165,7 +173,11 @@ def typed_prompt(body: Any) -> str | None:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             blocks = [content] if isinstance(content, str) else content if isinstance(content, list) else []
-            texts = [b["text"] for b in (_block(x) for x in blocks) if isinstance(b, dict) and b.get("type") == "text"]
+            texts = [
+                b["text"]
+                for b in (_block(x) for x in blocks)
+                if isinstance(b, dict) and b.get("type") == "text"
+            ]
             return " ".join(texts) or None
     return None
 
@@ -232,7 +244,9 @@ def harness(body: Any, headers: dict[str, str] | None = None) -> Harness | None:
             digest = hashlib.sha256(json.dumps(tool, sort_keys=True, default=str).encode()).hexdigest()[:12]
             tools[str(tool.get("name"))] = digest
     settings = {name: body[name] for name in SETTINGS if name in body}
-    return Harness(version(headers, body), tuple(system), tuple(_message_harness_lines(body)), tools, settings)
+    return Harness(
+        version(headers, body), tuple(system), tuple(_message_harness_lines(body)), tools, settings
+    )
 
 
 def _changed_lines(a: tuple[str, ...], b: tuple[str, ...]) -> int:
@@ -270,8 +284,13 @@ class Drift:
     @property
     def any(self) -> bool:
         return bool(
-            self.system_lines or self.message_lines or self.tools_added or self.tools_removed
-            or self.tools_changed or self.settings or self.recorded_version != self.current_version
+            self.system_lines
+            or self.message_lines
+            or self.tools_added
+            or self.tools_removed
+            or self.tools_changed
+            or self.settings
+            or self.recorded_version != self.current_version
         )
 
     def summary(self) -> str:
@@ -295,7 +314,9 @@ class Drift:
 def drift(recorded: Harness, current: Harness) -> Drift:
     """What changed in the harness from a recording to a request."""
     old_settings, new_settings = _leaves(recorded.settings), _leaves(current.settings)
-    settings = tuple(sorted(n for n in set(old_settings) | set(new_settings) if old_settings.get(n) != new_settings.get(n)))
+    settings = tuple(
+        sorted(n for n in set(old_settings) | set(new_settings) if old_settings.get(n) != new_settings.get(n))
+    )
     return Drift(
         recorded.version,
         current.version,
@@ -303,7 +324,11 @@ def drift(recorded: Harness, current: Harness) -> Drift:
         _changed_lines(recorded.messages, current.messages),
         tuple(sorted(set(current.tools) - set(recorded.tools))),
         tuple(sorted(set(recorded.tools) - set(current.tools))),
-        tuple(sorted(n for n in set(recorded.tools) & set(current.tools) if recorded.tools[n] != current.tools[n])),
+        tuple(
+            sorted(
+                n for n in set(recorded.tools) & set(current.tools) if recorded.tools[n] != current.tools[n]
+            )
+        ),
         settings,
     )
 
@@ -320,12 +345,60 @@ def harness_diff(recorded: Harness, current: Harness) -> list[str]:
         lines += diff
     added = sorted(set(current.tools) - set(recorded.tools))
     removed = sorted(set(recorded.tools) - set(current.tools))
-    changed = sorted(n for n in set(recorded.tools) & set(current.tools) if recorded.tools[n] != current.tools[n])
-    for label, names in (("tools added", added), ("tools removed", removed), ("tool definitions changed", changed)):
+    changed = sorted(
+        n for n in set(recorded.tools) & set(current.tools) if recorded.tools[n] != current.tools[n]
+    )
+    for label, names in (
+        ("tools added", added),
+        ("tools removed", removed),
+        ("tool definitions changed", changed),
+    ):
         if names:
             lines.append(f"{label}: {', '.join(names)}")
     old_settings, new_settings = _leaves(recorded.settings), _leaves(current.settings)
     for name in sorted(set(old_settings) | set(new_settings)):
         if old_settings.get(name) != new_settings.get(name):
-            lines.append(f"{name}: {json.dumps(old_settings.get(name))} -> {json.dumps(new_settings.get(name))}")
+            lines.append(
+                f"{name}: {json.dumps(old_settings.get(name))} -> {json.dumps(new_settings.get(name))}"
+            )
     return lines
+
+
+def drift_line(recorded_headers: Any, recorded_body: bytes, headers: Any, body: bytes) -> str | None:
+    """The drift line for a replay of a Claude Code recording whose harness differs from the request's; None
+    when either is not a Claude Code request or nothing in the harness changed."""
+    try:
+        recorded_json, current_json = json.loads(recorded_body), json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not (is_claude_code(recorded_json) and is_claude_code(current_json)):
+        return None
+    old, new = harness(recorded_json, _as_dict(recorded_headers)), harness(current_json, _as_dict(headers))
+    if old is None or new is None:
+        return None
+    found = drift(old, new)
+    return found.summary() if found.any else None
+
+
+def _as_dict(headers: Any) -> dict[str, str]:
+    """Headers as a recording keeps them (pairs, or a mapping) as a plain dict."""
+    if headers is None:
+        return {}
+    items = headers.items() if hasattr(headers, "items") else headers
+    return {str(k): str(v) for k, v in items}
+
+
+def compare(recorded_headers: Any, recorded_body: bytes, headers: Any, body: bytes) -> list[str]:
+    """`harness-diff`: the full difference between two Claude Code requests' harnesses, summary line first.
+    Raises ValueError for a body that is not a Messages request."""
+    found = []
+    for which, raw, heads in (("recorded", recorded_body, recorded_headers), ("current", body, headers)):
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"the {which} request's body is not JSON") from error
+        result = harness(parsed, _as_dict(heads))
+        if result is None:
+            raise ValueError(f"the {which} request is not a Messages request")
+        found.append(result)
+    return harness_diff(found[0], found[1])

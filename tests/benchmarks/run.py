@@ -27,6 +27,7 @@ BENCHMARKS = {
     "ui": [sys.executable, str(HERE / "bench_ui.py")],
     "reliability": [sys.executable, str(HERE / "bench_reliability.py")],
     "pytest": [sys.executable, str(HERE / "bench_pytest.py")],
+    "claude-code-key": [sys.executable, str(HERE / "bench_claude_code_key.py")],
 }
 
 

@@ -41,9 +41,18 @@ class Session:
 SESSIONS = (
     Session("text-turn", (("Summarise what this project does.",),), "Scripted reply number"),
     Session("bash-turn", (("Please RUN:echo vcr-tool-ok", "--allowedTools", "Bash"),), "vcr-tool-ok"),
-    Session("continue", (("Remember the word teal.",), ("--continue", "Which word did I ask you to remember?")), "Scripted"),
+    Session(
+        "continue",
+        (("Remember the word teal.",), ("--continue", "Which word did I ask you to remember?")),
+        "Scripted",
+    ),
     Session("subagent", (("AGENT: Say hello from the subagent",),), "subagent"),
-    Session("side-requests", (("Name this session: a shop app review.",),), "Scripted", tuple(SIDE_REQUESTS.items())),
+    Session(
+        "side-requests",
+        (("Name this session: a shop app review.",),),
+        "Scripted",
+        tuple(SIDE_REQUESTS.items()),
+    ),
 )
 
 
@@ -57,7 +66,13 @@ def later(version: str) -> list[str]:
 
 
 def run_session(
-    run, binary: Path, base_url: str, workdir: Path, home: Path, session: Session, date: str | None = None,
+    run,
+    binary: Path,
+    base_url: str,
+    workdir: Path,
+    home: Path,
+    session: Session,
+    date: str | None = None,
     env: dict[str, str] | None = None,
 ) -> list[subprocess.CompletedProcess]:
     """Every run of a session, in order, in one directory and HOME."""
@@ -65,7 +80,10 @@ def run_session(
     home.mkdir(parents=True, exist_ok=True)
     (workdir / "README.md").write_text("A small shop app.\n")
     extra = {**dict(session.env), **(env or {})}
-    return [run(str(binary), base_url, workdir, home, *args, *MODEL, env=extra, date=date) for args in session.runs]
+    return [
+        run(str(binary), base_url, workdir, home, *args, *MODEL, env=extra, date=date)
+        for args in session.runs
+    ]
 
 
 @dataclass
@@ -92,11 +110,20 @@ def record_release(loop_thread, folder: Path, version: str) -> Recorded:
     db = folder / "vcr.db"
     outputs: dict[str, list[str]] = {}
     with serving(loop_thread, ScriptedUpstream()) as upstream:
-        config = ProxyConfig(db=db, upstream=upstream.url, port=0, mode="record", rules=Rules().with_presets("claude-code"))
+        config = ProxyConfig(
+            db=db, upstream=upstream.url, port=0, mode="record", rules=Rules().with_presets("claude-code")
+        )
         recorder = ProxyHandle(loop_thread, config)
         try:
             for session in SESSIONS:
-                runs = run_session(run_claude, RELEASES[version], recorder.url, folder / session.name / "shop-app", folder / session.name / "home", session)
+                runs = run_session(
+                    run_claude,
+                    RELEASES[version],
+                    recorder.url,
+                    folder / session.name / "shop-app",
+                    folder / session.name / "home",
+                    session,
+                )
                 for result in runs:
                     assert result.returncode == 0, f"{version} {session.name}: {result.stdout}{result.stderr}"
                 assert session.expected in runs[-1].stdout, f"{version} {session.name}: {runs[-1].stdout}"
