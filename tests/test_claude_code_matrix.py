@@ -21,6 +21,11 @@ from tests.support.proxies import ProxyHandle
 
 pytestmark = pytest.mark.claude_code
 
+SYNCHRONOUS_SUBAGENTS = ("2.1.197",)
+"""Releases whose Agent tool waits for the subagent; later ones start it in the background and take one more
+turn when it reports back, a request the older release never made (so never recorded): a change of the
+conversation itself, not of the harness text, and a strict replay rightly misses it."""
+
 PAIRS = [(old, new) for old in RELEASES for new in later(old)]
 
 
@@ -56,8 +61,9 @@ def test_a_session_recorded_with_one_release_replays_strict_with_a_later_one(
 ):
     recorded = release_recordings(old)
     release_recordings(new)  # installed, and its own recordings exist for the no-collision check
-    outputs = replay(loop_thread, recorded, RELEASES[new], tmp_path, date="2027-03-14")
-    assert outputs == recorded.outputs
+    sessions = [s for s in SESSIONS if not (s.name == "subagent" and old in SYNCHRONOUS_SUBAGENTS)]
+    outputs = replay(loop_thread, recorded, RELEASES[new], tmp_path, date="2027-03-14", sessions=sessions)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in sessions}
 
 
 def test_sessions_replay_in_an_environment_unlike_the_recording_one(
