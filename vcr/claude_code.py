@@ -371,9 +371,14 @@ def drift_line(recorded_headers: Any, recorded_body: bytes, headers: Any, body: 
         recorded_json, current_json = json.loads(recorded_body), json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    if not (is_claude_code(recorded_json) and is_claude_code(current_json)):
+    return drift_summary(recorded_json, current_json, recorded_headers, headers)
+
+
+def drift_summary(recorded: Any, current: Any, recorded_headers: Any = None, headers: Any = None) -> str | None:
+    """`drift_line` for parsed bodies (miss diagnosis has them already)."""
+    if not (is_claude_code(recorded) and is_claude_code(current)):
         return None
-    old, new = harness(recorded_json, _as_dict(recorded_headers)), harness(current_json, _as_dict(headers))
+    old, new = harness(recorded, _as_dict(recorded_headers)), harness(current, _as_dict(headers))
     if old is None or new is None:
         return None
     found = drift(old, new)
