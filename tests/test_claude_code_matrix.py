@@ -12,9 +12,11 @@ import pytest
 from claude_vcr import claude_code
 from claude_vcr.catalog import Catalog
 from claude_vcr.config import ProxyConfig
+from claude_vcr.harness import run_command
+from claude_vcr.render import run_summary
 
 from tests.support.claude_code import run_claude
-from tests.support.claude_code_matrix import RELEASES, SESSIONS, later, run_session
+from tests.support.claude_code_matrix import MODEL, RELEASES, SESSIONS, later, run_session
 from tests.support.cli import cli
 from tests.support.loopback import unreachable_url
 from tests.support.proxies import ProxyHandle
@@ -184,3 +186,37 @@ def test_harness_diff_shows_the_full_difference_between_a_recording_and_a_reques
     assert any(line.startswith("tools removed: ") and "CronCreate" in line for line in lines)
     missing = cli("harness-diff", "ffffffffffff", saved, "--db", old.db)
     assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+def test_run_says_the_drift_once_and_the_summary_names_it(release_recordings, tmp_path):
+    """`claude-vcr run -- claude ...` with a later release: one drift line while it runs, one in the summary."""
+    recorded = release_recordings("2.1.328")
+    workdir, home = tmp_path / "checkout", tmp_path / "home"
+    workdir.mkdir()
+    home.mkdir()
+    (workdir / "README.md").write_text("A small shop app.\n")
+    told: list[str] = []
+    config = ProxyConfig(db=recorded.db, upstream=unreachable_url(), port=0, mode="replay")
+    argv = [
+        "env", "-C", str(workdir), f"HOME={home}", "ANTHROPIC_API_KEY=sk-ant-api03-EXAMPLE-key",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1",
+        str(RELEASES["2.1.337"]), "-p", "Please RUN:echo vcr-tool-ok", "--allowedTools", "Bash", *MODEL,
+    ]  # fmt: skip
+    result = run_command(config, argv, told.append)
+    assert result.status == 0, told
+    assert [line for line in told if "harness drift" in line] == [
+        line
+        for line in told
+        if line.startswith("claude-vcr: cassette default: harness drift claude-code 2.1.328 -> 2.1.337")
+    ]
+    assert len([line for line in told if "harness drift" in line]) == 1, told
+    summary = run_summary(
+        result.counts(),
+        None,
+        str(recorded.db),
+        {n: t.drift for n, t in result.ledger.cassettes.items() if t.drift},
+    )
+    assert (
+        "cassette default replayed another Claude Code's recordings: claude-code 2.1.328 -> 2.1.337"
+        in summary
+    )

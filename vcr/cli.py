@@ -199,7 +199,8 @@ def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
     except PermissionError:
         tell(f"claude-vcr: {command[0]}: permission denied")
         sys.exit(126)
-    click.echo(run_summary(result.counts(), result.orphans, str(config.db)), err=True, nl=False)
+    drift = {name: t.drift for name, t in result.ledger.cassettes.items() if t.drift}
+    click.echo(run_summary(result.counts(), result.orphans, str(config.db), drift), err=True, nl=False)
     sys.exit(result.status)
 
 

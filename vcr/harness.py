@@ -112,6 +112,10 @@ class CassetteUse:
         return "\n".join(lines) if missed else ""
 
 
+DRIFT = "harness drift "
+"""How the proxy's note on a replay starts the drift line (`handler._replay`)."""
+
+
 @dataclass
 class Tally:
     """One cassette over a run: counts, and the recordings that answered or were made."""
@@ -121,8 +125,12 @@ class Tally:
     missed: int = 0
     other: int = 0
     used: set[tuple[str, int]] = field(default_factory=set)
+    drift: str | None = None
+    """The first Claude Code harness drift a replay reported (`claude-code 2.1.328 -> 2.1.337: ...`)."""
 
     def add(self, outcome: Outcome) -> None:
+        if self.drift is None and outcome.note and DRIFT in outcome.note:
+            self.drift = outcome.note.split(DRIFT, 1)[1]
         if outcome.outcome == "recorded":
             self.recorded += 1
         elif outcome.replayed:
@@ -148,13 +156,14 @@ class Ledger:
     def to_data(self) -> dict[str, Any]:
         """Plain lists and numbers (what pytest-xdist can send from a worker)."""
         return {
-            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used)]
+            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used), t.drift]
             for name, t in self.cassettes.items()
         }
 
     def merge(self, data: Mapping[str, Any]) -> None:
-        for name, (recorded, replayed, missed, other, used) in data.items():
+        for name, (recorded, replayed, missed, other, used, *drift) in data.items():
             tally = self.cassettes.setdefault(name, Tally())
+            tally.drift = tally.drift or (drift[0] if drift else None)
             tally.recorded += recorded
             tally.replayed += replayed
             tally.missed += missed
@@ -485,6 +494,8 @@ def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None
     def told(outcome: Outcome) -> None:
         if outcome.outcome == "miss":
             tell(f"claude-vcr: {outcome.line()}")
+        elif outcome.note and DRIFT in outcome.note:  # once per cassette: the proxy notes only the first
+            tell(f"claude-vcr: {outcome.note}")
 
     with ProxyThread(config, on_outcome=told) as proxy:
         env = {**os.environ, BASE_URL: proxy.url}
