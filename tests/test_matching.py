@@ -76,6 +76,9 @@ def test_normalising_never_changes_the_request():
     before = json.dumps(body)
     normalised = normalise(body, CLAUDE_CODE)
     assert json.dumps(body) == before
+    assert "/home/dev/shop-app" not in json.dumps(normalised)
+    normalised = normalise(body, Rules(presets=("claude-code",), versions=(("claude-code", 2),)))
+    assert json.dumps(body) == before
     assert "<CWD>" in json.dumps(normalised) and "/home/dev/shop-app" not in json.dumps(normalised)
     assert "<CWD_SLUG>" in json.dumps(normalised) and "<DATE>" in json.dumps(normalised)
 

@@ -207,7 +207,8 @@ def run(ctx: click.Context, command: tuple[str, ...], **values: Any) -> None:
     except PermissionError:
         tell(f"claude-vcr: {command[0]}: permission denied")
         sys.exit(126)
-    click.echo(run_summary(result.counts(), result.orphans, str(config.db)), err=True, nl=False)
+    drift = {name: t.drift for name, t in result.ledger.cassettes.items() if t.drift}
+    click.echo(run_summary(result.counts(), result.orphans, str(config.db), drift), err=True, nl=False)
     if result.not_stored:
         from .storable import not_stored_line
 
@@ -782,6 +783,52 @@ def explain(request_file: Path, cassette: str | None, db: Path) -> None:
         return
     click.echo(report.text())
     sys.exit(1)
+
+
+@main.command("harness-diff")
+@click.argument("recorded")
+@click.argument("current")
+@click.option("--cassette", help="Cassette of the recordings named by key (default: any).")
+@db_option
+def harness_diff(recorded: str, current: str, cassette: str | None, db: Path) -> None:
+    """Show how Claude Code's harness differs between two requests.
+
+    RECORDED and CURRENT each name a recording (a key prefix, as `list` shows
+    it) or a request file (as `serve --save-misses` writes it, or a bare
+    Messages body). The first line is the drift line replay logs; then the
+    system prompt and reminder diffs, the tool set and the settings.
+
+    \b
+    Example:
+        claude-vcr harness-diff 81c0e7a4d2b9 misses/default-3f2a09c1b7e4.json
+    """
+    import json
+
+    from .claude_code import compare
+
+    sides = []
+    for name in (recorded, current):
+        path = Path(name)
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as error:
+                raise click.ClickException(f"{path}: not JSON: {error}") from error
+            if isinstance(data, dict) and "body" in data and "messages" not in data:
+                body = data["body"]
+                raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                sides.append((data.get("headers") or {}, raw))
+            else:
+                sides.append(({}, json.dumps(data).encode()))
+        else:
+            with _open_catalog(db) as catalog:
+                found = catalog.detail(catalog.resolve(name, cassette))
+            sides.append((found.request_headers, found.request_body))
+    try:
+        lines = compare(sides[0][0], sides[0][1], sides[1][0], sides[1][1])
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo("\n".join(lines))
 
 
 @main.command()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .catalog import Catalog
+from .claude_code import drift_summary
 from .errors import NotFound
 from .matching import (
     KeyedRequest,
@@ -50,6 +51,8 @@ class MissReport:
     differences: list[str] = field(default_factory=list)
     exhausted: int | None = None
     """When the request was recorded, but fewer times than it was asked: how many times."""
+    harness: str | None = None
+    """For Claude Code: how its harness differs from the closest recording's (said after the conversation)."""
 
     def text(self) -> str:
         """One paragraph for the error message and the log."""
@@ -67,7 +70,8 @@ class MissReport:
         ranked = ", ".join(f"{short_key(c.key)} ({c.percent}% same)" for c in self.closest)
         best = short_key(self.closest[0].key)
         diff = "; ".join(self.differences) if self.differences else "only in parts the key leaves out"
-        return f"{head}. Closest recordings: {ranked}. Request vs {best}: {diff}"
+        harness = f". Claude Code's own part differs too: {self.harness}" if self.harness else ""
+        return f"{head}. Closest recordings: {ranked}. Request vs {best}: {diff}{harness}"
 
 
 def explain_miss(
@@ -110,6 +114,8 @@ def explain_miss(
         report.closest.append(Candidate(key, ordinal, score))
     if shortlist and shortlist[0][1] in bodies:
         report.differences = json_differences(keyed.normalised, bodies[shortlist[0][1]])
+        recorded = parse_json_body(catalog.request_body(shortlist[0][1]))
+        report.harness = drift_summary(recorded, keyed.parsed)
     return report
 
 

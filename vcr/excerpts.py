@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .claude_code import cut_reminders
 from .secrets import redact
 
 __all__ = ["Difference", "clip", "differences", "excerpt", "marked", "prompt_excerpt", "quote"]
@@ -29,7 +30,8 @@ PROMPT_EXCERPT_CHARS = 60
 
 def prompt_excerpt(body: bytes) -> str | None:
     """The first words of a Messages request's last user message (its text, else its tool results' text), in
-    one line; None for a body that is not a Messages request."""
+    one line, Claude Code's `<system-reminder>` spans left out (what the user typed, not the harness); None
+    for a body that is not a Messages request."""
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -41,17 +43,17 @@ def prompt_excerpt(body: bytes) -> str | None:
     if last is None:
         return None
     content = last.get("content")
-    texts = [content] if isinstance(content, str) else []
+    texts = [cut_reminders(content)] if isinstance(content, str) else []
     results: list[str] = []
     for block in content if isinstance(content, list) else []:
         if not isinstance(block, dict):
             continue
         if block.get("type") == "text":
-            texts.append(str(block.get("text", "")))
+            texts.append(cut_reminders(str(block.get("text", ""))))  # Claude Code's, not typed
         elif block.get("type") == "tool_result":
             inner = block.get("content")
             parts = inner if isinstance(inner, list) else [{"text": inner}] if isinstance(inner, str) else []
-            results.append(" ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)))
+            results.append(" ".join(cut_reminders(str(p.get("text", ""))) for p in parts if isinstance(p, dict)))
     text = " ".join(texts) if any(t.strip() for t in texts) else " ".join(results)
     prefix = "" if any(t.strip() for t in texts) or not results else "[tool_result] "
     words = " ".join(text.split()).encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"

@@ -117,6 +117,10 @@ class CassetteUse:
         return "\n".join(lines) if missed else ""
 
 
+DRIFT = "harness drift "
+"""How the proxy's note on a replay starts the drift line (`handler._replay`)."""
+
+
 @dataclass
 class Tally:
     """One cassette over a run: counts, and the recordings that answered or were made."""
@@ -128,8 +132,12 @@ class Tally:
     used: set[tuple[str, int]] = field(default_factory=set)
     not_stored: dict[str, int] = field(default_factory=dict)
     """Answers passed through while recording without being stored, by why (transient errors...)."""
+    drift: str | None = None
+    """The first Claude Code harness drift a replay reported (`claude-code 2.1.328 -> 2.1.337: ...`)."""
 
     def add(self, outcome: Outcome) -> None:
+        if self.drift is None and outcome.note and DRIFT in outcome.note:
+            self.drift = outcome.note.split(DRIFT, 1)[1]
         if outcome.outcome == "recorded":
             self.recorded += 1
         elif outcome.replayed:
@@ -158,13 +166,14 @@ class Ledger:
     def to_data(self) -> dict[str, Any]:
         """Plain lists and numbers (what pytest-xdist can send from a worker)."""
         return {
-            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used), t.not_stored]
+            name: [t.recorded, t.replayed, t.missed, t.other, sorted([k, o] for k, o in t.used), t.not_stored, t.drift]
             for name, t in self.cassettes.items()
         }
 
     def merge(self, data: Mapping[str, Any]) -> None:
-        for name, (recorded, replayed, missed, other, used, not_stored) in data.items():
+        for name, (recorded, replayed, missed, other, used, not_stored, *drift) in data.items():
             tally = self.cassettes.setdefault(name, Tally())
+            tally.drift = tally.drift or (drift[0] if drift else None)
             tally.recorded += recorded
             tally.replayed += replayed
             tally.missed += missed
@@ -552,7 +561,13 @@ def run_command(config: ProxyConfig, argv: list[str], tell: Callable[[str], None
     import subprocess
 
     misses = MissTeller(tell)
-    with ProxyThread(config, on_outcome=misses) as proxy:
+
+    def told(outcome: Outcome) -> None:
+        misses(outcome)
+        if outcome.outcome != "miss" and outcome.note and DRIFT in outcome.note:  # the proxy notes only the first
+            tell(f"claude-vcr: {outcome.note}")
+
+    with ProxyThread(config, on_outcome=told) as proxy:
         env = {**os.environ, **providers.client_env(providers.of_upstream_format(config.upstream_format), proxy.url)}
         tell(proxy.banner())
         if config.mode == "replay" and not env.get(API_KEY) and not env.get("ANTHROPIC_AUTH_TOKEN"):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from . import providers
+from . import claude_code, providers
 from .errors import BadRequestBody, RulesError
 from .excerpts import differences, marked, quote
 from .secrets import redact_bytes, redact_path, redact_query, redact_string
@@ -303,18 +303,30 @@ def _claude_code_across_releases(body: Any) -> tuple[tuple[str, ...], list[tuple
     return (*paths, "tools[*].description", "tools[*].input_schema"), replacements
 
 
+def _claude_code_conversation(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]:
+    """Version 3: the key is the conversation, the user's choices and the request's purpose
+    (`claude_code.key_view`); the per-machine text blurred as before (tool results can quote the directory)."""
+    return _claude_code(body)
+
+
 Preset = Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]
 PRESETS: dict[str, dict[int, Preset]] = {
-    "claude-code": {1: _claude_code, 2: _claude_code_across_releases},
+    "claude-code": {1: _claude_code, 2: _claude_code_across_releases, 3: _claude_code_conversation},
 }
 """A preset looks at the request and says which paths to leave out and which text to blur; by version."""
+PROJECTIONS: dict[tuple[str, int], Callable[[Any], Any]] = {("claude-code", 3): claude_code.key_view}
+"""Preset versions that key on a view of the request rather than the whole of it (applied before the rest)."""
 
 
 def normalise(body: Any, rules: Rules) -> Any:
     """The request as its key sees it; the original is not changed."""
     if not isinstance(body, (dict, list)):
         return body
-    value = copy.deepcopy(body)
+    value = body
+    for chosen in rules.versions:
+        if (project := PROJECTIONS.get(chosen)) is not None:
+            value = project(value)
+    value = copy.deepcopy(value)
     ignore = list(rules.ignore) + list(ALWAYS_IGNORED)
     replacements = [(r.compiled(), r.placeholder) for r in rules.replace]
     for name, version in rules.versions:

@@ -316,7 +316,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     orphans = ledger.orphans(run.db) if whole else None
     counts = {name: (t.recorded, t.replayed, t.missed) for name, t in ledger.cassettes.items()}
     terminalreporter.section("claude-vcr")
-    terminalreporter.write(run_summary(counts, orphans, str(_shown(run.db, config))))
+    drift = {name: t.drift for name, t in ledger.cassettes.items() if t.drift}
+    terminalreporter.write(run_summary(counts, orphans, str(_shown(run.db, config)), drift))
     not_stored = ledger.not_stored()
     if not_stored:
         from .storable import not_stored_line

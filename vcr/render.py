@@ -317,10 +317,14 @@ def scenarios_text(scenarios: Iterable[Any]) -> str:
 
 
 def run_summary(
-    counts: dict[str, tuple[int, int, int]], orphans: dict[str, list[tuple[str, int]]] | None, db: str
+    counts: dict[str, tuple[int, int, int]],
+    orphans: dict[str, list[tuple[str, int]]] | None,
+    db: str,
+    drift: dict[str, str] | None = None,
 ) -> str:
-    """What a test run did with its cassettes: recorded / replayed / missed per cassette, then the
-    recordings it never used and the command that deletes them (`orphans` None: not judged)."""
+    """What a test run did with its cassettes: recorded / replayed / missed per cassette, the cassettes whose
+    Claude Code harness drifted (one line each), then the recordings it never used and the command that deletes
+    them (`orphans` None: not judged)."""
     if not counts:
         return ""
     totals = [sum(c[i] for c in counts.values()) for i in range(3)]
@@ -331,6 +335,8 @@ def run_summary(
     rows = [["cassette", "recorded", "replayed", "missed"]]
     rows += [[name, *(str(n) for n in c)] for name, c in sorted(counts.items())]
     lines += ["  " + line for line in table(rows, right=(1, 2, 3)).splitlines()]
+    for name, line in sorted((drift or {}).items()):
+        lines.append(f"claude-vcr: cassette {name} replayed another Claude Code's recordings: {line}")
     if orphans:
         unused = sum(len(keys) for keys in orphans.values())
         lines.append(

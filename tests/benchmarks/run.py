@@ -30,6 +30,7 @@ BENCHMARKS = {
     "hostile": [sys.executable, str(HERE / "bench_hostile.py")],
     "providers": [sys.executable, str(HERE / "bench_providers.py")],
     "git": [sys.executable, str(HERE / "bench_git.py"), "all"],
+    "claude-code-key": [sys.executable, str(HERE / "bench_claude_code_key.py")],
 }
 
 

@@ -46,10 +46,27 @@ PROVIDER_SETTINGS = {
 """What a user sets beside the base URL for each provider (a key, a region, a project)."""
 
 
+def libfaketime() -> str:
+    """libfaketime (Debian's `faketime` package), preloaded to run Claude Code on another date."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(Path("/usr/lib").glob("faketime/libfaketime.so.1"))
+    if not found:
+        raise RuntimeError("libfaketime not found: apt-get install faketime (tests/install.sh does)")
+    return str(found[0])
+
+
 def run_claude(
-    claude: str, base_url: str, workdir: Path, home: Path, *args: str, provider: str = "anthropic"
+    claude: str,
+    base_url: str,
+    workdir: Path,
+    home: Path,
+    *args: str,
+    provider: str = "anthropic",
+    env: dict[str, str] | None = None,
+    date: str | None = None,
 ) -> subprocess.CompletedProcess:
-    env = {
+    """`claude -p ARGS` in `workdir` with its own HOME; `env` adds or drops (value "") variables, `date`
+    (`2027-03-14`) runs it under faketime."""
+    base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         **client_env(provider, base_url),
@@ -58,10 +75,14 @@ def run_claude(
         "DISABLE_AUTOUPDATER": "1",
         "TERM": "dumb",
     }
+    base.update(env or {})
+    command = [claude, "-p", *args]
+    if date is not None:
+        base.update(LD_PRELOAD=libfaketime(), FAKETIME=f"@{date} 12:00:00", FAKETIME_DISABLE_SHM="1")
     return subprocess.run(
-        [claude, "-p", *args],
+        command,
         cwd=workdir,
-        env=env,
+        env={k: v for k, v in base.items() if v},
         capture_output=True,
         text=True,
         timeout=120,

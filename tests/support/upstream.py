@@ -2,8 +2,10 @@
 
 What it answers depends on the last user text of a Messages request:
 - `RUN:<command>` with a `Bash` tool offered: a Bash tool_use (as Claude Code's tool turns);
+- `AGENT:<prompt>` with an `Agent` tool offered: an Agent tool_use starting a subagent with that prompt;
 - `weather` with a `get_weather` tool offered: a get_weather tool_use;
-- a tool_result as the last content: a text turn quoting the result;
+- a tool_result as the last content: a text turn quoting the result (a subagent's: a fixed line, since its
+  result holds Claude Code's random agent id);
 - `SLOW`: the stream pauses after its first event until `release()` is called (or the server stops);
 - `BIG:<kilobytes>`: a long text stream in many small chunks;
 - `HUGE:<megabytes>`: a text stream of that size in 64 KB deltas;
@@ -156,7 +158,9 @@ class ScriptedUpstream:
         tool_names = {tool.get("name") for tool in body.get("tools", [])}
         blocks: list[dict[str, Any]]
         run = re.search(r"RUN:\s*(.+)", text)
-        if tool_result is not None:
+        if tool_result is not None and "agentId:" in tool_result_text(tool_result):
+            blocks = [{"type": "text", "text": "The subagent is on it."}]  # as told: never quote its id
+        elif tool_result is not None:
             blocks = [{"type": "text", "text": f"The tool printed: {tool_result_text(tool_result).strip()}"}]
         elif run and "Bash" in tool_names:
             command = run.group(1).strip()
@@ -167,6 +171,20 @@ class ScriptedUpstream:
                     "id": f"toolu_scripted{number:04d}",
                     "name": "Bash",
                     "input": {"command": command, "description": "Run the requested command"},
+                },
+            ]
+        elif (agent := re.search(r"AGENT:\s*(.+)", text)) and "Agent" in tool_names:
+            blocks = [
+                {"type": "text", "text": "I'll ask a subagent."},
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_scripted{number:04d}",
+                    "name": "Agent",
+                    "input": {
+                        "description": "Ask a helper",
+                        "prompt": agent.group(1).strip(),
+                        "subagent_type": "general-purpose",
+                    },
                 },
             ]
         elif "weather" in text and "get_weather" in tool_names:

@@ -59,6 +59,8 @@ class CassetteState:
     seen_bytes: int = 0
     conversations: dict[int, str | None] = field(default_factory=dict)
     """Recording id -> its conversation digest, for `--match conversation`."""
+    drift_said: bool = False
+    """Whether this run has said how the cassette's Claude Code harness drifted (once per cassette)."""
 
 
 @dataclass

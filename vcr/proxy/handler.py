@@ -14,6 +14,7 @@ from aiohttp import web
 from .. import headers as header_rules
 from ..adapters import Upstream
 from ..catalog import Catalog
+from ..claude_code import BILLING, drift_line
 from ..config import ProxyConfig
 from ..conversation import ConversationMatch, match_conversation
 from ..diagnosis import MissReport, explain_miss
@@ -296,6 +297,22 @@ class Proxy:
     ) -> tuple[web.StreamResponse, str]:
         """Send a recording, paced and checked as the cassette's settings say."""
         settings = self.settings(exchange.cassette)
+        state = self.cassettes.get(exchange.cassette)
+        if state is not None and not state.drift_said and BILLING.encode() in exchange.body:
+            full = await self.store.read(
+                Catalog.recording, exchange.cassette, recording.key, recording.ordinal
+            )
+            line = (
+                None
+                if full is None
+                else drift_line(
+                    full.request_headers, full.request_body, exchange.request.headers, exchange.body
+                )
+            )
+            if line is not None:
+                state.drift_said = True
+                exchange.note = f"cassette {exchange.cassette}: harness drift {line}"
+                log.warning(exchange.note)
         return await send_recording(exchange, recording, outcome, settings.pace, self.config.check)
 
     async def _replay_conversation(
