@@ -418,3 +418,31 @@ def test_gone():
     assert "1 recorded, 0 replayed, 0 missed" in out
     assert "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (VCR_RECORD_ERRORS=1 stores it)" in out
     assert recordings(inner.db) == {"test_errors.test_gone": 1}
+
+
+TRANSIENT_SUITE = '''
+import anthropic
+import pytest
+
+
+@pytest.mark.claude_vcr
+def test_overloaded():
+    client = anthropic.Anthropic(max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "STATUS:529 busy"}]
+        )
+    assert caught.value.status_code == 529
+'''
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_record_errors_option_stores_a_transient_error_only_when_given(pytester, inner, asked):
+    pytester.makepyfile(test_transient=TRANSIENT_SUITE)
+    args = ["--claude-vcr-record-mode=once"] + (["--claude-vcr-record-errors"] if asked else [])
+    result = inner(*args, key=TEST_API_KEY)
+    result.assert_outcomes(passed=1)
+    stored = recordings(inner.db) if inner.db.exists() else {}
+    assert stored == ({"test_transient.test_overloaded": 1} if asked else {})
+    if not asked:
+        assert "not stored" in result.stdout.str() and "--claude-vcr-record-errors" in result.stdout.str()

@@ -47,6 +47,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URL",
         help="Where recordings are made (default: VCR_UPSTREAM, else https://api.anthropic.com).",
     )
+    group.addoption(
+        "--claude-vcr-record-errors",
+        action="store_true",
+        default=False,
+        help="Also store transient API errors (429, 5xx, 529, overloaded streams) when recording; deterministic "
+        "ones (400, 401, 403, 404, 413, 422) are stored anyway. Also VCR_RECORD_ERRORS=1.",
+    )
+    parser.addini("claude_vcr_record_errors", "claude-vcr: also store transient API errors (true/false)", type="bool")
     parser.addini("claude_vcr_record_mode", "claude-vcr record mode (see --claude-vcr-record-mode)")
     parser.addini("claude_vcr_db", "claude-vcr database, relative to the rootdir (see --claude-vcr-db)")
     parser.addini("claude_vcr_upstream", "claude-vcr upstream URL (see --claude-vcr-upstream)")
@@ -125,6 +133,8 @@ class Run:
         from .harness import ProxyThread, test_config
 
         given: dict[str, Any] = {"db": self.db, **PLUGIN_WORDS}
+        if self.config.getoption("--claude-vcr-record-errors") or self.config.getini("claude_vcr_record_errors"):
+            given["record_errors"] = True
         if self.upstream:
             given["upstream"] = self.upstream
         if self.record_mode == "none" and not self.db.exists():
@@ -155,7 +165,7 @@ _RUN = pytest.StashKey[Run]()
 PLUGIN_WORDS = {
     "how_to_record": "record with --claude-vcr-record-mode=once (a new cassette) or new_episodes (add what is "
     "missing)",
-    "record_errors_option": "VCR_RECORD_ERRORS=1",
+    "record_errors_option": "--claude-vcr-record-errors",
 }
 """What the proxy's messages tell a pytest user to do, in the plugin's options rather than `serve`'s."""
 
