@@ -73,8 +73,9 @@ HARNESS_TOOLS = frozenset({"Agent", "Task"})
 subagent's own turns are keyed as its requests): their results count by `is_error` alone."""
 
 
-def _block(block: Any, harness_ids: frozenset[str] = frozenset()) -> Any | None:
-    """A content block as the conversation sees it; None for a harness-only block."""
+def conversation_block(block: Any, harness_ids: frozenset[str] = frozenset()) -> Any | None:
+    """A content block as the conversation sees it; None for a harness-only block (also `--match conversation`'s
+    view of a block)."""
     if isinstance(block, str):
         text = cut_reminders(block)
         return {"type": "text", "text": text} if text else None
@@ -102,7 +103,7 @@ def _block(block: Any, harness_ids: frozenset[str] = frozenset()) -> Any | None:
         ]
         return {
             "type": "tool_result",
-            "content": [b for b in (_block(p) for p in parts) if b is not None],
+            "content": [b for b in (conversation_block(p) for p in parts) if b is not None],
             "is_error": bool(block.get("is_error", False)),
         }
     return {k: v for k, v in block.items() if k not in _LEFT_OUT_FIELDS}
@@ -125,7 +126,7 @@ def conversation(body: dict[str, Any]) -> list[dict[str, Any]]:
                 and block.get("name") in HARNESS_TOOLS
             ):
                 harness_ids.add(str(block.get("id")))
-        kept = [b for b in (_block(block, frozenset(harness_ids)) for block in blocks) if b is not None]
+        kept = [b for b in (conversation_block(block, frozenset(harness_ids)) for block in blocks) if b is not None]
         role = message["role"]
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(kept)
@@ -175,7 +176,7 @@ def typed_prompt(body: Any) -> str | None:
             blocks = [content] if isinstance(content, str) else content if isinstance(content, list) else []
             texts = [
                 b["text"]
-                for b in (_block(x) for x in blocks)
+                for b in (conversation_block(x) for x in blocks)
                 if isinstance(b, dict) and b.get("type") == "text"
             ]
             return " ".join(texts) or None

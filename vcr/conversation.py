@@ -18,50 +18,15 @@ blurring applies). Pure functions over the read side (a `Catalog`); the proxy ca
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog
+from .claude_code import conversation_block
 from .matching import KeyedRequest, Rules, canonical_json, normalise, parse_json_body, short_key, similarity
 
 COUNTED_FIELDS = ("model", "tool_choice", "stop_sequences")
 """Top-level request fields that count besides the messages."""
-_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
-_LEFT_OUT_BLOCKS = frozenset({"thinking", "redacted_thinking"})
-_ID_FIELDS = ("id", "tool_use_id", "cache_control")
-
-
-def _text(text: str) -> str:
-    return _REMINDER.sub("", text).strip()
-
-
-def _block(block: Any) -> Any | None:
-    """One content block as the conversation sees it; None when it does not count."""
-    if isinstance(block, str):
-        text = _text(block)
-        return {"type": "text", "text": text} if text else None
-    if not isinstance(block, dict):
-        return block
-    kind = block.get("type")
-    if kind in _LEFT_OUT_BLOCKS:
-        return None
-    if kind == "text":
-        text = _text(str(block.get("text", "")))
-        return {"type": "text", "text": text} if text else None
-    if kind == "tool_use":
-        return {"type": "tool_use", "name": block.get("name"), "input": block.get("input")}
-    if kind == "tool_result":
-        content = block.get("content")
-        parts = [content] if isinstance(content, str) else content if isinstance(content, list) else []
-        return {
-            "type": "tool_result",
-            "content": [b for b in (_block(p) for p in parts) if b is not None],
-            "is_error": bool(block.get("is_error", False)),
-        }
-    return {k: v for k, v in block.items() if k not in _ID_FIELDS}
-
-
 def conversation(body: Any) -> dict[str, Any] | None:
     """The part of a (normalised) Messages request that counts for `--match conversation`; None for a body
     that is not a Messages request."""
@@ -73,7 +38,7 @@ def conversation(body: Any) -> dict[str, Any] | None:
             continue
         content = message.get("content")
         blocks = [content] if isinstance(content, str) else content if isinstance(content, list) else []
-        kept = [b for b in (_block(block) for block in blocks) if b is not None]
+        kept = [b for b in (conversation_block(block) for block in blocks) if b is not None]
         role = message.get("role")
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(kept)
