@@ -416,7 +416,7 @@ def test_gone():
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
     assert "1 recorded, 0 replayed, 0 missed" in out
-    assert "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (VCR_RECORD_ERRORS=1 stores it)" in out
+    assert "claude-vcr: 1 answer(s) not stored: 1 transient error 429 (--claude-vcr-record-errors stores it)" in out
     assert recordings(inner.db) == {"test_errors.test_gone": 1}
 
 
