@@ -44,6 +44,7 @@ from claude_vcr.protocol import (
 from tests.support.client import TEST_API_KEY
 from tests.support.loopback import LoopThread, unreachable_url
 from tests.support.openai_upstream import MODEL, Chunks, OpenAIServer, Plan, serve_openai
+from tests.support.sdk_calls import BASH_TOOL
 
 MAP = (("claude-*", MODEL),)
 WEATHER = {
@@ -51,15 +52,7 @@ WEATHER = {
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-BASH = {
-    "name": "Bash",
-    "description": "Run a shell command",
-    "input_schema": {
-        "type": "object",
-        "properties": {"command": {"type": "string"}},
-        "required": ["command"],
-    },
-}
+BASH = BASH_TOOL
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 

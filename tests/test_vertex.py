@@ -10,20 +10,12 @@ from anthropic import AnthropicVertex
 from tests.support.cli import cli
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
+from tests.support.sdk_calls import BASH_TOOL, SdkCalls
 from tests.support.vertex_upstream import PROJECT, REGION, TOKEN
 
 MODEL = "claude-sonnet-4-5@20250929"
 TEXT = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi there"}]}
-BASH = {
-    "name": "Bash",
-    "description": "Run a shell command",
-    "input_schema": {
-        "type": "object",
-        "properties": {"command": {"type": "string"}},
-        "required": ["command"],
-    },
-}
-TOOL = {**TEXT, "tools": [BASH], "messages": [{"role": "user", "content": "RUN: echo hi"}]}
+TOOL = {**TEXT, "tools": [BASH_TOOL], "messages": [{"role": "user", "content": "RUN: echo hi"}]}
 
 
 def client(url: str, token: str | None = TOKEN) -> AnthropicVertex:
@@ -32,30 +24,8 @@ def client(url: str, token: str | None = TOKEN) -> AnthropicVertex:
     )
 
 
-def json_call(url: str, params: dict) -> tuple[bytes, dict]:
-    response = client(url).messages.with_raw_response.create(**params)
-    return response.http_response.content, response.parse().model_dump()
-
-
-def one_stream_call(url: str, params: dict) -> tuple[bytes, dict]:
-    """One streamed request: its raw bytes and the Message the SDK folds them to."""
-    with client(url).messages.stream(**params) as stream:
-        message = stream.get_final_message().model_dump()
-        return b"", message
-
-
-def essence(message: dict) -> tuple:
-    """What a conversion must keep: id, blocks, stop reason and token counts."""
-    blocks = [(b["type"], b.get("text"), b.get("input")) for b in message["content"]]
-    usage = (message["usage"]["input_tokens"], message["usage"]["output_tokens"])
-    return message["id"], blocks, message["stop_reason"], usage
-
-
-def stream_call(url: str, params: dict) -> tuple[bytes, dict]:
-    with client(url).messages.with_streaming_response.create(stream=True, **params) as response:
-        raw = response.read()
-    with client(url).messages.stream(**params) as stream:
-        return raw, stream.get_final_message().model_dump()
+CALLS = SdkCalls(client)
+json_call, one_stream_call, stream_call = CALLS.json_call, CALLS.one_stream_call, CALLS.stream_call
 
 
 @pytest.mark.parametrize("call", [json_call, stream_call], ids=["json", "stream"])
