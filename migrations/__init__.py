@@ -208,6 +208,21 @@ def m009_body_dictionary(db: Database) -> None:
     del db
 
 
+@migrations()
+def m010_lean_indexes(db: Database) -> None:
+    # Every index is written on every save, and in a committed vcr.db its entries are part of what each commit
+    # costs git (tests/benchmarks/bench_git.py). Four go, which no query needs: stats by model read
+    # `recording_totals` (its primary key starts with cassette_id, model), dates read `recordings_catalog`
+    # (it starts with cassette_id, created_at), and miss diagnosis reads every row of a cassette's path anyway
+    # (the fingerprints are in the row; nearly all of a cassette's recordings share one method and path).
+    # The replay fast path's index keeps only the first 8 hex digits of each raw hash (a quarter of the
+    # entry); the query (`Catalog.key_for_raw`, `schema.RAW_PREFIX`) compares the full hash in the row.
+    for name in ("recordings_by_model", "recordings_model", "recordings_created_at", "recordings_by_target"):
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+    db.execute("DROP INDEX IF EXISTS recordings_by_raw_hash")
+    db.execute("CREATE INDEX recordings_by_raw_prefix ON recordings (cassette_id, substr(raw_hash, 1, 8))")
+
+
 def _registered_steps() -> tuple[str, ...]:
     return tuple(step.name for step in migrations._migrations)
 

@@ -46,7 +46,16 @@ from .records import (
     request_body,
     row_columns,
 )
-from .schema import SCHEMA_STEPS, FileLock, check_file, db_errors, one_line, readonly_connection, shared_lock
+from .schema import (
+    RAW_PREFIX,
+    SCHEMA_STEPS,
+    FileLock,
+    check_file,
+    db_errors,
+    one_line,
+    readonly_connection,
+    shared_lock,
+)
 
 MIN_PREFIX_LENGTH = 4
 MMAP_BYTES = 1 << 30
@@ -519,10 +528,13 @@ class Catalog:
         return found
 
     def key_for_raw(self, cassette: str, raw: str) -> tuple[str, bool] | None:
-        """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`)."""
+        """(key, stream flag) of a recording whose request had exactly these bytes (`matching.raw_hash`).
+        The index holds the hash's first digits; the row has all of it (`+` keeps SQLite from folding the
+        full hash into the indexed expression, which would then no longer match the index)."""
         row = self.conn.execute(
-            f"SELECT key, stream FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND raw_hash = ? LIMIT 1",
-            [cassette, raw],
+            f"SELECT key, stream FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND {RAW_PREFIX} = ? "
+            "AND +raw_hash = ? LIMIT 1",
+            [cassette, raw[:8], raw],
         ).fetchone()
         return None if row is None else (row[0], bool(row[1]))
 
