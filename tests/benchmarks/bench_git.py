@@ -38,7 +38,8 @@ from tests.benchmarks.bench_proxy import sse_reply  # noqa: E402
 
 TOOL_TURN = REPO / "tests" / "data" / "claude-code" / "tool-turn-2.json"
 TARGET = "/v1/messages?beta=true"
-CHECKPOINTS = (1, 12, 24, 36, 48)
+CHECKPOINTS = (1, 12, 24, 36, 48, 72, 96, 120)
+"""Where sizes are taken (those up to --commits); past 48, a history longer than git's delta chains (depth 50)."""
 
 
 def git(repo: Path, *args: str) -> str:
