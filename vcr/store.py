@@ -198,26 +198,17 @@ class Store:
             self._conn.execute(
                 "UPDATE cassettes SET key_scheme = ? WHERE id = ?", [recording.key_scheme, cassette_id]
             )
-            recording.id = self._replace(columns) or self._insert(columns)
+            self._conn.execute(
+                "DELETE FROM recordings WHERE cassette_id = ? AND key = ? AND ordinal = ?",
+                [cassette_id, recording.key, recording.ordinal],
+            )
+            names = ", ".join(f'"{name}"' for name in columns)
+            marks = ", ".join("?" for _ in columns)
+            cursor = self._conn.execute(
+                f"INSERT INTO recordings ({names}) VALUES ({marks})", list(columns.values())
+            )
+        recording.id = cursor.lastrowid
         return recording
-
-    def _replace(self, columns: dict[str, Any]) -> int | None:
-        """A re-recording overwrites its key's row in place (same id, same place in each index), rather than
-        deleting it and inserting a new one: in a committed db, what did not change keeps its bytes, so the
-        commit costs git the new recording and little else. Returns the row's id, or None if there was none."""
-        values = {name: None for name in self._columns if name != "id"} | columns  # as a fresh row would be
-        assignments = ", ".join(f'"{name}" = ?' for name in values)
-        row = self._conn.execute(
-            f"UPDATE recordings SET {assignments} WHERE cassette_id = ? AND key = ? AND ordinal = ? RETURNING id",
-            [*values.values(), columns["cassette_id"], columns["key"], columns["ordinal"]],
-        ).fetchone()
-        return None if row is None else row[0]
-
-    def _insert(self, columns: dict[str, Any]) -> int:
-        names = ", ".join(f'"{name}"' for name in columns)
-        marks = ", ".join("?" for _ in columns)
-        cursor = self._conn.execute(f"INSERT INTO recordings ({names}) VALUES ({marks})", list(columns.values()))
-        return cursor.lastrowid  # type: ignore[return-value]
 
     def _store_request(self, body: bytes) -> tuple[str, bytes, int]:
         """(codec, stored form, bytes of new chunks): large bodies become chunk ids, each chunk stored once."""
