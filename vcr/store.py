@@ -102,6 +102,10 @@ class Store:
         self._columns = frozenset(row[1] for row in self._conn.execute("PRAGMA table_info(recordings)"))
         self._rules: dict[str, StoredRules] = {}
         """Rules this store gave each cassette: stored again if another process deletes the cassette."""
+        self._freed: dict[tuple[int, str, int], int] = {}
+        """Row ids of recordings a re-recording deleted, by (cassette id, key, ordinal): the new recording of the
+        same key takes its old id back, so it lands where the old one was in the table and in every index (in
+        a committed db the rest of the file keeps its bytes, and the commit costs git less)."""
         self._compressor = compressor()
         self._chunk_compressor = compressor(CHUNK_LEVEL)
         self._decompressor = decompressor()
@@ -198,10 +202,13 @@ class Store:
             self._conn.execute(
                 "UPDATE cassettes SET key_scheme = ? WHERE id = ?", [recording.key_scheme, cassette_id]
             )
-            self._conn.execute(
-                "DELETE FROM recordings WHERE cassette_id = ? AND key = ? AND ordinal = ?",
-                [cassette_id, recording.key, recording.ordinal],
-            )
+            place = (cassette_id, recording.key, recording.ordinal)
+            self._forget("cassette_id = ? AND key = ? AND ordinal = ?", [*place], cassette_id, recording.key)
+            freed = self._freed.pop(place, None)
+            if freed is not None and self._conn.execute("SELECT 1 FROM recordings WHERE id = ?", [freed]).fetchone():
+                freed = None  # another process's recording has it now
+            if freed is not None:
+                columns["id"] = freed
             names = ", ".join(f'"{name}"' for name in columns)
             marks = ", ".join("?" for _ in columns)
             cursor = self._conn.execute(
@@ -209,6 +216,16 @@ class Store:
             )
         recording.id = cursor.lastrowid
         return recording
+
+    def _forget(self, where: str, params: list[Any], cassette_id: int, key: str) -> int:
+        """Delete a key's recordings (`where` picks them), remembering their ids for the new ones."""
+        gone = self._conn.execute(f"SELECT id, ordinal FROM recordings WHERE {where}", params).fetchall()
+        self._conn.execute(f"DELETE FROM recordings WHERE {where}", params)
+        if len(self._freed) > FREED_IDS_KEPT:
+            self._freed.clear()  # keys forgotten and never recorded again: a bound, not a loss
+        for row_id, ordinal in gone:
+            self._freed[(cassette_id, key, ordinal)] = row_id
+        return len(gone)
 
     def _store_request(self, body: bytes) -> tuple[str, bytes, int]:
         """(codec, stored form, bytes of new chunks): large bodies become chunk ids, each chunk stored once."""
@@ -237,15 +254,13 @@ class Store:
             return 0
         with self.writing():
             if before is None:
-                cursor = self._conn.execute(
-                    "DELETE FROM recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key]
-                )
-            else:
-                cursor = self._conn.execute(
-                    "DELETE FROM recordings WHERE cassette_id = ? AND key = ? AND NOT coalesce(created_at >= ?, 0)",
-                    [cassette_id, key, before],
-                )
-        return cursor.rowcount
+                return self._forget("cassette_id = ? AND key = ?", [cassette_id, key], cassette_id, key)
+            return self._forget(
+                "cassette_id = ? AND key = ? AND NOT coalesce(created_at >= ?, 0)",
+                [cassette_id, key, before],
+                cassette_id,
+                key,
+            )
 
     def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         """Remember the rules a cassette's keys were computed with (creating the cassette if needed)."""
@@ -489,6 +504,9 @@ class _Transaction:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         return self._atomic.__exit__(exc_type, exc, tb)
 
+
+FREED_IDS_KEPT = 100_000
+"""How many forgotten row ids a store remembers for the recordings that replace them (a few MB at most)."""
 
 WRITE_ATTEMPTS = 3
 """BEGIN IMMEDIATE waits up to the busy timeout for the write lock; after that it is tried this many times in
