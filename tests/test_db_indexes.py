@@ -1,6 +1,6 @@
-"""The db's indexes after `m010_lean_indexes` (fewer and narrower, so each commit of a vcr.db costs git less:
-tests/benchmarks/bench_git.py): each query that needs one still gets one (stats by model and date, the replay
-fast path), and a db made before the step migrates and keeps replaying."""
+"""What keeps each commit of a vcr.db small for git (tests/benchmarks/bench_git.py): the indexes after
+`m010_lean_indexes` (each query that needs one still gets one: stats by model and date, the replay fast path;
+a db made before the step migrates and keeps replaying), and a re-recording that takes its key's row id back."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from claude_vcr.catalog import Catalog
+from claude_vcr.store import Store
 
 from tests.support.cassettes import recording, save_all
 from tests.support.client import MESSAGES, body, post, reset
@@ -112,3 +113,55 @@ def test_stats_by_model_and_date_read_indexes_only(tmp_path):
         [stats] = catalog.stats("bulk")
     assert stats.by_model == {"claude-opus-5-5": 2, "claude-haiku-4-5": 1}
     assert (stats.oldest, stats.newest) == ("2026-01-01T00:00:00.000Z", "2026-03-01T00:00:00.000Z")
+
+
+def ids(db: Path) -> dict[str, int]:
+    """Row id of each recording, by the question it asked."""
+    conn = sqlite3.connect(db)
+    try:
+        found = {}
+        for row_id, excerpt in conn.execute("SELECT id, prompt_excerpt FROM recordings"):
+            found[excerpt] = row_id
+        return found
+    finally:
+        conn.close()
+
+
+def test_a_record_run_re_recording_a_key_gives_its_recording_the_same_row_id(proxy, upstream, db_path):
+    first = proxy(mode="record")
+    for text in ("alpha question", "beta question", "gamma question"):
+        post(first.url + MESSAGES, body(text))
+        reset(first.url)
+    first.stop()
+    before = ids(db_path)
+    second = proxy(mode="record")  # a new run: forgets each key it sends, then stores the new answer
+    newer = post(second.url + MESSAGES, body("beta question"))[2]
+    second.stop()
+    assert ids(db_path) == before  # the new recording sits where the old one was
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    status, headers, replayed = post(replayer.url + MESSAGES, body("beta question"))
+    assert (status, headers["x-vcr-outcome"], replayed) == (200, "hit", newer)
+    replayer.stop()
+    assert len(upstream.script.message_calls()) == 4
+
+
+def test_a_save_replacing_a_key_keeps_its_id_and_a_taken_id_is_never_reused(tmp_path):
+    db = tmp_path / "vcr.db"
+    with Store(db) as store, Store(db) as other:
+        kept = store.save(recording(1)).id
+        gone = store.save(recording(2)).id
+        store.save(recording(4))  # neither is the highest id, which SQLite would hand out again anyway
+        assert store.save(recording(1, size=900)).id == kept
+        assert store.forget_key("bulk", recording(2).key) == 1
+        conn = other.conn
+        conn.execute(  # another process's recording takes the freed id meanwhile
+            "UPDATE recordings SET id = ? WHERE id = ?", [gone, other.save(recording(3)).id]
+        )
+        again = store.save(recording(2))
+        assert again.id not in (kept, gone)
+    with Catalog.open(db) as catalog:
+        assert sorted(r.prompt_excerpt for r in catalog.recordings("bulk")) == [
+            f"bulk question {i}" for i in (1, 2, 3, 4)
+        ]
+        [stats] = catalog.stats("bulk")
+    assert stats.recordings == 4
