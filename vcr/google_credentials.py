@@ -1,0 +1,269 @@
+"""Google access tokens for Vertex AI from the environment or application-default credentials, refreshed
+before they expire, without google-auth.
+
+Sources, in order: `GOOGLE_OAUTH_ACCESS_TOKEN` (a token the caller minted, e.g. `gcloud auth
+print-access-token`; used as is, never refreshed), then the application-default credentials file
+(`GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's `application_default_credentials.json` that `gcloud auth
+application-default login` writes). That file's `authorized_user` (refresh-token flow) and `service_account`
+(a JWT signed RS256 with its key) are supported; a token they give is kept until 225 seconds before it
+expires (google-auth's margin), then fetched again, so a long recording session never sends a stale one.
+Workload identity federation, impersonation and the metadata server are not read: export a token instead.
+Nothing here is logged or stored, and no error message carries a token, a key or a refresh token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import InvalidInput, UpstreamError
+from .loopback import is_loopback
+
+TOKEN_ENV = "GOOGLE_OAUTH_ACCESS_TOKEN"
+ADC_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+REFRESH_MARGIN = 225.0
+"""Seconds before expiry a token is replaced (google-auth's REFRESH_THRESHOLD, 3 min 45 s)."""
+JWT_LIFETIME = 3600
+MAX_ADC_SIZE = 1024 * 1024
+MISSING = (
+    "no Google credentials for Vertex AI: the client sent no bearer token, GOOGLE_OAUTH_ACCESS_TOKEN is not "
+    "set and there is no application-default credentials file (set GOOGLE_APPLICATION_CREDENTIALS, or run "
+    "`gcloud auth application-default login`)"
+)
+
+
+# --- RS256 for service-account keys (stdlib only) --------------------------------------------------------
+
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def _der(data: bytes, at: int) -> tuple[int, bytes, int]:
+    """(tag, content, next offset) of the DER element at `at`."""
+    tag, length = data[at], data[at + 1]
+    at += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[at : at + count], "big")
+        at += count
+    if at + length > len(data):
+        raise ValueError("DER element runs past the end")
+    return tag, data[at : at + length], at + length
+
+
+def _sequence(content: bytes) -> list[tuple[int, bytes]]:
+    items, at = [], 0
+    while at < len(content):
+        tag, value, at = _der(content, at)
+        items.append((tag, value))
+    return items
+
+
+def rsa_private_numbers(pem: str) -> tuple[int, int]:
+    """(modulus, private exponent) of a PEM RSA key, PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`)."""
+    lines = [line.strip() for line in pem.strip().splitlines()]
+    if len(lines) < 3 or not lines[0].startswith("-----BEGIN ") or not lines[-1].startswith("-----END "):
+        raise ValueError("not a PEM key")
+    der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    tag, content, _ = _der(der, 0)
+    items = _sequence(content)
+    if "RSA PRIVATE KEY" not in lines[0]:  # PKCS#8: version, algorithm, OCTET STRING holding PKCS#1
+        if len(items) < 3 or items[2][0] != 0x04:
+            raise ValueError("not a PKCS#8 private key")
+        tag, content, _ = _der(items[2][1], 0)
+        items = _sequence(content)
+    if tag != 0x30 or len(items) < 4 or any(t != 0x02 for t, _ in items[:4]):
+        raise ValueError("not an RSA private key")
+    return int.from_bytes(items[1][1], "big"), int.from_bytes(items[3][1], "big")
+
+
+def rs256(pem: str, message: bytes) -> bytes:
+    """RSASSA-PKCS1-v1_5 with SHA-256 (JWT's RS256): deterministic, so tests compare it with google-auth's."""
+    modulus, exponent = rsa_private_numbers(pem)
+    size = (modulus.bit_length() + 7) // 8
+    digest = _SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
+    if size < len(digest) + 11:
+        raise ValueError("RSA key too short")
+    padded = b"\x00\x01" + b"\xff" * (size - len(digest) - 3) + b"\x00" + digest
+    return pow(int.from_bytes(padded, "big"), exponent, modulus).to_bytes(size, "big")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def service_account_assertion(info: Mapping[str, Any], token_uri: str, now: int) -> str:
+    """The signed JWT a service account trades for an access token (RFC 7523), as google-auth builds it."""
+    header = {"typ": "JWT", "alg": "RS256"}
+    if info.get("private_key_id"):
+        header["kid"] = str(info["private_key_id"])
+    claims = {
+        "iat": now,
+        "exp": now + JWT_LIFETIME,
+        "iss": info["client_email"],
+        "aud": token_uri,
+        "scope": SCOPE,
+    }
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    return signing_input + "." + _b64url(rs256(str(info["private_key"]), signing_input.encode()))
+
+
+# --- the credentials file ---------------------------------------------------------------------------------
+
+
+def adc_path(env: Mapping[str, str]) -> Path | None:
+    """The application-default credentials file in use: GOOGLE_APPLICATION_CREDENTIALS, else gcloud's."""
+    if env.get(ADC_ENV):
+        return Path(env[ADC_ENV]).expanduser()
+    if env.get("CLOUDSDK_CONFIG"):
+        folder = Path(env["CLOUDSDK_CONFIG"]).expanduser()
+    elif os.name == "nt" and env.get("APPDATA"):
+        folder = Path(env["APPDATA"]) / "gcloud"
+    else:
+        folder = Path(env.get("HOME") or Path.home()) / ".config" / "gcloud"
+    found = folder / "application_default_credentials.json"
+    return found if found.is_file() else None
+
+
+def _token_uri(info: Mapping[str, Any], where: Path) -> str:
+    """https, or http to a loopback host only: a refresh token or signed grant never crosses a network in clear."""
+    uri = str(info.get("token_uri") or DEFAULT_TOKEN_URI)
+    split = urlsplit(uri)
+    if split.scheme == "https" or (split.scheme == "http" and is_loopback(split.hostname or "")):
+        return uri
+    raise InvalidInput(f"{where}: token_uri must be an https:// URL (or http:// on loopback)")
+
+
+def read_adc(path: Path) -> dict[str, Any]:
+    """The credentials file's JSON, checked for the fields its type needs (their values never in messages)."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_ADC_SIZE + 1)
+        info = json.loads(raw) if len(raw) <= MAX_ADC_SIZE else None
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+        raise InvalidInput(f"{path}: cannot read Google credentials ({reason})") from None
+    if not isinstance(info, dict):
+        raise InvalidInput(f"{path}: not a Google credentials file")
+    kind = info.get("type")
+    needed = {
+        "authorized_user": ("client_id", "client_secret", "refresh_token"),
+        "service_account": ("client_email", "private_key"),
+    }.get(str(kind))
+    if needed is None:
+        raise InvalidInput(
+            f"{path}: credentials of type {str(kind)[:40]!r} are not supported (authorized_user and "
+            f"service_account are); export {TOKEN_ENV} instead"
+        )
+    missing = [name for name in needed if not isinstance(info.get(name), str) or not info[name]]
+    if missing:
+        raise InvalidInput(f"{path}: {kind} credentials lack {', '.join(missing)}")
+    return info
+
+
+def token_request(info: Mapping[str, Any], where: Path, now: int) -> tuple[str, dict[str, str]]:
+    """(token URI, form fields) that exchange the credentials for an access token."""
+    uri = _token_uri(info, where)
+    if info["type"] == "authorized_user":
+        return uri, {
+            "grant_type": "refresh_token",
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "refresh_token": info["refresh_token"],
+        }
+    try:
+        assertion = service_account_assertion(info, uri, now)
+    except (ValueError, IndexError) as error:
+        raise InvalidInput(f"{where}: the service account's private_key is unusable ({error})") from None
+    return uri, {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+
+
+def parse_token_answer(status: int, body: bytes, uri: str, now: float) -> tuple[str, float]:
+    """(access token, expiry time) from a token endpoint's answer; an UpstreamError naming its error code."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
+        code = answer.get("error") if isinstance(answer, dict) else None
+        said = f" ({str(code)[:80]})" if isinstance(code, str) else ""
+        raise UpstreamError(f"the Google token endpoint {uri} answered {status}{said}: no access token")
+    expires_in = answer.get("expires_in")
+    lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else 3600.0
+    return answer["access_token"], now + lifetime
+
+
+# --- the token in use -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Held:
+    value: str
+    expires_at: float
+
+
+class GoogleToken:
+    """The bearer token for requests to Vertex AI, fetched on first use and again before it expires."""
+
+    def __init__(
+        self, env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.env = os.environ if env is None else env
+        self.clock = clock
+        self._held: _Held | None = None
+        self._lock = asyncio.Lock()
+        self.refreshes = 0
+        """How many tokens were fetched from a token endpoint (for tests and the curious)."""
+
+    def fresh(self) -> str | None:
+        """The held token while it has more than REFRESH_MARGIN seconds left, else None."""
+        if self._held is not None and self.clock() < self._held.expires_at - REFRESH_MARGIN:
+            return self._held.value
+        return None
+
+    async def get(self, session: Any) -> str:
+        """A token that is good for a while yet; `session` (aiohttp) reaches the token endpoint."""
+        static = self.env.get(TOKEN_ENV, "").strip()
+        if static:
+            return static
+        if (held := self.fresh()) is not None:
+            return held
+        async with self._lock:  # concurrent requests share one refresh
+            if (held := self.fresh()) is not None:
+                return held
+            path = adc_path(self.env)
+            if path is None:
+                raise InvalidInput(MISSING)
+            uri, form = token_request(read_adc(path), path, int(self.clock()))
+            status, body = await _post(session, uri, form)
+            value, expires_at = parse_token_answer(status, body, uri, self.clock())
+            self._held = _Held(value, expires_at)
+            self.refreshes += 1
+            return value
+
+
+async def _post(session: Any, uri: str, form: dict[str, str]) -> tuple[int, bytes]:
+    """POST the form; a transport failure is an UpstreamError naming the endpoint only."""
+    import aiohttp
+
+    try:
+        async with session.post(
+            uri, data=form, headers={"Accept": "application/json"}, allow_redirects=False
+        ) as response:
+            return response.status, await response.content.read(MAX_ADC_SIZE)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        raise UpstreamError(
+            f"cannot reach the Google token endpoint {uri}: {type(error).__name__}"
+        ) from None
