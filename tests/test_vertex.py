@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from anthropic import AnthropicVertex
 
 from tests.support.cli import cli
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
 from tests.support.sdk_calls import BASH_TOOL, SdkCalls
-from tests.support.vertex_upstream import PROJECT, REGION, TOKEN
+from tests.support.vertex_upstream import MODEL, PROJECT, REGION, TOKEN, client
 
-MODEL = "claude-sonnet-4-5@20250929"
 TEXT = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi there"}]}
 TOOL = {**TEXT, "tools": [BASH_TOOL], "messages": [{"role": "user", "content": "RUN: echo hi"}]}
-
-
-def client(url: str, token: str | None = TOKEN) -> AnthropicVertex:
-    return AnthropicVertex(
-        base_url=url + "/v1", region=REGION, project_id=PROJECT, access_token=token, max_retries=0
-    )
 
 
 CALLS = SdkCalls(client)

@@ -930,10 +930,10 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
     "--target",
     type=URL,
     metavar="URL",
-    required=True,
     envvar="VCR_VERIFY_TARGET",
     show_envvar=True,
-    help="Base URL of the endpoint under test; {cassette} in it becomes each recording's cassette.",
+    help="Base URL of the endpoint under test; {cassette} in it becomes each recording's cassette. "
+    "Without it, Bedrock and Vertex recordings go to their cloud's endpoint (first-party ones need it).",
 )
 @cassette_filter
 @click.option(
@@ -956,7 +956,7 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
 @db_option
 @json_option
 def verify(
-    target: str,
+    target: str | None,
     cassette: str | None,
     junit: Path | None,
     timeout: float,
@@ -972,12 +972,16 @@ def verify(
     ids normalised, token counts only checked for presence and sanity (rules V1-V10,
     see `claude_vcr.verify`). One line per recording, then a summary; exits 1 if any fails.
     Requests carry their recorded headers and x-api-key from VCR_VERIFY_API_KEY (a
-    placeholder when unset: recordings hold no key).
+    placeholder when unset: recordings hold no key). Bedrock recordings are signed with
+    SigV4 from the standard AWS credentials, Vertex ones carry a token from
+    GOOGLE_OAUTH_ACCESS_TOKEN or the application-default credentials; Bedrock's event
+    streams are compared as the events their frames carry.
 
     \b
     Example:
         claude-vcr verify --target http://127.0.0.1:4000 --junit verify.xml
         claude-vcr verify --target 'http://127.0.0.1:8000/c/{cassette}' --cassette my_tests
+        AWS_PROFILE=ci AWS_REGION=us-west-2 claude-vcr verify --cassette my_bedrock_tests
     """
     from .verify import junit_xml, verify_details, verify_summary
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from .aws_credentials import find_region, require_credentials
-from .errors import InvalidInput
+from .errors import CredentialsError, InvalidInput
 from .headers import Headers
 from .sigv4 import SIGNATURE_HEADERS, Credentials, sign
 
@@ -50,11 +50,11 @@ def bedrock_region(env: Mapping[str, str], endpoint: str | None = None) -> str:
 
 
 def bedrock_credentials(env: Mapping[str, str]) -> Credentials:
-    """The AWS credentials to sign with, or a one-line InvalidInput saying where they were looked for."""
+    """The AWS credentials to sign with, or a one-line CredentialsError saying where they were looked for."""
     try:
         return require_credentials(env)
     except InvalidInput as error:
-        raise InvalidInput(f"cannot sign for Bedrock: {error}") from None
+        raise CredentialsError(f"cannot sign for Bedrock: {error}") from None
 
 
 def bedrock_signed(

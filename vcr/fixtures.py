@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import eventstream, providers
 from .headers import is_secret
 from .sse import TOOL_INPUT_BLOCKS, MessageFold, is_stream, parse_sse, sdk_payloads
 
@@ -290,13 +291,19 @@ def semantic_view(
     body: bytes,
     ids: IdMap | None = None,
 ) -> dict[str, Any]:
-    """What a response means to a client: the same for two correct answers that differ only in noise."""
+    """What a response means to a client: the same for two correct answers that differ only in noise.
+    Bedrock's binary event stream is read as the Anthropic events its frames carry (`framing` says so), so
+    two streams framed differently but carrying the same events mean the same."""
     ids = ids if ids is not None else IdMap()
     lowered = _lower(headers)
     view: dict[str, Any] = {
         "status": status,
         "headers": [name for name in MEANINGFUL_HEADERS if name in lowered],
     }
+    if lowered.get("content-type", "").split(";")[0].strip().lower() == eventstream.CONTENT_TYPE:
+        events, _ = eventstream.to_sse(bytes(body))  # a damaged frame is the validators' finding (A1)
+        view.update(_stream_view(events, ids), framing="eventstream")
+        return view
     if is_stream(headers, body):
         view.update(_stream_view(body, ids))
         return view
@@ -311,7 +318,7 @@ def semantic_view(
         view["error"] = {"type": err.get("type")}
     elif isinstance(payload, dict) and payload.get("type") == "message":
         view.update(_message_view(payload, ids))
-    elif route.endswith("/count_tokens") and isinstance(payload, dict):
+    elif providers.counts_tokens(route) and isinstance(payload, dict):
         view["json"] = {"input_tokens": payload.get("input_tokens")}
     else:
         view["json"] = normalise_json(payload, ids, top=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import InvalidInput, UpstreamError
+from .errors import CredentialsError
 from .loopback import is_loopback
 
 TOKEN_ENV = "GOOGLE_OAUTH_ACCESS_TOKEN"
@@ -143,7 +143,7 @@ def _token_uri(info: Mapping[str, Any], where: Path) -> str:
     split = urlsplit(uri)
     if split.scheme == "https" or (split.scheme == "http" and is_loopback(split.hostname or "")):
         return uri
-    raise InvalidInput(f"{where}: token_uri must be an https:// URL (or http:// on loopback)")
+    raise CredentialsError(f"{where}: token_uri must be an https:// URL (or http:// on loopback)")
 
 
 def read_adc(path: Path) -> dict[str, Any]:
@@ -154,22 +154,22 @@ def read_adc(path: Path) -> dict[str, Any]:
         info = json.loads(raw) if len(raw) <= MAX_ADC_SIZE else None
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
-        raise InvalidInput(f"{path}: cannot read Google credentials ({reason})") from None
+        raise CredentialsError(f"{path}: cannot read Google credentials ({reason})") from None
     if not isinstance(info, dict):
-        raise InvalidInput(f"{path}: not a Google credentials file")
+        raise CredentialsError(f"{path}: not a Google credentials file")
     kind = info.get("type")
     needed = {
         "authorized_user": ("client_id", "client_secret", "refresh_token"),
         "service_account": ("client_email", "private_key"),
     }.get(str(kind))
     if needed is None:
-        raise InvalidInput(
+        raise CredentialsError(
             f"{path}: credentials of type {str(kind)[:40]!r} are not supported (authorized_user and "
             f"service_account are); export {TOKEN_ENV} instead"
         )
     missing = [name for name in needed if not isinstance(info.get(name), str) or not info[name]]
     if missing:
-        raise InvalidInput(f"{path}: {kind} credentials lack {', '.join(missing)}")
+        raise CredentialsError(f"{path}: {kind} credentials lack {', '.join(missing)}")
     return info
 
 
@@ -186,12 +186,12 @@ def token_request(info: Mapping[str, Any], where: Path, now: int) -> tuple[str, 
     try:
         assertion = service_account_assertion(info, uri, now)
     except (ValueError, IndexError) as error:
-        raise InvalidInput(f"{where}: the service account's private_key is unusable ({error})") from None
+        raise CredentialsError(f"{where}: the service account's private_key is unusable ({error})") from None
     return uri, {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
 
 
 def parse_token_answer(status: int, body: bytes, uri: str, now: float) -> tuple[str, float]:
-    """(access token, expiry time) from a token endpoint's answer; an UpstreamError naming its error code."""
+    """(access token, expiry time) from a token endpoint's answer; a CredentialsError naming its error code."""
     try:
         answer = json.loads(body)
     except ValueError:
@@ -199,7 +199,7 @@ def parse_token_answer(status: int, body: bytes, uri: str, now: float) -> tuple[
     if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
         code = answer.get("error") if isinstance(answer, dict) else None
         said = f" ({str(code)[:80]})" if isinstance(code, str) else ""
-        raise UpstreamError(f"the Google token endpoint {uri} answered {status}{said}: no access token")
+        raise CredentialsError(f"the Google token endpoint {uri} answered {status}{said}: no access token")
     expires_in = answer.get("expires_in")
     lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else 3600.0
     return answer["access_token"], now + lifetime
@@ -245,7 +245,7 @@ class GoogleToken:
                 return held
             path = adc_path(self.env)
             if path is None:
-                raise InvalidInput(MISSING)
+                raise CredentialsError(MISSING)
             uri, form = token_request(read_adc(path), path, int(self.clock()))
             status, body = await _post(session, uri, form)
             value, expires_at = parse_token_answer(status, body, uri, self.clock())
@@ -255,7 +255,7 @@ class GoogleToken:
 
 
 async def _post(session: Any, uri: str, form: dict[str, str]) -> tuple[int, bytes]:
-    """POST the form; a transport failure is an UpstreamError naming the endpoint only."""
+    """POST the form; a transport failure is a CredentialsError naming the endpoint only."""
     import aiohttp
 
     try:
@@ -264,6 +264,6 @@ async def _post(session: Any, uri: str, form: dict[str, str]) -> tuple[int, byte
         ) as response:
             return response.status, await response.content.read(MAX_ADC_SIZE)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-        raise UpstreamError(
+        raise CredentialsError(
             f"cannot reach the Google token endpoint {uri}: {type(error).__name__}"
         ) from None

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .. import headers as header_rules
 from ..cloud_auth import has_bearer, vertex_endpoint, with_bearer
-from ..errors import InvalidInput, UpstreamError
+from ..errors import CredentialsError, UpstreamError
 from ..google_credentials import GoogleToken
 from ..headers import Headers
 from .anthropic import AnthropicReply, AnthropicUpstream
@@ -36,6 +36,6 @@ class VertexUpstream(AnthropicUpstream):
         if not has_bearer(forwarded):
             try:
                 forwarded = with_bearer(forwarded, await self.token.get(self.session))
-            except (InvalidInput, UpstreamError) as error:
+            except CredentialsError as error:
                 raise UpstreamError(f"cannot authenticate to Vertex AI: {error}") from None
         return await self._request(method, vertex_endpoint(target, self.override), target, forwarded, body)
