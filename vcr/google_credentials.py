@@ -246,7 +246,7 @@ class GoogleToken:
             path = adc_path(self.env)
             if path is None:
                 raise CredentialsError(MISSING)
-            uri, form = token_request(read_adc(path), path, int(self.clock()))
+            uri, form = token_request(read_adc(path), path, int(time.time()))  # a JWT is dated by the wall clock
             status, body = await _post(session, uri, form)
             value, expires_at = parse_token_answer(status, body, uri, self.clock())
             self._held = _Held(value, expires_at)
