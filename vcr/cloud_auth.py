@@ -8,12 +8,15 @@ it sent one, else one from vcr.google_credentials. Nothing here is stored or pri
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .aws_credentials import find_region, require_credentials
 from .errors import CredentialsError, InvalidInput
+from .google_credentials import GoogleToken
 from .headers import Headers
 from .sigv4 import SIGNATURE_HEADERS, Credentials, sign
 
@@ -106,3 +109,44 @@ def has_bearer(headers: Headers) -> bool:
 def with_bearer(headers: Headers, token: str) -> Headers:
     """The headers with `Authorization: Bearer <token>` in place of any the client sent."""
     return [*((n, v) for n, v in headers if n.lower() != "authorization"), ("Authorization", f"Bearer {token}")]
+
+
+# --- both, for a sender ------------------------------------------------------------------------------------
+
+
+def endpoint(provider: str, path: str, target: str | None, env: Mapping[str, str]) -> str | None:
+    """The base URL a request for `path` goes to: `target` when given, else its cloud's endpoint (None for
+    the first-party API, which has no endpoint of its own here)."""
+    if provider == "bedrock":
+        return bedrock_endpoint(path, bedrock_region(env, target), target)
+    if provider == "vertex":
+        return vertex_endpoint(path, target)
+    return target.rstrip("/") if target else None
+
+
+class CloudCredentials:
+    """The credentials a sender adds for each cloud: a SigV4 signature for Bedrock (keys looked up once, at
+    the first request), a Google bearer token for Vertex (refreshed before it expires). Errors are
+    CredentialsError, one line, never carrying a secret."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = os.environ if env is None else env
+        self.google = GoogleToken(self.env)
+        self._aws: Credentials | None = None
+
+    def aws(self) -> Credentials:
+        if self._aws is None:
+            self._aws = bedrock_credentials(self.env)
+        return self._aws
+
+    async def authenticate(
+        self, session: Any, provider: str, method: str, base: str, target: str, headers: Headers, body: bytes
+    ) -> Headers:
+        """The headers to send `target` to `base` with: Bedrock's signed for the region `base` names (or
+        the AWS sources'), Vertex's with a bearer token (in place of any they had), any other's as given."""
+        if provider == "bedrock":
+            region = bedrock_region(self.env, base)
+            return bedrock_signed(method, base, target, headers, body, self.aws(), region)
+        if provider == "vertex":
+            return with_bearer(headers, await self.google.get(session))
+        return headers

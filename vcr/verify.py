@@ -46,14 +46,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import providers, untrusted
-from .cloud_auth import (
-    bedrock_credentials,
-    bedrock_endpoint,
-    bedrock_region,
-    bedrock_signed,
-    vertex_endpoint,
-    with_bearer,
-)
+from .cloud_auth import CloudCredentials, endpoint
 from .errors import ClaudeVCRError, CredentialsError
 from .excerpts import differences, excerpt, quote
 from .fixtures import semantic_view
@@ -69,9 +62,7 @@ from .sigv4 import SIGNATURE_HEADERS
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .google_credentials import GoogleToken
     from .records import Recording, RecordingRow
-    from .sigv4 import Credentials
 
 __all__ = [
     "API_KEY_ENV",
@@ -329,47 +320,33 @@ FIRST_PARTY_NEEDS_TARGET = "first-party recordings need --target (only Bedrock a
 
 class Addressing:
     """Where each recording is sent and with what credentials: an x-api-key for the first-party API (and
-    Foundry), SigV4 for Bedrock, a bearer token for Vertex. Cloud credentials are looked up at the first
-    recording that needs them; missing ones are a CredentialsError (one line), never a finding per recording."""
+    Foundry); for Bedrock and Vertex what the proxy adds when recording (`cloud_auth.CloudCredentials`),
+    looked up at the first recording that needs them. Missing ones are a CredentialsError (one line for
+    the run), never a finding per recording."""
 
     def __init__(self, target: str | None, api_key: str, env: Mapping[str, str]) -> None:
-        from .google_credentials import GoogleToken
-
         self.target = target
         self.api_key = api_key
-        self.env = env
-        self.google: GoogleToken = GoogleToken(env)
-        self._aws: Credentials | None = None
-
-    def aws(self) -> Credentials:
-        if self._aws is None:
-            self._aws = bedrock_credentials(self.env)
-        return self._aws
+        self.credentials = CloudCredentials(env)
 
     async def request(self, session: Any, detail: Recording) -> tuple[Any, list[tuple[str, str]]]:
-        """(URL as on the wire, headers) for one recording; StoredValueError for a stored value refused."""
+        """(URL as on the wire, headers) for one recording; a ClaudeVCRError when it cannot be sent."""
         from yarl import URL
 
         row = detail.row
         path = untrusted.request_path(row.path)
         provider = providers.provider_of(path)
-        headers = _stored_headers(detail)
-        if provider == "bedrock":
-            region = bedrock_region(self.env, self.target)
-            base = bedrock_endpoint(path, region, self.target)
-            url = target_url(base, row)
-            base = url[: len(url) - len(path)]
-            headers = bedrock_signed(
-                untrusted.method(row.method), base, path, headers, detail.request_body or b"", self.aws(), region
-            )
-        elif provider == "vertex":
-            url = target_url(vertex_endpoint(path, self.target), row)
-            headers = with_bearer(headers, await self.google.get(session))
-        elif self.target is None:
+        base = endpoint(provider, path, self.target, self.credentials.env)
+        if base is None:
             raise ClaudeVCRError(FIRST_PARTY_NEEDS_TARGET)
-        else:
-            url = target_url(self.target, row)
+        url = target_url(base, row)
+        base = url[: len(url) - len(path)]  # {cassette} filled in
+        headers = _stored_headers(detail)
+        if provider == "anthropic":
             headers.append(("x-api-key", self.api_key))
+        headers = await self.credentials.authenticate(
+            session, provider, untrusted.method(row.method), base, path, headers, detail.request_body or b""
+        )
         return URL(url, encoded=True), headers
 
 

@@ -8,14 +8,12 @@ The answer's bytes (JSON, or the binary `application/vnd.amazon.eventstream`) pa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from .. import headers as header_rules
-from ..cloud_auth import bedrock_credentials, bedrock_endpoint, bedrock_region, bedrock_signed
-from ..errors import InvalidInput, UpstreamError
+from ..cloud_auth import CloudCredentials, endpoint
+from ..errors import CredentialsError, UpstreamError
 from ..headers import Headers
-from ..sigv4 import Credentials
 from .anthropic import AnthropicReply, AnthropicUpstream
 
 
@@ -32,25 +30,14 @@ class BedrockUpstream(AnthropicUpstream):
     ) -> None:
         super().__init__(override or "https://bedrock-runtime.invalid", read_timeout)
         self.override = override
-        self.env = os.environ if env is None else env
-        self._credentials: Credentials | None = None
-
-    @property
-    def region(self) -> str:
-        return bedrock_region(self.env, self.override)
-
-    def credentials(self) -> Credentials:
-        """Looked up once, at the first forwarded request; a missing or unreadable source is an UpstreamError."""
-        if self._credentials is None:
-            try:
-                self._credentials = bedrock_credentials(self.env)
-            except InvalidInput as error:
-                raise UpstreamError(str(error)) from None
-        return self._credentials
+        self.credentials = CloudCredentials(env)
 
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> AnthropicReply:
-        region = self.region
-        base = bedrock_endpoint(target, region, self.override)
-        forwarded = header_rules.for_upstream(headers)
-        signed = bedrock_signed(method, base, target, forwarded, body, self.credentials(), region)
+        base = endpoint(self.name, target, self.override, self.credentials.env) or self.base_url
+        try:
+            signed = await self.credentials.authenticate(
+                self.session, self.name, method, base, target, header_rules.for_upstream(headers), body
+            )
+        except CredentialsError as error:
+            raise UpstreamError(str(error)) from None
         return await self._request(method, base, target, signed, body)

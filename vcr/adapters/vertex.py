@@ -3,18 +3,17 @@
 The client's own `Authorization: Bearer` goes on when it sends one; otherwise (Claude Code with
 `CLAUDE_CODE_SKIP_VERTEX_AUTH=1`, or an SDK client given no credentials) the proxy adds a token from
 `GOOGLE_OAUTH_ACCESS_TOKEN` or the application-default credentials, refreshed before it expires
-(vcr.google_credentials). Tokens are never stored: `Authorization` is a credential header (vcr.headers).
+(vcr.cloud_auth, the one way verify and conformance authenticate too). Tokens are never stored:
+`Authorization` is a credential header (vcr.headers).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from .. import headers as header_rules
-from ..cloud_auth import has_bearer, vertex_endpoint, with_bearer
+from ..cloud_auth import CloudCredentials, has_bearer, vertex_endpoint
 from ..errors import CredentialsError, UpstreamError
-from ..google_credentials import GoogleToken
 from ..headers import Headers
 from .anthropic import AnthropicReply, AnthropicUpstream
 
@@ -29,13 +28,16 @@ class VertexUpstream(AnthropicUpstream):
     ) -> None:
         super().__init__(override or "https://aiplatform.googleapis.com", read_timeout)
         self.override = override
-        self.token = GoogleToken(os.environ if env is None else env)
+        self.credentials = CloudCredentials(env)
 
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> AnthropicReply:
+        base = vertex_endpoint(target, self.override)
         forwarded = header_rules.for_upstream(headers)
         if not has_bearer(forwarded):
             try:
-                forwarded = with_bearer(forwarded, await self.token.get(self.session))
+                forwarded = await self.credentials.authenticate(
+                    self.session, self.name, method, base, target, forwarded, body
+                )
             except CredentialsError as error:
                 raise UpstreamError(f"cannot authenticate to Vertex AI: {error}") from None
-        return await self._request(method, vertex_endpoint(target, self.override), target, forwarded, body)
+        return await self._request(method, base, target, forwarded, body)
