@@ -48,6 +48,9 @@ def test_count_tokens_records(proxy, vertex, db_path):
     assert counted.input_tokens > 0
     assert any("count-tokens:rawPredict" in call.path for call in vertex.script.calls)
     assert TOKEN.encode() not in every_value(db_path)
+    recorder.stop()
+    linted = cli("lint", "--db", db_path)  # a count, not a Message: no M1/M2 errors
+    assert linted.exit_code == 0 and " E " not in linted.output, linted.output
 
 
 def test_token_from_the_environment_when_the_client_sends_none(proxy, vertex, monkeypatch):

@@ -1040,7 +1040,25 @@ def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) 
     metavar="URL",
     envvar="VCR_CONFORMANCE_TARGET",
     show_envvar=True,
-    help="Base URL of the Anthropic-compatible endpoint under test (it must serve /v1/messages).",
+    help="Base URL of the Anthropic-compatible endpoint under test (it must serve /v1/messages); with "
+    "--provider bedrock or vertex, of the cloud endpoint (default: the region's).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["anthropic", "bedrock", "vertex"]),
+    default="anthropic",
+    show_default=True,
+    help="The API the target speaks: bedrock sends each scenario as InvokeModel, signed with SigV4 from "
+    "the standard AWS credentials; vertex as rawPredict (project and region from "
+    "ANTHROPIC_VERTEX_PROJECT_ID and CLOUD_ML_REGION) with a token from GOOGLE_OAUTH_ACCESS_TOKEN or the "
+    "application-default credentials. Scenarios with no form there (models; count_tokens on Bedrock) are "
+    "left out.",
+)
+@click.option(
+    "--cloud-model",
+    metavar="ID",
+    help="With --provider bedrock or vertex: the model id in the path for every scenario (default: "
+    "us.anthropic.<model>-v1:0 on Bedrock, <model>@<date> on Vertex).",
 )
 @click.option(
     "--translated",
@@ -1074,6 +1092,8 @@ def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) 
 @json_option
 def conformance(
     target: str | None,
+    provider: str,
+    cloud_model: str | None,
     translated: bool,
     strict: bool,
     scenarios: tuple[str, ...],
@@ -1095,6 +1115,7 @@ def conformance(
     Example:
         claude-vcr conformance --target http://127.0.0.1:4000 --junit conformance.xml
         claude-vcr conformance --target http://127.0.0.1:8082 --translated --scenario tool_bash
+        AWS_PROFILE=ci claude-vcr conformance --provider bedrock --cloud-model us.anthropic.claude-haiku-4-5-20251001-v1:0
     """
     from .conformance import conformance_junit, conformance_summary, run_conformance
     from .conformance.runner import select
@@ -1102,14 +1123,14 @@ def conformance(
     if list_only:
         from .render import scenarios_text
 
-        chosen = select(scenarios)
+        chosen = select(scenarios, provider)
         if as_json:
             _json_out([{"name": s.name, "method": s.method, "path": s.path, "covers": s.covers} for s in chosen])
         else:
             click.echo(scenarios_text(chosen), nl=False)
         return
-    if target is None:
-        raise click.UsageError("Missing option '--target' (or --list).")
+    if target is None and provider == "anthropic":
+        raise click.UsageError("Missing option '--target' (or --list, or --provider bedrock|vertex).")
     results = run_conformance(
         target,
         scenarios=scenarios,
@@ -1118,12 +1139,15 @@ def conformance(
         timeout=timeout,
         claude_code=claude_code,
         on_result=None if as_json else lambda result: _echo(result.line() + "\n"),
+        provider=provider,
+        cloud_model=cloud_model,
     )
+    shown = target or f"{provider}'s endpoint"
     if junit is not None:
-        junit.write_text(conformance_junit(results, target), encoding="utf-8")
+        junit.write_text(conformance_junit(results, shown), encoding="utf-8")
     if as_json:
         _json_out([result.to_json() for result in results])
     else:
-        click.echo(conformance_summary(results, target))
+        click.echo(conformance_summary(results, shown))
     if not all(result.passed for result in results):
         sys.exit(1)

@@ -57,7 +57,7 @@ def wants_stream_from_path(path: str) -> bool | None:
     if found and found.group(2).startswith("invoke"):  # Converse speaks its own shapes: recorded as opaque
         return found.group(2) == "invoke-with-response-stream"
     found = _VERTEX_MODEL.match(path)
-    if found:
+    if found and found.group(1) != "count-tokens":  # count-tokens:rawPredict answers a count, never a Message
         return found.group(2) == "streamRawPredict"
     return None
 

@@ -14,15 +14,17 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClaudeVCRError
+from ..cloud_auth import CloudCredentials, endpoint
+from ..errors import ClaudeVCRError, InvalidInput
 from ..protocol import Finding
 from ..report import CheckResult, check_each, junit_xml, send, summary
 from ..secrets import redact_url
+from .clouds import CloudPlace, cloud_request, has_form, place_from_env
 from .judge import judge_answer, no_answer
 from .library import BY_NAME, SCENARIOS, Scenario
 
@@ -111,15 +113,20 @@ class ClaudeCodeResult(CheckResult):
         return {"claude_code": self.turn, **self.result_json()}
 
 
-def select(names: Iterable[str] = ()) -> list[Scenario]:
-    """The scenarios named (all when none), in library order; an unknown name is an error."""
+def select(names: Iterable[str] = (), provider: str = "anthropic") -> list[Scenario]:
+    """The scenarios named (all when none), in library order; an unknown name is an error. On a cloud,
+    those without a form there (models; count_tokens on Bedrock) are left out, or an error when named."""
     wanted = list(names)
     unknown = [name for name in wanted if name not in BY_NAME]
     if unknown:
         raise UnknownScenario(
             f"unknown scenario(s) {', '.join(unknown)}; `claude-vcr conformance --list` shows them"
         )
-    return [s for s in SCENARIOS if s.name in wanted] if wanted else list(SCENARIOS)
+    formless = [name for name in wanted if not has_form(BY_NAME[name], provider)]
+    if formless:
+        raise UnknownScenario(f"scenario(s) {', '.join(formless)} have no {provider} form")
+    chosen = [s for s in SCENARIOS if s.name in wanted] if wanted else list(SCENARIOS)
+    return [s for s in chosen if has_form(s, provider)]
 
 
 def request_headers(scenario: Scenario, api_key: str) -> dict[str, str]:
@@ -140,6 +147,35 @@ async def _send(
         return ScenarioResult(scenario, url, None, answer.elapsed_ms, [finding], [finding])
     findings, failures = judge_answer(
         scenario, answer.status, answer.headers, answer.body, translated=translated, strict=strict
+    )
+    return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
+
+
+async def _send_to_cloud(
+    session: Any,
+    scenario: Scenario,
+    target: str | None,
+    place: CloudPlace,
+    credentials: CloudCredentials,
+    strict: bool,
+) -> ScenarioResult:
+    """The scenario as Bedrock or Vertex takes it, authenticated as the proxy authenticates when recording
+    (`cloud_auth`); missing credentials are a CredentialsError for the whole run."""
+    from yarl import URL
+
+    sent = cloud_request(scenario, place)
+    base = endpoint(place.provider, sent.path, target, credentials.env)
+    assert base is not None  # a cloud always has an endpoint
+    headers = await credentials.authenticate(
+        session, place.provider, sent.method, base, sent.path, list(sent.headers), sent.body
+    )
+    url = base + sent.path
+    answer = await send(session, sent.method, URL(url, encoded=True), headers, sent.body)
+    if answer.error is not None:
+        finding = no_answer(url, answer.error)
+        return ScenarioResult(scenario, url, None, answer.elapsed_ms, [finding], [finding])
+    findings, failures = judge_answer(
+        scenario, answer.status, answer.headers, answer.body, strict=strict, sent=sent
     )
     return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
 
@@ -216,7 +252,7 @@ def run_claude_code(
 
 
 def run_conformance(
-    target: str,
+    target: str | None,
     *,
     scenarios: Iterable[str] = (),
     translated: bool = False,
@@ -225,17 +261,40 @@ def run_conformance(
     api_key: str | None = None,
     claude_code: str | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    provider: str = "anthropic",
+    cloud_model: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Send the scenarios (all, or those named) to `target`, a base URL, and judge each answer; with
-    `claude_code` (the CLI's path) also run Claude Code through it. Results in order, one per check."""
-    if not target.startswith(("http://", "https://")):
+    `claude_code` (the CLI's path) also run Claude Code through it. Results in order, one per check.
+    `provider` bedrock or vertex: send them as Claude on that cloud takes them (to `target`, or when None
+    to the cloud's endpoint; `cloud_model` in the path), authenticated from `env` (os.environ by default)."""
+    env = os.environ if env is None else env
+    place = place_from_env(provider, cloud_model, env)
+    if target is None and place.provider == "anthropic":
+        raise InvalidInput("conformance needs --target (only --provider bedrock or vertex has an endpoint of its own)")
+    if target is not None and not target.startswith(("http://", "https://")):
         raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
-    chosen = select(scenarios)
-    key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
-    results = asyncio.run(
-        check_each(chosen, lambda session, s: _send(session, s, target, key, translated, strict), timeout, on_result)
-    )
+    if claude_code is not None and place.provider != "anthropic":
+        raise InvalidInput("--claude-code runs Claude Code against a first-party target only")
+    chosen = select(scenarios, place.provider)
+    if place.provider == "anthropic":
+        assert target is not None
+        key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+
+        def check(session: Any, scenario: Scenario) -> Any:
+            return _send(session, scenario, target, key, translated, strict)
+    else:
+        for scenario in chosen:  # a missing project is one line before anything is sent
+            cloud_request(scenario, place)
+        credentials = CloudCredentials(env)
+
+        def check(session: Any, scenario: Scenario) -> Any:
+            return _send_to_cloud(session, scenario, target, place, credentials, strict)
+
+    results = asyncio.run(check_each(chosen, check, timeout, on_result))
     if claude_code is not None:
+        assert target is not None
         for result in run_claude_code(claude_code, target, api_key=key):
             results.append(result)
             if on_result is not None:
