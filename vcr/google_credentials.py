@@ -210,6 +210,8 @@ def parse_token_answer(status: int, body: bytes, uri: str, now: float) -> tuple[
 
 @dataclass
 class _Held:
+    """A fetched token and when it expires by `GoogleToken.clock` (kept in memory only)."""
+
     value: str
     expires_at: float
 
@@ -224,8 +226,6 @@ class GoogleToken:
         self.clock = clock
         self._held: _Held | None = None
         self._lock = asyncio.Lock()
-        self.refreshes = 0
-        """How many tokens were fetched from a token endpoint (for tests and the curious)."""
 
     def fresh(self) -> str | None:
         """The held token while it has more than REFRESH_MARGIN seconds left, else None."""
@@ -250,7 +250,6 @@ class GoogleToken:
             status, body = await _post(session, uri, form)
             value, expires_at = parse_token_answer(status, body, uri, self.clock())
             self._held = _Held(value, expires_at)
-            self.refreshes += 1
             return value
 
 
@@ -262,7 +261,12 @@ async def _post(session: Any, uri: str, form: dict[str, str]) -> tuple[int, byte
         async with session.post(
             uri, data=form, headers={"Accept": "application/json"}, allow_redirects=False
         ) as response:
-            return response.status, await response.content.read(MAX_ADC_SIZE)
+            body = b""
+            async for piece in response.content.iter_any():  # a token answer is small: read at most 1 MiB
+                body += piece
+                if len(body) > MAX_ADC_SIZE:
+                    break
+            return response.status, body
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
         raise CredentialsError(
             f"cannot reach the Google token endpoint {uri}: {type(error).__name__}"

@@ -341,9 +341,7 @@ class Addressing:
             raise ClaudeVCRError(FIRST_PARTY_NEEDS_TARGET)
         url = target_url(base, row)
         base = url[: len(url) - len(path)]  # {cassette} filled in
-        headers = _stored_headers(detail)
-        if provider == "anthropic":
-            headers.append(("x-api-key", self.api_key))
+        headers = request_headers(detail, self.api_key) if provider == "anthropic" else _stored_headers(detail)
         headers = await self.credentials.authenticate(
             session, provider, untrusted.method(row.method), base, path, headers, detail.request_body or b""
         )
