@@ -176,3 +176,25 @@ def test_a_service_account_with_a_broken_key_is_one_line(google_adc, google_toke
         tokens(GoogleToken())
     assert "private_key is unusable" in str(caught.value) and "AAAA" not in str(caught.value)
     assert google_token.script.grants == []
+
+
+def test_a_token_vertex_refuses_early_is_fetched_again_and_the_request_resent(
+    proxy, vertex, google_adc, google_token, db_path
+):
+    """Revoked (or skewed) before its stated expiry: the 401 is not the client's answer."""
+    google_adc("authorized_user")
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    assert httpx.post(recorder.url + PATH, json=BODY).status_code == 200
+    vertex.script.tokens.discard(google_token.script.issued[0])
+    again = httpx.post(recorder.url + PATH, json={**BODY, "max_tokens": 12})
+    assert again.status_code == 200, again.text
+    assert len(google_token.script.issued) == 2
+    assert len(vertex.script.rejected) == 1 and len(vertex.script.calls) == 3
+    recorder.stop()
+
+
+def test_an_environment_token_vertex_refuses_is_the_clients_401(proxy, vertex, no_google_credentials, monkeypatch):
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.stale-environment-token")
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    assert httpx.post(recorder.url + PATH, json=BODY).status_code == 401
+    assert len(vertex.script.calls) == 1

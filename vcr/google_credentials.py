@@ -233,6 +233,14 @@ class GoogleToken:
             return self._held.value
         return None
 
+    def forget(self, value: str) -> bool:
+        """Drop a fetched token the service refused before its time (revoked, clock skew); False when
+        `value` was not one (an environment token cannot be fetched again)."""
+        if self._held is not None and self._held.value == value:
+            self._held = None
+            return True
+        return False
+
     async def get(self, session: Any) -> str:
         """A token that is good for a while yet; `session` (aiohttp) reaches the token endpoint."""
         static = self.env.get(TOKEN_ENV, "").strip()

@@ -3,7 +3,8 @@
 The client's own `Authorization: Bearer` goes on when it sends one; otherwise (Claude Code with
 `CLAUDE_CODE_SKIP_VERTEX_AUTH=1`, or an SDK client given no credentials) the proxy adds a token from
 `GOOGLE_OAUTH_ACCESS_TOKEN` or the application-default credentials, refreshed before it expires
-(vcr.cloud_auth, the one way verify and conformance authenticate too). Tokens are never stored:
+(vcr.cloud_auth, the one way verify and conformance authenticate too); a fetched token Vertex refuses
+with a 401 before its time is fetched again and the request sent once more. Tokens are never stored:
 `Authorization` is a credential header (vcr.headers).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import headers as header_rules
-from ..cloud_auth import CloudCredentials, has_bearer, vertex_endpoint
+from ..cloud_auth import CloudCredentials, has_bearer, vertex_endpoint, with_bearer
 from ..errors import CredentialsError, UpstreamError
 from ..headers import Headers
 from .anthropic import AnthropicReply, AnthropicUpstream
@@ -33,11 +34,17 @@ class VertexUpstream(AnthropicUpstream):
     async def send(self, method: str, target: str, headers: Headers, body: bytes) -> AnthropicReply:
         base = vertex_endpoint(target, self.override)
         forwarded = header_rules.for_upstream(headers)
-        if not has_bearer(forwarded):
-            try:
-                forwarded = await self.credentials.authenticate(
-                    self.session, self.name, method, base, target, forwarded, body
-                )
-            except CredentialsError as error:
-                raise UpstreamError(f"cannot authenticate to Vertex AI: {error}") from None
-        return await self._request(method, base, target, forwarded, body)
+        if has_bearer(forwarded):
+            return await self._request(method, base, target, forwarded, body)
+        token = await self._token()
+        reply = await self._request(method, base, target, with_bearer(forwarded, token), body)
+        if reply.status == 401 and self.credentials.google.forget(token):  # refused before its time: once more
+            await reply.release()
+            reply = await self._request(method, base, target, with_bearer(forwarded, await self._token()), body)
+        return reply
+
+    async def _token(self) -> str:
+        try:
+            return await self.credentials.google.get(self.session)
+        except CredentialsError as error:
+            raise UpstreamError(f"cannot authenticate to Vertex AI: {error}") from None
