@@ -300,7 +300,7 @@ def semantic_view(
         "status": status,
         "headers": [name for name in MEANINGFUL_HEADERS if name in lowered],
     }
-    if lowered.get("content-type", "").split(";")[0].strip().lower() == eventstream.CONTENT_TYPE:
+    if eventstream.is_framed(list(lowered.items())):
         events, _ = eventstream.to_sse(bytes(body))  # a damaged frame is the validators' finding (A1)
         view.update(_stream_view(events, ids), framing="eventstream")
         return view
@@ -359,15 +359,17 @@ def build_fixture(detail: Recording) -> dict[str, Any]:
     row = detail.row
     ids = IdMap()
     request_json, request_is_json = _json(detail.request_body)
-    stream = is_stream(detail.response_headers, detail.response_body)
-    response_json, response_is_json = (None, False) if stream else _json(detail.response_body)
+    framed = eventstream.is_framed(list(detail.response_headers))
+    body = eventstream.to_sse(detail.response_body)[0] if framed else detail.response_body
+    stream = framed or is_stream(detail.response_headers, body)
+    response_json, response_is_json = (None, False) if stream else _json(body)
     if request_is_json:
         ids.collect(request_json)
     for name, value in detail.response_headers:
         if name.lower() == "request-id":
             ids.get(value)
     if stream:
-        for event in parse_sse(detail.response_body):
+        for event in parse_sse(body):
             ids.collect(event.parsed)
     elif response_is_json:
         ids.collect(response_json)
@@ -385,8 +387,10 @@ def build_fixture(detail: Recording) -> dict[str, Any]:
         "status": row.status,
         "headers": normalise_headers(detail.response_headers, ids, response=True),
     }
+    if framed:  # Bedrock's binary frames: the Anthropic events they carry
+        response["framing"] = "eventstream"
     if stream:
-        response["events"] = _normalised_events(detail.response_body, ids)
+        response["events"] = _normalised_events(body, ids)
     elif response_is_json:
         response["body"] = normalise_json(response_json, ids, top=False)
     elif detail.response_body:
