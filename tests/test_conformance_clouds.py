@@ -128,3 +128,36 @@ def test_list_and_names_per_provider():
     refused = cli("conformance", "--provider", "bedrock", "--scenario", "models", "--target", "http://127.0.0.1:9")
     assert refused.exit_code == 1
     assert refused.output.strip() == "Error: scenario(s) models have no bedrock form"
+
+
+@pytest.mark.claude_code
+@pytest.mark.parametrize("provider", ["bedrock", "vertex"])
+def test_claude_code_through_a_cloud_gateway(
+    claude, proxy, bedrock, vertex, aws_credentials, no_google_credentials, monkeypatch, provider
+):
+    """claude-vcr in passthrough with --upstream-format bedrock|vertex is a gateway that authenticates for
+    Claude Code (run with CLAUDE_CODE_USE_BEDROCK / _VERTEX and its base URL); the scripted Bedrock verifies
+    every signature, the scripted Vertex every token."""
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("CLOUD_ML_REGION", REGION)
+    cloud = bedrock if provider == "bedrock" else vertex
+    gateway = proxy(mode="passthrough", upstream=cloud.url, upstream_format=provider)
+    result = cli(
+        "conformance", "--provider", provider, "--target", gateway.url, "--scenario", "text_short",
+        "--claude-code", claude,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("PASS text_short 200")
+    assert lines[1].startswith("PASS claude-code text ") and lines[2].startswith("PASS claude-code bash ")
+    assert cloud.script.rejected == []
+    assert len(cloud.script.model_calls()) >= 4  # the scenario, the text turn, the Bash turn's two calls
+
+
+def test_claude_code_on_a_cloud_needs_a_gateway(claude, aws_credentials):
+    result = cli("conformance", "--provider", "bedrock", "--claude-code", claude, "--scenario", "text_short")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: --claude-code needs --target: a gateway that authenticates to the cloud for Claude Code"
+    )

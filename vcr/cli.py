@@ -1087,7 +1087,8 @@ def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) 
     "claude_code",
     type=click.Path(exists=True, dir_okay=False),
     metavar="PATH",
-    help="Also run this Claude Code CLI through the target: a text turn and a Bash tool turn.",
+    help="Also run this Claude Code CLI through the target: a text turn and a Bash tool turn (with "
+    "--provider, as Claude Code on that cloud: CLAUDE_CODE_USE_BEDROCK/VERTEX, its own auth skipped).",
 )
 @json_option
 def conformance(

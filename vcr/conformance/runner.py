@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cloud_auth import CloudCredentials, endpoint
+from ..cloud_auth import DEFAULT_REGION, CloudCredentials, endpoint
 from ..errors import ClaudeVCRError, InvalidInput
 from ..protocol import Finding
+from ..providers import client_env
 from ..report import CheckResult, check_each, junit_xml, send, summary
 from ..secrets import redact_url
 from .clouds import CloudPlace, cloud_request, has_form, place_from_env
@@ -180,8 +181,24 @@ async def _send_to_cloud(
     return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
 
 
+def claude_code_env(target: str, api_key: str, place: CloudPlace, env: Mapping[str, str]) -> dict[str, str]:
+    """What points Claude Code at the target: the first-party base URL and key, or the cloud's variables
+    (`providers.client_env`, which skips Claude Code's own cloud authentication: the target, a gateway in
+    front of the cloud, authenticates) with the region and project the cloud needs."""
+    if place.provider == "anthropic":
+        return {"ANTHROPIC_BASE_URL": target, "ANTHROPIC_API_KEY": api_key}
+    settings = client_env(place.provider, target)
+    if place.provider == "bedrock":
+        settings["AWS_REGION"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    else:
+        settings.update(ANTHROPIC_VERTEX_PROJECT_ID=place.project or "", CLOUD_ML_REGION=place.region)
+    if place.model:
+        settings["ANTHROPIC_MODEL"] = place.model
+    return settings
+
+
 def _claude_code_turn(
-    claude: str, target: str, api_key: str, turn: str, prompt: str, timeout: float
+    claude: str, target: str, settings: dict[str, str], turn: str, prompt: str, timeout: float
 ) -> ClaudeCodeResult:
     """`claude -p` in a fresh home and working directory; CC1 (text) / CC2 (Bash) when it does not complete."""
     rule = "CC1" if turn == "text" else "CC2"
@@ -193,8 +210,7 @@ def _claude_code_turn(
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
-            "ANTHROPIC_BASE_URL": target,
-            "ANTHROPIC_API_KEY": api_key,
+            **settings,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
             "TERM": "dumb",
@@ -243,12 +259,20 @@ def _claude_code_problem(done: subprocess.CompletedProcess, turn: str, ran: bool
 
 
 def run_claude_code(
-    claude: str, target: str, *, api_key: str | None = None, timeout: float = CLAUDE_CODE_TIMEOUT
+    claude: str,
+    target: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = CLAUDE_CODE_TIMEOUT,
+    place: CloudPlace | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[ClaudeCodeResult]:
-    """The real Claude Code CLI through the target: a text turn, then a Bash tool turn."""
+    """The real Claude Code CLI through the target: a text turn, then a Bash tool turn; `place` a cloud's
+    when the target serves Claude as Bedrock or Vertex does."""
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+    settings = claude_code_env(target, key, place or CloudPlace("anthropic"), os.environ if env is None else env)
     turns = (("text", "Reply with one short sentence: what is a unit test?"), ("bash", BASH_PROMPT))
-    return [_claude_code_turn(claude, target, key, turn, prompt, timeout) for turn, prompt in turns]
+    return [_claude_code_turn(claude, target, settings, turn, prompt, timeout) for turn, prompt in turns]
 
 
 def run_conformance(
@@ -275,8 +299,8 @@ def run_conformance(
         raise InvalidInput("conformance needs --target (only --provider bedrock or vertex has an endpoint of its own)")
     if target is not None and not target.startswith(("http://", "https://")):
         raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
-    if claude_code is not None and place.provider != "anthropic":
-        raise InvalidInput("--claude-code runs Claude Code against a first-party target only")
+    if claude_code is not None and target is None:
+        raise InvalidInput("--claude-code needs --target: a gateway that authenticates to the cloud for Claude Code")
     chosen = select(scenarios, place.provider)
     if place.provider == "anthropic":
         assert target is not None
@@ -295,7 +319,7 @@ def run_conformance(
     results = asyncio.run(check_each(chosen, check, timeout, on_result))
     if claude_code is not None:
         assert target is not None
-        for result in run_claude_code(claude_code, target, api_key=key):
+        for result in run_claude_code(claude_code, target, api_key=api_key, place=place, env=env):
             results.append(result)
             if on_result is not None:
                 on_result(result)
