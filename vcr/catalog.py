@@ -596,11 +596,14 @@ class Catalog:
     def unstored_answers(self, cassette: str | None = None) -> list[UnstoredAnswer]:
         """Every note (of one cassette, or all), by cassette and key; a note with values claude-vcr never
         writes is refused (`StoredValueError`)."""
+        return [UnstoredAnswer.decode(row) for row in self.unstored_rows(cassette)]
+
+    def unstored_rows(self, cassette: str | None = None) -> list[tuple[Any, ...]]:
+        """The notes' columns as stored, unchecked (`scan` reads every value, the refused ones too)."""
         where, params = ("WHERE cassette = ?", [cassette]) if cassette is not None else ("", [])
-        rows = self.conn.execute(
+        return self.conn.execute(
             f"SELECT {UNSTORED_COLUMNS} FROM unstored_answers {where} ORDER BY cassette, key", params
-        )
-        return [UnstoredAnswer.decode(row) for row in rows]
+        ).fetchall()
 
     def recorded_since(self, cassette: str, key: str, since: str) -> bool:
         """Whether the key has a recording made at or after `since` (a note older than it is stale)."""

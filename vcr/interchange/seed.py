@@ -32,8 +32,9 @@ from ..errors import FormatError, InvalidInput, NotFound
 from ..headers import for_storage
 from ..matching import KEY_SCHEME
 from ..names import validate_cassette_name
-from ..records import Recording, timestamp, utc_now
+from ..records import Recording, UnstoredAnswer, timestamp, utc_now
 from ..secrets import redact_target
+from ..untrusted import StoredValueError
 from .files import is_directory, is_file, make_directory, plain_name, read_file, stored_key, write_file
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ def export_directory(
                     "key_scheme": info.key_scheme,
                     "rules_json": info.rules_json,
                     "created_at": info.created_at,
+                    "unstored_answers": [note.to_json() for note in catalog.unstored_answers(info.name)],
                 },
             },
         )
@@ -315,6 +317,22 @@ def _import_cassette(run: ImportRun, cassette_dir: Path) -> None:
                 raise FormatError(f"{entry.path}: not a recording claude-vcr exported ({error!r})") from error
         else:
             _import_seed(run, name, entry)
+    if isinstance(ours, dict):
+        _import_notes(run, name, ours.get("unstored_answers"))
+
+
+def _import_notes(run: ImportRun, cassette: str, notes: Any) -> None:
+    """An export's notes of unstored answers, after the cassette's recordings (a note older than a recording
+    of its key is not kept, as in the db it came from); a malformed one is counted and left out."""
+    for item in notes if isinstance(notes, list) else []:
+        try:
+            note = UnstoredAnswer.decode(
+                (cassette, stored_key(item["key"], "note"), item["status"], item.get("error_type"), item["noted_at"])
+            )
+        except (KeyError, TypeError, FormatError, StoredValueError):
+            run.report.skipped["malformed note of an unstored answer"] += 1
+            continue
+        run.store.note_unstored(note)
 
 
 def _check_format(block: dict[str, Any], where: Path) -> None:
