@@ -253,3 +253,13 @@ def test_a_note_with_values_claude_vcr_never_writes_is_ignored_by_a_miss_and_ref
         assert catalog.unstored_answer("h", key) is None
     dumped = cli("dump", "--db", db_path)
     assert dumped.exit_code == 1 and "refused" in dumped.output and "Traceback" not in dumped.output
+
+
+def test_explain_of_a_saved_miss_says_the_answer_was_not_stored(proxy, db_path, tmp_path):
+    record_notes(proxy, "e", "fine", "STATUS:529 x")
+    saved = tmp_path / "miss.json"
+    saved.write_text(json.dumps({"method": "POST", "path": MESSAGES, "cassette": "e", "body": body("STATUS:529 x")}))
+    explained = cli("explain", saved, "--db", db_path)
+    assert explained.exit_code == 1
+    assert "this request got a 529 (overloaded_error), which was not stored" in explained.output
+    assert "pass --record-errors to store such errors" in explained.output

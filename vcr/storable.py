@@ -22,7 +22,9 @@ TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 TRANSIENT_ERROR_TYPES = frozenset({"rate_limit_error", "api_error", "overloaded_error", "timeout_error"})
 """The Anthropic error types that say the request could succeed if sent again."""
 
-RECORD_ERRORS_HINT = "--record-errors stores it"
+RECORD_ERRORS = "--record-errors"
+"""The option of `serve`, `run` and `import` that stores transient errors too (the plugin's has a prefix)."""
+RECORD_ERRORS_HINT = f"{RECORD_ERRORS} stores it"
 
 NOT_STORED = "not stored: "
 """How a passed-through answer's note begins: the proxy writes it, the run's ledger counts it."""

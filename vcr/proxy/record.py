@@ -22,7 +22,7 @@ from ..matching import KEY_SCHEME, key_request, short_key
 from ..record_run import CassetteRun
 from ..records import Recording, StoredRules, UnstoredAnswer
 from ..redact import screen
-from ..storable import NOT_STORED, Verdict, by_status, error_type, verdict
+from ..storable import NOT_STORED, RECORD_ERRORS, Verdict, by_status, error_type, verdict
 from ..store import RulesChanged, StoreThread
 from .decide import Forward
 from .edge import error_response, local_answer
@@ -93,7 +93,7 @@ class Recorder:
         """Count an answer a record run did not store, and say why on the request's line."""
         reason = decided.reason or f"status {status}"
         self.not_stored[reason] += 1
-        exchange.note = NOT_STORED + reason.replace("--record-errors", self.config.record_errors_option)
+        exchange.note = NOT_STORED + reason.replace(RECORD_ERRORS, self.config.record_errors_option)
 
     async def _note(self, exchange: Exchange, status: int, tail: bytes) -> None:
         """Keep a note of the answer not stored (key, status, error type, when), so a strict miss of the key
