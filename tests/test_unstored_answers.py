@@ -223,11 +223,12 @@ def test_rekey_moves_a_note_with_its_keys_recordings_and_drops_one_it_cannot_pla
     assert (status, noted_at) == (429, notes[429][4]) and key == rows(db_path)[0]["key"]
 
 
-def test_a_redact_rekey_under_the_same_rules_leaves_the_notes_alone(proxy, db_path):
+def test_a_rekey_under_the_same_rules_as_redact_runs_leaves_the_notes_alone(proxy, db_path):
     record_notes(proxy, "k", "fine", "STATUS:529 x")
     before = unstored_notes(db_path)
-    assert "0 note(s)" not in cli("rekey", "--cassette", "k", "--db", db_path).output
-    assert unstored_notes(db_path) == before
+    rekeyed = cli("rekey", "--cassette", "k", "--db", db_path)
+    assert rekeyed.exit_code == 0 and "dropped" not in rekeyed.output
+    assert unstored_notes(db_path) == before and len(before) == 1
 
 
 def test_a_cassette_keeps_only_its_newest_notes(tmp_path):
