@@ -610,7 +610,9 @@ def dump(path: Path | None, db: Path) -> None:
     """Print one sorted line per recording: git's textconv for `git diff` on a db.
 
     Each line: cassette, short key, method, path, model, stream/json, status, response
-    size, date, and short digests of the request and response bodies.
+    size, date, and short digests of the request and response bodies. Then a line per
+    note of an answer a record run did not store: cassette, short key, `not-stored`,
+    status, error type, date.
 
     \b
     Example:

@@ -17,6 +17,7 @@ from .errors import InvalidInput
 from .matching import PRESETS, Rules, load_rules
 from .names import validate_cassette_name
 from .secrets import redact_url
+from .storable import RECORD_ERRORS
 
 MODES = ("auto", "record", "replay", "passthrough")
 FALLBACKS = ("strict", "fallback")
@@ -276,7 +277,7 @@ class ProxyConfig:
     how_to_record: str = "record with --mode record or auto"
     """What a strict miss tells the user to do, in the words of what started the proxy (the pytest plugin
     names its own option); not a flag."""
-    record_errors_option: str = "--record-errors"
+    record_errors_option: str = RECORD_ERRORS
     """How the user asks for transient errors to be stored, in the same words; not a flag."""
 
     def __post_init__(self) -> None:
