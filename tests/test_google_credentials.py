@@ -16,6 +16,7 @@ from claude_vcr.google_credentials import REFRESH_MARGIN, GoogleToken, rs256, se
 
 from tests.support.db_scan import every_value
 from tests.support.google_token_endpoint import (
+    SCOPE,
     SECRETS,
     SERVICE_ACCOUNT,
     service_account_key,
@@ -150,7 +151,7 @@ def test_a_refused_refresh_token_is_a_one_line_502(proxy, vertex, google_adc, go
 @pytest.mark.parametrize(
     ("change", "said"),
     [
-        ({"type": "external_account"}, "'external_account' are not supported"),
+        ({"type": "impersonated_service_account"}, "'impersonated_service_account' are not supported"),
         ({"token_uri": "http://oauth2.example.com/token"}, "token_uri must be an https:// URL"),
         ({"refresh_token": None}, "authorized_user credentials lack refresh_token"),
     ],
@@ -198,3 +199,74 @@ def test_an_environment_token_vertex_refuses_is_the_clients_401(proxy, vertex, n
     recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
     assert httpx.post(recorder.url + PATH, json=BODY).status_code == 401
     assert len(vertex.script.calls) == 1
+
+
+# --- workload identity federation (external_account) ------------------------------------------------------
+
+FEDERATED = ["external_account_file", "external_account_url"]
+
+
+@pytest.mark.parametrize("kind", FEDERATED)
+def test_the_scripted_federation_takes_google_auths_own_requests(google_adc, google_token, kind, monkeypatch):
+    """google-auth's identity-pool credentials refresh against the scripted STS/IAM, which checks every field:
+    the endpoints our flow is tested against accept what Google's own library sends (and it looks up no
+    host but loopback)."""
+    import socket
+
+    import google.auth.transport.requests
+    from google.auth import identity_pool
+
+    looked_up, lookup = [], socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: looked_up.append(host) or lookup(host, *a, **k))
+    path = google_adc(kind)  # from_info, not load_credentials_from_file: that also asks Google for the project
+    credentials = identity_pool.Credentials.from_info(json.loads(path.read_text()), scopes=[SCOPE])
+    credentials.refresh(google.auth.transport.requests.Request())
+    assert credentials.token == google_token.script.issued[-1] and google_token.script.refused == []
+    assert set(looked_up) == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize("kind", FEDERATED)
+def test_workload_identity_tokens_are_fetched_and_refreshed(google_adc, google_token, kind):
+    google_adc(kind)
+    clock = Clock()
+    source = GoogleToken(clock=clock)
+    [first] = tokens(source)
+    steps = ["urn:ietf:params:oauth:grant-type:token-exchange"]
+    if kind == "external_account_url":  # a CI's OIDC URL, then STS, then the service account's own token
+        steps.append("generateAccessToken")
+        assert first.startswith("ya29.issued-")
+    else:
+        assert first.startswith("ya29.sts-")
+    assert google_token.script.grants == steps and google_token.script.refused == []
+    clock.now += 3600 - REFRESH_MARGIN + 1
+    [second] = tokens(source)
+    assert second != first and google_token.script.grants == steps * 2
+
+
+def test_the_proxy_records_on_vertex_with_workload_identity(proxy, vertex, google_adc, google_token, db_path):
+    google_adc("external_account_url")
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    answer = httpx.post(recorder.url + PATH, json=BODY)
+    assert answer.status_code == 200, answer.text
+    recorder.stop()
+    assert vertex.script.rejected == []
+    stored = every_value(db_path)
+    for secret in SECRETS:
+        assert secret.encode() not in stored, secret
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ({"environment_id": "aws1", "regional_cred_verification_url": "https://sts.amazonaws.com"}, "must be a file or a url"),
+        ({"url": "http://ci.example.com/oidc"}, "credential_source.url must be an https:// URL"),
+    ],
+    ids=["aws-source", "cleartext-url"],
+)
+def test_unusable_federation_sources_are_one_line(google_adc, google_token, source, said):
+    path = google_adc("external_account_file")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "credential_source": source}))
+    with pytest.raises(CredentialsError) as caught:
+        tokens(GoogleToken())
+    assert said in str(caught.value) and "\n" not in str(caught.value)
+    assert google_token.script.grants == []

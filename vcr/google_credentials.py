@@ -4,10 +4,13 @@ before they expire, without google-auth.
 Sources, in order: `GOOGLE_OAUTH_ACCESS_TOKEN` (a token the caller minted, e.g. `gcloud auth
 print-access-token`; used as is, never refreshed), then the application-default credentials file
 (`GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's `application_default_credentials.json` that `gcloud auth
-application-default login` writes). That file's `authorized_user` (refresh-token flow) and `service_account`
-(a JWT signed RS256 with its key) are supported; a token they give is kept until 225 seconds before it
+application-default login` writes). That file's `authorized_user` (refresh-token flow), `service_account`
+(a JWT signed RS256 with its key) and `external_account` (workload identity federation, as CI systems such
+as GitHub Actions set it up: a subject token from a file or URL exchanged at STS, then optionally for a
+service account's token at IAM) are supported; a token they give is kept until 225 seconds before it
 expires (google-auth's margin), then fetched again, so a long recording session never sends a stale one.
-Workload identity federation, impersonation and the metadata server are not read: export a token instead.
+AWS and executable credential sources, `impersonated_service_account` files and the metadata server are
+not read: export a token instead.
 Nothing here is logged or stored, and no error message carries a token, a key or a refresh token.
 """
 
@@ -32,6 +35,7 @@ TOKEN_ENV = "GOOGLE_OAUTH_ACCESS_TOKEN"
 ADC_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+IAM_SCOPE = "https://www.googleapis.com/auth/iam"
 REFRESH_MARGIN = 225.0
 """Seconds before expiry a token is replaced (google-auth's REFRESH_THRESHOLD, 3 min 45 s)."""
 JWT_LIFETIME = 3600
@@ -137,13 +141,18 @@ def adc_path(env: Mapping[str, str]) -> Path | None:
     return found if found.is_file() else None
 
 
-def _token_uri(info: Mapping[str, Any], where: Path) -> str:
-    """https, or http to a loopback host only: a refresh token or signed grant never crosses a network in clear."""
-    uri = str(info.get("token_uri") or DEFAULT_TOKEN_URI)
+def _safe_url(uri: str, where: Path, name: str) -> str:
+    """https, or http to a loopback host only: a refresh token, grant or subject token never crosses a
+    network in clear."""
     split = urlsplit(uri)
     if split.scheme == "https" or (split.scheme == "http" and is_loopback(split.hostname or "")):
         return uri
-    raise CredentialsError(f"{where}: token_uri must be an https:// URL (or http:// on loopback)")
+    raise CredentialsError(f"{where}: {name} must be an https:// URL (or http:// on loopback)")
+
+
+def _token_uri(info: Mapping[str, Any], where: Path) -> str:
+    """The file's token endpoint (Google's by default), checked by `_safe_url`."""
+    return _safe_url(str(info.get("token_uri") or DEFAULT_TOKEN_URI), where, "token_uri")
 
 
 def read_adc(path: Path) -> dict[str, Any]:
@@ -161,11 +170,12 @@ def read_adc(path: Path) -> dict[str, Any]:
     needed = {
         "authorized_user": ("client_id", "client_secret", "refresh_token"),
         "service_account": ("client_email", "private_key"),
+        "external_account": ("audience", "subject_token_type", "token_url"),
     }.get(str(kind))
     if needed is None:
         raise CredentialsError(
-            f"{path}: credentials of type {str(kind)[:40]!r} are not supported (authorized_user and "
-            f"service_account are); export {TOKEN_ENV} instead"
+            f"{path}: credentials of type {str(kind)[:40]!r} are not supported (authorized_user, "
+            f"service_account and external_account are); export {TOKEN_ENV} instead"
         )
     missing = [name for name in needed if not isinstance(info.get(name), str) or not info[name]]
     if missing:
@@ -188,6 +198,72 @@ def token_request(info: Mapping[str, Any], where: Path, now: int) -> tuple[str, 
     except (ValueError, IndexError) as error:
         raise CredentialsError(f"{where}: the service account's private_key is unusable ({error})") from None
     return uri, {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+
+
+# --- workload identity federation (external_account: GitHub Actions, GitLab, any OIDC provider) ---------
+
+STS_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def _source(info: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """The file's credential_source when it is one we read (a file or a URL), else a one-line error."""
+    source = info.get("credential_source")
+    if not isinstance(source, dict) or not (isinstance(source.get("file"), str) or isinstance(source.get("url"), str)):
+        raise CredentialsError(
+            f"{where}: external_account credential_source must be a file or a url (AWS and executable "
+            f"sources are not read); export {TOKEN_ENV} instead"
+        )
+    return source
+
+
+def subject_token_of(raw: bytes, source: Mapping[str, Any], where: Path) -> str:
+    """The subject token in what the credential source gave: all of it (`text`, as google-auth reads it) or
+    one field of its JSON."""
+    fmt = source.get("format") if isinstance(source.get("format"), dict) else {}
+    text = raw.decode("utf-8", "replace")
+    if fmt.get("type", "text") == "json":
+        try:
+            value = json.loads(text).get(fmt.get("subject_token_field_name"))
+        except (ValueError, AttributeError):
+            value = None
+        if not isinstance(value, str) or not value:
+            raise CredentialsError(f"{where}: the credential source's JSON has no subject token field")
+        return value
+    if not text:
+        raise CredentialsError(f"{where}: the credential source gave an empty subject token")
+    return text
+
+
+def exchange_form(info: Mapping[str, Any], subject_token: str) -> dict[str, str]:
+    """The STS token-exchange form (RFC 8693), field for field as google-auth sends it: a token to
+    impersonate a service account with asks for the IAM scope only."""
+    impersonates = bool(info.get("service_account_impersonation_url"))
+    return {
+        "grant_type": STS_GRANT,
+        "audience": str(info["audience"]),
+        "scope": IAM_SCOPE if impersonates else SCOPE,
+        "requested_token_type": ACCESS_TOKEN_TYPE,
+        "subject_token": subject_token,
+        "subject_token_type": str(info["subject_token_type"]),
+    }
+
+
+def parse_impersonation_answer(status: int, body: bytes, uri: str) -> tuple[str, float]:
+    """(access token, expiry as epoch seconds) from IAM's generateAccessToken answer."""
+    from datetime import datetime, timezone
+
+    try:
+        answer = json.loads(body)
+        token = answer["accessToken"]
+        expires = datetime.strptime(answer["expireTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (ValueError, KeyError, TypeError):
+        raise CredentialsError(
+            f"the service account impersonation endpoint {uri} answered {status}: no access token"
+        ) from None
+    if status != 200 or not isinstance(token, str):
+        raise CredentialsError(f"the service account impersonation endpoint {uri} answered {status}")
+    return token, expires.timestamp()
 
 
 def parse_token_answer(status: int, body: bytes, uri: str, now: float) -> tuple[str, float]:
@@ -254,28 +330,74 @@ class GoogleToken:
             path = adc_path(self.env)
             if path is None:
                 raise CredentialsError(MISSING)
-            uri, form = token_request(read_adc(path), path, int(time.time()))  # a JWT is dated by the wall clock
-            status, body = await _post(session, uri, form)
-            value, expires_at = parse_token_answer(status, body, uri, self.clock())
+            info = read_adc(path)
+            if info["type"] == "external_account":
+                value, expires_at = await self._federated(session, info, path)
+            else:
+                uri, form = token_request(info, path, int(time.time()))  # a JWT is dated by the wall clock
+                status, body = await _send(session, "POST", uri, data=form)
+                value, expires_at = parse_token_answer(status, body, uri, self.clock())
             self._held = _Held(value, expires_at)
             return value
 
+    async def _federated(self, session: Any, info: Mapping[str, Any], where: Path) -> tuple[str, float]:
+        """A workload identity token: the subject token from its source, exchanged at STS, then (when the
+        file says so) traded for the service account's own token at IAM."""
+        source = _source(info, where)
+        if isinstance(source.get("file"), str):
+            try:
+                with open(source["file"], "rb") as handle:
+                    raw = handle.read(MAX_ADC_SIZE)
+            except OSError as error:
+                raise CredentialsError(
+                    f"{where}: cannot read the credential source file ({error.strerror or type(error).__name__})"
+                ) from None
+        else:
+            url = _safe_url(source["url"], where, "credential_source.url")
+            headers = source.get("headers") if isinstance(source.get("headers"), dict) else {}
+            status, raw = await _send(session, "GET", url, headers={str(k): str(v) for k, v in headers.items()})
+            if status != 200:
+                raise CredentialsError(f"the credential source {url} answered {status}")
+        sts = _safe_url(str(info["token_url"]), where, "token_url")
+        status, body = await _send(session, "POST", sts, data=exchange_form(info, subject_token_of(raw, source, where)))
+        value, expires_at = parse_token_answer(status, body, sts, self.clock())
+        impersonation = info.get("service_account_impersonation_url")
+        if not isinstance(impersonation, str) or not impersonation:
+            return value, expires_at
+        iam = _safe_url(impersonation, where, "service_account_impersonation_url")
+        request = {"delegates": [], "scope": [SCOPE], "lifetime": "3600s"}
+        status, body = await _send(session, "POST", iam, json_body=request, headers={"Authorization": f"Bearer {value}"})
+        token, expires = parse_impersonation_answer(status, body, iam)
+        return token, self.clock() + (expires - time.time())
 
-async def _post(session: Any, uri: str, form: dict[str, str]) -> tuple[int, bytes]:
-    """POST the form; a transport failure is a CredentialsError naming the endpoint only."""
+
+async def _send(
+    session: Any,
+    method: str,
+    uri: str,
+    *,
+    data: dict[str, str] | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request to a credentials endpoint, its answer read up to 1 MiB; a transport failure is a
+    CredentialsError naming the endpoint only."""
     import aiohttp
 
     try:
-        async with session.post(
-            uri, data=form, headers={"Accept": "application/json"}, allow_redirects=False
+        async with session.request(
+            method,
+            uri,
+            data=data,
+            json=json_body,
+            headers={"Accept": "application/json", **(headers or {})},
+            allow_redirects=False,
         ) as response:
             body = b""
-            async for piece in response.content.iter_any():  # a token answer is small: read at most 1 MiB
+            async for piece in response.content.iter_any():  # a token answer is small
                 body += piece
                 if len(body) > MAX_ADC_SIZE:
                     break
             return response.status, body
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-        raise CredentialsError(
-            f"cannot reach the Google token endpoint {uri}: {type(error).__name__}"
-        ) from None
+        raise CredentialsError(f"cannot reach {uri}: {type(error).__name__}") from None

@@ -66,12 +66,13 @@ def google_adc(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path,
 ) -> Callable[[str], Path]:
-    """`use(kind)`: an ADC file of that kind (authorized_user, service_account) pointing at the scripted
-    token endpoint, named by GOOGLE_APPLICATION_CREDENTIALS."""
+    """`use(kind)`: an ADC file of that kind (authorized_user, service_account, external_account_file,
+    external_account_url) pointing at the scripted token endpoint, named by GOOGLE_APPLICATION_CREDENTIALS."""
 
     def use(kind: str) -> Path:
         path = write_adc(tmp_path, kind, google_token.url + "/token")
         monkeypatch.setenv(ADC_ENV, str(path))
+        google_token.script.impersonation = kind == "external_account_url"
         return path
 
     return use
