@@ -230,7 +230,7 @@ class ProxyConfig:
         help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...); "
         "bedrock: Claude on Amazon Bedrock, each request signed with SigV4 from the standard AWS credentials "
         "(the region's endpoint unless --upstream is given); vertex: Claude on Google Vertex AI, with the "
-        "client's bearer token or GOOGLE_OAUTH_ACCESS_TOKEN; foundry: as anthropic (Microsoft Foundry's Messages API, "
+        "client's bearer token, GOOGLE_OAUTH_ACCESS_TOKEN or the application-default credentials; foundry: as anthropic (Microsoft Foundry's Messages API, "
         "--upstream https://RESOURCE.services.ai.azure.com/anthropic), `run` then sets Claude Code's Foundry variables.",
     )
     model_map: tuple[tuple[str, str], ...] = option(
