@@ -158,6 +158,7 @@ async def _send_to_cloud(
     target: str | None,
     place: CloudPlace,
     credentials: CloudCredentials,
+    translated: bool,
     strict: bool,
 ) -> ScenarioResult:
     """The scenario as Bedrock or Vertex takes it, authenticated as the proxy authenticates when recording
@@ -176,7 +177,7 @@ async def _send_to_cloud(
         finding = no_answer(url, answer.error)
         return ScenarioResult(scenario, url, None, answer.elapsed_ms, [finding], [finding])
     findings, failures = judge_answer(
-        scenario, answer.status, answer.headers, answer.body, strict=strict, sent=sent
+        scenario, answer.status, answer.headers, answer.body, translated=translated, strict=strict, sent=sent
     )
     return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
 
@@ -314,7 +315,7 @@ def run_conformance(
         credentials = CloudCredentials(env)
 
         def check(session: Any, scenario: Scenario) -> Any:
-            return _send_to_cloud(session, scenario, target, place, credentials, strict)
+            return _send_to_cloud(session, scenario, target, place, credentials, translated, strict)
 
     results = asyncio.run(check_each(chosen, check, timeout, on_result))
     if claude_code is not None:
