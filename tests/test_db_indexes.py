@@ -1,5 +1,5 @@
 """What keeps each commit of a vcr.db small for git (tests/benchmarks/bench_git.py): the indexes after
-`m010_lean_indexes` (each query that needs one still gets one: stats by model and date, the replay fast path;
+`m011_lean_indexes` (each query that needs one still gets one: stats by model and date, the replay fast path;
 a db made before the step migrates and keeps replaying), and a re-recording that takes its key's row id back."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ BEFORE_M010 = {
     "recordings_by_target": "CREATE INDEX recordings_by_target ON recordings (cassette_id, method, path)",
     "recordings_by_raw_hash": "CREATE INDEX recordings_by_raw_hash ON recordings (cassette_id, raw_hash)",
 }
-"""The indexes m001-m004 made and m010 drops, as those steps created them."""
+"""The indexes m001-m004 made and m011 drops, as those steps created them."""
 
 
 def indexes(db: Path) -> set[str]:
@@ -35,13 +35,13 @@ def indexes(db: Path) -> set[str]:
         conn.close()
 
 
-def make_pre_m010(db: Path) -> None:
-    """Turn a current db into one as claude-vcr wrote it before m010: its five older indexes, not the prefix one."""
+def make_pre_m011(db: Path) -> None:
+    """Turn a current db into one as claude-vcr wrote it before m011: its five older indexes, not the prefix one."""
     conn = sqlite3.connect(db)
     conn.execute("DROP INDEX recordings_by_raw_prefix")
     for sql in BEFORE_M010.values():
         conn.execute(sql)
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm010_lean_indexes'")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm011_lean_indexes'")
     conn.commit()
     conn.close()
 
@@ -61,14 +61,14 @@ def plans(db: Path, ask) -> list[tuple[str, str]]:  # noqa: ANN001
     return found
 
 
-def test_a_db_made_before_m010_migrates_and_replays_through_the_fast_path(proxy, upstream, db_path):
+def test_a_db_made_before_m011_migrates_and_replays_through_the_fast_path(proxy, upstream, db_path):
     recorder = proxy(mode="record")
     answers = {}
     for text in ("first question", "second question"):
         answers[text] = post(recorder.url + MESSAGES, body(text))[2]
         reset(recorder.url)
     recorder.stop()
-    make_pre_m010(db_path)
+    make_pre_m011(db_path)
     assert indexes(db_path) == {"recordings_catalog", *BEFORE_M010}
     with Catalog.open(db_path) as catalog:  # read-only: migrated in a private copy, the file untouched
         assert catalog.count() == 2

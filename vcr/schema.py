@@ -41,22 +41,25 @@ SCHEMA_STEPS = (
     "m007_timings_and_fingerprints",
     "m008_prompt_excerpt",
     "m009_body_dictionary",
-    "m010_lean_indexes",
+    "m010_unstored_answers",
+    "m011_lean_indexes",
 )
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
 
 
 RAW_PREFIX = "substr(raw_hash, 1, 8)"
-"""What the replay fast path's index holds of each request's raw hash, as m010 made it: a query uses the
+"""What the replay fast path's index holds of each request's raw hash, as m011 made it: a query uses the
 index by repeating this expression exactly, then compares the full hash in the row."""
 
-OWN_TABLES = frozenset({"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals"})
+OWN_TABLES = frozenset(
+    {"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals", "unstored_answers"}
+)
 OWN_INDEXES = frozenset(
     {
         "idx__sqlite_migrations_migration_set_name",
         "recordings_catalog",
         "recordings_by_raw_prefix",
-        # made by m001-m004 and dropped by m002/m010: a db not yet migrated still has them
+        # made by m001-m004 and dropped by m002/m011: a db not yet migrated still has them
         "recordings_by_raw_hash",
         "recordings_by_model",
         "recordings_by_date",
