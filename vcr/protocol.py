@@ -24,6 +24,7 @@ from .sse import (
     SSEEvent,
     SSEParser,
     is_stream,
+    iter_body_events,
     media_type,
 )
 
@@ -863,19 +864,20 @@ def validate_stream(
         return validate_error_response(status, body, headers)
     ctx = _Context(request, _betas(request_headers), translated)
     parser = SSEParser()
-    events = parser.feed(bytes(body)) + parser.close()
     checker = _StreamChecker(ctx)
     out = checker.out
     if headers is not None:
         _check_stream_content_type(out, request, _lower_headers(headers))
         out.items.extend(validate_headers(headers, status))
-    if parser.comments:
-        out.info("F3", None, f"{len(parser.comments)} SSE comment line(s) (allowed; ignored by SDKs)")
-    for index, event in enumerate(events):
+    comments_at = len(out.items)
+    for index, event in enumerate(iter_body_events(bytes(body), parser)):  # never all held at once
         late = checker.after_stop(index, event)
         kind = checker.frame(index, event)
         if kind is not None and not late:
             checker.event(index, kind, event.parsed)
+    if parser.comments:
+        said = f"{len(parser.comments)} SSE comment line(s) (allowed; ignored by SDKs)"
+        out.items.insert(comments_at, Finding("F3", "info", None, said))
     checker.finish()
     return out.items
 

@@ -182,6 +182,20 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
     yield from parser.close()
 
 
+BODY_SLICE = 1024 * 1024
+"""How much of a stored body `iter_body_events` hands the parser at a time."""
+
+
+def iter_body_events(body: bytes, parser: SSEParser | None = None) -> Iterator[SSEEvent]:
+    """The events of a complete SSE body one at a time, parsed a slice at a time: a stream of a million
+    events is never held as a million event objects (`parse_sse` is for bodies known to be small). Pass
+    `parser` to read what it gathers on the way (its comments)."""
+    parser = parser or SSEParser()
+    for start in range(0, len(body), BODY_SLICE):
+        yield from parser.feed(body[start : start + BODY_SLICE])
+    yield from parser.close()
+
+
 def _dumps(value: Any) -> str:
     """JSON as Anthropic writes it on the wire: no spaces, UTF-8 left unescaped."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

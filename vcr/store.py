@@ -32,6 +32,7 @@ from .compression import (
     split_chunks,
 )
 from .errors import ClaudeVCRError, DatabaseError, NoDatabase, NotFound
+from .excerpts import Excerpt
 from .records import Recording, StoredRules, encode, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
@@ -162,12 +163,14 @@ class Store:
         keep_since: str | None = None,
         rules_json: str | None = None,
         append: bool = False,
+        excerpt: Excerpt | None = None,
     ) -> Recording:
         """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins.
         `keep_since` (a record run's start): a recording of the same key and ordinal made since then by
         another run is kept, and this one takes the key's next ordinal. `rules_json` (the rules the key was
         made with): when the cassette's stored rules are others now (a `rekey` ran), `RulesChanged`.
-        `append`: after the key's last ordinal, replacing nothing."""
+        `append`: after the key's last ordinal, replacing nothing. `excerpt`: the request's prompt excerpt,
+        when already worked out (off this thread, for a large body)."""
         with self.writing():
             cassette_id = self._cassette_id(recording.cassette, create=True)
             if rules_json is not None:
@@ -190,7 +193,7 @@ class Store:
                 ).fetchone()
                 if taken is not None and taken[0]:
                     recording.ordinal = taken[1] + 1  # another run's, made while this one ran: both kept
-            columns = encode(recording, self._compressor, self._columns)
+            columns = encode(recording, self._compressor, self._columns, excerpt)
             codec, packed, new_chunk_bytes = self._store_request(recording.request_body)
             recording.stored_size = len(packed) + new_chunk_bytes + len(columns["response_body"])
             columns.update(request_codec=codec, request_body=packed, stored_size=recording.stored_size)
