@@ -2,7 +2,8 @@
 blocks (slow to key), and a cassette whose stored rules hold a catastrophic regex `(\\w+\\s?)*$`.
 
 Run alone: `python3 tests/benchmarks/bench_hostile_proxy.py [--rounds N] [--baseline DIR]` (a `serve`
-subprocess in auto mode, a scripted upstream on 127.0.0.1, one thread sending hostile requests while another
+subprocess in replay mode with `--fallback fallback`: the unrelated request replays, each hostile one is new
+and recorded; a scripted upstream on 127.0.0.1, one thread sending hostile requests while another
 times small replays; target: the unrelated request's wait under 100 ms). `--baseline DIR` measures another
 version too (DIR holds its `claude_vcr` package, e.g. main's `vcr/` linked as `DIR/claude_vcr`).
 """
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,22 +69,28 @@ def small(text: str) -> bytes:
     ).encode()
 
 
-def large(number: int) -> bytes:
-    blocks = [{"type": "text", "text": f"block {i} of request {number}: lorem ipsum"} for i in range(BLOCKS)]
+def large(number: int, run: str = "") -> bytes:
+    blocks = [{"type": "text", "text": f"block {i} of request {number}{run}: lorem ipsum"} for i in range(BLOCKS)]
     return json.dumps(
         {"model": "claude-opus-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": blocks}]}
     ).encode()
 
 
-def waits(url: str, hostile: list[tuple[str, bytes]] | None) -> tuple[list[float], list[float]]:
-    """(the unrelated request's latencies in ms, the hostile requests' own) over `SECONDS`."""
+Hostile = Callable[[int], tuple[str, bytes]]
+"""The n-th hostile request: (path, body)."""
+
+
+def waits(url: str, hostile: Hostile | None, recorded: bool = False) -> tuple[list[float], list[float]]:
+    """(the unrelated request's latencies in ms, the hostile requests' own) over `SECONDS`. The unrelated
+    request is a replay of a recorded one; with `recorded`, a new question each time (recorded: it waits for
+    the one store thread too)."""
     stop = threading.Event()
     hostile_times: list[float] = []
 
     def attack() -> None:
         number = 0
         while hostile and not stop.is_set():
-            path, payload = hostile[number % len(hostile)]
+            path, payload = hostile(number)
             hostile_times.append(post(url + path, payload)[1])
             number += 1
 
@@ -92,7 +100,8 @@ def waits(url: str, hostile: list[tuple[str, bytes]] | None) -> tuple[list[float
     latencies = []
     deadline = time.perf_counter() + SECONDS
     while time.perf_counter() < deadline:
-        status, elapsed = post(url + "/v1/messages", small("the unrelated question"))
+        question = f"unrelated question {len(latencies)}" if recorded else "the unrelated question"
+        status, elapsed = post(url + "/v1/messages", small(question))
         assert status == 200, status
         latencies.append(elapsed)
         time.sleep(0.02)
@@ -118,6 +127,7 @@ SCENARIOS = (
     "nothing else",
     f"2.9 MB bodies ({BLOCKS:,} blocks) recorded",
     "catastrophic regex in stored rules",
+    "2.9 MB bodies recorded; the unrelated request recorded too",
 )
 
 
@@ -131,7 +141,9 @@ def measure(upstream_port: int, code: Path | None) -> dict[str, tuple[list[float
                 "--port",
                 "0",
                 "--mode",
-                "auto",
+                "replay",
+                "--fallback",
+                "fallback",  # a repeat replays (the last take), a new request is recorded
                 "--db",
                 str(db),
                 "--upstream",
@@ -151,11 +163,21 @@ def measure(upstream_port: int, code: Path | None) -> dict[str, tuple[list[float
             conn.close()
             drain = threading.Thread(target=lambda: [server.readline() for _ in iter(int, 1)], daemon=True)
             drain.start()  # the request log must not fill the pipe
-            bodies = [("/c/large/v1/messages", large(n)) for n in range(4)]
-            regex = [("/c/regex/v1/messages", small("word " * 30 + "!"))]
-            return dict(
-                zip(SCENARIOS, (waits(url, None), waits(url, bodies), waits(url, regex)), strict=True)
+            run = f"{time.time_ns()}"  # every hostile body new, so each is keyed and recorded
+
+            def bodies(number: int) -> tuple[str, bytes]:
+                return "/c/large/v1/messages", large(number, run)
+
+            def regex(number: int) -> tuple[str, bytes]:
+                return "/c/regex/v1/messages", small("word " * 30 + "!")
+
+            measured = (
+                waits(url, None),
+                waits(url, bodies),
+                waits(url, regex),
+                waits(url, bodies, recorded=True),
             )
+            return dict(zip(SCENARIOS, measured, strict=True))
         finally:
             server.process.terminate()
             server.process.wait(timeout=30)
