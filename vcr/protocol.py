@@ -482,7 +482,10 @@ class _Block:
     position: int
     """Where the block sits in the folded message's content."""
     block: dict[str, Any]
-    deltas: list[str] = field(default_factory=list)
+    deltas: int = 0
+    """How many deltas it got: counted, never kept (a valid stream may bring a million)."""
+    signatures: int = 0
+    last_delta: str | None = None
     json_ok: bool = True
     stopped: bool = False
 
@@ -666,11 +669,13 @@ class _StreamChecker:
         if block_type in KNOWN_BLOCK_TYPES and block_type not in DELTA_BLOCKS[delta_type]:
             self.out.error("B1", index, f"{delta_type} sent to a {block_type} block")
             return
-        if delta_type == "thinking_delta" and "signature_delta" in target.deltas:
+        if delta_type == "thinking_delta" and target.signatures:
             self.out.warning(
                 "B9", index, "thinking continues after signature_delta; start a new thinking block"
             )
-        target.deltas.append(delta_type)
+        target.deltas += 1
+        target.signatures += delta_type == "signature_delta"
+        target.last_delta = delta_type
         self.fold.delta(target.position, delta)
 
     def content_block_stop(self, index: int, payload: dict[str, Any]) -> None:
@@ -695,11 +700,11 @@ class _StreamChecker:
     def _check_signature(self, index: int, block: _Block) -> None:
         """B8: one non-empty signature_delta, right before the stop; replaying without it is a 400."""
         severity: Severity = "warning" if self.ctx.translated else "error"
-        count = block.deltas.count("signature_delta")
+        count = block.signatures
         if count != 1:
             problem = f"{count} signature_delta events, expected exactly 1"
-        elif block.deltas[-1] != "signature_delta":
-            problem = f"last delta is {block.deltas[-1]}, not signature_delta"
+        elif block.last_delta != "signature_delta":
+            problem = f"last delta is {block.last_delta}, not signature_delta"
         elif not block.block.get("signature"):
             problem = "signature is empty"
         else:
