@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
+from .. import worker
 from ..errors import RulesError
 from ..matching import KeyedRequest, Rules, key_facts, key_request
 from ..request_scan import RequestScan, scan_request
@@ -32,16 +32,6 @@ size, and past this the child is stopped and the request refused. Python's `re` 
 own; `matching.nested_repeat` refuses the usual catastrophic shapes at load, this bounds the rest."""
 
 T = TypeVar("T")
-
-
-def _ignore_interrupts() -> None:
-    """The worker's start: Ctrl-C reaches the whole process group, and the server stops the worker itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _ready() -> bool:
-    """A call that returns once the child is up."""
-    return True
 
 
 class Offload:
@@ -91,7 +81,7 @@ class Offload:
             pool = self._started()
             loop = asyncio.get_running_loop()
             if deadline is not None and pool not in self._ready:  # the deadline is for the call, not the start
-                await loop.run_in_executor(pool, _ready)
+                await loop.run_in_executor(pool, worker.ready)
                 self._ready = {pool}
             future = loop.run_in_executor(pool, func, *args)
             try:
@@ -117,7 +107,7 @@ class Offload:
     def _started(self) -> Executor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=self._context, initializer=_ignore_interrupts
+                max_workers=1, mp_context=self._context, initializer=worker.start
             )
         return self._pool
 
