@@ -8,6 +8,9 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from claude_vcr.catalog import Catalog
@@ -171,3 +174,39 @@ def test_a_secret_in_a_large_request_is_found_in_the_child_and_stored_as_a_place
     replayer = proxy(mode="replay")
     status, headers, _ = post(replayer.url + MESSAGES, data)
     assert status == 200 and headers["x-vcr-outcome"] == "hit"
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path, upstream):
+    """A spawned child re-runs the parent's main script unless told there is none: the worker is started
+    without it, so a user's script that sets up the proxy at its top level is not run twice."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import asyncio, json, urllib.request
+            from claude_vcr.config import ProxyConfig
+            from claude_vcr.proxy import running
+
+            print("the script ran", flush=True)
+            BLOCKS = [{{"type": "text", "text": f"block {{i}}"}} for i in range(20_000)]
+            DATA = json.dumps({{"model": "m", "max_tokens": 8, "messages": [{{"role": "user", "content": BLOCKS}}]}})
+
+            def post(url):
+                request = urllib.request.Request(url + "/v1/messages", data=DATA.encode(), method="POST")
+                request.add_header("content-type", "application/json")
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.headers["x-vcr-outcome"]
+
+            async def main():
+                config = ProxyConfig(db={str(tmp_path / "vcr.db")!r}, upstream={upstream.url!r}, port=0, mode="record")
+                async with running(config) as proxy:
+                    print("outcome", await asyncio.to_thread(post, proxy.url), proxy.proxy.offload.started, flush=True)
+
+            asyncio.run(main())
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("the script ran") == 1, done.stdout
+    assert "outcome recorded True" in done.stdout and "Traceback" not in done.stderr

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
@@ -32,6 +35,19 @@ size, and past this the child is stopped and the request refused. Python's `re` 
 own; `matching.nested_repeat` refuses the usual catastrophic shapes at load, this bounds the rest."""
 
 T = TypeVar("T")
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """A spawned child runs the parent's main script again (as `__mp_main__`) to find what it was sent: a
+    user's script with no `if __name__ == "__main__"` guard would run twice. The worker needs nothing from
+    it, so the child is started while `__main__` is an empty module."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class Offload:
@@ -81,9 +97,12 @@ class Offload:
             pool = self._started()
             loop = asyncio.get_running_loop()
             if deadline is not None and pool not in self._ready:  # the deadline is for the call, not the start
-                await loop.run_in_executor(pool, worker.ready)
+                with _main_hidden():
+                    started = loop.run_in_executor(pool, worker.ready)
+                await started
                 self._ready = {pool}
-            future = loop.run_in_executor(pool, func, *args)
+            with _main_hidden():  # the pool starts its child in `submit`
+                future = loop.run_in_executor(pool, func, *args)
             try:
                 return await asyncio.wait_for(future, deadline)
             except asyncio.TimeoutError:
@@ -100,6 +119,9 @@ class Offload:
         """Kill a child stuck in a call (Python cannot interrupt a regex) and forget its pool."""
         if self._pool is pool:
             self._pool = None
+        kill = getattr(pool, "kill_workers", None)  # Python 3.14; before it, the pool's own process table
+        if kill is not None:
+            kill()
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
