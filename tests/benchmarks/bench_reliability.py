@@ -32,7 +32,22 @@ def main() -> None:
         "--killed",
         help="only kill -9 of these maintenance commands (comma-separated: import,compact,redact,rekey)",
     )
+    parser.add_argument(
+        "--writers", type=int, help="only N recording `serve`s (200 requests each) beside the maintenance loop"
+    )
     args = parser.parse_args()
+    if args.writers:
+        with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
+            report = faults.concurrent_writers(
+                Path(scratch),
+                writers=args.writers,
+                per_writer=200,
+                clients=8,
+                maintenance=lambda db: faults.busy_maintenance(db, 3),
+            )
+        ran = ", ".join(sorted(set(report.maintenance)))
+        print(_writers_row(f"{args.writers} recording `serve`s while {ran} run", report))
+        return
     if args.killed:
         with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
             for command in args.killed.split(","):
