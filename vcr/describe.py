@@ -146,6 +146,10 @@ def _event_line(payload: Any, event: str | None) -> str:
     return f"{kind} {clip(json.dumps(payload), 120)}"
 
 
+def _sse_line(event: SSEEvent) -> str:
+    return _event_line(event.parsed if event.parsed is not None else event.data, event.event)
+
+
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Each content block with its text or tool input joined, as the SDKs hand it over."""
     shown: list[dict[str, Any]] = []
@@ -192,7 +196,7 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
             for event in events:  # one at a time: neither the events nor their lines are all kept
                 total += 1
                 if len(shown) < EVENTS_SHOWN:
-                    shown.append(_event_line(event.parsed if event.parsed is not None else event.data, event.event))
+                    shown.append(_sse_line(event))
                 else:
                     tail.append(event)
                 yield event
@@ -202,9 +206,7 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
         summary["kind"] = "sse"
         summary["events"] = shown
         summary["events_total"] = total
-        summary["events_tail"] = [
-            _event_line(e.parsed if e.parsed is not None else e.data, e.event) for e in tail
-        ]
+        summary["events_tail"] = [_sse_line(event) for event in tail]
         summary["complete"] = not fold.faults  # cut short or ending in an error: shown as far as it goes
         summary.update(_message_summary(message))
         return summary
