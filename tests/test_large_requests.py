@@ -5,19 +5,24 @@ before keep matching, under every preset."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from claude_vcr.catalog import Catalog
+from claude_vcr.compression import decompressor, pack_chunks
 from claude_vcr.excerpts import prompt_excerpt
 from claude_vcr.matching import MAX_JSON_DEPTH, Replacement, Rules, key_request
 from claude_vcr.proxy.offload import IN_PROCESS_BYTES, Offload
+from claude_vcr.store import Store
 
+from tests.support.cassettes import recording
 from tests.support.client import MESSAGES, body, post
 from tests.support.samples import relocated, sample
 from tests.support.secret_corpus import fake_secrets
@@ -210,3 +215,22 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path, upstream):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("the script ran") == 1, done.stdout
     assert "outcome recorded True" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_chunks_packed_in_the_worker_are_the_chunks_the_store_makes(tmp_path):
+    data = json.dumps(large(sample("tool-turn-2"), blocks=8000)).encode()
+    packed = pack_chunks(data)
+    assert packed is not None and len(packed.ids) > 20 and packed.ends[-1] == len(data)
+    stored = {}
+    for name, chunks in (("on the store thread", None), ("in the worker", packed)):
+        db = tmp_path / f"{len(stored)}.db"
+        with Store(db) as store:
+            saved = store.save(dataclasses.replace(recording(1), request_body=data), chunks=chunks)
+        with Catalog.open(db) as catalog:
+            assert catalog.detail(saved.id).request_body == data  # rebuilt from its chunks, hash checked
+        conn = sqlite3.connect(db)
+        unpack = decompressor()
+        stored[name] = {key: unpack.decompress(blob) for key, blob in conn.execute("SELECT id, data FROM chunks")}
+        conn.close()
+    assert stored["in the worker"] == stored["on the store thread"]
+    assert len(stored["in the worker"]) == len(packed.ids)

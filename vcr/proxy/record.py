@@ -233,18 +233,20 @@ class Recorder:
         scanned = await self.offload.scan(recording.request_body)
         sent = recording.request_body
         await asyncio.to_thread(self._screen, recording, scanned)  # regexes over the response: off the loop
-        # the excerpt read from the body as sent, unless `--redact` changed it (then read on save)
-        excerpt = scanned.excerpt if scanned is not None and recording.request_body is sent else None
+        # the excerpt and chunks made from the body as sent, unless `--redact` changed it (then made on save)
+        unchanged = scanned if scanned is not None and recording.request_body is sent else None
+        excerpt = unchanged.excerpt if unchanged is not None else None
+        chunks = unchanged.chunks if unchanged is not None else None
         try:
             stored_rules = run.rules_to_store() if run is not None else None
             if stored_rules is not None:
                 await self.store.set_cassette_rules(exchange.cassette, stored_rules)
             if run is None:
-                await self.store.save(recording, excerpt=excerpt)
+                await self.store.save(recording, excerpt=excerpt, chunks=chunks)
                 return "recorded"
             try:
                 await self.store.save(
-                    recording, keep_since=run.started, rules_json=run.rules_json, excerpt=excerpt
+                    recording, keep_since=run.started, rules_json=run.rules_json, excerpt=excerpt, chunks=chunks
                 )
             except RulesChanged as changed:  # a `rekey` ran meanwhile: saved under the new rules' key
                 keyed = await self.offload.key(
@@ -254,7 +256,7 @@ class Recorder:
                 exchange.rules_changed = True
                 exchange.note = f"the cassette's rules changed while recording: stored under key {short_key(recording.key)}"
                 await self.store.save(
-                    recording, rules_json=changed.stored.rules_json, append=True, excerpt=excerpt
+                    recording, rules_json=changed.stored.rules_json, append=True, excerpt=excerpt, chunks=chunks
                 )
             return "recorded"
         except Exception as error:
