@@ -1,9 +1,9 @@
-"""The CPU-heavy reads of a large request body (its key; its prompt excerpt and secrets when it is saved), and
-keying under rules with regular expressions of their own (with a deadline), in a child process. Parsing,
-normalising, hashing and regex-scanning megabytes of JSON is pure Python and long calls into C that hold the
-interpreter lock: in a thread they still stall the event loop, and so every other client, for up to hundreds
-of milliseconds at a time. One worker process, started when first needed and stopped with the server; small
-bodies under rules without regexes of their own are keyed where they are (a few milliseconds)."""
+"""The CPU-heavy work on a large request body (its key; its prompt excerpt, secrets and compressed chunks
+when it is saved), and keying under rules with regular expressions of their own (with a deadline), in a
+child process. Parsing, normalising, hashing and regex-scanning megabytes of JSON is pure Python and long
+calls into C that hold the interpreter lock: in a thread they still stall the event loop, and so every other
+client, for up to hundreds of milliseconds at a time. One worker process, started when first needed and
+stopped with the server; small bodies under rules without regexes of their own are keyed where they are."""
 
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ class Offload:
         return KeyedRequest.from_facts(facts, body, rules, path)
 
     async def scan(self, body: bytes) -> RequestScan | None:
-        """A large request body's excerpt and secrets (`request_scan`); None for a small one, which saving
-        reads itself."""
+        """A large request body's excerpt, secrets and chunks (`request_scan`); None for a small one, which
+        saving reads itself."""
         if len(body) <= self.in_process_bytes:
             return None
         return await self._call(scan_request, body)
