@@ -11,13 +11,11 @@ from claude_vcr import claude_code
 from claude_vcr.catalog import Catalog
 
 from tests.support.agent_sdk_matrix import RELEASES, bundled_cli, later, run_query
-from tests.support.claude_code_matrix import SESSIONS, collisions, replay_sessions
+from tests.support.claude_code_matrix import REPLAYED, collisions, replay_sessions
 
 pytestmark = pytest.mark.claude_code
 
 PAIRS = [(old, new) for old in RELEASES for new in later(old)]
-REPLAYED = [s for s in SESSIONS if s.name != "subagent"]
-"""As in the Claude Code matrix: a background subagent's requests depend on timing (docs/claude-code.md)."""
 
 
 @pytest.mark.parametrize("version", list(RELEASES))

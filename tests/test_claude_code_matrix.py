@@ -13,15 +13,20 @@ from claude_vcr.config import ProxyConfig
 from claude_vcr.harness import run_command
 from claude_vcr.render import run_summary
 
-from tests.support.claude_code_matrix import MODEL, RELEASES, SESSIONS, collisions, later, replay_sessions
+from tests.support.claude_code_matrix import (
+    MODEL,
+    RELEASES,
+    REPLAYED,
+    SESSIONS,
+    collisions,
+    later,
+    replay_sessions,
+)
 from tests.support.cli import cli
 from tests.support.loopback import unreachable_url
 
 pytestmark = pytest.mark.claude_code
 
-# The subagent session is recorded (its requests are in the no-collision check) but not replayed: 2.1.197's
-# Agent tool waits for the subagent; later releases start it in the background, and whether the main loop takes
-# one more turn depends on whether the subagent reports before the turn ends (timing, even with one release).
 FAKETIME_CRASHES = ("2.1.270",)
 """This release's binary dies (SIGSEGV) under libfaketime: it replays on the real date."""
 
@@ -34,10 +39,9 @@ def test_a_session_recorded_with_one_release_replays_strict_with_a_later_one(
 ):
     recorded = release_recordings(old)
     release_recordings(new)  # installed, and its own recordings exist for the no-collision check
-    sessions = [s for s in SESSIONS if s.name != "subagent"]
     date = None if new in FAKETIME_CRASHES else "2027-03-14"
-    outputs = replay_sessions(loop_thread, recorded.db, RELEASES[new], tmp_path, date=date, sessions=sessions)
-    assert outputs == {s.name: recorded.outputs[s.name] for s in sessions}
+    outputs = replay_sessions(loop_thread, recorded.db, RELEASES[new], tmp_path, date=date, sessions=REPLAYED)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in REPLAYED}
 
 
 def test_sessions_replay_in_an_environment_unlike_the_recording_one(
@@ -45,7 +49,7 @@ def test_sessions_replay_in_an_environment_unlike_the_recording_one(
 ):
     """A git repository instead of none, another user name, other CLAUDE_CODE_* variables."""
     recorded = release_recordings("2.1.332")
-    for session in SESSIONS:
+    for session in REPLAYED:
         repo = tmp_path / session.name / "checkout"
         repo.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -56,8 +60,8 @@ def test_sessions_replay_in_an_environment_unlike_the_recording_one(
         "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
         "CLAUDE_CODE_ENABLE_TELEMETRY": "0",
     }
-    outputs = replay_sessions(loop_thread, recorded.db, RELEASES["2.1.337"], tmp_path, env=env)
-    assert outputs == recorded.outputs
+    outputs = replay_sessions(loop_thread, recorded.db, RELEASES["2.1.337"], tmp_path, env=env, sessions=REPLAYED)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in REPLAYED}
 
 
 @pytest.mark.parametrize("version", list(RELEASES))

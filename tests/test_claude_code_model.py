@@ -69,6 +69,32 @@ def test_the_typed_prompt_is_what_list_shows():
     assert prompt_excerpt(json.dumps(body).encode()) == "Summarise what this project does."
 
 
+NOTIFICATION = """[SYSTEM NOTIFICATION - NOT USER INPUT]
+This is an automated background-task event, NOT a message from the user.
+
+<task-notification>
+<task-id>a770f9360cb12a0c3</task-id>
+<tool-use-id>toolu_scripted0011</tool-use-id>
+<output-file>/tmp/claude-0/-tmp-shop-app/da256f66-353a-4c93-997d-8d295fae0c60/tasks/a770f9360cb12a0c3.output</output-file>
+<status>completed</status>
+<summary>Agent "Ask a helper" finished</summary>
+<result>Scripted reply number 12. Hello from the scripted upstream!</result>
+<usage><subagent_tokens>38</subagent_tokens><tool_uses>0</tool_uses><duration_ms>205</duration_ms></usage>
+</task-notification>"""
+"""What Claude Code 2.1.229 (through the Agent SDK 0.2.137) sent when a background subagent reported."""
+
+
+def test_a_background_task_notification_is_not_shown_as_typed():
+    body = sample("text-turn")
+    body["messages"] += [
+        {"role": "assistant", "content": [{"type": "text", "text": "The subagent is on it."}]},
+        {"role": "user", "content": [{"type": "text", "text": NOTIFICATION}]},
+    ]
+    assert claude_code.typed_prompt(body) is None
+    assert prompt_excerpt(json.dumps(body).encode()) == '[task-notification] Agent "Ask a helper" finished'
+    assert claude_code.shown_text("<system-reminder>x</system-reminder> Hi") == "Hi"
+
+
 def test_drift_names_both_versions_and_what_changed():
     body = sample("text-turn")
     headers = {"User-Agent": "claude-cli/2.1.328 (external, sdk-cli)"}

@@ -68,6 +68,20 @@ def cut_reminders(text: str) -> str:
     return REMINDER.sub("", text).strip() if "<system-reminder>" in text else text.strip()
 
 
+TASK_NOTIFICATION = "<task-notification>"
+"""Claude Code's user turn when a background subagent reports (random task id, output file, usage): harness."""
+_NOTIFICATION_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.S)
+
+
+def shown_text(text: str) -> str:
+    """A user text block as a person should see it in an excerpt: reminders cut, and a background task's
+    notification as `[task-notification] <its summary>` instead of Claude Code's preamble."""
+    if TASK_NOTIFICATION not in text:
+        return cut_reminders(text)
+    found = _NOTIFICATION_SUMMARY.search(text)
+    return f"[task-notification] {found.group(1).strip() if found else ''}".strip()
+
+
 HARNESS_TOOLS = frozenset({"Agent", "Task"})
 """Tools whose result is Claude Code's own text (a subagent's launch notice, its id, output file and usage; the
 subagent's own turns are keyed as its requests): their results count by `is_error` alone."""
@@ -166,8 +180,9 @@ def key_view(body: Any) -> Any:
 
 
 def typed_prompt(body: Any) -> str | None:
-    """The text the user typed in the last user turn (reminders and `system`-role messages left out); None when
-    that turn holds no typed text (a tool result) or the body is not a Messages request."""
+    """The text the user typed in the last user turn (reminders, task notifications and `system`-role messages
+    left out); None when that turn holds no typed text (a tool result, a notification) or the body is not a
+    Messages request."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return None
     for message in reversed(body["messages"]):
@@ -177,7 +192,7 @@ def typed_prompt(body: Any) -> str | None:
             texts = [
                 b["text"]
                 for b in (conversation_block(x) for x in blocks)
-                if isinstance(b, dict) and b.get("type") == "text"
+                if isinstance(b, dict) and b.get("type") == "text" and TASK_NOTIFICATION not in b["text"]
             ]
             return " ".join(texts) or None
     return None

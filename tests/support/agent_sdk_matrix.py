@@ -43,6 +43,12 @@ def downloaded(version: str) -> bool:
     return installed_here() == version or any(WHEELS.glob(f"claude_agent_sdk-{version}-*.whl"))
 
 
+def to_download() -> list[str]:
+    """Requirements for the releases neither the suite's Python has nor .cache/wheels holds (tests/install.sh
+    downloads them one at a time: their pins conflict)."""
+    return [f"claude-agent-sdk=={version}" for version in RELEASES if not downloaded(version)]
+
+
 def sdk_python(version: str, folder: Path) -> str:
     """A Python that imports this SDK release: the suite's own when it has it, else a fresh venv in `folder`
     installed offline from .cache/wheels (about 420 MB with the bundled CLI)."""

@@ -30,6 +30,14 @@ its recordings to outlive a release pins the model, as a user would."""
 SIDE_REQUESTS = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": ""}
 """Nonessential traffic on: Claude Code also asks a small model for the session's title (a side request)."""
 
+FOREGROUND_SUBAGENTS = {"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1"}
+"""Since 2.1.229 Claude Code starts a subagent in the background, and whether the main loop takes one more turn
+depends on whether it reports back before the turn ends (timing); with background tasks off (a documented
+variable) the Agent tool waits for the subagent as 2.1.197 always did, and the session replays strict."""
+
+NOT_REPLAYED = ("background-subagent",)
+"""Recorded (its requests are in the no-collision check) but not replayed: its requests depend on timing."""
+
 
 @dataclass(frozen=True)
 class Session:
@@ -50,7 +58,13 @@ SESSIONS = (
         (("Remember the word teal.",), ("--continue", "Which word did I ask you to remember?")),
         ("Scripted",),
     ),
-    Session("subagent", (("AGENT: Say hello from the subagent",),), ("subagent", "Scripted reply number")),
+    Session(
+        "subagent",
+        (("AGENT: Say hello from the subagent",),),
+        ("subagent", "Scripted reply number"),
+        tuple(FOREGROUND_SUBAGENTS.items()),
+    ),
+    Session("background-subagent", (("AGENT: Say hello from the subagent",),), ("subagent", "Scripted reply number")),
     Session(
         "side-requests",
         (("Name this session: a shop app review.",),),
@@ -58,6 +72,9 @@ SESSIONS = (
         tuple(SIDE_REQUESTS.items()),
     ),
 )
+
+
+REPLAYED = tuple(s for s in SESSIONS if s.name not in NOT_REPLAYED)
 
 
 def installed(version: str) -> bool:
