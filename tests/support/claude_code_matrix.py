@@ -64,7 +64,11 @@ SESSIONS = (
         ("subagent", "Scripted reply number"),
         tuple(FOREGROUND_SUBAGENTS.items()),
     ),
-    Session("background-subagent", (("AGENT: Say hello from the subagent",),), ("subagent", "Scripted reply number")),
+    Session(
+        "background-subagent",
+        (("AGENT: Say hello from the background subagent",),),
+        ("subagent", "Scripted reply number"),
+    ),
     Session(
         "side-requests",
         (("Name this session: a shop app review.",),),
