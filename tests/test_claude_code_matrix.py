@@ -31,9 +31,6 @@ FAKETIME_CRASHES = ("2.1.270",)
 """This release's binary dies (SIGSEGV) under libfaketime: it replays on the real date."""
 
 PAIRS = [(old, new) for old in RELEASES for new in later(old)]
-SUBAGENT_TEMPERATURE = ("2.1.197",)
-"""This release sends `temperature: 1` with a subagent's requests and later ones send none; version 3 of the
-preset counts `temperature` as the user's choice, so its subagent session does not replay under later releases."""
 
 
 @pytest.mark.parametrize("old, new", PAIRS, ids=[f"{o}->{n}" for o, n in PAIRS])
@@ -43,9 +40,8 @@ def test_a_session_recorded_with_one_release_replays_strict_with_a_later_one(
     recorded = release_recordings(old)
     release_recordings(new)  # installed, and its own recordings exist for the no-collision check
     date = None if new in FAKETIME_CRASHES else "2027-03-14"
-    sessions = [s for s in REPLAYED if not (s.name == "subagent" and old in SUBAGENT_TEMPERATURE)]
-    outputs = replay_sessions(loop_thread, recorded.db, RELEASES[new], tmp_path, date=date, sessions=sessions)
-    assert outputs == {s.name: recorded.outputs[s.name] for s in sessions}
+    outputs = replay_sessions(loop_thread, recorded.db, RELEASES[new], tmp_path, date=date, sessions=REPLAYED)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in REPLAYED}
 
 
 def test_sessions_replay_in_an_environment_unlike_the_recording_one(

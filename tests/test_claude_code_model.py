@@ -20,8 +20,12 @@ def key(body: dict, rules: Rules = PRESET) -> str:
     return request_key("POST", "/v1/messages", "beta=true", json.dumps(body).encode(), rules)
 
 
-def test_new_cassettes_key_under_version_3_and_stored_rules_keep_theirs():
-    assert PRESET.versions == (("claude-code", 3),)
+V3 = Rules(presets=("claude-code",), versions=(("claude-code", 3),))
+
+
+def test_new_cassettes_key_under_version_4_and_stored_rules_keep_theirs():
+    assert PRESET.versions == (("claude-code", 4),)
+    assert Rules.from_json(V3.to_json()).versions == (("claude-code", 3),)
     stored = Rules.from_json(BEFORE.to_json())
     assert stored.versions == (("claude-code", 2),)
     assert key(sample("text-turn"), stored) == key(sample("text-turn"), BEFORE) != key(sample("text-turn"))
@@ -47,6 +51,15 @@ def test_the_harness_does_not_change_the_key():
     other["max_tokens"] = 64000
     assert key(other) == key(body)
     assert key(other, BEFORE) != key(body, BEFORE)  # what version 2 missed on
+
+
+def test_the_temperature_claude_code_sets_for_itself_counts_only_under_version_3():
+    """2.1.197 sent `temperature: 1` with a subagent's requests, later releases none (the release matrix)."""
+    body = sample("text-turn")
+    hot = {**body, "temperature": 1}
+    assert key(hot) == key(body)
+    assert key(hot, V3) != key(body, V3)  # what version 3 keeps doing for its cassettes
+    assert claude_code.drift_summary(hot, body) is not None and "temperature" in claude_code.drift_summary(hot, body)
 
 
 def test_the_conversation_and_the_user_choices_change_the_key():
