@@ -208,6 +208,27 @@ def m009_body_dictionary(db: Database) -> None:
     del db
 
 
+@migrations()
+def m010_unstored_answers(db: Database) -> None:
+    # A note per request whose answer a record run passed through unstored (a 429, a 529, a stream cut by
+    # `overloaded_error`): which request (cassette name and key), the status and error type, and when. Never
+    # a body or a header. A later strict miss of that key, in another process, says why it has no recording
+    # and how to store such answers. Keyed by cassette name, not id: a run that met only errors has no
+    # cassette row, and `compact` copies the table as it is, in key order.
+    db.execute(
+        """
+        CREATE TABLE unstored_answers (
+            cassette TEXT NOT NULL,
+            key TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            error_type TEXT,
+            noted_at TEXT NOT NULL,
+            PRIMARY KEY (cassette, key)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 def _registered_steps() -> tuple[str, ...]:
     return tuple(step.name for step in migrations._migrations)
 

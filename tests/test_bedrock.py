@@ -4,47 +4,31 @@ with SigV4 and checked by botocore upstream), then replays strict with Bedrock d
 from __future__ import annotations
 
 import pytest
-from anthropic import AnthropicBedrock
 from claude_vcr import eventstream
 from claude_vcr.catalog import Catalog
 
-from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
+from tests.support.bedrock_upstream import (
+    ACCESS_KEY,
+    CLIENT_KEY,
+    CLIENT_SECRET,
+    CLIENT_TOKEN,
+    MODEL,
+    SECRET_KEY,
+    SESSION_TOKEN,
+    client,
+    no_aws_in_env,
+)
 from tests.support.cli import cli
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
 from tests.support.sdk_calls import BASH_TOOL, SdkCalls
 
-MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-CLIENT_KEY, CLIENT_SECRET, CLIENT_TOKEN = (
-    "AKIACLIENTSIDEKEY123",
-    "client-side-secret-value-xyz",
-    "client-session-token-abc",
-)
 TEXT = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi there"}]}
 TOOL = {**TEXT, "tools": [BASH_TOOL], "messages": [{"role": "user", "content": "RUN: echo hi"}]}
 
 
-def client(url: str) -> AnthropicBedrock:
-    """The SDK signs with its own (client-side) keys; the proxy must replace that signature."""
-    return AnthropicBedrock(
-        base_url=url,
-        aws_region="us-east-1",
-        aws_access_key=CLIENT_KEY,
-        aws_secret_key=CLIENT_SECRET,
-        aws_session_token=CLIENT_TOKEN,
-        max_retries=0,
-    )
-
-
 CALLS = SdkCalls(client)
 json_call, one_stream_call, stream_call = CALLS.json_call, CALLS.one_stream_call, CALLS.stream_call
-
-
-def no_aws_in_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
 
 
 SECRETS = [

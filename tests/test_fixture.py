@@ -258,3 +258,25 @@ def test_a_streamed_and_a_whole_message_have_the_same_view():
     tool_json["partial_json"] = '{"id": "file_01Ab'
     [block] = semantic_view("/v1/messages", 200, None, encode_events(events))["blocks"]
     assert block["input"] == {} and block["input_complete"] is False
+
+
+def test_a_bedrock_stream_fixture_holds_the_events_its_frames_carry(proxy, bedrock, aws_credentials, db_path):
+    from tests.support.bedrock_upstream import MODEL
+    from tests.support.bedrock_upstream import client as bedrock_client
+
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    with bedrock_client(recorder.url).messages.with_streaming_response.create(
+        model=MODEL, max_tokens=50, stream=True, messages=[{"role": "user", "content": "Hi"}]
+    ) as response:
+        response.read()
+    recorder.stop()
+    with Catalog.open(db_path) as catalog:
+        [row] = catalog.recordings()
+    result = cli("fixture", row.short, "--db", db_path)
+    assert result.exit_code == 0, result.output
+    fixture = json.loads(result.output)
+    response = fixture["response"]
+    assert response["framing"] == "eventstream" and "body_text" not in response
+    assert [e["type"] for e in response["events"]][:2] == ["message_start", "content_block_start"]
+    assert fixture["assertions"]["kind"] == "sse" and fixture["assertions"]["stop_reason"] == "end_turn"
+    assert "Bedrock reply number 1" in fixture["assertions"]["blocks"][0]["text"]

@@ -446,3 +446,23 @@ def test_record_errors_option_stores_a_transient_error_only_when_given(pytester,
     assert stored == ({"test_transient.test_overloaded": 1} if asked else {})
     if not asked:
         assert "not stored" in result.stdout.str() and "--claude-vcr-record-errors" in result.stdout.str()
+
+
+def test_a_replay_run_says_which_answer_the_recording_run_did_not_store_and_names_the_plugins_option(
+    pytester, inner, upstream
+):
+    """Two pytest runs, two processes: the first records and meets a 529 (not stored); the second replays,
+    misses that request, and its miss line says what the recording run got and how to store it."""
+    pytester.makepyfile(test_transient=TRANSIENT_SUITE)
+    inner("--claude-vcr-record-mode=once", key=TEST_API_KEY).assert_outcomes(passed=1)
+    upstream.stop()
+    replayed = inner()
+    replayed.assert_outcomes(failed=1)
+    out = replayed.stdout.str()
+    said = [line for line in out.splitlines() if "this request got a 529" in line]
+    assert said and all(
+        "got a 529 (overloaded_error), which was not stored: record it again, or pass "
+        "--claude-vcr-record-errors to store such errors" in line
+        for line in said
+    ), out
+    assert not any("--record-errors " in line or "--mode record" in line for line in said)

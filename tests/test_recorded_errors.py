@@ -90,7 +90,7 @@ def test_a_strict_miss_of_a_request_answered_by_a_transient_error_says_so(upstre
         status, _, raw = post(replaying.base_url + MESSAGES, body("STATUS:429 slow down"))
         proxy.release(replaying)
     message = json.loads(raw)["error"]["message"]
-    assert status == 400 and "answered by a transient error 429, which is not stored" in message
+    assert status == 400 and "this request got a 429 (rate_limit_error), which was not stored" in message
     assert "pass --record-errors to store such errors" in message
 
 

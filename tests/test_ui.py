@@ -22,7 +22,7 @@ from claude_vcr.ui.server import CONTENT_SECURITY_POLICY
 
 from tests.support.browser import Page
 from tests.support.cli import cli
-from tests.support.fixtures_ui import PAYLOAD, ViewerData, file_digest, recording_id
+from tests.support.fixtures_ui import PAYLOAD, ViewerData, file_digest, recording_id, viewing
 from tests.support.loopback import LoopThread
 
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "images" / "ui"
@@ -273,3 +273,64 @@ def test_a_secret_pasted_into_a_prompt_is_shown_masked_never_whole(viewer_url, v
     for html in (listing, page):
         assert PASTED_KEY not in html and PASTED_KEY[20:40] not in html
     assert "sk-ant-…(" in page  # the masked preview: kind's prefix and length
+
+
+# --- cloud recordings -------------------------------------------------------------------------------------
+
+
+def test_bedrock_and_vertex_recordings_show_their_events_not_their_bytes(
+    proxy, bedrock, vertex, aws_credentials, db_path, loop_thread: LoopThread
+):
+    """Bedrock's binary event stream is shown as the Anthropic events its frames carry (a damaged one with
+    its problem and lint finding, never a traceback); Vertex's SSE as any stream."""
+    from tests.support.bedrock_upstream import MODEL
+    from tests.support.bedrock_upstream import client as bedrock_client
+    from tests.support.vertex_upstream import MODEL as VERTEX_MODEL
+    from tests.support.vertex_upstream import client as vertex_client
+
+    ask = {"model": MODEL, "max_tokens": 50}
+    recorder = proxy(mode="record", upstream=bedrock.url, upstream_format="bedrock")
+    on_bedrock = bedrock_client(recorder.url + "/c/on_bedrock")
+    for text in ("Say hello from Bedrock", "please DAMAGE this"):
+        with on_bedrock.messages.with_streaming_response.create(
+            stream=True, messages=[{"role": "user", "content": text}], **ask
+        ) as response:
+            response.read()
+    on_bedrock.messages.create(messages=[{"role": "user", "content": "A JSON answer"}], **ask)
+    recorder.stop()
+    recorder = proxy(mode="record", upstream=vertex.url, upstream_format="vertex")
+    with vertex_client(recorder.url + "/c/on_vertex").messages.stream(
+        model=VERTEX_MODEL, max_tokens=50, messages=[{"role": "user", "content": "Say hello from Vertex"}]
+    ) as stream:
+        stream.get_final_message()
+    recorder.stop()
+
+    with viewing(loop_thread, db_path) as url:
+        status, _, index = fetch(url)
+        assert status == 200 and "on_bedrock" in index and "on_vertex" in index
+        for cassette in ("on_bedrock", "on_vertex"):
+            status, _, listing = fetch(url + f"c/{cassette}")
+            assert status == 200, listing
+            status, _, linted = fetch(url + f"c/{cassette}/lint")
+            assert status == 200 and "Traceback" not in linted
+        with Catalog.open(db_path) as catalog:
+            rows = {r.prompt_excerpt: r for r in catalog.recordings()}
+        pages = {}
+        for excerpt, row in rows.items():
+            status, _, page = fetch(url + f"r/{row.id}")
+            assert status == 200 and "Traceback" not in page, page
+            assert ":event-type" not in page and "\ufffd" not in page, "raw frame bytes shown"
+            pages[excerpt] = page
+    hello = next(page for excerpt, page in pages.items() if "from Bedrock" in excerpt)
+    assert "Bedrock event stream: " in hello and "shown as the Anthropic events they carry" in hello
+    assert "bedrock " + MODEL in hello
+    assert "Bedrock reply number" in hello and 'id="event-0"' in hello and "message_start" in hello
+    assert "content_block_delta" in hello and "stream incomplete" not in hello
+    damaged = next(page for excerpt, page in pages.items() if "DAMAGE" in excerpt)
+    assert "bad message CRC in the frame at byte" in damaged and "A1" in damaged
+    assert "stream incomplete" in damaged
+    as_json = next(page for excerpt, page in pages.items() if "JSON answer" in excerpt)
+    assert "stop_reason <b>end_turn</b>" in as_json and "Bedrock event stream" not in as_json
+    on_vertex = next(page for excerpt, page in pages.items() if "from Vertex" in excerpt)
+    assert "vertex " + VERTEX_MODEL in on_vertex and "message_start" in on_vertex
+    assert "Scripted reply number" in on_vertex

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from anthropic import AnthropicVertex
 
 from tests.support.cli import cli
 from tests.support.db_scan import every_value
 from tests.support.loopback import unreachable_url
 from tests.support.sdk_calls import BASH_TOOL, SdkCalls
-from tests.support.vertex_upstream import PROJECT, REGION, TOKEN
+from tests.support.vertex_upstream import MODEL, PROJECT, REGION, TOKEN, client
 
-MODEL = "claude-sonnet-4-5@20250929"
 TEXT = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi there"}]}
 TOOL = {**TEXT, "tools": [BASH_TOOL], "messages": [{"role": "user", "content": "RUN: echo hi"}]}
-
-
-def client(url: str, token: str | None = TOKEN) -> AnthropicVertex:
-    return AnthropicVertex(
-        base_url=url + "/v1", region=REGION, project_id=PROJECT, access_token=token, max_retries=0
-    )
 
 
 CALLS = SdkCalls(client)
@@ -56,6 +48,9 @@ def test_count_tokens_records(proxy, vertex, db_path):
     assert counted.input_tokens > 0
     assert any("count-tokens:rawPredict" in call.path for call in vertex.script.calls)
     assert TOKEN.encode() not in every_value(db_path)
+    recorder.stop()
+    linted = cli("lint", "--db", db_path)  # a count, not a Message: no M1/M2 errors
+    assert linted.exit_code == 0 and " E " not in linted.output, linted.output
 
 
 def test_token_from_the_environment_when_the_client_sends_none(proxy, vertex, monkeypatch):

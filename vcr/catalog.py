@@ -38,15 +38,18 @@ from .errors import Ambiguous, DatabaseError, InvalidInput, NoDatabase, NotFound
 from .matching import short_key
 from .records import (
     FINGERPRINTS_LIMIT,
+    UNSTORED_COLUMNS,
     Recording,
     RecordingRow,
     StoredRules,
+    UnstoredAnswer,
     decode,
     decode_row,
     request_body,
     row_columns,
 )
 from .schema import SCHEMA_STEPS, FileLock, check_file, db_errors, one_line, readonly_connection, shared_lock
+from .untrusted import StoredValueError
 
 MIN_PREFIX_LENGTH = 4
 MMAP_BYTES = 1 << 30
@@ -577,6 +580,41 @@ class Catalog:
             f"SELECT count(*) FROM recordings WHERE cassette_id = {_CASSETTE_ID}", [cassette]
         ).fetchone()[0]
 
+    # --- notes of answers a record run did not store ----------------------------------------------
+
+    def unstored_answer(self, cassette: str, key: str) -> UnstoredAnswer | None:
+        """The note of a key's answer that a record run passed through unstored, or None (also for a note
+        holding values claude-vcr never writes: a strict miss then says less, never something false)."""
+        row = self.conn.execute(
+            f"SELECT {UNSTORED_COLUMNS} FROM unstored_answers WHERE cassette = ? AND key = ?", [cassette, key]
+        ).fetchone()
+        try:
+            return None if row is None else UnstoredAnswer.decode(row)
+        except StoredValueError:
+            return None
+
+    def unstored_answers(self, cassette: str | None = None) -> list[UnstoredAnswer]:
+        """Every note (of one cassette, or all), by cassette and key; a note with values claude-vcr never
+        writes is refused (`StoredValueError`)."""
+        return [UnstoredAnswer.decode(row) for row in self.unstored_rows(cassette)]
+
+    def unstored_rows(self, cassette: str | None = None) -> list[tuple[Any, ...]]:
+        """The notes' columns as stored, unchecked (`scan` reads every value, the refused ones too)."""
+        where, params = ("WHERE cassette = ?", [cassette]) if cassette is not None else ("", [])
+        return self.conn.execute(
+            f"SELECT {UNSTORED_COLUMNS} FROM unstored_answers {where} ORDER BY cassette, key", params
+        ).fetchall()
+
+    def recorded_since(self, cassette: str, key: str, since: str) -> bool:
+        """Whether the key has a recording made at or after `since` (a note older than it is stale)."""
+        return (
+            self.conn.execute(
+                f"SELECT 1 FROM recordings WHERE cassette_id = {_CASSETTE_ID} AND key = ? AND created_at >= ?",
+                [cassette, key, since],
+            ).fetchone()
+            is not None
+        )
+
     # --- for git -----------------------------------------------------------------------------------
 
     def key_versions(self) -> dict[tuple[str, str], tuple[str, str]]:
@@ -607,6 +645,14 @@ class Catalog:
             newest[identity] = max(newest.get(identity, ""), values[created_at])
         return {identity: (digest.hexdigest(), newest[identity]) for identity, digest in digests.items()}
 
+    def unstored_versions(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """Per (cassette, key): a digest of its note as stored and its date, for the same three-way merge."""
+        versions = {}
+        for cassette, key, *values in self.conn.execute(f"SELECT {UNSTORED_COLUMNS} FROM unstored_answers"):
+            digest = hashlib.sha256(repr(values).encode()).hexdigest()
+            versions[(cassette, key)] = (digest, str(values[-1]))
+        return versions
+
     def cassette_versions(self) -> dict[str, tuple[str, str | None, str]]:
         """Each cassette's (key_scheme, rules_json, created_at), for the same three-way merge."""
         rows = self.conn.execute("SELECT name, key_scheme, rules_json, created_at FROM cassettes")
@@ -630,4 +676,9 @@ class Catalog:
                 f"{name} {short_key(key, ordinal)} {method} {path} {model or '-'} "
                 f"{'stream' if stream else 'json'} {status} {size}B {created} "
                 f"req={request_digest[:8]} resp={response_digest[:8]}"
+            )
+        for note in self.unstored_answers():
+            yield (
+                f"{note.cassette} {short_key(note.key)} not-stored {note.status} {note.error_type or '-'} "
+                f"{note.noted_at}"
             )

@@ -610,7 +610,9 @@ def dump(path: Path | None, db: Path) -> None:
     """Print one sorted line per recording: git's textconv for `git diff` on a db.
 
     Each line: cassette, short key, method, path, model, stream/json, status, response
-    size, date, and short digests of the request and response bodies.
+    size, date, and short digests of the request and response bodies. Then a line per
+    note of an answer a record run did not store: cassette, short key, `not-stored`,
+    status, error type, date.
 
     \b
     Example:
@@ -930,10 +932,10 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
     "--target",
     type=URL,
     metavar="URL",
-    required=True,
     envvar="VCR_VERIFY_TARGET",
     show_envvar=True,
-    help="Base URL of the endpoint under test; {cassette} in it becomes each recording's cassette.",
+    help="Base URL of the endpoint under test; {cassette} in it becomes each recording's cassette. "
+    "Without it, Bedrock and Vertex recordings go to their cloud's endpoint (first-party ones need it).",
 )
 @cassette_filter
 @click.option(
@@ -956,7 +958,7 @@ def fixture(key_prefix: str, cassette: str | None, output: Path | None, db: Path
 @db_option
 @json_option
 def verify(
-    target: str,
+    target: str | None,
     cassette: str | None,
     junit: Path | None,
     timeout: float,
@@ -972,12 +974,16 @@ def verify(
     ids normalised, token counts only checked for presence and sanity (rules V1-V10,
     see `claude_vcr.verify`). One line per recording, then a summary; exits 1 if any fails.
     Requests carry their recorded headers and x-api-key from VCR_VERIFY_API_KEY (a
-    placeholder when unset: recordings hold no key).
+    placeholder when unset: recordings hold no key). Bedrock recordings are signed with
+    SigV4 from the standard AWS credentials, Vertex ones carry a token from
+    GOOGLE_OAUTH_ACCESS_TOKEN or the application-default credentials; Bedrock's event
+    streams are compared as the events their frames carry.
 
     \b
     Example:
         claude-vcr verify --target http://127.0.0.1:4000 --junit verify.xml
         claude-vcr verify --target 'http://127.0.0.1:8000/c/{cassette}' --cassette my_tests
+        AWS_PROFILE=ci AWS_REGION=us-west-2 claude-vcr verify --cassette my_bedrock_tests
     """
     from .verify import junit_xml, verify_details, verify_summary
 
@@ -1036,7 +1042,25 @@ def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) 
     metavar="URL",
     envvar="VCR_CONFORMANCE_TARGET",
     show_envvar=True,
-    help="Base URL of the Anthropic-compatible endpoint under test (it must serve /v1/messages).",
+    help="Base URL of the Anthropic-compatible endpoint under test (it must serve /v1/messages); with "
+    "--provider bedrock or vertex, of the cloud endpoint (default: the region's).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["anthropic", "bedrock", "vertex"]),
+    default="anthropic",
+    show_default=True,
+    help="The API the target speaks: bedrock sends each scenario as InvokeModel, signed with SigV4 from "
+    "the standard AWS credentials; vertex as rawPredict (project and region from "
+    "ANTHROPIC_VERTEX_PROJECT_ID and CLOUD_ML_REGION) with a token from GOOGLE_OAUTH_ACCESS_TOKEN or the "
+    "application-default credentials. Scenarios with no form there (models; count_tokens on Bedrock) are "
+    "left out.",
+)
+@click.option(
+    "--cloud-model",
+    metavar="ID",
+    help="With --provider bedrock or vertex: the model id in the path for every scenario (default: "
+    "us.anthropic.<model>-v1:0 on Bedrock, <model>@<date> on Vertex).",
 )
 @click.option(
     "--translated",
@@ -1065,11 +1089,14 @@ def ui(db: Path, host: str, port: int, misses: Path | None, open_browser: bool) 
     "claude_code",
     type=click.Path(exists=True, dir_okay=False),
     metavar="PATH",
-    help="Also run this Claude Code CLI through the target: a text turn and a Bash tool turn.",
+    help="Also run this Claude Code CLI through the target: a text turn and a Bash tool turn (with "
+    "--provider, as Claude Code on that cloud: CLAUDE_CODE_USE_BEDROCK/VERTEX, its own auth skipped).",
 )
 @json_option
 def conformance(
     target: str | None,
+    provider: str,
+    cloud_model: str | None,
     translated: bool,
     strict: bool,
     scenarios: tuple[str, ...],
@@ -1091,6 +1118,7 @@ def conformance(
     Example:
         claude-vcr conformance --target http://127.0.0.1:4000 --junit conformance.xml
         claude-vcr conformance --target http://127.0.0.1:8082 --translated --scenario tool_bash
+        AWS_PROFILE=ci claude-vcr conformance --provider bedrock --cloud-model us.anthropic.claude-haiku-4-5-20251001-v1:0
     """
     from .conformance import conformance_junit, conformance_summary, run_conformance
     from .conformance.runner import select
@@ -1098,14 +1126,14 @@ def conformance(
     if list_only:
         from .render import scenarios_text
 
-        chosen = select(scenarios)
+        chosen = select(scenarios, provider)
         if as_json:
             _json_out([{"name": s.name, "method": s.method, "path": s.path, "covers": s.covers} for s in chosen])
         else:
             click.echo(scenarios_text(chosen), nl=False)
         return
-    if target is None:
-        raise click.UsageError("Missing option '--target' (or --list).")
+    if target is None and provider == "anthropic":
+        raise click.UsageError("Missing option '--target' (or --list, or --provider bedrock|vertex).")
     results = run_conformance(
         target,
         scenarios=scenarios,
@@ -1114,12 +1142,15 @@ def conformance(
         timeout=timeout,
         claude_code=claude_code,
         on_result=None if as_json else lambda result: _echo(result.line() + "\n"),
+        provider=provider,
+        cloud_model=cloud_model,
     )
+    shown = target or f"{provider}'s endpoint"
     if junit is not None:
-        junit.write_text(conformance_junit(results, target), encoding="utf-8")
+        junit.write_text(conformance_junit(results, shown), encoding="utf-8")
     if as_json:
         _json_out([result.to_json() for result in results])
     else:
-        click.echo(conformance_summary(results, target))
+        click.echo(conformance_summary(results, shown))
     if not all(result.passed for result in results):
         sys.exit(1)

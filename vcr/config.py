@@ -17,6 +17,7 @@ from .errors import InvalidInput
 from .matching import PRESETS, Rules, load_rules
 from .names import validate_cassette_name
 from .secrets import redact_url
+from .storable import RECORD_ERRORS
 
 MODES = ("auto", "record", "replay", "passthrough")
 FALLBACKS = ("strict", "fallback")
@@ -229,7 +230,7 @@ class ProxyConfig:
         help="openai: translate to an OpenAI-compatible Chat Completions upstream (OpenRouter, Ollama, vLLM...); "
         "bedrock: Claude on Amazon Bedrock, each request signed with SigV4 from the standard AWS credentials "
         "(the region's endpoint unless --upstream is given); vertex: Claude on Google Vertex AI, with the "
-        "client's bearer token or GOOGLE_OAUTH_ACCESS_TOKEN; foundry: as anthropic (Microsoft Foundry's Messages API, "
+        "client's bearer token, GOOGLE_OAUTH_ACCESS_TOKEN or the application-default credentials; foundry: as anthropic (Microsoft Foundry's Messages API, "
         "--upstream https://RESOURCE.services.ai.azure.com/anthropic), `run` then sets Claude Code's Foundry variables.",
     )
     model_map: tuple[tuple[str, str], ...] = option(
@@ -276,7 +277,7 @@ class ProxyConfig:
     how_to_record: str = "record with --mode record or auto"
     """What a strict miss tells the user to do, in the words of what started the proxy (the pytest plugin
     names its own option); not a flag."""
-    record_errors_option: str = "--record-errors"
+    record_errors_option: str = RECORD_ERRORS
     """How the user asks for transient errors to be stored, in the same words; not a flag."""
 
     def __post_init__(self) -> None:

@@ -21,6 +21,8 @@ from .matching import (
     short_key,
     similarity,
 )
+from .records import UnstoredAnswer
+from .storable import RECORD_ERRORS, unstored_hint
 
 CLOSEST = 3
 REFINED = 8
@@ -53,9 +55,15 @@ class MissReport:
     """When the request was recorded, but fewer times than it was asked: how many times."""
     harness: str | None = None
     """For Claude Code: how its harness differs from the closest recording's (said after the conversation)."""
+    unstored: UnstoredAnswer | None = None
+    """A record run's note that this request's answer was not stored (`explain` says so last)."""
 
     def text(self) -> str:
         """One paragraph for the error message and the log."""
+        said = self._text()
+        return f"{said} {unstored_hint(self.unstored, RECORD_ERRORS)}" if self.unstored is not None else said
+
+    def _text(self) -> str:
         head = (
             f"claude-vcr: no recording for {self.method} {self.target} in cassette '{self.cassette}' "
             f"(key {short_key(self.key)})"
@@ -152,4 +160,6 @@ def explain(catalog: Catalog, cassette: str, request: SavedRequest) -> tuple[str
     keyed = key_request(request.method, parts.path, parts.query, request.body, rules)
     if catalog.lookup(cassette, keyed.key) is not None:
         return keyed.key, None
-    return keyed.key, explain_miss(catalog, cassette, request.method, request.target, keyed, rules)
+    report = explain_miss(catalog, cassette, request.method, request.target, keyed, rules)
+    report.unstored = catalog.unstored_answer(cassette, keyed.key)
+    return keyed.key, report

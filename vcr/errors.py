@@ -41,6 +41,11 @@ class InvalidInput(ClaudeVCRError, ValueError):
     """A value the user gave (a flag, a name, a rules file) that cannot be used; the message says why."""
 
 
+class CredentialsError(InvalidInput):
+    """Cloud credentials (AWS, Google) missing, unreadable or refused by their token endpoint; the message
+    says where they were looked for and never carries a secret."""
+
+
 class RulesError(InvalidInput):
     """A rules file or preset that cannot be used; the message says what to fix."""
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import eventstream, providers
 from .headers import is_secret
 from .sse import TOOL_INPUT_BLOCKS, MessageFold, is_stream, parse_sse, sdk_payloads
 
@@ -290,13 +291,19 @@ def semantic_view(
     body: bytes,
     ids: IdMap | None = None,
 ) -> dict[str, Any]:
-    """What a response means to a client: the same for two correct answers that differ only in noise."""
+    """What a response means to a client: the same for two correct answers that differ only in noise.
+    Bedrock's binary event stream is read as the Anthropic events its frames carry (`framing` says so), so
+    two streams framed differently but carrying the same events mean the same."""
     ids = ids if ids is not None else IdMap()
     lowered = _lower(headers)
     view: dict[str, Any] = {
         "status": status,
         "headers": [name for name in MEANINGFUL_HEADERS if name in lowered],
     }
+    if eventstream.is_framed(list(lowered.items())):
+        events, _ = eventstream.to_sse(bytes(body))  # a damaged frame is the validators' finding (A1)
+        view.update(_stream_view(events, ids), framing="eventstream")
+        return view
     if is_stream(headers, body):
         view.update(_stream_view(body, ids))
         return view
@@ -311,7 +318,7 @@ def semantic_view(
         view["error"] = {"type": err.get("type")}
     elif isinstance(payload, dict) and payload.get("type") == "message":
         view.update(_message_view(payload, ids))
-    elif route.endswith("/count_tokens") and isinstance(payload, dict):
+    elif providers.counts_tokens(route) and isinstance(payload, dict):
         view["json"] = {"input_tokens": payload.get("input_tokens")}
     else:
         view["json"] = normalise_json(payload, ids, top=False)
@@ -352,15 +359,17 @@ def build_fixture(detail: Recording) -> dict[str, Any]:
     row = detail.row
     ids = IdMap()
     request_json, request_is_json = _json(detail.request_body)
-    stream = is_stream(detail.response_headers, detail.response_body)
-    response_json, response_is_json = (None, False) if stream else _json(detail.response_body)
+    framed = eventstream.is_framed(list(detail.response_headers))
+    body = eventstream.to_sse(detail.response_body)[0] if framed else detail.response_body
+    stream = framed or is_stream(detail.response_headers, body)
+    response_json, response_is_json = (None, False) if stream else _json(body)
     if request_is_json:
         ids.collect(request_json)
     for name, value in detail.response_headers:
         if name.lower() == "request-id":
             ids.get(value)
     if stream:
-        for event in parse_sse(detail.response_body):
+        for event in parse_sse(body):
             ids.collect(event.parsed)
     elif response_is_json:
         ids.collect(response_json)
@@ -378,8 +387,10 @@ def build_fixture(detail: Recording) -> dict[str, Any]:
         "status": row.status,
         "headers": normalise_headers(detail.response_headers, ids, response=True),
     }
+    if framed:  # Bedrock's binary frames: the Anthropic events they carry
+        response["framing"] = "eventstream"
     if stream:
-        response["events"] = _normalised_events(detail.response_body, ids)
+        response["events"] = _normalised_events(body, ids)
     elif response_is_json:
         response["body"] = normalise_json(response_json, ids, top=False)
     elif detail.response_body:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from .catalog import Catalog, live_chunk_ids
 from .compression import CHUNKED_CODEC, unpack_ids
 from .errors import DatabaseError
+from .records import UNSTORED_COLUMNS
 from .schema import DAMAGE, PAGE_SIZE, describe_error, exclusive_lock
 from .store import Store, writable_check
 
@@ -32,10 +34,14 @@ def merge_from(
     drop: list[tuple[str, str]],
     take_cassettes: list[str],
     drop_cassettes: list[str],
+    take_notes: Sequence[tuple[str, str]] = (),
+    drop_notes: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Apply another copy's changes in one transaction: each (cassette, key) in `take` is replaced by the
     other's recordings of it (every repeat, bytes copied as stored, never recompressed), each in `drop`
     deleted, cassette rows in `take_cassettes` copied, and cassettes in `drop_cassettes` deleted if empty.
+    Notes of unstored answers likewise (`take_notes`, `drop_notes`); then a note older than a recording of
+    its key goes, as a save removes it, and each cassette keeps its newest `UNSTORED_PER_CASSETTE`.
     `other` must have this db's schema (open it with `Store` first)."""
     conn = store.conn
     conn.execute("ATTACH DATABASE ? AS merge_other", [str(other)])
@@ -73,8 +79,28 @@ def merge_from(
                     "(SELECT 1 FROM main.recordings r WHERE r.cassette_id = cassettes.id)",
                     [name],
                 )
+            _merge_notes(store, take_notes, drop_notes)
     finally:
         conn.execute("DETACH DATABASE merge_other")
+
+
+def _merge_notes(store: Store, take: Sequence[tuple[str, str]], drop: Sequence[tuple[str, str]]) -> None:
+    """The notes part of `merge_from`, inside its transaction."""
+    conn = store.conn
+    for name, key in take:
+        conn.execute(
+            f"INSERT OR REPLACE INTO main.unstored_answers ({UNSTORED_COLUMNS}) SELECT {UNSTORED_COLUMNS} "
+            "FROM merge_other.unstored_answers WHERE cassette = ? AND key = ?",
+            [name, key],
+        )
+    conn.executemany("DELETE FROM main.unstored_answers WHERE cassette = ? AND key = ?", drop)
+    conn.execute(
+        "DELETE FROM main.unstored_answers WHERE EXISTS (SELECT 1 FROM main.recordings r "
+        "JOIN main.cassettes c ON c.id = r.cassette_id WHERE c.name = unstored_answers.cassette "
+        "AND r.key = unstored_answers.key AND r.created_at >= unstored_answers.noted_at)"
+    )
+    for (name,) in conn.execute("SELECT DISTINCT cassette FROM main.unstored_answers").fetchall():
+        store.trim_unstored(name)
 
 
 def _copy_chunks_of(conn: sqlite3.Connection, take: list[tuple[str, str]]) -> None:

@@ -45,13 +45,19 @@ def model_in_path(path: str) -> str | None:
     return None
 
 
+def counts_tokens(path: str) -> bool:
+    """Whether a path is a token count: the Messages API's `/count_tokens` or Vertex's `count-tokens:rawPredict`."""
+    route = path.split("?", 1)[0].rstrip("/")
+    return route.endswith(("/count_tokens", "/count-tokens:rawPredict"))
+
+
 def wants_stream_from_path(path: str) -> bool | None:
     """Bedrock and Vertex say streaming in the path (`invoke-with-response-stream`, `:streamRawPredict`)."""
     found = _BEDROCK_MODEL.match(path)
     if found and found.group(2).startswith("invoke"):  # Converse speaks its own shapes: recorded as opaque
         return found.group(2) == "invoke-with-response-stream"
     found = _VERTEX_MODEL.match(path)
-    if found:
+    if found and found.group(1) != "count-tokens":  # count-tokens:rawPredict answers a count, never a Message
         return found.group(2) == "streamRawPredict"
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -366,3 +367,46 @@ class StoredRules:
         if self.rules_json:
             return Rules.from_json(self.rules_json)
         return default if default is not None else Rules()
+
+
+UNSTORED_COLUMNS = "cassette, key, status, error_type, noted_at"
+"""The `unstored_answers` columns, in `UnstoredAnswer` field order."""
+_ERROR_TYPE = re.compile(r"[a-z_]{1,64}")
+_NOTED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T[0-9:.]{1,20}Z")
+
+
+@dataclass(frozen=True)
+class UnstoredAnswer:
+    """A record run's note of an answer it passed through unstored (`storable`): which request, the status
+    and error type, and when; never a body or a header. A later strict miss of the key reads it."""
+
+    cassette: str
+    key: str
+    status: int
+    error_type: str | None
+    noted_at: str
+
+    @classmethod
+    def now(cls, cassette: str, key: str, status: int, error_type: str | None) -> UnstoredAnswer:
+        """A note of an answer met now; an error type as the upstream wrote it is kept only in the API's form."""
+        kind = error_type if isinstance(error_type, str) and _ERROR_TYPE.fullmatch(error_type) else None
+        return cls(cassette, key, status, kind, utc_now())
+
+    @classmethod
+    def decode(cls, row: Any) -> UnstoredAnswer:
+        """A note as read from a db, whose values are someone else's data: a status outside 100-599 is
+        refused, an error type or date claude-vcr would not write is left out or refused."""
+        cassette, key, status, error_type, noted_at = row
+        if not isinstance(noted_at, str) or not _NOTED_AT.fullmatch(noted_at):
+            raise untrusted.StoredValueError(f"stored note date {untrusted.shown(noted_at)} is not a date; refused")
+        if not isinstance(key, str) or not isinstance(cassette, str):
+            raise untrusted.StoredValueError(f"stored note key {untrusted.shown(key)} is not text; refused")
+        kind = error_type if isinstance(error_type, str) and _ERROR_TYPE.fullmatch(error_type) else None
+        return cls(cassette, key, untrusted.status(status), kind, noted_at)
+
+    def row(self) -> tuple[str, str, int, str | None, str]:
+        return (self.cassette, self.key, self.status, self.error_type, self.noted_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """As an export carries it (the cassette is the directory's)."""
+        return {"key": self.key, "status": self.status, "error_type": self.error_type, "noted_at": self.noted_at}

@@ -19,6 +19,7 @@ from . import eventstream
 from .headers import is_secret
 from .matching import short_key
 from .secrets import Secret, find, redact_bytes, redact_path, redact_target
+from .untrusted import printable_line
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -244,6 +245,7 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
     if cassette is not None:
         catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
     found = [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
+    found += scan_unstored(catalog, cassette)
     if cassette is None:  # every table: request chunks no recording uses still hold what they held
         for identifier, data in catalog.unused_chunks():
             for secret in find(data.decode("utf-8", "surrogateescape")):
@@ -261,6 +263,22 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
                     )
                 )
     return found
+
+
+NOTE_SIDE = "unstored-answer note"
+"""Where a finding in a note of an unstored answer is: claude-vcr writes none there, a db from elsewhere may."""
+
+
+def scan_unstored(catalog: Catalog, cassette: str | None = None) -> Iterator[StoredSecret]:
+    """Credential-shaped strings in the notes of unstored answers, every value as stored."""
+    for row in catalog.unstored_rows(cassette):
+        name, key = (printable_line(str(value))[:200] for value in row[:2])
+        for secret in _note_secrets(row):
+            yield StoredSecret(name, key, 0, "-", "-", NOTE_SIDE, "(note)", secret.kind, secret.preview)
+
+
+def _note_secrets(row: tuple[Any, ...]) -> list[Secret]:
+    return list(find(" ".join(str(value) for value in row)))
 
 
 def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
@@ -369,6 +387,8 @@ class RedactReport:
     """Cassettes whose keys were recomputed."""
     collisions: int = 0
     """Keys that two recordings now share (they replay in recording order)."""
+    notes: int = 0
+    """Notes of unstored answers dropped for holding a credential-shaped string (claude-vcr writes none)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -378,6 +398,7 @@ class RedactReport:
             "paths": self.paths,
             "cassettes": self.cassettes,
             "collisions": self.collisions,
+            "notes": self.notes,
         }
 
 
@@ -399,6 +420,9 @@ def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
                 report.recordings += 1
                 if recording.cassette not in changed:
                     changed.append(recording.cassette)
+        for row in catalog.unstored_rows(cassette):  # a note is only a hint: one holding a secret goes whole
+            if _note_secrets(row):
+                report.notes += store.forget_unstored(row[0], [row[1]])
         if changed or cassette is None:  # a whole-db redact also drops chunks nothing uses (scan reads them)
             store.drop_unused_chunks()
             for name in changed:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .errors import NotFound
 from .matching import KEY_SCHEME, Rules, key_request
-from .records import StoredRules
+from .records import StoredRules, UnstoredAnswer
 from .store import Store
 
 
@@ -21,6 +22,8 @@ class RekeyResult:
     collisions: list[tuple[str, list[str]]] = field(default_factory=list)
     """(new key, old keys): requests that differed before and are the same now; they replay in the order
     they were recorded."""
+    notes_dropped: int = 0
+    """Notes of unstored answers whose new key cannot be known (no recording of their key moved as one)."""
 
 
 def rekey(store: Store, cassette: str | None = None, rules: Rules | None = None) -> list[RekeyResult]:
@@ -58,5 +61,29 @@ def _rekey_cassette(store: Store, name: str, rules: Rules | None) -> RekeyResult
             updates.append((recording_id, key, ordinal, fingerprints))
             result.changed += old_keys[recording_id] != key
     result.recordings = len(updates)
-    store.rekey(name, StoredRules(cassette_rules.to_json(), KEY_SCHEME), updates)
+    new_rules = StoredRules(cassette_rules.to_json(), KEY_SCHEME)
+    notes = None
+    if new_rules != stored:
+        moved: dict[str, set[str]] = {}
+        for recording_id, key, _ordinal, _fingerprints in updates:
+            moved.setdefault(old_keys[recording_id], set()).add(key)
+        noted = store.catalog.unstored_answers(name)
+        notes = moved_notes(noted, moved)
+        result.notes_dropped = len(noted) - len(notes)
+    store.rekey(name, new_rules, updates, notes)
     return result
+
+
+def moved_notes(notes: list[UnstoredAnswer], moved: dict[str, set[str]]) -> list[UnstoredAnswer]:
+    """A cassette's notes of unstored answers under new keys. A note holds no request, so its new key is
+    known only when its key's recordings all moved to one key; the others are dropped (they could never
+    match again). Two notes meeting on one key keep the newer."""
+    kept: dict[str, UnstoredAnswer] = {}
+    for note in notes:
+        targets = moved.get(note.key, set())
+        if len(targets) != 1:
+            continue
+        key = next(iter(targets))
+        if key not in kept or note.noted_at > kept[key].noted_at:
+            kept[key] = dataclasses.replace(note, key=key)
+    return [kept[key] for key in sorted(kept)]

@@ -256,6 +256,11 @@ def rekey_text(results: Iterable[RekeyResult]) -> str:
         lines.append(
             f"{result.cassette}: {result.recordings} recording(s), {result.changed} new key(s), "
             f"{len(result.collisions)} collision(s)"
+            + (
+                f", {result.notes_dropped} note(s) of unstored answers dropped (their new keys cannot be known)"
+                if result.notes_dropped
+                else ""
+            )
         )
         lines += [
             f"  {short_key(key)} <- {', '.join(short_key(k) for k in old)}" for key, old in result.collisions
@@ -294,14 +299,16 @@ def scan_text(findings: Sequence[StoredSecret]) -> str:
 
 def redact_text(report: RedactReport) -> str:
     """`redact`: what was replaced and dropped, and which cassettes were rekeyed."""
+    notes = [f"Dropped {report.notes:,} note(s) of unstored answers holding a credential-shaped string"]
     if not report.recordings:
-        return "Nothing to redact.\n"
+        return (notes[0] + "\n") if report.notes else "Nothing to redact.\n"
     kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(report.secrets.items())) or "none"
     lines = [
         f"Redacted {report.recordings:,} recording(s): {sum(report.secrets.values()):,} secret(s) in bodies "
         f"({kinds}), {report.headers:,} credential header(s) dropped, {report.paths:,} query value(s) replaced",
         f"Keys recomputed in: {', '.join(report.cassettes)}"
         + (f" ({report.collisions} keys now shared by several recordings)" if report.collisions else ""),
+        *(notes if report.notes else []),
         "Older copies of the db (git history, backups) still hold the secrets: rotate them.",
     ]
     return "\n".join(lines) + "\n"

@@ -41,11 +41,14 @@ SCHEMA_STEPS = (
     "m007_timings_and_fingerprints",
     "m008_prompt_excerpt",
     "m009_body_dictionary",
+    "m010_unstored_answers",
 )
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
 
 
-OWN_TABLES = frozenset({"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals"})
+OWN_TABLES = frozenset(
+    {"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals", "unstored_answers"}
+)
 OWN_INDEXES = frozenset(
     {
         "idx__sqlite_migrations_migration_set_name",

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import UnstoredAnswer
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 """Statuses the API (or a gateway in front of it) uses for "try again": rate limits, timeouts, overload."""
@@ -18,7 +22,9 @@ TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 TRANSIENT_ERROR_TYPES = frozenset({"rate_limit_error", "api_error", "overloaded_error", "timeout_error"})
 """The Anthropic error types that say the request could succeed if sent again."""
 
-RECORD_ERRORS_HINT = "--record-errors stores it"
+RECORD_ERRORS = "--record-errors"
+"""The option of `serve`, `run` and `import` that stores transient errors too (the plugin's has a prefix)."""
+RECORD_ERRORS_HINT = f"{RECORD_ERRORS} stores it"
 
 NOT_STORED = "not stored: "
 """How a passed-through answer's note begins: the proxy writes it, the run's ledger counts it."""
@@ -88,4 +94,19 @@ def not_stored_line(counts: dict[str, int]) -> str:
     total = sum(counts.values())
     return f"claude-vcr: {total} answer(s) not stored: " + "; ".join(
         f"{count} {reason}" for reason, count in sorted(counts.items())
+    )
+
+
+def unstored_hint(note: UnstoredAnswer, option: str) -> str:
+    """What a strict miss adds when a record run noted the key's answer as not stored: when, what it got, and
+    the option that stores such answers (`option`: the words of the serve, run or pytest user)."""
+    kind = f" ({note.error_type})" if note.error_type else ""
+    got = (
+        f"a stream that ended in an error event{kind}"
+        if 200 <= note.status < 300
+        else f"a {note.status}{kind}"
+    )
+    return (
+        f"While recording on {note.noted_at[:10]}, this request got {got}, which was not stored: "
+        f"record it again, or pass {option} to store such errors."
     )

@@ -32,7 +32,7 @@ from .compression import (
     split_chunks,
 )
 from .errors import ClaudeVCRError, DatabaseError, NoDatabase, NotFound
-from .records import Recording, StoredRules, encode, utc_now
+from .records import UNSTORED_COLUMNS, Recording, StoredRules, UnstoredAnswer, encode, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
     PAGE_SIZE,
@@ -47,6 +47,10 @@ from .schema import (
 __all__ = ["DamagedRecording", "Store", "StoreThread", "importing"]
 
 T = TypeVar("T")
+
+UNSTORED_PER_CASSETTE = 500
+"""The most notes of unstored answers a cassette keeps, the newest: an overload storm while recording, or a
+db from elsewhere, leaves a few tens of KB at most (a note is about 100 bytes)."""
 
 
 @db_errors
@@ -207,6 +211,9 @@ class Store:
             cursor = self._conn.execute(
                 f"INSERT INTO recordings ({names}) VALUES ({marks})", list(columns.values())
             )
+            self._conn.execute(  # the key has an answer now: a note of one not stored is stale
+                "DELETE FROM unstored_answers WHERE cassette = ? AND key = ?", [recording.cassette, recording.key]
+            )
         recording.id = cursor.lastrowid
         return recording
 
@@ -247,6 +254,44 @@ class Store:
                 )
         return cursor.rowcount
 
+    def note_unstored(self, note: UnstoredAnswer) -> bool:
+        """Keep a note of an answer a record run passed through unstored (replacing an older note of the key),
+        unless a recording of the key is as new (an import or merge bringing an old note); the cassette keeps
+        its newest `UNSTORED_PER_CASSETTE`. Returns whether it was kept."""
+        with self.writing():
+            if self.catalog.recorded_since(note.cassette, note.key, note.noted_at):
+                return False
+            self._conn.execute(
+                f"INSERT INTO unstored_answers ({UNSTORED_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (cassette, key) DO UPDATE SET status = excluded.status, "
+                "error_type = excluded.error_type, noted_at = excluded.noted_at "
+                "WHERE excluded.noted_at >= unstored_answers.noted_at",
+                note.row(),
+            )
+            self.trim_unstored(note.cassette)
+        return True
+
+    def trim_unstored(self, cassette: str) -> int:
+        """Drop a cassette's notes past the newest `UNSTORED_PER_CASSETTE`; returns how many went."""
+        with self.writing():
+            return self._conn.execute(
+                "DELETE FROM unstored_answers WHERE cassette = ? AND key NOT IN (SELECT key FROM unstored_answers "
+                "WHERE cassette = ? ORDER BY noted_at DESC, key DESC LIMIT ?)",
+                [cassette, cassette, UNSTORED_PER_CASSETTE],
+            ).rowcount
+
+    def forget_unstored(self, cassette: str, keys: list[str] | None = None) -> int:
+        """Drop notes of unstored answers: these keys' (None: the cassette's every one); returns how many."""
+        with self.writing():
+            if keys is None:
+                return self._conn.execute("DELETE FROM unstored_answers WHERE cassette = ?", [cassette]).rowcount
+            return sum(
+                self._conn.execute(
+                    "DELETE FROM unstored_answers WHERE cassette = ? AND key = ?", [cassette, key]
+                ).rowcount
+                for key in keys
+            )
+
     def set_cassette_rules(self, cassette: str, stored: StoredRules) -> None:
         """Remember the rules a cassette's keys were computed with (creating the cassette if needed)."""
         with self.writing():
@@ -262,9 +307,17 @@ class Store:
         cassette: str,
         stored: StoredRules,
         keys: list[tuple[int, str, int, dict[str, str] | None]],
+        notes: list[UnstoredAnswer] | None = None,
     ) -> None:
-        """Give recordings new (key, ordinal, fingerprints) in one transaction, and the cassette its new rules."""
+        """Give recordings new (key, ordinal, fingerprints) in one transaction, and the cassette its new rules;
+        `notes` (None: left as they are): the cassette's notes of unstored answers under their new keys."""
         with self.writing():
+            if notes is not None:
+                self.forget_unstored(cassette)
+                self._conn.executemany(
+                    f"INSERT INTO unstored_answers ({UNSTORED_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    [note.row() for note in notes],
+                )
             cassette_id = self._cassette_id(cassette, create=True)
             # park every ordinal out of the way first, so the unique (cassette, key, ordinal) never trips midway
             self._conn.execute("UPDATE recordings SET ordinal = -id WHERE cassette_id = ?", [cassette_id])
@@ -350,12 +403,16 @@ class Store:
         self._conn.execute("PRAGMA secure_delete = ON")
 
     def clear_cassette(self, name: str) -> int:
-        """Delete a cassette with all its recordings (its rules go too); returns how many recordings went.
+        """Delete a cassette with all its recordings (its rules and notes of unstored answers go too); returns
+        how many recordings went.
         As `delete_recordings`: unused request chunks go and freed bytes are zeroed."""
         self.secure_delete()
         with self.writing():
             cassette_id = self._cassette_id(name, create=False)
+            notes = self.forget_unstored(name)
             if cassette_id is None:
+                if notes:
+                    return 0  # a run that met only errors made notes, and no cassette row
                 raise NotFound(f"no cassette named {name!r}")
             deleted = self._conn.execute(
                 "DELETE FROM recordings WHERE cassette_id = ?", [cassette_id]
@@ -458,6 +515,9 @@ class StoreThread:
         except Exception:
             self.failed += 1  # made just before a recording's save, which then does not happen
             raise
+
+    async def note_unstored(self, note: UnstoredAnswer) -> bool:
+        return await self._run(self.store.note_unstored, note)
 
     async def save(self, recording: Recording, **how: Any) -> Recording:
         """`Store.save` on the store thread (`how`: its keyword arguments), counted."""

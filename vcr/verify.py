@@ -27,6 +27,13 @@ peer must be at least as compliant as what it replaces; `allow_new_warnings` fai
 other findings are "tolerated": reported after `| tolerated:` and in JUnit's system-out. Info findings are
 left out. So warning-level pitfalls (`[DONE]` F2, missing pings V6, dropped request-id H1/V9) fail by
 default. aiohttp is imported only when requests are sent.
+
+Recordings made on a cloud go to that cloud, authenticated the way the proxy authenticates when recording
+(`vcr.cloud_auth`): Bedrock's (`/model/...`, the control plane) signed afresh with SigV4 from the standard
+AWS sources, to `--target` or the region's endpoint; Vertex's (`/v1/projects/...`) with a bearer token
+from GOOGLE_OAUTH_ACCESS_TOKEN or the application-default credentials, to `--target` or the location's
+endpoint. Bedrock's binary event stream is compared as the Anthropic events its frames carry, so a stream
+framed or chunked differently but saying the same passes. First-party recordings need `--target`.
 """
 
 from __future__ import annotations
@@ -38,8 +45,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import untrusted
-from .errors import ClaudeVCRError
+from . import providers, untrusted
+from .cloud_auth import CloudCredentials, endpoint
+from .errors import ClaudeVCRError, CredentialsError
 from .excerpts import differences, excerpt, quote
 from .fixtures import semantic_view
 from .headers import is_secret
@@ -49,6 +57,7 @@ from .protocol import Finding, Severity, validate_response
 from .report import CheckResult, check_each, send, summary
 from .report import junit_xml as report_junit
 from .secrets import redact_url
+from .sigv4 import SIGNATURE_HEADERS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -181,7 +190,7 @@ def _compare_usage(out: _Out, recorded: Mapping[str, Any], live: Mapping[str, An
 
 def _compare_json(out: _Out, path: str, recorded: Any, live: Any) -> None:
     """V8: count_tokens is an estimate (a positive count is enough); other JSON must mean the same."""
-    if path.split("?", 1)[0].rstrip("/").endswith("/count_tokens"):
+    if providers.counts_tokens(path):
         value = (live or {}).get("input_tokens") if isinstance(live, dict) else None
         expected = (recorded or {}).get("input_tokens") if isinstance(recorded, dict) else None
         if not _is_count(value) or (value == 0 and _is_count(expected) and expected > 0):
@@ -198,15 +207,21 @@ def _error_type(view: Mapping[str, Any]) -> str:
     return str(error.get("type")) if isinstance(error, dict) else "none"
 
 
+def _form(view: Mapping[str, Any]) -> str:
+    """`200 sse`, `200 sse in eventstream frames`: a view's status and body kind."""
+    framing = f" in {view['framing']} frames" if view.get("framing") else ""
+    return f"{view['status']} {view.get('kind')}{framing}"
+
+
 def compare_views(path: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> list[Finding]:
     """V1-V9: where the live answer means something else than the recording (see the module docstring)."""
     out = _Out()
-    if recorded["status"] != live["status"] or recorded.get("kind") != live.get("kind"):
-        out.add(
-            "V1",
-            "error",
-            f"answered {live['status']} {live.get('kind')}, recorded {recorded['status']} {recorded.get('kind')}",
-        )
+    if (recorded["status"], recorded.get("kind"), recorded.get("framing")) != (
+        live["status"],
+        live.get("kind"),
+        live.get("framing"),
+    ):
+        out.add("V1", "error", f"answered {_form(live)}, recorded {_form(recorded)}")
         return out.items
     for name in recorded.get("headers", []):
         if name not in live.get("headers", []):
@@ -272,16 +287,21 @@ def _judge(findings: list[Finding], recorded: list[Finding], allow_new_warnings:
     return failing
 
 
-def request_headers(detail: Recording, api_key: str) -> list[tuple[str, str]]:
-    """The stored request headers, plus a key for the endpoint; a credential an older version or another
-    tool stored is never re-sent (`headers.is_secret`)."""
-    headers = [
+def _stored_headers(detail: Recording) -> list[tuple[str, str]]:
+    """The stored request headers that are re-sent: no credential an older version or another tool stored
+    (`headers.is_secret`), no signature, nothing the client library recomputes."""
+    return [
         (name, value)
         for name, value in detail.request_headers
-        if name.lower() not in NOT_SENT and not is_secret(name, value)
+        if name.lower() not in NOT_SENT
+        and name.lower() not in SIGNATURE_HEADERS
+        and not is_secret(name, value)
     ]
-    headers.append(("x-api-key", api_key))
-    return headers
+
+
+def request_headers(detail: Recording, api_key: str) -> list[tuple[str, str]]:
+    """The stored request headers, plus a key for a first-party (or Foundry) endpoint."""
+    return [*_stored_headers(detail), ("x-api-key", api_key)]
 
 
 def target_url(target: str, row: RecordingRow) -> str:
@@ -293,6 +313,39 @@ def target_url(target: str, row: RecordingRow) -> str:
     if urlsplit(url).netloc != urlsplit(base).netloc:
         raise untrusted.StoredValueError(f"stored path {untrusted.shown(row.path)} would change the host; refused")
     return url
+
+
+FIRST_PARTY_NEEDS_TARGET = "first-party recordings need --target (only Bedrock and Vertex ones have an endpoint of their own)"
+
+
+class Addressing:
+    """Where each recording is sent and with what credentials: an x-api-key for the first-party API (and
+    Foundry); for Bedrock and Vertex what the proxy adds when recording (`cloud_auth.CloudCredentials`),
+    looked up at the first recording that needs them. Missing ones are a CredentialsError (one line for
+    the run), never a finding per recording."""
+
+    def __init__(self, target: str | None, api_key: str, env: Mapping[str, str]) -> None:
+        self.target = target
+        self.api_key = api_key
+        self.credentials = CloudCredentials(env)
+
+    async def request(self, session: Any, detail: Recording) -> tuple[Any, list[tuple[str, str]]]:
+        """(URL as on the wire, headers) for one recording; a ClaudeVCRError when it cannot be sent."""
+        from yarl import URL
+
+        row = detail.row
+        path = untrusted.request_path(row.path)
+        provider = providers.provider_of(path)
+        base = endpoint(provider, path, self.target, self.credentials.env)
+        if base is None:
+            raise ClaudeVCRError(FIRST_PARTY_NEEDS_TARGET)
+        url = target_url(base, row)
+        base = url[: len(url) - len(path)]  # {cassette} filled in
+        headers = request_headers(detail, self.api_key) if provider == "anthropic" else _stored_headers(detail)
+        headers = await self.credentials.authenticate(
+            session, provider, untrusted.method(row.method), base, path, headers, detail.request_body or b""
+        )
+        return URL(url, encoded=True), headers
 
 
 def check_answer(
@@ -327,47 +380,55 @@ def check_answer(
 async def _verify_one(
     session: Any,
     detail: Recording,
-    target: str,
-    api_key: str,
+    addressing: Addressing,
     allow_new_warnings: bool,
     translated: bool,
 ) -> VerifyResult:
     """Send one recorded request and judge the answer; a transport failure is finding V10."""
     row = detail.row
+    shown_target = redact_url(addressing.target or providers.provider_of(str(row.path)))
     try:
-        url = target_url(target, row)
         method = untrusted.method(row.method)
+        url, headers = await addressing.request(session, detail)
+    except CredentialsError:
+        raise  # cloud credentials missing or unusable: one line for the whole run
     except ClaudeVCRError as error:
         finding = Finding("V10", "error", None, f"not sent: {error}")
-        return VerifyResult(row, redact_url(target), None, 0.0, [finding], [finding])
-    answer = await send(session, method, url, request_headers(detail, api_key), detail.request_body)
+        return VerifyResult(row, shown_target, None, 0.0, [finding], [finding])
+    shown = redact_url(str(url))
+    answer = await send(session, method, url, headers, detail.request_body)
     if answer.error is not None:
-        finding = Finding("V10", "error", None, f"no answer from {redact_url(url)}: {answer.error}")
-        return VerifyResult(row, redact_url(url), None, answer.elapsed_ms, [finding], [finding])
+        finding = Finding("V10", "error", None, f"no answer from {shown}: {answer.error}")
+        return VerifyResult(row, shown, None, answer.elapsed_ms, [finding], [finding])
     findings, failures = check_answer(
         detail, answer.status, answer.headers, answer.body, allow_new_warnings=allow_new_warnings, translated=translated
     )
-    return VerifyResult(row, redact_url(url), answer.status, answer.elapsed_ms, findings, failures)
+    return VerifyResult(row, shown, answer.status, answer.elapsed_ms, findings, failures)
 
 
 def verify_details(
     details: Iterable[Recording],
-    target: str,
+    target: str | None,
     *,
     api_key: str | None = None,
     timeout: float = 60.0,
     allow_new_warnings: bool = False,
     translated: bool = False,
     on_result: Callable[[VerifyResult], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[VerifyResult]:
-    """Verify recordings against `target` (a base URL; `{cassette}` is replaced by each one's cassette)."""
-    if not target.startswith(("http://", "https://")):
+    """Verify recordings against `target` (a base URL; `{cassette}` is replaced by each one's cassette), or,
+    when None, each cloud recording against its cloud's endpoint. `env` holds the cloud credentials'
+    variables (os.environ by default)."""
+    if target is not None and not target.startswith(("http://", "https://")):
         raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
-    key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+    env = os.environ if env is None else env
+    key = api_key or env.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+    addressing = Addressing(target, key, env)
     return asyncio.run(
         check_each(
             details,
-            lambda session, detail: _verify_one(session, detail, target, key, allow_new_warnings, translated),
+            lambda session, detail: _verify_one(session, detail, addressing, allow_new_warnings, translated),
             timeout,
             on_result,
         )
@@ -376,7 +437,7 @@ def verify_details(
 
 def verify_db(
     db: str | Path,
-    target: str,
+    target: str | None,
     cassette: str | None = None,
     **options: Any,
 ) -> list[VerifyResult]:
@@ -387,11 +448,16 @@ def verify_db(
         return verify_details(catalog.iter_details(cassette), target, **options)
 
 
-def verify_summary(results: list[VerifyResult], target: str) -> str:
+def shown_target(target: str | None) -> str:
+    """What the summary says the recordings were checked against."""
+    return target if target is not None else "their clouds' endpoints"
+
+
+def verify_summary(results: list[VerifyResult], target: str | None) -> str:
     """The last line of `claude-vcr verify`."""
-    return summary(results, target, f"Verified {len(results):,} recording(s)")
+    return summary(results, shown_target(target), f"Verified {len(results):,} recording(s)")
 
 
-def junit_xml(results: list[VerifyResult], target: str, suite: str = "claude-vcr verify") -> str:
+def junit_xml(results: list[VerifyResult], target: str | None, suite: str = "claude-vcr verify") -> str:
     """JUnit XML for CI: one testcase per recording (`report.junit_xml`)."""
-    return report_junit(results, target, suite)
+    return report_junit(results, shown_target(target), suite)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+from anthropic import AnthropicBedrock
 from claude_vcr import eventstream
 from multidict import CIMultiDict
 
@@ -28,6 +29,26 @@ SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLEsessionTOKENvalue0123456789abcdefSECRET"
 REGION = "us-east-1"
 
 
+MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+CLIENT_KEY, CLIENT_SECRET, CLIENT_TOKEN = (
+    "AKIACLIENTSIDEKEY123",
+    "client-side-secret-value-xyz",
+    "client-session-token-abc",
+)
+
+
+def client(url: str) -> AnthropicBedrock:
+    """The SDK signs with its own (client-side) keys; the proxy must replace that signature."""
+    return AnthropicBedrock(
+        base_url=url,
+        aws_region="us-east-1",
+        aws_access_key=CLIENT_KEY,
+        aws_secret_key=CLIENT_SECRET,
+        aws_session_token=CLIENT_TOKEN,
+        max_retries=0,
+    )
+
+
 def aws_env() -> dict[str, str]:
     """The credentials the proxy signs with (and the scripted Bedrock accepts)."""
     return {
@@ -36,6 +57,14 @@ def aws_env() -> dict[str, str]:
         "AWS_SESSION_TOKEN": SESSION_TOKEN,
         "AWS_REGION": REGION,
     }
+
+
+def no_aws_in_env(monkeypatch: Any, tmp_path: Any) -> None:
+    """No AWS credentials from the environment or the shared files (a pytest MonkeyPatch does the change)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
 
 
 def reply_blocks(body: dict[str, Any], number: int) -> list[dict[str, Any]]:

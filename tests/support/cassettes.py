@@ -99,3 +99,14 @@ def cassette_rows(db: Path) -> list[dict[str, Any]]:
 def stored_json(value: str | bytes | None):
     """A JSON metadata column as the store writes it (text, or zstd when long), decoded."""
     return decode_json(value, decompressor())
+
+
+def unstored_notes(db: Path) -> list[tuple[str, str, int, str | None, str]]:
+    """The notes of answers a record run did not store, as stored: (cassette, key, status, error type, date)."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT cassette, key, status, error_type, noted_at FROM unstored_answers ORDER BY cassette, key"
+        ).fetchall()
+    finally:
+        conn.close()

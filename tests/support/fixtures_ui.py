@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,15 +87,22 @@ def viewer_data(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactor
     return ViewerData(db, misses, file_digest(db))
 
 
-@pytest.fixture(scope="session")
-def viewer_url(loop_thread: LoopThread, viewer_data: ViewerData) -> Iterator[str]:
-    """The viewer over the recorded db, on a free loopback port."""
-    context = running(viewer_data.db, port=0, misses=viewer_data.misses)
+@contextmanager
+def viewing(loop_thread: LoopThread, db: Path, misses: Path | None = None) -> Iterator[str]:
+    """The viewer over `db` on a free loopback port, for the block; yields its URL."""
+    context = running(db, port=0, misses=misses)
     url = loop_thread.run(context.__aenter__())
     try:
         yield url
     finally:
         loop_thread.run(context.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="session")
+def viewer_url(loop_thread: LoopThread, viewer_data: ViewerData) -> Iterator[str]:
+    """The viewer over the recorded db, on a free loopback port."""
+    with viewing(loop_thread, viewer_data.db, viewer_data.misses) as url:
+        yield url
 
 
 def recording_id(db: Path, cassette: str, text: str) -> int:

@@ -11,12 +11,23 @@ import re
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from anthropic import AnthropicVertex
 from multidict import CIMultiDict
 
 from tests.support.upstream import Call, ScriptedUpstream
 
 TOKEN = "ya29.a0AfH6SMBvertexEXAMPLEaccessTOKEN0123456789abcdef"
 PROJECT, REGION = "vcr-test-project", "us-east5"
+MODEL = "claude-sonnet-4-5@20250929"
+
+
+def client(url: str, token: str | None = TOKEN) -> AnthropicVertex:
+    """The SDK's Vertex client pointed at `url` (the proxy or the scripted Vertex) with its own token."""
+    return AnthropicVertex(
+        base_url=url + "/v1", region=REGION, project_id=PROJECT, access_token=token, max_retries=0
+    )
+
+
 _PATH = re.compile(
     r"^/v1/projects/([^/]+)/locations/([^/]+)/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$"
 )
@@ -27,6 +38,8 @@ class ScriptedVertex(ScriptedUpstream):
     """The stand-in for {region}-aiplatform.googleapis.com; run it with `loopback.serving()`."""
 
     rejected: list[str] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=lambda: {TOKEN})
+    """The bearer tokens it accepts (a scripted token endpoint adds those it issues)."""
 
     def model_calls(self) -> list[Call]:
         return [call for call in self.calls if "count-tokens" not in call.path and ":" in call.path]
@@ -35,7 +48,7 @@ class ScriptedVertex(ScriptedUpstream):
         body = await request.read()
         self.calls.append(Call(request.method, request.raw_path, CIMultiDict(request.headers), body))
         number = len(self.calls)
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+        if request.headers.get("Authorization") not in {f"Bearer {token}" for token in self.tokens}:
             self.rejected.append(request.headers.get("Authorization", "no Authorization"))
             error = {
                 "code": 401,

@@ -30,8 +30,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import eventstream
 from ..protocol import Finding, validate_response
 from ..sse import MessageFold, is_stream, parse_sse
+from .clouds import CloudRequest
 from .library import Scenario
 
 __all__ = ["EXPECTATION_RULES", "judge_answer", "no_answer"]
@@ -135,20 +137,25 @@ def judge_answer(
     *,
     translated: bool = False,
     strict: bool = False,
+    sent: CloudRequest | None = None,
 ) -> tuple[list[Finding], list[Finding]]:
     """(findings, failures) for a target's answer to a scenario's request; no network, so tests can call it.
     Findings: protocol findings (no info), then expectations. Failures: every error, and with `strict` every
-    warning the scenario does not allow."""
+    warning the scenario does not allow. `sent`: the request as a cloud took it (Bedrock, Vertex): the
+    protocol rules judge the answer on its path, the expectations the Anthropic events it carries."""
     protocol = validate_response(
-        scenario.path,
+        sent.path if sent else scenario.path,
         status,
         headers,
         body,
-        scenario.request_bytes,
-        request_headers=scenario.request_headers,
+        sent.body if sent else scenario.request_bytes,
+        request_headers=sent.headers if sent else scenario.request_headers,
         translated=translated,
     )
     findings = [f for f in protocol if f.severity != "info"]
+    if eventstream.is_framed(list(headers)):  # a damaged frame is the protocol rules' A1
+        body = eventstream.to_sse(body)[0]
+        headers = [("content-type", "text/event-stream")]
     findings += _expectations(scenario, status, headers, body)
     failures = [
         f

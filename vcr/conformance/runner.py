@@ -14,15 +14,18 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClaudeVCRError
+from ..cloud_auth import DEFAULT_REGION, CloudCredentials, endpoint
+from ..errors import ClaudeVCRError, InvalidInput
 from ..protocol import Finding
+from ..providers import client_env
 from ..report import CheckResult, check_each, junit_xml, send, summary
 from ..secrets import redact_url
+from .clouds import CloudPlace, cloud_request, has_form, place_from_env
 from .judge import judge_answer, no_answer
 from .library import BY_NAME, SCENARIOS, Scenario
 
@@ -111,15 +114,20 @@ class ClaudeCodeResult(CheckResult):
         return {"claude_code": self.turn, **self.result_json()}
 
 
-def select(names: Iterable[str] = ()) -> list[Scenario]:
-    """The scenarios named (all when none), in library order; an unknown name is an error."""
+def select(names: Iterable[str] = (), provider: str = "anthropic") -> list[Scenario]:
+    """The scenarios named (all when none), in library order; an unknown name is an error. On a cloud,
+    those without a form there (models; count_tokens on Bedrock) are left out, or an error when named."""
     wanted = list(names)
     unknown = [name for name in wanted if name not in BY_NAME]
     if unknown:
         raise UnknownScenario(
             f"unknown scenario(s) {', '.join(unknown)}; `claude-vcr conformance --list` shows them"
         )
-    return [s for s in SCENARIOS if s.name in wanted] if wanted else list(SCENARIOS)
+    formless = [name for name in wanted if not has_form(BY_NAME[name], provider)]
+    if formless:
+        raise UnknownScenario(f"scenario(s) {', '.join(formless)} have no {provider} form")
+    chosen = [s for s in SCENARIOS if s.name in wanted] if wanted else list(SCENARIOS)
+    return [s for s in chosen if has_form(s, provider)]
 
 
 def request_headers(scenario: Scenario, api_key: str) -> dict[str, str]:
@@ -144,8 +152,54 @@ async def _send(
     return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
 
 
+async def _send_to_cloud(
+    session: Any,
+    scenario: Scenario,
+    target: str | None,
+    place: CloudPlace,
+    credentials: CloudCredentials,
+    translated: bool,
+    strict: bool,
+) -> ScenarioResult:
+    """The scenario as Bedrock or Vertex takes it, authenticated as the proxy authenticates when recording
+    (`cloud_auth`); missing credentials are a CredentialsError for the whole run."""
+    from yarl import URL
+
+    sent = cloud_request(scenario, place)
+    base = endpoint(place.provider, sent.path, target, credentials.env)
+    assert base is not None  # a cloud always has an endpoint
+    headers = await credentials.authenticate(
+        session, place.provider, sent.method, base, sent.path, list(sent.headers), sent.body
+    )
+    url = base + sent.path
+    answer = await send(session, sent.method, URL(url, encoded=True), headers, sent.body)
+    if answer.error is not None:
+        finding = no_answer(url, answer.error)
+        return ScenarioResult(scenario, url, None, answer.elapsed_ms, [finding], [finding])
+    findings, failures = judge_answer(
+        scenario, answer.status, answer.headers, answer.body, translated=translated, strict=strict, sent=sent
+    )
+    return ScenarioResult(scenario, url, answer.status, answer.elapsed_ms, findings, failures)
+
+
+def claude_code_env(target: str, api_key: str, place: CloudPlace, env: Mapping[str, str]) -> dict[str, str]:
+    """What points Claude Code at the target: the first-party base URL and key, or the cloud's variables
+    (`providers.client_env`, which skips Claude Code's own cloud authentication: the target, a gateway in
+    front of the cloud, authenticates) with the region and project the cloud needs."""
+    if place.provider == "anthropic":
+        return {"ANTHROPIC_BASE_URL": target, "ANTHROPIC_API_KEY": api_key}
+    settings = client_env(place.provider, target)
+    if place.provider == "bedrock":
+        settings["AWS_REGION"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    else:
+        settings.update(ANTHROPIC_VERTEX_PROJECT_ID=place.project or "", CLOUD_ML_REGION=place.region)
+    if place.model:
+        settings["ANTHROPIC_MODEL"] = place.model
+    return settings
+
+
 def _claude_code_turn(
-    claude: str, target: str, api_key: str, turn: str, prompt: str, timeout: float
+    claude: str, target: str, settings: dict[str, str], turn: str, prompt: str, timeout: float
 ) -> ClaudeCodeResult:
     """`claude -p` in a fresh home and working directory; CC1 (text) / CC2 (Bash) when it does not complete."""
     rule = "CC1" if turn == "text" else "CC2"
@@ -157,8 +211,7 @@ def _claude_code_turn(
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
-            "ANTHROPIC_BASE_URL": target,
-            "ANTHROPIC_API_KEY": api_key,
+            **settings,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
             "TERM": "dumb",
@@ -207,16 +260,24 @@ def _claude_code_problem(done: subprocess.CompletedProcess, turn: str, ran: bool
 
 
 def run_claude_code(
-    claude: str, target: str, *, api_key: str | None = None, timeout: float = CLAUDE_CODE_TIMEOUT
+    claude: str,
+    target: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = CLAUDE_CODE_TIMEOUT,
+    place: CloudPlace | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[ClaudeCodeResult]:
-    """The real Claude Code CLI through the target: a text turn, then a Bash tool turn."""
+    """The real Claude Code CLI through the target: a text turn, then a Bash tool turn; `place` a cloud's
+    when the target serves Claude as Bedrock or Vertex does."""
     key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+    settings = claude_code_env(target, key, place or CloudPlace("anthropic"), os.environ if env is None else env)
     turns = (("text", "Reply with one short sentence: what is a unit test?"), ("bash", BASH_PROMPT))
-    return [_claude_code_turn(claude, target, key, turn, prompt, timeout) for turn, prompt in turns]
+    return [_claude_code_turn(claude, target, settings, turn, prompt, timeout) for turn, prompt in turns]
 
 
 def run_conformance(
-    target: str,
+    target: str | None,
     *,
     scenarios: Iterable[str] = (),
     translated: bool = False,
@@ -225,18 +286,41 @@ def run_conformance(
     api_key: str | None = None,
     claude_code: str | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    provider: str = "anthropic",
+    cloud_model: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Send the scenarios (all, or those named) to `target`, a base URL, and judge each answer; with
-    `claude_code` (the CLI's path) also run Claude Code through it. Results in order, one per check."""
-    if not target.startswith(("http://", "https://")):
+    `claude_code` (the CLI's path) also run Claude Code through it. Results in order, one per check.
+    `provider` bedrock or vertex: send them as Claude on that cloud takes them (to `target`, or when None
+    to the cloud's endpoint; `cloud_model` in the path), authenticated from `env` (os.environ by default)."""
+    env = os.environ if env is None else env
+    place = place_from_env(provider, cloud_model, env)
+    if target is None and place.provider == "anthropic":
+        raise InvalidInput("conformance needs --target (only --provider bedrock or vertex has an endpoint of its own)")
+    if target is not None and not target.startswith(("http://", "https://")):
         raise ValueError(f"{redact_url(target)!r} is not an http:// or https:// URL")
-    chosen = select(scenarios)
-    key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
-    results = asyncio.run(
-        check_each(chosen, lambda session, s: _send(session, s, target, key, translated, strict), timeout, on_result)
-    )
+    if claude_code is not None and target is None:
+        raise InvalidInput("--claude-code needs --target: a gateway that authenticates to the cloud for Claude Code")
+    chosen = select(scenarios, place.provider)
+    if place.provider == "anthropic":
+        assert target is not None
+        key = api_key or os.environ.get(API_KEY_ENV) or PLACEHOLDER_API_KEY
+
+        def check(session: Any, scenario: Scenario) -> Any:
+            return _send(session, scenario, target, key, translated, strict)
+    else:
+        for scenario in chosen:  # a missing project is one line before anything is sent
+            cloud_request(scenario, place)
+        credentials = CloudCredentials(env)
+
+        def check(session: Any, scenario: Scenario) -> Any:
+            return _send_to_cloud(session, scenario, target, place, credentials, translated, strict)
+
+    results = asyncio.run(check_each(chosen, check, timeout, on_result))
     if claude_code is not None:
-        for result in run_claude_code(claude_code, target, api_key=key):
+        assert target is not None
+        for result in run_claude_code(claude_code, target, api_key=api_key, place=place, env=env):
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -58,14 +58,18 @@ class MergePlan:
     drop_cassettes: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     """Keys changed on both sides, each with the side kept: for the driver's message."""
+    take_notes: list[tuple[str, str]] = field(default_factory=list)
+    drop_notes: list[tuple[str, str]] = field(default_factory=list)
+    """Notes of unstored answers (`store.note_unstored`) to copy from theirs, and to delete."""
 
 
-def _versions(path: Path) -> tuple[KeyVersions, CassetteVersions]:
-    """A side's recordings and cassettes; git gives an empty file as the base of a file added on both sides."""
+def _versions(path: Path) -> tuple[KeyVersions, CassetteVersions, KeyVersions]:
+    """A side's recordings, cassettes and notes of unstored answers; git gives an empty file as the base of
+    a file added on both sides."""
     if not path.exists() or path.stat().st_size == 0:
-        return {}, {}
+        return {}, {}, {}
     with Catalog.open(path) as catalog:
-        return catalog.key_versions(), catalog.cassette_versions()
+        return catalog.key_versions(), catalog.cassette_versions(), catalog.unstored_versions()
 
 
 def plan_merge(
@@ -76,25 +80,7 @@ def plan_merge(
     """Decide the merge from the three sides' versions alone (pure, so every rule is easy to test)."""
     plan = MergePlan()
     (base_keys, base_cassettes), (our_keys, our_cassettes), (their_keys, their_cassettes) = base, ours, theirs
-    for identity in sorted(set(base_keys) | set(our_keys) | set(their_keys)):
-        o, a, t = base_keys.get(identity), our_keys.get(identity), their_keys.get(identity)
-        o_digest, a_digest, t_digest = (v[0] if v else None for v in (o, a, t))
-        if t_digest == o_digest or a_digest == t_digest:
-            continue  # theirs did not change it, or both made the same change
-        if a_digest == o_digest:
-            (plan.take if t is not None else plan.drop).append(identity)
-            continue
-        label = f"{identity[0]} {identity[1][:12]}"
-        if t is None:
-            plan.conflicts.append(f"{label}: deleted on theirs, changed on ours; kept ours")
-        elif a is None:
-            plan.take.append(identity)
-            plan.conflicts.append(f"{label}: deleted on ours, changed on theirs; kept theirs")
-        elif t[1] > a[1]:
-            plan.take.append(identity)
-            plan.conflicts.append(f"{label}: recorded on both sides; kept theirs (newer)")
-        else:
-            plan.conflicts.append(f"{label}: recorded on both sides; kept ours (newer)")
+    three_way(base_keys, our_keys, their_keys, plan.take, plan.drop, plan.conflicts)
     for name in sorted(set(base_cassettes) | set(our_cassettes) | set(their_cassettes)):
         o_row, a_row, t_row = base_cassettes.get(name), our_cassettes.get(name), their_cassettes.get(name)
         if t_row == o_row or a_row == t_row:
@@ -105,6 +91,44 @@ def plan_merge(
             else:
                 plan.take_cassettes.append(name)
     return plan
+
+
+def three_way(
+    base: KeyVersions,
+    ours: KeyVersions,
+    theirs: KeyVersions,
+    take: list[tuple[str, str]],
+    drop: list[tuple[str, str]],
+    conflicts: list[str],
+) -> None:
+    """The rule for every (cassette, key) unit, recordings and notes of unstored answers alike: changed on
+    theirs only is taken, deleted on theirs only is dropped, changed on both keeps the newer, a change beats
+    a deletion. Appends to `take`, `drop` and `conflicts` in key order (deterministic)."""
+    for identity in sorted(set(base) | set(ours) | set(theirs)):
+        o, a, t = base.get(identity), ours.get(identity), theirs.get(identity)
+        o_digest, a_digest, t_digest = (v[0] if v else None for v in (o, a, t))
+        if t_digest == o_digest or a_digest == t_digest:
+            continue  # theirs did not change it, or both made the same change
+        if a_digest == o_digest:
+            (take if t is not None else drop).append(identity)
+            continue
+        label = f"{identity[0]} {identity[1][:12]}"
+        if t is None:
+            conflicts.append(f"{label}: deleted on theirs, changed on ours; kept ours")
+        elif a is None:
+            take.append(identity)
+            conflicts.append(f"{label}: deleted on ours, changed on theirs; kept theirs")
+        elif t[1] > a[1]:
+            take.append(identity)
+            conflicts.append(f"{label}: recorded on both sides; kept theirs (newer)")
+        else:
+            conflicts.append(f"{label}: recorded on both sides; kept ours (newer)")
+
+
+def plan_notes(base: KeyVersions, ours: KeyVersions, theirs: KeyVersions, plan: MergePlan) -> None:
+    """Add to a plan the notes of unstored answers to take and to drop, by `three_way`'s rule (a note is
+    small and only a hint: where both sides changed one, the newer is kept without a word)."""
+    three_way(base, ours, theirs, plan.take_notes, plan.drop_notes, [])
 
 
 @dataclass
@@ -127,7 +151,9 @@ def merge(base: str | Path, ours: str | Path, theirs: str | Path) -> MergeReport
     """git's `%O %A %B`: merge theirs into ours, writing the result over `ours` (refused while another
     claude-vcr process has `ours` open)."""
     base, ours, theirs = Path(base), Path(ours), Path(theirs)
-    plan = plan_merge(_versions(base), _versions(ours), _versions(theirs))
+    sides = [_versions(path) for path in (base, ours, theirs)]
+    plan = plan_merge(*(side[:2] for side in sides))
+    plan_notes(*(side[2] for side in sides), plan)
     lock = exclusive_lock(ours, "claude-vcr merge-driver")  # never a rename under a live writer
     try:
         _merge_into(ours, theirs, plan)
@@ -163,6 +189,8 @@ def _merge_into(ours: Path, theirs: Path, plan: MergePlan) -> None:
                 drop=plan.drop,
                 take_cassettes=plan.take_cassettes,
                 drop_cassettes=plan.drop_cassettes,
+                take_notes=plan.take_notes,
+                drop_notes=plan.drop_notes,
             )
             store.drop_unused_chunks()
         os.replace(result, ours)

@@ -13,14 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..headers import for_storage
 from ..interchange.mitm import ContentDecodingError, MitmFlow, decode_content, read_flows
 from ..interchange.recorder import ImportReport, ImportRun
-from ..matching import KEY_SCHEME
-from ..records import Recording, timestamp, utc_now
-from ..secrets import redact_target
-from ..sse import ends_with_error, is_stream
-from ..storable import by_status, verdict
+from ..records import timestamp
+from ..storable import by_status
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -59,11 +55,11 @@ def import_dump(
     Raises `MitmFormatError` (which counts the flows read) for a file that is not, or not wholly, a dump;
     then nothing is imported.
     """
-    run = ImportRun(store, presets)
+    run = ImportRun(store, presets, record_errors=record_errors)
     with store.transaction():
         for flow in read_flows(stream):
             run.report.flows += 1
-            reason = _import_flow(run, flow, cassette, all_paths, record_errors, source)
+            reason = _import_flow(run, flow, cassette, all_paths, source)
             if reason:
                 run.report.skipped[reason] += 1
             if progress is not None:
@@ -72,7 +68,7 @@ def import_dump(
 
 
 def _import_flow(
-    run: ImportRun, flow: MitmFlow, cassette: str, all_paths: bool, record_errors: bool, source: str | None
+    run: ImportRun, flow: MitmFlow, cassette: str, all_paths: bool, source: str | None
 ) -> str | None:
     """Store one flow; returns why it was skipped, or None."""
     request, response = flow.request, flow.response
@@ -85,47 +81,30 @@ def _import_flow(
         return SKIP_NO_RESPONSE
     if request.content is None or response.content is None:
         return SKIP_NO_BODY
-    if not by_status(response.status_code, record_errors=record_errors).store:
+    if not by_status(response.status_code, record_errors=run.record_errors).store:
         return SKIP_STATUS
     try:
         request_body = decode_content(request.headers, request.content)
         response_body = decode_content(response.headers, response.content)
     except ContentDecodingError:
         return SKIP_UNDECODABLE
-    decided = verdict(
-        response.status_code,
-        response_body,
-        streamed_error=is_stream(response.headers, response_body) and ends_with_error(response_body),
-        record_errors=record_errors,
-    )
-    if not decided.store:
+    if not run.storable(response.status_code, response.headers, response_body).store:
         return SKIP_STATUS
-    target = redact_target(target)  # a credential in the query is stored as a placeholder
-    keyed = run.key(cassette, request.method, target, request_body)
     started = request.timestamp_start
-    recording = Recording(
-        cassette=cassette,
-        key=keyed.key,
-        key_scheme=KEY_SCHEME,
-        method=request.method.upper(),
-        path=target,
-        status=response.status_code,
-        request_headers=for_storage(request.headers),
-        request_body=request_body,
-        response_headers=for_storage(response.headers),
-        response_body=response_body,
-        model=keyed.model,
-        stream=keyed.wants_stream,
-        ordinal=run.claim(cassette, keyed.key),
-        created_at=_timestamp(started or flow.timestamp_created) or utc_now(),
+    meta = {"imported_from": "mitm", "flow_id": flow.id}
+    if source:
+        meta["source"] = Path(source).name
+    run.record(
+        cassette,
+        request.method.upper(),
+        target,
+        (request.headers, request_body),
+        (response.status_code, response.headers, response_body),
+        meta=meta,
+        created_at=_timestamp(started or flow.timestamp_created),
         duration_ms=_elapsed(started, response.timestamp_end),
         ttfb_ms=_elapsed(started, response.timestamp_start),
-        fingerprints=keyed.fingerprints or None,
     )
-    recording.meta = {"imported_from": "mitm", "flow_id": flow.id}
-    if source:
-        recording.meta["source"] = Path(source).name
-    run.save(recording)
     return None
 
 

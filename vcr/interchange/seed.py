@@ -30,10 +30,10 @@ from .. import __version__
 from ..catalog import Catalog
 from ..errors import FormatError, InvalidInput, NotFound
 from ..headers import for_storage
-from ..matching import KEY_SCHEME
 from ..names import validate_cassette_name
-from ..records import Recording, timestamp, utc_now
+from ..records import Recording, UnstoredAnswer, timestamp
 from ..secrets import redact_target
+from ..untrusted import StoredValueError
 from .files import is_directory, is_file, make_directory, plain_name, read_file, stored_key, write_file
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def export_directory(
                     "key_scheme": info.key_scheme,
                     "rules_json": info.rules_json,
                     "created_at": info.created_at,
+                    "unstored_answers": [note.to_json() for note in catalog.unstored_answers(info.name)],
                 },
             },
         )
@@ -315,6 +316,22 @@ def _import_cassette(run: ImportRun, cassette_dir: Path) -> None:
                 raise FormatError(f"{entry.path}: not a recording claude-vcr exported ({error!r})") from error
         else:
             _import_seed(run, name, entry)
+    if isinstance(ours, dict):
+        _import_notes(run, name, ours.get("unstored_answers"))
+
+
+def _import_notes(run: ImportRun, cassette: str, notes: Any) -> None:
+    """An export's notes of unstored answers, after the cassette's recordings (a note older than a recording
+    of its key is not kept, as in the db it came from); a malformed one is counted and left out."""
+    for item in notes if isinstance(notes, list) else []:
+        try:
+            note = UnstoredAnswer.decode(
+                (cassette, stored_key(item["key"], "note"), item["status"], item.get("error_type"), item["noted_at"])
+            )
+        except (KeyError, TypeError, FormatError, StoredValueError):
+            run.report.skipped["malformed note of an unstored answer"] += 1
+            continue
+        run.store.note_unstored(note)
 
 
 def _check_format(block: dict[str, Any], where: Path) -> None:
@@ -447,34 +464,15 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
     if isinstance(url, str) and url:
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    target = redact_target(target)
-    keyed = run.key(cassette, method, target, entry.request_body)
-    stream = keyed.wants_stream
     status = meta.get("status_code", info.get("status_code", 200))
     headers = entry.response_headers
+    keyed = None
     if headers is None:  # the seed's meta.json may lack them: say what the bytes are
-        kind = "text/event-stream; charset=utf-8" if stream else "application/json"
+        keyed = run.key(cassette, method, redact_target(target), entry.request_body)
+        kind = "text/event-stream; charset=utf-8" if keyed.wants_stream else "application/json"
         headers = [("content-type", kind)]
     duration = meta.get("duration")
     recorded_at = meta.get("recorded_at") or info.get("recorded_at")
-    recording = Recording(
-        cassette=cassette,
-        key=keyed.key,
-        key_scheme=KEY_SCHEME,
-        method=method,
-        path=target,
-        status=int(status) if isinstance(status, int) else 200,
-        request_headers=for_storage(_header_list(meta.get("request_headers")) or []),
-        request_body=entry.request_body,
-        response_headers=for_storage(headers),
-        response_body=entry.response_body,
-        model=keyed.model,
-        stream=keyed.wants_stream,
-        ordinal=run.claim(cassette, keyed.key),
-        created_at=_our_time(recorded_at) or utc_now(),
-        duration_ms=duration * 1000 if isinstance(duration, (int, float)) and duration > 0 else None,
-        fingerprints=keyed.fingerprints or None,
-    )
     provenance: dict[str, Any] = {"imported_from": "seed", "seed_key": meta.get("cache_key") or entry.stem}
     if isinstance(url, str):
         provenance["seed_url"] = url
@@ -482,5 +480,14 @@ def _import_seed(run: ImportRun, cassette: str, entry: _Entry) -> None:
         provenance["seed_recorded_at"] = recorded_at
     if isinstance(meta.get("imported_from"), str):
         provenance["seed_imported_from"] = meta["imported_from"]
-    recording.meta = provenance
-    run.save(recording)
+    run.record(
+        cassette,
+        method,
+        target,
+        (_header_list(meta.get("request_headers")) or [], entry.request_body),
+        (int(status) if isinstance(status, int) else 200, headers, entry.response_body),
+        meta=provenance,
+        created_at=_our_time(recorded_at),
+        duration_ms=duration * 1000 if isinstance(duration, (int, float)) and duration > 0 else None,
+        keyed=keyed,
+    )

@@ -22,12 +22,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import FormatError
-from ..headers import for_storage
-from ..matching import KEY_SCHEME
 from ..names import test_cassette_name, validate_cassette_name
-from ..records import Recording, utc_now
-from ..secrets import redact_target
-from ..storable import NOT_STORED, verdict
+from ..storable import NOT_STORED
 from . import files
 from .mitm import ContentDecodingError, decode_content
 from .recorder import ImportReport, ImportRun
@@ -198,21 +194,19 @@ def import_files(
 ) -> ImportReport:
     """Import each file into its cassette, in one transaction: a file that cannot be read leaves the db as
     it was (the error names the file)."""
-    run = ImportRun(store, presets)
+    run = ImportRun(store, presets, record_errors=record_errors)
     with store.transaction():
         for path, cassette in sources:
             document = load(files.read_file(path), str(path))
             for index, interaction in enumerate(interactions(document)):
                 run.report.flows += 1
-                reason = _import_one(run, interaction, cassette, record_errors, path, index)
+                reason = _import_one(run, interaction, cassette, path, index)
                 if reason:
                     run.report.skipped[reason] += 1
     return run.report
 
 
-def _import_one(
-    run: ImportRun, item: Interaction | None, cassette: str, record_errors: bool, path: Path, index: int
-) -> str | None:
+def _import_one(run: ImportRun, item: Interaction | None, cassette: str, path: Path, index: int) -> str | None:
     """Store one interaction; returns why it was skipped, or None."""
     if item is None:
         return SKIP_MALFORMED
@@ -227,37 +221,16 @@ def _import_one(
         )
     except ContentDecodingError:
         return SKIP_UNDECODABLE
-    from ..sse import ends_with_error, is_stream
-
-    streamed = is_stream(item.response_headers, response_body)
-    decided = verdict(
-        item.status,
-        response_body,
-        streamed_error=streamed and ends_with_error(response_body),
-        record_errors=record_errors,
-    )
+    decided = run.storable(item.status, item.response_headers, response_body)
     if not decided.store:
         return NOT_STORED + (decided.reason or "")
     split = urlsplit(item.uri)
-    target = redact_target(split.path + (f"?{split.query}" if split.query else ""))
-    keyed = run.key(cassette, item.method, target, request_body)
-    recording = Recording(
-        cassette=cassette,
-        key=keyed.key,
-        key_scheme=KEY_SCHEME,
-        method=item.method,
-        path=target,
-        status=item.status,
-        request_headers=for_storage(item.request_headers),
-        request_body=request_body,
-        response_headers=for_storage(item.response_headers),
-        response_body=response_body,
-        model=keyed.model,
-        stream=keyed.wants_stream,
-        ordinal=run.claim(cassette, keyed.key),
-        created_at=utc_now(),
-        fingerprints=keyed.fingerprints or None,
+    run.record(
+        cassette,
+        item.method,
+        split.path + (f"?{split.query}" if split.query else ""),
+        (item.request_headers, request_body),
+        (item.status, item.response_headers, response_body),
+        meta={"imported_from": "vcrpy", "source": path.name, "interaction": index},
     )
-    recording.meta = {"imported_from": "vcrpy", "source": path.name, "interaction": index}
-    run.save(recording)
     return None

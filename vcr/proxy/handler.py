@@ -25,6 +25,7 @@ from ..record_run import CassetteRun
 from ..records import Recording, utc_now
 from ..secrets import redact as redact_text
 from ..secrets import redact_target
+from ..storable import unstored_hint
 from ..store import DamagedRecording, Store, StoreThread
 from ..untrusted import StoredValueError
 from .decide import Forward, Local, MatchConversation, Miss, Read, Reject, Replay, decide, route
@@ -393,12 +394,9 @@ class Proxy:
                 state.run.rules,
             )
             text = report.text()
-        errored = self.recorder.errored.get((exchange.cassette, exchange.key))
-        if errored is not None:
-            text += (
-                f" While recording, this request was answered by a transient error {errored}, which is not "
-                f"stored; record it again, or pass {self.config.record_errors_option} to store such errors."
-            )
+        unstored = await self.store.read(Catalog.unstored_answer, exchange.cassette, exchange.key)
+        if unstored is not None:
+            text += " " + unstored_hint(unstored, self.config.record_errors_option)
         message = f"{text} Strict replay never calls the upstream: {self.settings(exchange.cassette).how_to_record}."
         exchange.note = text
         if self.config.save_misses is not None:

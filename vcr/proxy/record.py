@@ -20,9 +20,9 @@ from ..config import ProxyConfig
 from ..errors import UpstreamError
 from ..matching import KEY_SCHEME, key_request, short_key
 from ..record_run import CassetteRun
-from ..records import Recording, StoredRules
+from ..records import Recording, StoredRules, UnstoredAnswer
 from ..redact import screen
-from ..storable import NOT_STORED, Verdict, by_status, verdict
+from ..storable import NOT_STORED, RECORD_ERRORS, Verdict, by_status, error_type, verdict
 from ..store import RulesChanged, StoreThread
 from .decide import Forward
 from .edge import error_response, local_answer
@@ -88,16 +88,21 @@ class Recorder:
         self.store = store
         self.not_stored: Counter[str] = Counter()
         """Answers a record run passed through without storing them, by why (the summary counts them)."""
-        self.errored: dict[tuple[str, str], int] = {}
-        """(cassette, key) -> the status of the transient error it was answered by while recording, so a
-        later strict miss of it in this run can say so."""
 
     def _not_stored(self, exchange: Exchange, status: int, decided: Verdict) -> None:
         """Count an answer a record run did not store, and say why on the request's line."""
         reason = decided.reason or f"status {status}"
         self.not_stored[reason] += 1
-        self.errored[(exchange.cassette, exchange.key)] = status
-        exchange.note = NOT_STORED + reason.replace("--record-errors", self.config.record_errors_option)
+        exchange.note = NOT_STORED + reason.replace(RECORD_ERRORS, self.config.record_errors_option)
+
+    async def _note(self, exchange: Exchange, status: int, tail: bytes) -> None:
+        """Keep a note of the answer not stored (key, status, error type, when), so a strict miss of the key
+        in a later run says why it has no recording; a note that cannot be written is only a warning."""
+        note = UnstoredAnswer.now(exchange.cassette, exchange.key, status, error_type(tail[-8192:]))
+        try:
+            await self.store.note_unstored(note)
+        except Exception as error:
+            log.warning("could not note the unstored answer of %s: %s", short_key(exchange.key), error)
 
     async def forward(
         self, exchange: Exchange, how: Forward, run: CassetteRun | None
@@ -141,13 +146,16 @@ class Recorder:
                     record_errors=self.config.record_errors,
                 )
                 record = decided.store
-            if how.record and not record:
+            unstored = how.record and not record
+            if unstored:
                 self._not_stored(exchange, upstream.status, decided)
             transport = exchange.request.transport
             if relayed.end is not None and (transport is None or transport.is_closing()):
                 raise ConnectionResetError("the client hung up before the end")  # as a write would have said
             outcome = await self._save(exchange, upstream, relayed, sent_at, run) if record else "passthrough"
             await self._finish(exchange, relayed, outcome)
+            if unstored:  # after the answer has gone: the client never waits on the note
+                await self._note(exchange, upstream.status, relayed.spool.tail)
         finally:
             await upstream.release()
         if self.config.check:

@@ -13,6 +13,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from .. import eventstream, providers
 from ..catalog import display_time
 from ..excerpts import clip
 from ..headers import Headers
@@ -330,16 +331,35 @@ def request_html(body: bytes) -> str:
 
 
 def response_message(recording: Recording) -> tuple[dict[str, Any] | None, list[Any], bool]:
-    """(the Message the response carries, its SSE events, whether the stream was complete)."""
-    if is_stream(recording.response_headers, recording.response_body):
-        events = parse_sse(recording.response_body)
+    """(the Message the response carries, its SSE events, whether the stream was complete); Bedrock's binary
+    event stream is read as the Anthropic events its frames carry, numbered as the validators number them."""
+    body = recording.response_body
+    framed = eventstream.is_framed(recording.response_headers)
+    if framed:
+        body, problem = eventstream.to_sse(body)
+    if framed or is_stream(recording.response_headers, body):
+        events = parse_sse(body)
         fold = MessageFold(strict=False).feed(events)
-        return fold.finish(), events, not fold.faults
+        return fold.finish(), events, not fold.faults and not (framed and problem)
     try:
-        parsed = json.loads(recording.response_body)
+        parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None, [], True
     return (parsed if isinstance(parsed, dict) else None), [], True
+
+
+def framing_note(recording: Recording) -> str:
+    """What the viewer did with Bedrock's binary frames, and where they were damaged if they were."""
+    if not eventstream.is_framed(recording.response_headers):
+        return ""
+    decoded = eventstream.decode(recording.response_body)
+    note = (
+        f"Bedrock event stream: {len(decoded.frames):,} frames of {size(len(recording.response_body))}, "
+        "shown as the Anthropic events they carry"
+    )
+    if decoded.problem:
+        note += f' · <span class="bad">{h(decoded.problem)}</span>'
+    return f'<p class="muted framing">{note}</p>'
 
 
 MAX_DOTS = 400
@@ -429,8 +449,10 @@ def recording_page(recording: Recording, findings: Sequence[Finding], events_fro
     row = recording.row
     message, events, complete = response_message(recording)
     whole = [f for f in findings if f.index is None or not events]
+    provider = providers.provider_of(row.path)
     summary = (
-        f"{h(row.method)} {h(row.path)} · {h(row.model or '-')} · {'stream' if row.stream else 'json'} · "
+        f"{h(row.method)} {h(row.path)} · {'' if provider == 'anthropic' else h(provider) + ' '}"
+        f"{h(row.model or '-')} · {'stream' if row.stream else 'json'} · "
         f"status {row.status} · {h(display_time(row.created_at))}"
     )
     timing = ""
@@ -462,7 +484,7 @@ def recording_page(recording: Recording, findings: Sequence[Finding], events_fro
         )
     parts.append('<div class="columns"><section class="request"><h2>Request</h2>')
     parts.append(request_html(recording.request_body))
-    parts.append('</section><section class="response"><h2>Response</h2>')
+    parts.append('</section><section class="response"><h2>Response</h2>' + framing_note(recording))
     if message is not None and message.get("type", "message") == "message" and "content" in message:
         usage = message.get("usage")
         stop = message.get("stop_reason")
