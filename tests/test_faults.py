@@ -59,6 +59,16 @@ def test_a_killed_compact_leaves_the_db_whole_and_the_next_compact_clean(tmp_pat
     assert killed.leftovers == []
 
 
+@pytest.mark.parametrize("command", ["redact", "rekey"])
+def test_a_killed_redact_or_rekey_leaves_the_db_whole(tmp_path, command):
+    """Both rewrite every recording in one transaction: killed in it, the next command rolls it back."""
+    killed = faults.kill_command(tmp_path, command)
+    assert killed.caught_midway, f"the {command} finished before the kill: no hot journal was made"
+    assert killed.reopened and killed.integrity == "ok"
+    assert killed.recordings_after == killed.recordings_before
+    assert killed.leftovers == []
+
+
 # --- many writers, maintenance meanwhile ----------------------------------------------------------------
 
 

@@ -16,10 +16,12 @@ import pytest
 import zstandard
 from claude_vcr.catalog import Catalog, live_chunk_ids
 from claude_vcr.compression import BODY_CEILING, InflateLimit, decode_json, decompressor, inflate
+from claude_vcr.describe import EVENTS_SHOWN, EVENTS_TAIL
 from claude_vcr.errors import DatabaseError
 from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
 from claude_vcr.lint import lint_detail
 from claude_vcr.records import FrameOverrun
+from claude_vcr.render import BLOCK_CHARS_SHOWN
 from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
 
 from tests.support import hostile
@@ -233,15 +235,39 @@ def test_the_ui_pages_a_long_stream_and_folds_all_of_it(real_db):
     assert len(first) < 400_000
 
 
-def test_show_and_lint_of_a_long_stream_are_whole(real_db):
-    hostile.plant_long_stream(real_db, 20_000)
+def test_show_of_a_long_stream_is_bounded_and_lint_reads_all_of_it(real_db):
+    deltas = 50_000
+    hostile.plant_long_stream(real_db, deltas)
+    events = hostile.long_stream(deltas).count(b"\n\n")
     with Catalog.open(real_db) as catalog:
         key = next(r.key for r in catalog.recordings("basic") if r.stream)
     shown = hostile.run("show", key[:12], "--db", real_db)
     assert shown.returncode == 0 and "Traceback" not in shown.stderr
-    assert shown.stdout.count("content_block_delta") >= 20_000
+    hidden = events - EVENTS_SHOWN - EVENTS_TAIL
+    assert f"events ({events:,}):" in shown.stdout and f"... {hidden:,} events not shown" in shown.stdout
+    assert shown.stdout.count("content_block_delta") == EVENTS_SHOWN + EVENTS_TAIL - 5  # 3 before, 2 after
+    assert f"{events - 1:>3} message_stop" in shown.stdout
+    text = "word " * deltas
+    assert f"{len(text) - BLOCK_CHARS_SHOWN:,} more characters" in shown.stdout
+    assert len(shown.stdout) < BLOCK_CHARS_SHOWN + 100_000 and len(shown.stdout.splitlines()) < 500
+    whole = hostile.run("show", key[:12], "--db", real_db, "--json")
+    assert json.loads(whole.stdout)["response"]["blocks"][0]["text"] == text  # --json keeps the text whole
     linted = hostile.run("lint", "--db", real_db)
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_lint_still_finds_faults_deep_in_a_long_stream(real_db):
+    """Linting event by event loses nothing: a fault in its first and in its last delta is reported at each."""
+    deltas = 30_000
+    hostile.plant_long_stream(real_db, deltas)
+    with Catalog.open(real_db) as catalog:
+        detail = catalog.detail(next(r for r in catalog.recordings("basic") if r.stream).id)
+    body = detail.response_body.replace(b'"index":0,"delta"', b'"index":7,"delta"', 1)
+    late = body.rfind(b'"index":0,"delta"')
+    body = body[:late] + b'"index":9,"delta"' + body[late + len(b'"index":0,"delta"') :]
+    findings = lint_detail(dataclasses.replace(detail, response_body=body))
+    first, last = 2, deltas + 1  # message_start and content_block_start come before the first delta
+    assert {f.index for f in findings if f.severity == "error"} >= {first, last}, findings
 
 
 # --- deleting leaves no copy -----------------------------------------------------------------------------------

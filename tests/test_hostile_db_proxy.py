@@ -20,6 +20,7 @@ import pytest
 from claude_vcr.catalog import Catalog
 from claude_vcr.errors import RulesError
 from claude_vcr.matching import Replacement, nested_repeat
+from claude_vcr.proxy import offload
 from claude_vcr.store import Store
 
 from tests.support.claude_code import run_claude
@@ -215,6 +216,54 @@ def test_a_catastrophic_regex_in_a_cassettes_stored_rules_stalls_nobody(proxy, u
     code, _, answer = post(replayer.url + MESSAGES, body("word " * 40 + "!"))
     assert time.perf_counter() - started < 10  # the pattern would take years on this text
     assert code == 502 and "repeats a repetition" in json.loads(answer)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "pattern, text",
+    [(r"(\w+\s?)*$", "word " * 30 + "!"), (r"(a|aa)*$", "a" * 80 + "!"), (r"(\d|\d\d)+$", "1" * 80 + "!")],
+)
+def test_a_slow_regex_is_stopped_at_its_deadline_and_stalls_nobody(
+    proxy, upstream, db_path, monkeypatch, pattern, text
+):
+    """Stored rules' regexes run in the worker process with a deadline: the patterns the shape check misses
+    (overlapping alternatives under one repeat) are stopped there, the first one (which it catches) never runs.
+    (`(\\w|\\d)+$` is no variant: Python's `re` makes one character class of single-character branches.)"""
+    monkeypatch.setattr(offload, "RULES_SECONDS", 3.0)
+    recorder = proxy(mode="record")
+    for cassette in ("slow", "other"):
+        assert post(recorder.url + f"/c/{cassette}" + MESSAGES, body("Hello"))[0] == 200
+    recorder.stop()
+    rules = {"ignore": ["metadata"], "replace": [{"pattern": pattern, "with": "<X>"}]}
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE cassettes SET rules_json = ? WHERE name = 'slow'", [json.dumps(rules)])
+    conn.close()
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    answers: list = []
+    hostile = threading.Thread(
+        target=lambda: answers.append(post(replayer.url + "/c/slow" + MESSAGES, body(text)))
+    )
+    started = time.perf_counter()
+    hostile.start()
+    waits = []
+    while hostile.is_alive() and time.perf_counter() - started < 30:
+        before = time.perf_counter()
+        code, _, _ = post(replayer.url + "/c/other" + MESSAGES, body("Hello"))
+        assert code == 200
+        waits.append(time.perf_counter() - before)
+        time.sleep(0.05)
+    hostile.join(30)
+    ((code, _, answer),) = answers
+    message = json.loads(answer)["error"]["message"]
+    assert code == 502 and "cannot be used" in message and repr(pattern) in message
+    assert time.perf_counter() - started < 15  # the pattern would run for years on this text
+    assert max(waits, default=0) < 1.0  # the other cassette replayed all along
+    code, _, answer = post(replayer.url + "/c/slow" + MESSAGES, body("Hello again"))
+    if nested_repeat(pattern):
+        assert "repeats a repetition" in message and code == 502  # refused at load, never run
+    else:
+        assert "took over 3 s" in message and len(waits) > 5
+        assert code == 400 and "no recording" in json.loads(answer)["error"]["message"]  # a new worker keyed it
 
 
 # --- requests a web page could send ----------------------------------------------------------------------

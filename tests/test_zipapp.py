@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from claude_vcr import __version__, _bootstrap
+from claude_vcr.matching import key_request
 
 import build_zipapp
 from tests.support import REPO
@@ -442,6 +443,22 @@ def test_serve_records_then_strict_replay_gives_the_same_bytes(runner, servers, 
     assert headers.get("x-vcr-outcome") == "miss" and b"no recording" in missed
     assert replayer.stop()[0] == 0
     assert len(upstream.calls) == 1
+
+
+def test_a_large_request_is_keyed_in_the_worker_process_of_the_pyz(runner, servers, upstream, tmp_path):
+    """The worker is spawned from the pyz: it imports from the zip and loads zstandard as the pyz does."""
+    text = "a long question " * 20_000  # 320 KB: keyed, excerpted and screened in the worker process
+    recorder = runner.start(
+        "--port", "0", "--db", str(tmp_path / "vcr.db"), "--upstream", upstream.url, "--mode", "record"
+    )
+    servers.append(recorder)
+    _, headers = post(recorder.url, text, stream=False)
+    assert headers.get("x-vcr-outcome") == "recorded"
+    sent = {"model": "claude-opus-5-5", "max_tokens": 64, "stream": False}
+    sent["messages"] = [{"role": "user", "content": text}]  # what `post` sends, in its order
+    assert headers["x-vcr-key"] == key_request("POST", "/v1/messages", "", json.dumps(sent).encode()).key
+    code, output = recorder.stop()
+    assert code == 0 and "Traceback" not in output and "in a thread" not in output, output
 
 
 @pytest.fixture

@@ -356,8 +356,9 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
     """Show one recording: its request and its response decoded for a person.
 
     KEY_PREFIX is 4 or more hex digits of the key (`KEY#N` for the Nth repeat of a
-    request). Streamed responses are shown one SSE event per line, then each content
-    block with its text or tool input joined.
+    request). Streamed responses are shown one SSE event per line (of a long stream the
+    first 400 and the last 20), then each content block with its text or tool input
+    joined (up to 200,000 characters; --json and --raw give all).
 
     \b
     Example:

@@ -13,10 +13,11 @@ must not import the store's sqlite-utils) reads chunked requests the same way.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import zstandard
 
@@ -178,6 +179,29 @@ CHUNKING_MIN_BYTES = 4096
 """Smaller bodies are stored whole: a list of chunk ids would not pay for itself."""
 JSON_COMPRESS_MIN = 256
 _QUERY_BATCH = 500
+
+
+class PackedChunks(NamedTuple):
+    """A request body cut into chunks, each with its id and compressed, before it is saved: for a large body
+    the worker process does this (level-19 zstd on every chunk), and the store only writes what it lacks."""
+
+    ends: list[int]
+    """Where each chunk ends in the body."""
+    ids: list[bytes]
+    data: list[bytes]
+
+
+def pack_chunks(body: bytes) -> PackedChunks | None:
+    """The chunks `Store.save` would store for this body; None for a body stored whole."""
+    if len(body) < CHUNKING_MIN_BYTES:
+        return None
+    chunks = split_chunks(body)
+    packer = compressor(CHUNK_LEVEL)
+    return PackedChunks(
+        list(itertools.accumulate(map(len, chunks))),
+        [chunk_id(chunk) for chunk in chunks],
+        [packer.compress(chunk) for chunk in chunks],
+    )
 
 
 class MissingChunk(ValueError):

@@ -14,6 +14,8 @@ tolerantly: a stream cut short or ending in an `error` event still shows what it
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import eventstream, providers
@@ -21,7 +23,7 @@ from .errors import BadRequestBody
 from .excerpts import clip
 from .headers import Headers, for_storage
 from .matching import parse_json_body
-from .sse import MessageFold, is_stream, parse_sse
+from .sse import MessageFold, SSEEvent, is_stream, iter_body_events
 
 if TYPE_CHECKING:
     from .records import Recording
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 __all__ = ["describe", "describe_request", "describe_response"]
 
 PREVIEW_CHARS = 160
+EVENTS_SHOWN = 400
+"""A stream's first events shown one per line; past them only its last `EVENTS_TAIL` (the count says how many
+were left out): a valid stream of a million deltas is 120 MB, and `show` must stay small and quick."""
+EVENTS_TAIL = 20
 
 
 def _content_preview(content: Any) -> str:
@@ -140,6 +146,10 @@ def _event_line(payload: Any, event: str | None) -> str:
     return f"{kind} {clip(json.dumps(payload), 120)}"
 
 
+def _sse_line(event: SSEEvent) -> str:
+    return _event_line(event.parsed if event.parsed is not None else event.data, event.event)
+
+
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Each content block with its text or tool input joined, as the SDKs hand it over."""
     shown: list[dict[str, Any]] = []
@@ -177,13 +187,26 @@ def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, A
     if framed:  # Bedrock's binary frames: shown as the Anthropic events they carry
         body, summary["frame_problem"] = eventstream.to_sse(body)
     if framed or is_stream(headers, body):
-        events = parse_sse(body)
-        summary["kind"] = "sse"
-        summary["events"] = [
-            _event_line(e.parsed if e.parsed is not None else e.data, e.event) for e in events
-        ]
-        fold = MessageFold(strict=False).feed(events)
+        shown: list[str] = []
+        tail: deque[SSEEvent] = deque(maxlen=EVENTS_TAIL)
+        total = 0
+
+        def counted(events: Iterator[SSEEvent]) -> Iterator[SSEEvent]:
+            nonlocal total
+            for event in events:  # one at a time: neither the events nor their lines are all kept
+                total += 1
+                if len(shown) < EVENTS_SHOWN:
+                    shown.append(_sse_line(event))
+                else:
+                    tail.append(event)
+                yield event
+
+        fold = MessageFold(strict=False).feed(counted(iter_body_events(body)))
         message = fold.finish()
+        summary["kind"] = "sse"
+        summary["events"] = shown
+        summary["events_total"] = total
+        summary["events_tail"] = [_sse_line(event) for event in tail]
         summary["complete"] = not fold.faults  # cut short or ending in an error: shown as far as it goes
         summary.update(_message_summary(message))
         return summary

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .claude_code import cut_reminders, shown_text
 from .secrets import redact
@@ -26,6 +26,13 @@ def clip(text: str, limit: int) -> str:
 
 PROMPT_EXCERPT_CHARS = 60
 """How much of the last user message `list` and the viewer show: the first words, enough to tell turns apart."""
+
+
+class Excerpt(NamedTuple):
+    """A request's prompt excerpt worked out before saving (for a large body, in a child process); `text` is
+    None for a body that is no Messages request."""
+
+    text: str | None
 
 
 def prompt_excerpt(body: bytes) -> str | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from . import claude_code, providers
@@ -446,16 +446,40 @@ class KeyedRequest:
         normalised: Any = _UNSET,
         wants_stream: bool | None = None,
         path: str = "",
+        model: Any = _UNSET,
+        fingerprints: Any = _UNSET,
     ) -> None:
         self.key = key
         self._body = body
         self._path = path
         self._rules = rules or Rules()
-        for name, value in (("parsed", parsed), ("normalised", normalised)):
+        for name, value in (
+            ("parsed", parsed),
+            ("normalised", normalised),
+            ("model", model),
+            ("fingerprints", fingerprints),
+        ):
             if value is not _UNSET:
                 self.__dict__[name] = value
         if wants_stream is not None:
             self.__dict__["wants_stream"] = wants_stream
+
+    @classmethod
+    def from_facts(cls, facts: KeyFacts, body: bytes, rules: Rules, path: str) -> KeyedRequest:
+        """A request keyed elsewhere (another process): its facts given, its JSON parsed again only if asked."""
+        return cls(
+            facts.key,
+            body,
+            rules,
+            wants_stream=facts.wants_stream,
+            path=path,
+            model=facts.model,
+            fingerprints=facts.fingerprints,
+        )
+
+    def facts(self) -> KeyFacts:
+        """What recording needs of a keyed request, small enough to send from another process."""
+        return KeyFacts(self.key, self.wants_stream, self.model, self.fingerprints)
 
     @cached_property
     def parsed(self) -> Any:
@@ -474,7 +498,7 @@ class KeyedRequest:
             return by_path
         return isinstance(self.parsed, dict) and self.parsed.get("stream") is True
 
-    @property
+    @cached_property
     def model(self) -> str | None:
         """The Messages-style `model`, or the model id a Bedrock or Vertex path names, for the metadata columns."""
         model = self.parsed.get("model") if isinstance(self.parsed, dict) else None
@@ -483,6 +507,20 @@ class KeyedRequest:
     @cached_property
     def fingerprints(self) -> dict[str, str]:
         return {} if self.normalised is None else fingerprint(self.normalised)
+
+
+class KeyFacts(NamedTuple):
+    """A keyed request's key and what a recording stores beside it (`KeyedRequest.facts`)."""
+
+    key: str
+    wants_stream: bool
+    model: str | None
+    fingerprints: dict[str, str]
+
+
+def key_facts(method: str, path: str, query: str, body: bytes, rules: Rules) -> KeyFacts:
+    """`key_request`'s facts without the parsed body: what a child process keying a large body sends back."""
+    return key_request(method, path, query, body, rules).facts()
 
 
 def key_request(method: str, path: str, query: str, body: bytes, rules: Rules | None = None) -> KeyedRequest:

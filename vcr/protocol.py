@@ -24,6 +24,7 @@ from .sse import (
     SSEEvent,
     SSEParser,
     is_stream,
+    iter_body_events,
     media_type,
 )
 
@@ -481,7 +482,10 @@ class _Block:
     position: int
     """Where the block sits in the folded message's content."""
     block: dict[str, Any]
-    deltas: list[str] = field(default_factory=list)
+    deltas: int = 0
+    """How many deltas it got: counted, never kept (a valid stream may bring a million)."""
+    signatures: int = 0
+    last_delta: str | None = None
     json_ok: bool = True
     stopped: bool = False
 
@@ -665,11 +669,13 @@ class _StreamChecker:
         if block_type in KNOWN_BLOCK_TYPES and block_type not in DELTA_BLOCKS[delta_type]:
             self.out.error("B1", index, f"{delta_type} sent to a {block_type} block")
             return
-        if delta_type == "thinking_delta" and "signature_delta" in target.deltas:
+        if delta_type == "thinking_delta" and target.signatures:
             self.out.warning(
                 "B9", index, "thinking continues after signature_delta; start a new thinking block"
             )
-        target.deltas.append(delta_type)
+        target.deltas += 1
+        target.signatures += delta_type == "signature_delta"
+        target.last_delta = delta_type
         self.fold.delta(target.position, delta)
 
     def content_block_stop(self, index: int, payload: dict[str, Any]) -> None:
@@ -694,11 +700,11 @@ class _StreamChecker:
     def _check_signature(self, index: int, block: _Block) -> None:
         """B8: one non-empty signature_delta, right before the stop; replaying without it is a 400."""
         severity: Severity = "warning" if self.ctx.translated else "error"
-        count = block.deltas.count("signature_delta")
+        count = block.signatures
         if count != 1:
             problem = f"{count} signature_delta events, expected exactly 1"
-        elif block.deltas[-1] != "signature_delta":
-            problem = f"last delta is {block.deltas[-1]}, not signature_delta"
+        elif block.last_delta != "signature_delta":
+            problem = f"last delta is {block.last_delta}, not signature_delta"
         elif not block.block.get("signature"):
             problem = "signature is empty"
         else:
@@ -863,19 +869,20 @@ def validate_stream(
         return validate_error_response(status, body, headers)
     ctx = _Context(request, _betas(request_headers), translated)
     parser = SSEParser()
-    events = parser.feed(bytes(body)) + parser.close()
     checker = _StreamChecker(ctx)
     out = checker.out
     if headers is not None:
         _check_stream_content_type(out, request, _lower_headers(headers))
         out.items.extend(validate_headers(headers, status))
-    if parser.comments:
-        out.info("F3", None, f"{len(parser.comments)} SSE comment line(s) (allowed; ignored by SDKs)")
-    for index, event in enumerate(events):
+    comments_at = len(out.items)
+    for index, event in enumerate(iter_body_events(bytes(body), parser)):  # never all held at once
         late = checker.after_stop(index, event)
         kind = checker.frame(index, event)
         if kind is not None and not late:
             checker.event(index, kind, event.parsed)
+    if parser.comments:
+        said = f"{len(parser.comments)} SSE comment line(s) (allowed; ignored by SDKs)"
+        out.items.insert(comments_at, Finding("F3", "info", None, said))
     checker.finish()
     return out.items
 

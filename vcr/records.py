@@ -33,7 +33,7 @@ from .compression import (
     encode_json,
 )
 from .errors import DatabaseError
-from .excerpts import prompt_excerpt
+from .excerpts import Excerpt, prompt_excerpt
 from .headers import Headers
 from .matching import Rules, raw_hash, short_key
 
@@ -231,10 +231,12 @@ _PLACED = frozenset({"id", "cassette_id", "cassette_name", "key", "ordinal", "re
 """Columns that say where a row is or how its request is packed, never carried in `extra`."""
 
 
-def encode(recording: Recording, compressor: Any, table_columns: Collection[str]) -> dict[str, Any]:
+def encode(
+    recording: Recording, compressor: Any, table_columns: Collection[str], excerpt: Excerpt | None = None
+) -> dict[str, Any]:
     """The `recordings` row of a recording but `cassette_id` and the request body, which the store packs
     into chunks (`request_codec`, `request_body`) inside its transaction; `extra` fills the columns of
-    `table_columns` this version does not name."""
+    `table_columns` this version does not name. `excerpt`: the request's, when already worked out."""
     columns: dict[str, Any] = {
         "key": recording.key,
         "ordinal": recording.ordinal,
@@ -259,7 +261,7 @@ def encode(recording: Recording, compressor: Any, table_columns: Collection[str]
         "fingerprints": None
         if recording.fingerprints is None
         else encode_json(recording.fingerprints, compressor),
-        "prompt_excerpt": prompt_excerpt(recording.request_body),
+        "prompt_excerpt": (excerpt or Excerpt(prompt_excerpt(recording.request_body))).text,
         "raw_hash": recording.raw_hash or raw_hash(recording.method, recording.path, recording.request_body),
         "meta": None
         if recording.meta is None

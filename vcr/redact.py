@@ -24,6 +24,7 @@ from .untrusted import printable_line
 if TYPE_CHECKING:
     from .catalog import Catalog
     from .records import Recording
+    from .request_scan import RequestScan
     from .store import Store
 
 
@@ -62,11 +63,15 @@ SCREEN_LIMIT = 64 * 1024 * 1024
 left to `scan`."""
 
 
-def screen(recording: Recording, *, redact: bool = False) -> Screened:
+def screen(recording: Recording, *, redact: bool = False, request: RequestScan | None = None) -> Screened:
     """Look for secrets in a recording's bodies; with `redact`, replace them in the recording (its key does
-    not change: keys are computed on the redacted form)."""
+    not change: keys are computed on the redacted form). `request`: the request body's scan, when already
+    made (off this process, for a large body)."""
     screened = Screened()
-    request, found = redact_bytes(recording.request_body)
+    if request is None:
+        request_body, found = redact_bytes(recording.request_body)
+    else:
+        request_body, found = request.redacted or recording.request_body, request.found
     screened.kinds.update(secret.kind for secret in found)
     body: bytes | None = recording.response_body
     if recording.response_frame is not None:
@@ -83,8 +88,8 @@ def screen(recording: Recording, *, redact: bool = False) -> Screened:
             response = eventstream.from_sse(response)
     screened.kinds.update(secret.kind for secret in found_response)
     if redact and screened:
-        if request != recording.request_body:
-            recording.request_body = request
+        if request_body != recording.request_body:
+            recording.request_body = request_body
             recording.raw_hash = None  # worked out again on save, from the stored bytes
         if found_response:
             recording.response_body = response

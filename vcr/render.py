@@ -194,8 +194,13 @@ def show_text(info: dict[str, Any]) -> str:
         complete = "" if response.get("complete") else " (the stream does not fold into a whole message)"
         if response.get("frame_problem"):
             complete += f" (event-stream frames: {response['frame_problem']})"
-        lines.append(f"  events ({len(response['events'])}){complete}:")
-        lines += [f"    {i:>3} {line}" for i, line in enumerate(response["events"])]
+        events, tail = response["events"], response.get("events_tail", [])
+        total = response.get("events_total", len(events))
+        lines.append(f"  events ({total:,}){complete}:")
+        lines += [f"    {i:>3} {line}" for i, line in enumerate(events)]
+        if total > len(events) + len(tail):
+            lines.append(f"    ... {total - len(events) - len(tail):,} events not shown (`show --raw` has them all)")
+        lines += [f"    {total - len(tail) + i:>3} {line}" for i, line in enumerate(tail)]
     elif response.get("kind") == "json" and "blocks" not in response:
         lines.append("  body:")
         lines += [
@@ -212,22 +217,33 @@ def show_text(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+BLOCK_CHARS_SHOWN = 200_000
+"""A block's text in `show` up to this length (about 50,000 tokens, past any real answer's); a valid stream of
+a million deltas joins 5 MB of it, and `--json` or `--raw` give it whole."""
+
+
+def _clipped(text: Any) -> str:
+    text = str(text)
+    if len(text) <= BLOCK_CHARS_SHOWN:
+        return text
+    return f"{text[:BLOCK_CHARS_SHOWN]} ... ({len(text) - BLOCK_CHARS_SHOWN:,} more characters: `show --json`)"
+
+
 def _block_line(block: dict[str, Any]) -> str:
     """`[0] tool_use get_weather (toolu_1): {"city": "Paris"}`: one content block with its joined content."""
     head = f"    [{block['index']}] {block['type']}"
     if "name" in block:
         head += f" {block['name']} ({block.get('id')})"
-    if "text" in block:
-        return f"{head}: {block['text']}"
-    if "thinking" in block:
-        return f"{head}: {block['thinking']}"
+    for name in ("text", "thinking"):
+        if name in block:
+            return f"{head}: {_clipped(block[name])}"
     if "input" in block:
         shown = (
             block["input"]
             if isinstance(block["input"], str)
             else json.dumps(block["input"], ensure_ascii=False)
         )
-        return f"{head}: {shown}"
+        return f"{head}: {_clipped(shown)}"
     return head
 
 

@@ -182,6 +182,20 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
     yield from parser.close()
 
 
+BODY_SLICE = 1024 * 1024
+"""How much of a stored body `iter_body_events` hands the parser at a time."""
+
+
+def iter_body_events(body: bytes, parser: SSEParser | None = None) -> Iterator[SSEEvent]:
+    """The events of a complete SSE body one at a time, parsed a slice at a time: a stream of a million
+    events is never held as a million event objects (`parse_sse` is for bodies known to be small). Pass
+    `parser` to read what it gathers on the way (its comments)."""
+    parser = parser or SSEParser()
+    for start in range(0, len(body), BODY_SLICE):
+        yield from parser.feed(body[start : start + BODY_SLICE])
+    yield from parser.close()
+
+
 def _dumps(value: Any) -> str:
     """JSON as Anthropic writes it on the wire: no spaces, UTF-8 left unescaped."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -250,6 +264,38 @@ DELTA_MESSAGE_FIELDS = ("context_management", "input_transformations")
 """Top-level message_delta fields that replace the message's own when not null."""
 
 
+PIECES_JOINED = 4096
+"""Deltas a fold keeps as separate strings before joining them: a million one-word deltas would otherwise be
+a million string objects (50 MB) until the fold is read."""
+
+
+class _Pieces:
+    """A block's text as its deltas bring it: joined every `PIECES_JOINED` deltas (memory), whole only when
+    the fold is read (time: never a join per delta)."""
+
+    __slots__ = ("joined", "fresh")
+
+    def __init__(self) -> None:
+        self.joined: list[str] = []
+        self.fresh: list[str] = []
+
+    def add(self, value: str) -> None:
+        self.fresh.append(value)
+        if len(self.fresh) == PIECES_JOINED:
+            self.joined.append("".join(self.fresh))
+            self.fresh = []
+
+    def text(self) -> str:
+        return "".join(self.joined) + "".join(self.fresh)
+
+
+def _pieces_of(where: dict[Any, _Pieces], key: Any) -> _Pieces:
+    found = where.get(key)
+    if found is None:
+        found = where[key] = _Pieces()
+    return found
+
+
 class MessageFold:
     """A stream folded into the Message it stands for, event by event, equal to the official Python SDK's beta
     `accumulate_event` (tests/test_fold_sdk.py checks it against the installed SDK, field for field).
@@ -271,11 +317,11 @@ class MessageFold:
         """Whether `message_start` has arrived."""
         self._message: dict[str, Any] = {"content": []}
         self._json_text: dict[int, str] = {}
-        self._pieces: dict[tuple[int, str], list[str]] = {}
+        self._pieces: dict[tuple[int, str], _Pieces] = {}
         """Text and thinking deltas not yet joined into their block, by (position, field): joined once when
         the fold is read, so a stream of a million deltas folds in linear time (appending to a string a dict
         holds copies it every time)."""
-        self._json_pieces: dict[int, list[str]] = {}
+        self._json_pieces: dict[int, _Pieces] = {}
         self.incomplete_input: set[int] = set()
         """Positions of tool blocks whose joined JSON is not a whole value (cut short or invalid)."""
         self.error: Any = None
@@ -304,7 +350,7 @@ class MessageFold:
     def json_text(self) -> dict[int, str]:
         """The joined `partial_json` of each tool block, by its position in the content."""
         for index, pieces in self._json_pieces.items():
-            self._json_text[index] = self._json_text.get(index, "") + "".join(pieces)
+            self._json_text[index] = self._json_text.get(index, "") + pieces.text()
         self._json_pieces = {}
         return self._json_text
 
@@ -314,7 +360,7 @@ class MessageFold:
         content = self._message["content"]
         for (index, name), pieces in self._pieces.items():
             block = content[index]
-            block[name] = (block.get(name) or "") + "".join(pieces)
+            block[name] = (block.get(name) or "") + pieces.text()
         self._pieces = {}
 
     def feed(self, events: Iterable[dict[str, Any] | SSEEvent]) -> MessageFold:
@@ -384,7 +430,7 @@ class MessageFold:
         if block.get("type") not in block_types or not isinstance(value, expected):
             return
         if delta_type == "input_json_delta":
-            self._json_pieces.setdefault(index, []).append(value)
+            _pieces_of(self._json_pieces, index).add(value)
         elif delta_type == "citations_delta":
             citations = block.get("citations")
             if not isinstance(citations, list):
@@ -396,7 +442,7 @@ class MessageFold:
             block["content"] = value  # the SDK replaces both, each None when the delta lacks it
             block["encrypted_content"] = copy.deepcopy(delta.get("encrypted_content"))
         else:
-            self._pieces.setdefault((index, name), []).append(value)
+            _pieces_of(self._pieces, (index, name)).add(value)
 
     def message_delta(self, payload: dict[str, Any]) -> None:
         """Stop fields and usage from a message_delta, as the SDK sets them: stop_reason, stop_sequence and

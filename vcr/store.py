@@ -23,6 +23,7 @@ from .compression import (
     CHUNKED_CODEC,
     CHUNKING_MIN_BYTES,
     WHOLE_CODEC,
+    PackedChunks,
     chunk_id,
     compressor,
     decompressor,
@@ -32,6 +33,7 @@ from .compression import (
     split_chunks,
 )
 from .errors import ClaudeVCRError, DatabaseError, NoDatabase, NotFound
+from .excerpts import Excerpt
 from .records import UNSTORED_COLUMNS, Recording, StoredRules, UnstoredAnswer, encode, utc_now
 from .schema import (
     BUSY_TIMEOUT_MS,
@@ -166,12 +168,16 @@ class Store:
         keep_since: str | None = None,
         rules_json: str | None = None,
         append: bool = False,
+        excerpt: Excerpt | None = None,
+        chunks: PackedChunks | None = None,
     ) -> Recording:
         """Store a complete exchange in one transaction; a newer one of the same key and ordinal wins.
         `keep_since` (a record run's start): a recording of the same key and ordinal made since then by
         another run is kept, and this one takes the key's next ordinal. `rules_json` (the rules the key was
         made with): when the cassette's stored rules are others now (a `rekey` ran), `RulesChanged`.
-        `append`: after the key's last ordinal, replacing nothing."""
+        `append`: after the key's last ordinal, replacing nothing. `excerpt`: the request's prompt excerpt,
+        and `chunks` its chunks cut and compressed, when already worked out (off this thread, for a large
+        body)."""
         with self.writing():
             cassette_id = self._cassette_id(recording.cassette, create=True)
             if rules_json is not None:
@@ -194,8 +200,8 @@ class Store:
                 ).fetchone()
                 if taken is not None and taken[0]:
                     recording.ordinal = taken[1] + 1  # another run's, made while this one ran: both kept
-            columns = encode(recording, self._compressor, self._columns)
-            codec, packed, new_chunk_bytes = self._store_request(recording.request_body)
+            columns = encode(recording, self._compressor, self._columns, excerpt)
+            codec, packed, new_chunk_bytes = self._store_request(recording.request_body, chunks)
             recording.stored_size = len(packed) + new_chunk_bytes + len(columns["response_body"])
             columns.update(request_codec=codec, request_body=packed, stored_size=recording.stored_size)
             columns["cassette_id"] = cassette_id
@@ -217,20 +223,25 @@ class Store:
         recording.id = cursor.lastrowid
         return recording
 
-    def _store_request(self, body: bytes) -> tuple[str, bytes, int]:
-        """(codec, stored form, bytes of new chunks): large bodies become chunk ids, each chunk stored once."""
+    def _store_request(self, body: bytes, packed: PackedChunks | None = None) -> tuple[str, bytes, int]:
+        """(codec, stored form, bytes of new chunks): large bodies become chunk ids, each chunk stored once.
+        `packed`: the body's chunks already cut and compressed (`compression.pack_chunks`)."""
         if len(body) < CHUNKING_MIN_BYTES:
             return WHOLE_CODEC, self._compressor.compress(body), 0
-        chunks = split_chunks(body)
-        ids = [chunk_id(chunk) for chunk in chunks]
+        if packed is None:
+            chunks = split_chunks(body)
+            ids = [chunk_id(chunk) for chunk in chunks]
+        else:
+            chunks = [body[start:end] for start, end in zip([0, *packed.ends], packed.ends, strict=False)]
+            ids = packed.ids
         stored = fetch_chunks(self._conn, ids)
         added = 0
-        for identifier, chunk in zip(ids, chunks, strict=True):
+        for number, (identifier, chunk) in enumerate(zip(ids, chunks, strict=True)):
             if identifier in stored:
                 if self._decompressor.decompress(stored[identifier]) != chunk:  # a 64-bit id collision
                     return WHOLE_CODEC, self._compressor.compress(body), 0
                 continue
-            data = self._chunk_compressor.compress(chunk)
+            data = self._chunk_compressor.compress(chunk) if packed is None else packed.data[number]
             self._conn.execute("INSERT INTO chunks (id, data) VALUES (?, ?)", [identifier, data])
             stored[identifier] = data
             added += len(data)

@@ -1,6 +1,6 @@
 """Benchmark (not a test): what a hostile vcr.db or .mitm dump costs each command (issue 23).
 
-    python3 tests/benchmarks/bench_hostile.py [--deltas 80000,320000,1000000] [--workdir DIR]
+    python3 tests/benchmarks/bench_hostile.py [--deltas 80000,320000,1000000] [--workdir DIR] [--streams-only]
 
 Every case runs in a process of its own, as a user runs it; its peak memory is that process's own
 (`os.wait4` rusage ru_maxrss for a command, /proc/PID/status VmHWM for `serve`, read just before it stops).
@@ -40,18 +40,26 @@ def command(*args: str | Path) -> tuple[int, float, float, str]:
     """(exit status, peak RSS MB, seconds, last line of stderr) of one claude-vcr command. The peak comes
     from GNU time, a small process between us and the command: a child's ru_maxrss starts from its parent's
     size at fork, so this process (which built the bombs) must not be that parent."""
+    code, peak, seconds, last, _ = output_of(*args)
+    return code, peak, seconds, last
+
+
+def output_of(*args: str | Path) -> tuple[int, float, float, str, int]:
+    """`command`, and how many bytes the command printed."""
     started = time.perf_counter()
-    result = subprocess.run(
-        [TIME, "-f", "MAXRSS %M", sys.executable, "-m", "claude_vcr", *map(str, args)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-    )
+    with tempfile.TemporaryFile() as out:
+        result = subprocess.run(
+            [TIME, "-f", "MAXRSS %M", sys.executable, "-m", "claude_vcr", *map(str, args)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        printed = out.seek(0, 2)
     lines = result.stderr.strip().splitlines()
     peak = int(lines[-1].split()[-1]) / 1024 if lines and lines[-1].startswith("MAXRSS") else float("nan")
     messages = [line for line in lines if not line.startswith(("MAXRSS", "Command exited"))]
-    return result.returncode, peak, time.perf_counter() - started, (messages or [""])[-1]
+    return result.returncode, peak, time.perf_counter() - started, (messages or [""])[-1], printed
 
 
 def base_db(path: Path) -> tuple[bytes, bytes]:
@@ -197,9 +205,10 @@ def stream_rows(workdir: Path, deltas: list[int]) -> list[str]:
             key = next(r.key for r in catalog.recordings("bulk") if r.stream)
         size = len(hostile.long_stream(count)) / MB
         for name, args in (("show", ["show", key[:12], "--db", db]), ("lint", ["lint", "--db", db])):
-            code, peak, seconds, _ = command(*args)
+            code, peak, seconds, _, printed = output_of(*args)
             rows.append(
-                f"| {count:,} deltas ({size:,.0f} MB) | {name} | {code} | {peak:,.0f} | {seconds:,.1f} |"
+                f"| {count:,} deltas ({size:,.0f} MB) | {name} | {code} | {peak:,.0f} | {seconds:,.1f} "
+                f"| {printed:,} |"
             )
     return rows
 
@@ -208,17 +217,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deltas", default="80000,320000,1000000")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--streams-only", action="store_true", help="only the long valid streams")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        print("| hostile input | command | exit/status | peak RSS MB | ms | outcome |")
+        if not args.streams_only:
+            print("| hostile input | command | exit/status | peak RSS MB | ms | outcome |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for row in bomb_rows(workdir):
+                print(row, flush=True)
+            print()
+        print("| valid long stream | command | exit | peak RSS MB | seconds | bytes printed |")
         print("| --- | --- | --- | --- | --- | --- |")
-        for row in bomb_rows(workdir):
-            print(row, flush=True)
-        print()
-        print("| valid long stream | command | exit | peak RSS MB | seconds |")
-        print("| --- | --- | --- | --- | --- |")
         for row in stream_rows(workdir, [int(n) for n in args.deltas.split(",") if n]):
             print(row, flush=True)
     finally:

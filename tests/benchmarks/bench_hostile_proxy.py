@@ -1,9 +1,11 @@
 """How long an unrelated request waits while the proxy handles a hostile one: a 2.9 MB body of 45,000 text
 blocks (slow to key), and a cassette whose stored rules hold a catastrophic regex `(\\w+\\s?)*$`.
 
-Run alone: `python3 tests/benchmarks/bench_hostile_proxy.py` (a `serve` subprocess in auto mode, a scripted
-upstream on 127.0.0.1, one thread sending hostile requests while another times small replays; target: the
-unrelated request's worst wait under 100 ms).
+Run alone: `python3 tests/benchmarks/bench_hostile_proxy.py [--rounds N] [--baseline DIR]` (a `serve`
+subprocess in replay mode with `--fallback fallback`: the unrelated request replays, each hostile one is new
+and recorded; a scripted upstream on 127.0.0.1, one thread sending hostile requests while another
+times small replays; target: the unrelated request's wait under 100 ms). `--baseline DIR` measures another
+version too (DIR holds its `claude_vcr` package, e.g. main's `vcr/` linked as `DIR/claude_vcr`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,22 +69,28 @@ def small(text: str) -> bytes:
     ).encode()
 
 
-def large(number: int) -> bytes:
-    blocks = [{"type": "text", "text": f"block {i} of request {number}: lorem ipsum"} for i in range(BLOCKS)]
+def large(number: int, run: str = "") -> bytes:
+    blocks = [{"type": "text", "text": f"block {i} of request {number}{run}: lorem ipsum"} for i in range(BLOCKS)]
     return json.dumps(
         {"model": "claude-opus-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": blocks}]}
     ).encode()
 
 
-def waits(url: str, hostile: list[tuple[str, bytes]] | None) -> tuple[list[float], list[float]]:
-    """(the unrelated request's latencies in ms, the hostile requests' own) over `SECONDS`."""
+Hostile = Callable[[int], tuple[str, bytes]]
+"""The n-th hostile request: (path, body)."""
+
+
+def waits(url: str, hostile: Hostile | None, recorded: bool = False) -> tuple[list[float], list[float]]:
+    """(the unrelated request's latencies in ms, the hostile requests' own) over `SECONDS`. The unrelated
+    request is a replay of a recorded one; with `recorded`, a new question each time (recorded: it waits for
+    the one store thread too)."""
     stop = threading.Event()
     hostile_times: list[float] = []
 
     def attack() -> None:
         number = 0
         while hostile and not stop.is_set():
-            path, payload = hostile[number % len(hostile)]
+            path, payload = hostile(number)
             hostile_times.append(post(url + path, payload)[1])
             number += 1
 
@@ -91,7 +100,8 @@ def waits(url: str, hostile: list[tuple[str, bytes]] | None) -> tuple[list[float
     latencies = []
     deadline = time.perf_counter() + SECONDS
     while time.perf_counter() < deadline:
-        status, elapsed = post(url + "/v1/messages", small("the unrelated question"))
+        question = f"unrelated question {len(latencies)}" if recorded else "the unrelated question"
+        status, elapsed = post(url + "/v1/messages", small(question))
         assert status == 200, status
         latencies.append(elapsed)
         time.sleep(0.02)
@@ -100,59 +110,133 @@ def waits(url: str, hostile: list[tuple[str, bytes]] | None) -> tuple[list[float
     return latencies, hostile_times
 
 
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
 def line(name: str, latencies: list[float], hostile: list[float]) -> str:
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     own = f"; each hostile request {statistics.median(hostile):.0f} ms (n={len(hostile)})" if hostile else ""
     return (
-        f"| {name} | {statistics.median(latencies):.1f} | {p99:.1f} | {max(latencies):.1f} | {len(latencies)} |"
-        f" {own.lstrip('; ') or '-'} |"
+        f"| {name} | {statistics.median(latencies):.1f} | {percentile(latencies, 0.99):.1f} | {max(latencies):.1f} |"
+        f" {len(latencies)} | {own.lstrip('; ') or '-'} |"
     )
 
 
+SCENARIOS = (
+    "nothing else",
+    f"2.9 MB bodies ({BLOCKS:,} blocks) recorded",
+    "catastrophic regex in stored rules",
+    "2.9 MB bodies recorded; the unrelated request recorded too",
+    "slow regex `(a|aa)*$` in stored rules (passes the load-time check)",
+)
+DEADLINE_SCENARIO = SCENARIOS[-1]
+"""Not run against a baseline without the deadline: its regex would hold the event loop for years."""
+
+
+def measure(upstream_port: int, code: Path | None) -> dict[str, tuple[list[float], list[float]]]:
+    """Each scenario's latencies against a `serve` of this checkout, or of the code under `code` (a folder
+    holding a `claude_vcr` package: another version, for a comparison in the same run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "vcr.db"
+        server = ServeProcess(
+            [
+                "--port",
+                "0",
+                "--mode",
+                "replay",
+                "--fallback",
+                "fallback",  # a repeat replays (the last take), a new request is recorded
+                "--db",
+                str(db),
+                "--upstream",
+                f"http://127.0.0.1:{upstream_port}",
+            ],
+            cwd=Path(tmp),
+            env={"PYTHONPATH": str(code)} if code else None,
+        )
+        try:
+            url = server.url
+            assert post(url + "/v1/messages", small("the unrelated question"))[0] == 200
+            assert post(url + "/c/regex/v1/messages", small("seed the regex cassette"))[0] == 200
+            assert post(url + "/c/slowregex/v1/messages", small("seed the regex cassette"))[0] == 200
+            conn = sqlite3.connect(db)
+            with conn:
+                for name, pattern in (("regex", r"(\w+\s?)*$"), ("slowregex", r"(a|aa)*$")):
+                    rules = {"ignore": ["metadata"], "replace": [{"pattern": pattern, "with": "<X>"}]}
+                    conn.execute("UPDATE cassettes SET rules_json = ? WHERE name = ?", [json.dumps(rules), name])
+            conn.close()
+            drain = threading.Thread(target=lambda: [server.readline() for _ in iter(int, 1)], daemon=True)
+            drain.start()  # the request log must not fill the pipe
+            run = f"{time.time_ns()}"  # every hostile body new, so each is keyed and recorded
+
+            def bodies(number: int) -> tuple[str, bytes]:
+                return "/c/large/v1/messages", large(number, run)
+
+            def regex(number: int) -> tuple[str, bytes]:
+                return "/c/regex/v1/messages", small("word " * 30 + "!")
+
+            def slow_regex(number: int) -> tuple[str, bytes]:
+                return "/c/slowregex/v1/messages", small("a" * (80 + number) + "!")
+
+            measured = [
+                waits(url, None),
+                waits(url, bodies),
+                waits(url, regex),
+                waits(url, bodies, recorded=True),
+            ]
+            if code is None:
+                measured.append(waits(url, slow_regex))
+            return dict(zip(SCENARIOS, measured, strict=False))
+        finally:
+            server.process.terminate()
+            server.process.wait(timeout=30)
+
+
 def main() -> None:
+    """`--rounds N` (default 1); `--baseline DIR` also measures the code in DIR, round by round alternating
+    which goes first, and prints both with the ratio of their medians and p99s."""
+    args = sys.argv[1:]
+    rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 1
+    baseline = Path(args[args.index("--baseline") + 1]) if "--baseline" in args else None
     port = free_port()
     upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port)])
     assert wait_listening(port, time.monotonic() + 30)
+    versions: dict[str, Path | None] = {"this checkout": None}
+    if baseline is not None:
+        versions["baseline"] = baseline
+    results: dict[str, list[dict[str, tuple[list[float], list[float]]]]] = {name: [] for name in versions}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "vcr.db"
-            server = ServeProcess(
-                ["--port", "0", "--mode", "auto", "--db", str(db), "--upstream", f"http://127.0.0.1:{port}"],
-                cwd=Path(tmp),
-            )
-            try:
-                url = server.url
-                assert post(url + "/v1/messages", small("the unrelated question"))[0] == 200
-                assert post(url + "/c/regex/v1/messages", small("seed the regex cassette"))[0] == 200
-                conn = sqlite3.connect(db)
-                with conn:
-                    rules = {"ignore": ["metadata"], "replace": [{"pattern": r"(\w+\s?)*$", "with": "<X>"}]}
-                    conn.execute(
-                        "UPDATE cassettes SET rules_json = ? WHERE name = 'regex'", [json.dumps(rules)]
-                    )
-                conn.close()
-                drain = threading.Thread(
-                    target=lambda: [server.readline() for _ in iter(int, 1)], daemon=True
-                )
-                drain.start()  # the request log must not fill the pipe
-                bodies = [("/c/large/v1/messages", large(n)) for n in range(4)]
-                regex = [("/c/regex/v1/messages", small("word " * 30 + "!"))]
-                rows = [
-                    line("nothing else", *waits(url, None)),
-                    line(f"2.9 MB bodies ({BLOCKS:,} blocks) recorded", *waits(url, bodies)),
-                    line("catastrophic regex in stored rules", *waits(url, regex)),
-                ]
-            finally:
-                server.process.terminate()
-                server.process.wait(timeout=30)
+        for number in range(rounds):
+            order = list(versions) if number % 2 == 0 else list(reversed(versions))
+            for name in order:
+                results[name].append(measure(port, versions[name]))
+                print(f"round {number + 1}/{rounds}: {name} measured", file=sys.stderr, flush=True)
     finally:
         upstream.terminate()
         upstream.wait(timeout=30)
-    print(f"body size: {len(large(0)):,} bytes; {SECONDS:g} s each; a small replay every 20 ms")
-    print("| beside | median ms | p99 ms | max ms | requests | hostile |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print(
+        f"body size: {len(large(0)):,} bytes; {SECONDS:g} s each; a small replay every 20 ms; {rounds} round(s)"
+    )
+    for name in versions:
+        print(f"\n{name}, every round:\n")
+        print("| beside | median ms | p99 ms | max ms | requests | hostile |")
+        print("|---|---|---|---|---|---|")
+        for scenario in SCENARIOS:
+            for measured in results[name]:
+                if scenario in measured:
+                    print(line(scenario, *measured[scenario]))
+    if baseline is not None:
+        print("\nmedian over rounds of each round's median and p99 (ms), this checkout vs baseline:\n")
+        print("| beside | median | baseline median | ratio | p99 | baseline p99 | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for scenario in SCENARIOS[:-1]:
+            ours = [statistics.median(r[scenario][0]) for r in results["this checkout"]]
+            theirs = [statistics.median(r[scenario][0]) for r in results["baseline"]]
+            ours99 = [percentile(r[scenario][0], 0.99) for r in results["this checkout"]]
+            theirs99 = [percentile(r[scenario][0], 0.99) for r in results["baseline"]]
+            m, bm, p, bp = (statistics.median(v) for v in (ours, theirs, ours99, theirs99))
+            print(f"| {scenario} | {m:.1f} | {bm:.1f} | {m / bm:.2f} | {p:.1f} | {bp:.1f} | {p / bp:.2f} |")
 
 
 if __name__ == "__main__":

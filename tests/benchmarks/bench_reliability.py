@@ -28,7 +28,31 @@ def main() -> None:
         help="run the processes from another copy of the package (a folder holding claude_vcr/): the writers "
         "scenario only, to compare with an older version",
     )
+    parser.add_argument(
+        "--killed",
+        help="only kill -9 of these maintenance commands (comma-separated: import,compact,redact,rekey)",
+    )
+    parser.add_argument(
+        "--writers", type=int, help="only N recording `serve`s (200 requests each) beside the maintenance loop"
+    )
     args = parser.parse_args()
+    if args.writers:
+        with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
+            report = faults.concurrent_writers(
+                Path(scratch),
+                writers=args.writers,
+                per_writer=200,
+                clients=8,
+                maintenance=lambda db: faults.busy_maintenance(db, 3),
+            )
+        ran = ", ".join(sorted(set(report.maintenance)))
+        print(_writers_row(f"{args.writers} recording `serve`s while {ran} run", report))
+        return
+    if args.killed:
+        with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
+            for command in args.killed.split(","):
+                print(killed_command_row(Path(scratch), command, 1 if args.quick else 5), flush=True)
+        return
     if args.code:
         faults.CODE = args.code.resolve()
         with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
@@ -48,24 +72,8 @@ def main() -> None:
                 f"{report.reopened}/{report.runs}, integrity ok {report.integrity_ok}/{report.runs} | "
                 f"{report.acknowledged} acknowledged, **{report.lost} lost** |"
             )
-        for command in ("import", "compact"):
-            caught = reopened = intact = 0
-            for run in range(repeats):
-                sub = folder / f"{command}-{run}"
-                sub.mkdir()
-                killed = faults.kill_command(sub, command)
-                caught += killed.caught_midway
-                reopened += killed.reopened
-                intact += (
-                    killed.integrity == "ok"
-                    and killed.recordings_after == killed.recordings_before
-                    and not killed.leftovers
-                )
-            what = "hot journal" if command == "import" else "staging copy being written"
-            rows.append(
-                f"| kill -9 of `{command}` ({what}) | {repeats} runs ({caught} caught mid-way) | next command "
-                f"opened the db {reopened}/{repeats} | db as before and nothing left beside it {intact}/{repeats} |"
-            )
+        for command in ("import", "compact", "redact", "rekey"):
+            rows.append(killed_command_row(folder, command, repeats))
         plain = faults.concurrent_writers(_mk(folder / "writers"), per_writer=per_writer, clients=15)
         rows.append(_writers_row("2 recording `serve`s, 15 clients each, 52 KB Claude Code requests", plain))
         busy = faults.concurrent_writers(
@@ -84,6 +92,27 @@ def main() -> None:
         "\nAcknowledged = the client read a whole 200 stream from a recording proxy. `compact:1` is the "
         "refusal while a `serve` has the file open (exit status 1, one line). "
         f"Took {time.monotonic() - started:.0f} s on a shared 2-core machine."
+    )
+
+
+def killed_command_row(folder: Path, command: str, repeats: int) -> str:
+    """kill -9 of one maintenance command, `repeats` times: the next command must find the db whole."""
+    caught = reopened = intact = 0
+    for run in range(repeats):
+        sub = folder / f"{command}-{run}"
+        sub.mkdir(parents=True)
+        killed = faults.kill_command(sub, command)
+        caught += killed.caught_midway
+        reopened += killed.reopened
+        intact += (
+            killed.integrity == "ok"
+            and killed.recordings_after == killed.recordings_before
+            and not killed.leftovers
+        )
+    what = "staging copy being written" if command == "compact" else "hot journal"
+    return (
+        f"| kill -9 of `{command}` ({what}) | {repeats} runs ({caught} caught mid-way) | next command "
+        f"opened the db {reopened}/{repeats} | db as before and nothing left beside it {intact}/{repeats} |"
     )
 
 

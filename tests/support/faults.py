@@ -425,9 +425,10 @@ def busy_maintenance(db: Path, rounds: int = 3) -> list[str]:
     return results
 
 
-def _fill(db: Path, cassette: str, count: int, response_bytes: int = 0) -> None:
+def _fill(db: Path, cassette: str, count: int, response_bytes: int = 0, secret: str = "") -> None:
     """A db with `count` recordings in `cassette`, written as the proxy writes them; `response_bytes` of
-    incompressible text make an import of them outgrow SQLite's page cache (so it writes mid-transaction)."""
+    incompressible text make an import of them outgrow SQLite's page cache (so it writes mid-transaction);
+    `secret` is put in every request (for `redact` to replace)."""
     import base64
     import random
 
@@ -446,7 +447,7 @@ def _fill(db: Path, cassette: str, count: int, response_bytes: int = 0) -> None:
                     path="/v1/messages",
                     status=200,
                     request_headers=[("content-type", "application/json")],
-                    request_body=request_body(f"fill-{i}"),
+                    request_body=request_body(f"fill-{i} {secret}".rstrip()),
                     response_headers=[("content-type", "application/json")],
                     response_body=json.dumps(
                         {"type": "message", "n": i, "text": base64.b64encode(noise.randbytes(response_bytes)).decode()}
@@ -502,17 +503,30 @@ def count(db: Path) -> int:
 
 
 def kill_command(folder: Path, command: str, recordings: int = 40, imported: int = 150) -> KilledCommand:
-    """SIGKILL `import` while its transaction is open (a hot journal is left), or `compact` while it writes
-    its new copy; then the next command must open the db, as it was before the killed one."""
+    """SIGKILL `import`, `redact` or `rekey` while its transaction is open (a hot journal is left), or
+    `compact` while it writes its new copy; then the next command must open the db, as it was before the
+    killed one or as it left it (never between)."""
     db = folder / f"killed-{command}.db"
-    _fill(db, "kept", recordings)
-    if command == "import":
+    if command in ("redact", "rekey"):  # every recording rewritten in one transaction
+        secret = "sk-" + "ant-api03-" + "Q" * 90 + "AA" if command == "redact" else ""
+        _fill(db, "kept", imported, response_bytes=120_000, secret=secret)
+    else:
+        _fill(db, "kept", recordings)
+    if command == "redact":
+        args: tuple[str | Path, ...] = ("redact", "--yes", "--db", db)
+        marker = db.with_name(db.name + "-journal")
+    elif command == "rekey":
+        rules = folder / "rules.json"
+        rules.write_text(json.dumps({"ignore": ["metadata", "max_tokens"]}))
+        args = ("rekey", "--rules", rules, "--cassette", "kept", "--db", db)
+        marker = db.with_name(db.name + "-journal")
+    elif command == "import":
         seed = folder / "big-seed"
         if not seed.exists():
             made = folder / "big-seed.db"
             _fill(made, "imported", imported, response_bytes=120_000)
             assert claude_vcr("export", seed, "--db", made).returncode == 0
-        args: tuple[str | Path, ...] = ("import", seed, "--db", db)
+        args = ("import", seed, "--db", db)
         marker = db.with_name(db.name + "-journal")
     else:
         args = ("compact", "--db", db)
@@ -524,7 +538,7 @@ def kill_command(folder: Path, command: str, recordings: int = 40, imported: int
         stderr=subprocess.DEVNULL,
         env=env(),
     )
-    caught = wait_for_file(marker, process, JOURNAL_MAGIC if command == "import" else b"")
+    caught = wait_for_file(marker, process, JOURNAL_MAGIC if command != "compact" else b"")
     process.kill()
     process.wait(DEADLINE)
     reopened = claude_vcr("cassettes", "--db", db).returncode == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -19,7 +18,7 @@ from ..config import ProxyConfig
 from ..conversation import ConversationMatch, match_conversation
 from ..diagnosis import MissReport, explain_miss
 from ..errors import BadRequestBody, NotFound, RulesError, UpstreamError
-from ..matching import KEY_SCHEME, KeyedRequest, key_request, raw_hash, short_key
+from ..matching import KEY_SCHEME, KeyedRequest, raw_hash, short_key
 from ..names import BadCassetteName, validate_cassette_name
 from ..record_run import CassetteRun
 from ..records import Recording, utc_now
@@ -40,14 +39,12 @@ from .exchange import (
     Exchange,
     Observer,
 )
+from .offload import Offload
 from .record import Recorder
 from .replay import ReplayCache, send_recording
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
-
-KEY_ON_LOOP_BYTES = 256 * 1024
-"""Request bodies larger than this are keyed in a worker thread, so one large request never stalls others."""
 
 
 def unknown_cassette(catalog: Catalog, name: str) -> str | None:
@@ -81,7 +78,9 @@ class Proxy:
         self.upstream = upstream
         self.cassettes: dict[str, CassetteState] = {}
         self.replays = ReplayCache()
-        self.recorder = Recorder(config, upstream, store)
+        self.offload = Offload()
+        """Reads large bodies in a child process (closed by `running` with the server)."""
+        self.recorder = Recorder(config, upstream, store, self.offload)
         self.started: dict[str, str] = {}
         """When each cassette's record run began (a test's restart begins a new one), else `began`."""
         self.began = utc_now()
@@ -346,11 +345,9 @@ class Proxy:
         if known is not None:
             keyed = KeyedRequest(known[0], body, state.run.rules, wants_stream=known[1])
         else:
-            arguments = (exchange.method, exchange.path, exchange.query, body, state.run.rules)
-            if len(body) > KEY_ON_LOOP_BYTES:
-                keyed = await asyncio.to_thread(key_request, *arguments)  # other clients go on meanwhile
-            else:
-                keyed = key_request(*arguments)
+            keyed = await self.offload.key(
+                exchange.method, exchange.path, exchange.query, body, state.run.rules
+            )
         if not seen:
             state.seen_bytes += len(body)
             if state.seen_bytes > SEEN_BYTES_PER_CASSETTE:

@@ -18,16 +18,18 @@ from ..adapters import Upstream, UpstreamReply
 from ..compression import ResponseSpool
 from ..config import ProxyConfig
 from ..errors import UpstreamError
-from ..matching import KEY_SCHEME, key_request, short_key
+from ..matching import KEY_SCHEME, KeyedRequest, short_key
 from ..record_run import CassetteRun
 from ..records import Recording, StoredRules, UnstoredAnswer
 from ..redact import screen
+from ..request_scan import RequestScan
 from ..storable import NOT_STORED, RECORD_ERRORS, Verdict, by_status, error_type, verdict
 from ..store import RulesChanged, StoreThread
 from .decide import Forward
 from .edge import error_response, local_answer
 from .exchange import HELD_BYTES, Exchange
 from .monitor import check_answer
+from .offload import Offload
 
 log = logging.getLogger("claude_vcr.proxy")
 
@@ -65,10 +67,9 @@ class Relayed:
         return chunk
 
 
-def rekeyed(recording: Recording, exchange: Exchange, stored: StoredRules) -> None:
+def rekeyed(recording: Recording, keyed: KeyedRequest, stored: StoredRules) -> None:
     """Give a recording the key its request has under a cassette's new rules, after that key's recordings
     (it is a new take, never replacing what the rekey moved there)."""
-    keyed = key_request(exchange.method, exchange.path, exchange.query, exchange.body, stored.rules())
     recording.key, recording.fingerprints, recording.key_scheme = (
         keyed.key,
         keyed.fingerprints,
@@ -82,10 +83,12 @@ def rekeyed(recording: Recording, exchange: Exchange, stored: StoredRules) -> No
 class Recorder:
     """Forwarding and recording for one running proxy."""
 
-    def __init__(self, config: ProxyConfig, upstream: Upstream, store: StoreThread) -> None:
+    def __init__(self, config: ProxyConfig, upstream: Upstream, store: StoreThread, offload: Offload) -> None:
         self.config = config
         self.upstream = upstream
         self.store = store
+        self.offload = offload
+        """Reads a large request body (excerpt, secrets) in a child process before it is saved."""
         self.not_stored: Counter[str] = Counter()
         """Answers a record run passed through without storing them, by why (the summary counts them)."""
 
@@ -227,21 +230,34 @@ class Recorder:
     ) -> str:
         """Screen for secrets (off the loop), store the cassette's rules with its first recording, save."""
         recording = self._recording(exchange, upstream, relayed, sent_at)
-        await asyncio.to_thread(self._screen, recording)  # regexes over large bodies: off the loop
+        scanned = await self.offload.scan(recording.request_body)
+        sent = recording.request_body
+        await asyncio.to_thread(self._screen, recording, scanned)  # regexes over the response: off the loop
+        # the excerpt and chunks made from the body as sent, unless `--redact` changed it (then made on save)
+        unchanged = scanned if scanned is not None and recording.request_body is sent else None
+        excerpt = unchanged.excerpt if unchanged is not None else None
+        chunks = unchanged.chunks if unchanged is not None else None
         try:
             stored_rules = run.rules_to_store() if run is not None else None
             if stored_rules is not None:
                 await self.store.set_cassette_rules(exchange.cassette, stored_rules)
             if run is None:
-                await self.store.save(recording)
+                await self.store.save(recording, excerpt=excerpt, chunks=chunks)
                 return "recorded"
             try:
-                await self.store.save(recording, keep_since=run.started, rules_json=run.rules_json)
+                await self.store.save(
+                    recording, keep_since=run.started, rules_json=run.rules_json, excerpt=excerpt, chunks=chunks
+                )
             except RulesChanged as changed:  # a `rekey` ran meanwhile: saved under the new rules' key
-                await asyncio.to_thread(rekeyed, recording, exchange, changed.stored)
+                keyed = await self.offload.key(
+                    exchange.method, exchange.path, exchange.query, exchange.body, changed.stored.rules()
+                )
+                rekeyed(recording, keyed, changed.stored)
                 exchange.rules_changed = True
                 exchange.note = f"the cassette's rules changed while recording: stored under key {short_key(recording.key)}"
-                await self.store.save(recording, rules_json=changed.stored.rules_json, append=True)
+                await self.store.save(
+                    recording, rules_json=changed.stored.rules_json, append=True, excerpt=excerpt, chunks=chunks
+                )
             return "recorded"
         except Exception as error:
             log.error(
@@ -302,9 +318,9 @@ class Recorder:
             ttfb_ms=timings[0][1] if timings else None,
         )
 
-    def _screen(self, recording: Recording) -> None:
+    def _screen(self, recording: Recording, scanned: RequestScan | None) -> None:
         """Credential-shaped strings in the bodies: one warning naming the recording (never the secret),
         and with `--redact` the bodies stored with placeholders instead (the key is the same either way)."""
-        screened = screen(recording, redact=self.config.redact)
+        screened = screen(recording, redact=self.config.redact, request=scanned)
         if screened:
             log.warning("%s", screened.warning(recording))

@@ -190,6 +190,7 @@ async def running(
         )
     finally:
         await runner.cleanup()
+        await proxy.offload.close()
         await upstream.close()
         await store.close()
         loop.set_exception_handler(previous_handler)
