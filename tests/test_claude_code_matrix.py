@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import pytest
 from claude_vcr.catalog import Catalog
@@ -23,6 +26,7 @@ from tests.support.claude_code_matrix import (
     replay_sessions,
 )
 from tests.support.cli import cli
+from tests.support.fixtures_ui import viewing
 from tests.support.loopback import unreachable_url
 
 pytestmark = pytest.mark.claude_code
@@ -81,6 +85,20 @@ def test_list_json_shows_the_typed_prompt(release_recordings, tmp_path):
     prompts = {row.get("prompt_excerpt") or row.get("prompt") for row in rows}
     assert "Summarise what this project does." in prompts
     assert not any(p and "<system-reminder>" in p for p in prompts)
+
+
+def test_the_viewer_shows_the_typed_prompt(release_recordings, loop_thread):
+    recorded = release_recordings("2.1.337")
+    with Catalog.open(recorded.db) as catalog:
+        cassettes = {r.cassette for r in catalog.recordings()}
+    pages = []
+    with viewing(loop_thread, Path(recorded.db)) as url:
+        for name in sorted(cassettes):
+            with urllib.request.urlopen(f"{url}/c/{urllib.parse.quote(name)}", timeout=30) as response:
+                pages.append(response.read().decode())
+    shown = "\n".join(pages)
+    assert "Summarise what this project does." in shown
+    assert "system-reminder" not in shown and "Attribution for git commits" not in shown
 
 
 def test_a_replay_across_releases_says_once_per_cassette_how_the_harness_drifted(
