@@ -6,56 +6,31 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from collections import defaultdict
 
 import pytest
-from claude_vcr import claude_code
 from claude_vcr.catalog import Catalog
 from claude_vcr.config import ProxyConfig
 from claude_vcr.harness import run_command
 from claude_vcr.render import run_summary
 
-from tests.support.claude_code import run_claude
-from tests.support.claude_code_matrix import MODEL, RELEASES, SESSIONS, later, run_session
+from tests.support.claude_code_matrix import (
+    MODEL,
+    RELEASES,
+    REPLAYED,
+    SESSIONS,
+    collisions,
+    later,
+    replay_sessions,
+)
 from tests.support.cli import cli
 from tests.support.loopback import unreachable_url
-from tests.support.proxies import ProxyHandle
 
 pytestmark = pytest.mark.claude_code
 
-# The subagent session is recorded (its requests are in the no-collision check) but not replayed: 2.1.197's
-# Agent tool waits for the subagent; later releases start it in the background, and whether the main loop takes
-# one more turn depends on whether the subagent reports before the turn ends (timing, even with one release).
 FAKETIME_CRASHES = ("2.1.270",)
 """This release's binary dies (SIGSEGV) under libfaketime: it replays on the real date."""
 
 PAIRS = [(old, new) for old in RELEASES for new in later(old)]
-
-
-def replay(loop_thread, recorded, binary, tmp_path, *, date=None, env=None, sessions=SESSIONS):
-    """Replay every session with `binary` from another directory and HOME; each session's outputs."""
-    replayer = ProxyHandle(
-        loop_thread, ProxyConfig(db=recorded.db, upstream=unreachable_url(), port=0, mode="replay")
-    )
-    outputs = {}
-    try:
-        for session in sessions:
-            runs = run_session(
-                run_claude,
-                binary,
-                replayer.url,
-                tmp_path / session.name / "checkout",
-                tmp_path / session.name / "laptop-home",
-                session,
-                date=date,
-                env=env,
-            )
-            outputs[session.name] = [r.stdout for r in runs]
-            for result in runs:
-                assert result.returncode == 0, f"{session.name}: {result.stdout}{result.stderr}"
-    finally:
-        replayer.stop()
-    return outputs
 
 
 @pytest.mark.parametrize("old, new", PAIRS, ids=[f"{o}->{n}" for o, n in PAIRS])
@@ -64,10 +39,9 @@ def test_a_session_recorded_with_one_release_replays_strict_with_a_later_one(
 ):
     recorded = release_recordings(old)
     release_recordings(new)  # installed, and its own recordings exist for the no-collision check
-    sessions = [s for s in SESSIONS if s.name != "subagent"]
     date = None if new in FAKETIME_CRASHES else "2027-03-14"
-    outputs = replay(loop_thread, recorded, RELEASES[new], tmp_path, date=date, sessions=sessions)
-    assert outputs == {s.name: recorded.outputs[s.name] for s in sessions}
+    outputs = replay_sessions(loop_thread, recorded.db, RELEASES[new], tmp_path, date=date, sessions=REPLAYED)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in REPLAYED}
 
 
 def test_sessions_replay_in_an_environment_unlike_the_recording_one(
@@ -75,7 +49,7 @@ def test_sessions_replay_in_an_environment_unlike_the_recording_one(
 ):
     """A git repository instead of none, another user name, other CLAUDE_CODE_* variables."""
     recorded = release_recordings("2.1.332")
-    for session in SESSIONS:
+    for session in REPLAYED:
         repo = tmp_path / session.name / "checkout"
         repo.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -86,46 +60,17 @@ def test_sessions_replay_in_an_environment_unlike_the_recording_one(
         "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
         "CLAUDE_CODE_ENABLE_TELEMETRY": "0",
     }
-    outputs = replay(loop_thread, recorded, RELEASES["2.1.337"], tmp_path, env=env)
-    assert outputs == recorded.outputs
-
-
-def truth(body: dict) -> str:
-    """Everything that tells two requests' purposes and conversations apart, however unstable across releases."""
-    return json.dumps(
-        {
-            "system": [
-                b.get("text")
-                for b in body.get("system") or []
-                if not str(b.get("text", "")).startswith(claude_code.BILLING)
-            ],
-            "tools": sorted(t.get("name", "") for t in body.get("tools") or []),
-            "format": (body.get("output_config") or {}).get("format"),
-            "model": body.get("model"),
-            "conversation": claude_code.conversation(body),
-        },
-        sort_keys=True,
-    )
+    outputs = replay_sessions(loop_thread, recorded.db, RELEASES["2.1.337"], tmp_path, env=env, sessions=REPLAYED)
+    assert outputs == {s.name: recorded.outputs[s.name] for s in REPLAYED}
 
 
 @pytest.mark.parametrize("version", list(RELEASES))
 def test_no_two_requests_of_different_purposes_or_conversations_share_a_key(release_recordings, version):
-    recorded = release_recordings(version)
-    by_key: dict[str, set[str]] = defaultdict(set)
-    purposes = set()
-    catalog = Catalog.open(recorded.db)
-    try:
-        for recording in catalog.iter_details():
-            body = json.loads(recording.request_body)
-            by_key[recording.key].add(truth(body))
-            purposes.add(json.dumps(claude_code.purpose(body), sort_keys=True))
-    finally:
-        catalog.close()
-    assert len(by_key) >= 8
+    found = collisions(release_recordings(version).db)
+    assert found.keys >= 8
     if version == "2.1.197":  # the releases that ask for a title in `-p` mode
-        assert len(purposes) >= 2, purposes
-    shared = {key[:12]: sorted(t[:200] for t in truths) for key, truths in by_key.items() if len(truths) > 1}
-    assert not shared
+        assert len(found.purposes) >= 2, found.purposes
+    assert not found.shared
 
 
 def test_list_json_shows_the_typed_prompt(release_recordings, tmp_path):
@@ -144,7 +89,7 @@ def test_a_replay_across_releases_says_once_per_cassette_how_the_harness_drifted
     caplog.set_level(logging.WARNING, logger="claude_vcr")
     recorded = release_recordings("2.1.328")
     sessions = [s for s in SESSIONS if s.name in ("text-turn", "bash-turn")]
-    outputs = replay(loop_thread, recorded, RELEASES["2.1.337"], tmp_path, sessions=sessions)
+    outputs = replay_sessions(loop_thread, recorded.db, RELEASES["2.1.337"], tmp_path, sessions=sessions)
     assert outputs == {s.name: recorded.outputs[s.name] for s in sessions}
     drift = [m for r in caplog.records if "harness drift" in (m := r.getMessage())]
     assert len(drift) == 1, drift

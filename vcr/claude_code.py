@@ -1,24 +1,27 @@
 """A Claude Code request, split into Claude Code's harness, the conversation and the user's choices.
 
 Derived from the traffic of Claude Code releases 2.1.197 (June 2026) to 2.1.337 (December 2026), run offline
-against a scripted upstream (tests/test_claude_code_matrix.py). Between releases only the harness changed:
+against a scripted upstream, directly and through three Agent SDK releases (tests/test_claude_code_matrix.py,
+tests/test_agent_sdk_matrix.py). Between releases only the harness changed:
 
 - the harness: `system` (the billing header `x-anthropic-billing-header: cc_version=...`, the identity line,
   the system prompt with its memory paths), the `system`-role messages Claude Code puts in `messages` (the
   environment block: directory, git, platform, OS, date), `<system-reminder>` spans and blocks that hold only
   reminders, `tools` (descriptions, schemas and the tool set itself), `max_tokens`, `thinking`, `output_config`
-  (effort), `context_management`, `metadata` (device and session ids) and `cache_control` markers;
+  (effort), `context_management`, `temperature`, `metadata` (device and session ids) and `cache_control`
+  markers; the notification Claude Code sends when a background subagent reports;
 - the conversation: the user's typed prompts, the assistant's turns with their tool calls (name and input),
   tool results, images and documents, in order;
-- the user's choices: `model` (`--model`, and a fallback model), `tool_choice`, `stop_sequences`,
-  `temperature`, `top_p`, `top_k`.
+- the user's choices: `model` (`--model`, and a fallback model), `tool_choice`, `stop_sequences`, `top_p`,
+  `top_k` (version 3 of the preset counted `temperature` here too).
 
-`key_view` is what the `claude-code` preset (version 3) keys on: the conversation, the user's choices and the
-request's purpose. The purpose tells apart requests of one session that share a conversation, using only what
-stayed stable across every release seen: whether the request offers tools (the main loop and subagents do; side
-requests such as title or topic detection and summaries do not), whether it asks for structured output and which
-fields (title generation asks for `title`), and for an unstructured side request its own short system prompt. `harness` and `drift` say what changed in the
-harness between a recording and a request, for the drift line and `claude-vcr harness-diff`. Pure functions.
+`key_view_v4` is what the `claude-code` preset (version 4) keys on: the conversation, the user's choices and the
+request's purpose (`key_view`, version 3's, also counts `temperature`). The purpose tells apart requests of one
+session that share a conversation, using only what stayed stable across every release seen: whether the request
+offers tools (the main loop and subagents do; side requests such as title or topic detection and summaries do
+not), whether it asks for structured output and which fields (title generation asks for `title`), and for an
+unstructured side request its own short system prompt. `harness` and `drift` say what changed in the harness
+between a recording and a request, for the drift line and `claude-vcr harness-diff`. Pure functions.
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ RESULT_HARNESS = re.compile(r"<usage>.*?</usage>|agentId: [0-9a-f]+[^\n]*", re.S
 BILLING = "x-anthropic-billing-header:"
 CHOICES = ("model", "tool_choice", "stop_sequences", "temperature", "top_p", "top_k")
 """Top-level fields the user chooses (by flags, or through the SDK) that change what is asked."""
-SETTINGS = ("max_tokens", "thinking", "output_config", "context_management")
+SETTINGS = ("max_tokens", "thinking", "output_config", "context_management", "temperature")
 """Top-level fields Claude Code sets for itself and changes from release to release."""
+SET_BY_CLAUDE_CODE = ("temperature",)
+"""Fields version 3 counted as the user's choice that Claude Code sets for itself (2.1.197 sends `temperature: 1`
+with a subagent's requests, later releases none; neither Claude Code nor the Agent SDK lets a user set it):
+version 4 leaves them out of the key."""
 _LEFT_OUT_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 _LEFT_OUT_FIELDS = frozenset({"id", "tool_use_id", "cache_control", "citations"})
 _VERSION = re.compile(r"(\d+\.\d+\.\d+)")
@@ -66,6 +73,20 @@ def _system_texts(body: dict[str, Any]) -> list[str]:
 def cut_reminders(text: str) -> str:
     """Text without Claude Code's `<system-reminder>` spans, trimmed."""
     return REMINDER.sub("", text).strip() if "<system-reminder>" in text else text.strip()
+
+
+TASK_NOTIFICATION = "<task-notification>"
+"""Claude Code's user turn when a background subagent reports (random task id, output file, usage): harness."""
+_NOTIFICATION_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.S)
+
+
+def shown_text(text: str) -> str:
+    """A user text block as a person should see it in an excerpt: reminders cut, and a background task's
+    notification as `[task-notification] <its summary>` instead of Claude Code's preamble."""
+    if TASK_NOTIFICATION not in text:
+        return cut_reminders(text)
+    found = _NOTIFICATION_SUMMARY.search(text)
+    return f"[task-notification] {found.group(1).strip() if found else ''}".strip()
 
 
 HARNESS_TOOLS = frozenset({"Agent", "Task"})
@@ -165,9 +186,19 @@ def key_view(body: Any) -> Any:
     return view
 
 
+def key_view_v4(body: Any) -> Any:
+    """What the `claude-code` preset (version 4) keys on: version 3's view without what Claude Code sets for
+    itself (`SET_BY_CLAUDE_CODE`)."""
+    view = key_view(body)
+    if view is body:
+        return body
+    return {name: value for name, value in view.items() if name not in SET_BY_CLAUDE_CODE}
+
+
 def typed_prompt(body: Any) -> str | None:
-    """The text the user typed in the last user turn (reminders and `system`-role messages left out); None when
-    that turn holds no typed text (a tool result) or the body is not a Messages request."""
+    """The text the user typed in the last user turn (reminders, task notifications and `system`-role messages
+    left out); None when that turn holds no typed text (a tool result, a notification) or the body is not a
+    Messages request."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return None
     for message in reversed(body["messages"]):
@@ -177,7 +208,7 @@ def typed_prompt(body: Any) -> str | None:
             texts = [
                 b["text"]
                 for b in (conversation_block(x) for x in blocks)
-                if isinstance(b, dict) and b.get("type") == "text"
+                if isinstance(b, dict) and b.get("type") == "text" and TASK_NOTIFICATION not in b["text"]
             ]
             return " ".join(texts) or None
     return None

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .claude_code import cut_reminders
+from .claude_code import cut_reminders, shown_text
 from .secrets import redact
 
 __all__ = ["Difference", "clip", "differences", "excerpt", "marked", "prompt_excerpt", "quote"]
@@ -37,8 +37,8 @@ class Excerpt(NamedTuple):
 
 def prompt_excerpt(body: bytes) -> str | None:
     """The first words of a Messages request's last user message (its text, else its tool results' text), in
-    one line, Claude Code's `<system-reminder>` spans left out (what the user typed, not the harness); None
-    for a body that is not a Messages request."""
+    one line, Claude Code's `<system-reminder>` spans left out and its task notifications summed up (what the
+    user typed, not the harness); None for a body that is not a Messages request."""
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -50,13 +50,13 @@ def prompt_excerpt(body: bytes) -> str | None:
     if last is None:
         return None
     content = last.get("content")
-    texts = [cut_reminders(content)] if isinstance(content, str) else []
+    texts = [shown_text(content)] if isinstance(content, str) else []
     results: list[str] = []
     for block in content if isinstance(content, list) else []:
         if not isinstance(block, dict):
             continue
         if block.get("type") == "text":
-            texts.append(cut_reminders(str(block.get("text", ""))))  # Claude Code's, not typed
+            texts.append(shown_text(str(block.get("text", ""))))  # Claude Code's reminders are not typed
         elif block.get("type") == "tool_result":
             inner = block.get("content")
             parts = inner if isinstance(inner, list) else [{"text": inner}] if isinstance(inner, str) else []

@@ -304,17 +304,26 @@ def _claude_code_across_releases(body: Any) -> tuple[tuple[str, ...], list[tuple
 
 
 def _claude_code_conversation(body: Any) -> tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]:
-    """Version 3: the key is the conversation, the user's choices and the request's purpose
-    (`claude_code.key_view`); the per-machine text blurred as before (tool results can quote the directory)."""
+    """Versions 3 and 4: the key is the conversation, the user's choices and the request's purpose
+    (`claude_code.key_view`, `key_view_v4`); the per-machine text blurred as before (tool results can quote the
+    directory)."""
     return _claude_code(body)
 
 
 Preset = Callable[[Any], tuple[tuple[str, ...], list[tuple[re.Pattern[str], str]]]]
 PRESETS: dict[str, dict[int, Preset]] = {
-    "claude-code": {1: _claude_code, 2: _claude_code_across_releases, 3: _claude_code_conversation},
+    "claude-code": {
+        1: _claude_code,
+        2: _claude_code_across_releases,
+        3: _claude_code_conversation,
+        4: _claude_code_conversation,
+    },
 }
 """A preset looks at the request and says which paths to leave out and which text to blur; by version."""
-PROJECTIONS: dict[tuple[str, int], Callable[[Any], Any]] = {("claude-code", 3): claude_code.key_view}
+PROJECTIONS: dict[tuple[str, int], Callable[[Any], Any]] = {
+    ("claude-code", 3): claude_code.key_view,
+    ("claude-code", 4): claude_code.key_view_v4,
+}
 """Preset versions that key on a view of the request rather than the whole of it (applied before the rest)."""
 
 

@@ -54,18 +54,20 @@ def libfaketime() -> str:
     return str(found[0])
 
 
-def run_claude(
-    claude: str,
+def faketime_env(date: str) -> dict[str, str]:
+    """What runs a program on `date` (`2027-03-14`, noon) through libfaketime."""
+    return {"LD_PRELOAD": libfaketime(), "FAKETIME": f"@{date} 12:00:00", "FAKETIME_DISABLE_SHM": "1"}
+
+
+def claude_env(
     base_url: str,
-    workdir: Path,
     home: Path,
-    *args: str,
     provider: str = "anthropic",
     env: dict[str, str] | None = None,
     date: str | None = None,
-) -> subprocess.CompletedProcess:
-    """`claude -p ARGS` in `workdir` with its own HOME; `env` adds or drops (value "") variables, `date`
-    (`2027-03-14`) runs it under faketime."""
+) -> dict[str, str]:
+    """The environment Claude Code runs in for a test: its own HOME, the provider's base URL and settings;
+    `env` adds or drops (value "") variables, `date` (`2027-03-14`) runs it under faketime."""
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -76,13 +78,26 @@ def run_claude(
         "TERM": "dumb",
     }
     base.update(env or {})
-    command = [claude, "-p", *args]
     if date is not None:
-        base.update(LD_PRELOAD=libfaketime(), FAKETIME=f"@{date} 12:00:00", FAKETIME_DISABLE_SHM="1")
+        base.update(faketime_env(date))
+    return {k: v for k, v in base.items() if v}
+
+
+def run_claude(
+    claude: str,
+    base_url: str,
+    workdir: Path,
+    home: Path,
+    *args: str,
+    provider: str = "anthropic",
+    env: dict[str, str] | None = None,
+    date: str | None = None,
+) -> subprocess.CompletedProcess:
+    """`claude -p ARGS` in `workdir` with its own HOME (`claude_env`)."""
     return subprocess.run(
-        command,
+        [claude, "-p", *args],
         cwd=workdir,
-        env={k: v for k, v in base.items() if v},
+        env=claude_env(base_url, home, provider, env, date),
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,13 +1,16 @@
 """The `claude` fixtures: the Claude Code CLI (required in CI, skipped without it elsewhere), its releases, and
-the release matrix's recordings."""
+the release matrices' recordings (Claude Code's and the Agent SDK's)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support import agent_sdk_matrix as sdk_matrix
 from tests.support.claude_code import claude_code_binary, claude_code_release
 from tests.support.claude_code_matrix import Recorded, installed, record_release
 
@@ -63,3 +66,31 @@ def release_recordings(loop_thread, tmp_path_factory) -> Callable[[str], Recorde
         return done[version]
 
     return recorded
+
+
+@pytest.fixture(scope="session")
+def agent_sdk_recordings(loop_thread, tmp_path_factory) -> Iterator[Callable[[str], tuple[str, Recorded]]]:
+    """Each Agent SDK matrix release's Python (a venv built offline, removed at the end: ~420 MB each) and the
+    matrix's sessions recorded once through its `query()`: `agent_sdk_recordings("0.2.137")`."""
+    done: dict[str, tuple[str, Recorded]] = {}
+    venvs: list[Path] = []
+
+    def recorded(version: str) -> tuple[str, Recorded]:
+        if version not in done:
+            if not sdk_matrix.downloaded(version):
+                message = f"claude-agent-sdk {version} not downloaded: run `bash tests/install.sh`"
+                if os.environ.get("CI"):
+                    pytest.fail(message)
+                pytest.skip(message)
+            folder = tmp_path_factory.mktemp(f"sdk-{version}")
+            venvs.append(folder / "venv")
+            python = sdk_matrix.sdk_python(version, folder / "venv")
+            done[version] = (
+                python,
+                record_release(loop_thread, folder, version, run=sdk_matrix.run_query, binary=python),
+            )
+        return done[version]
+
+    yield recorded
+    for folder in venvs:
+        shutil.rmtree(folder, ignore_errors=True)
