@@ -218,6 +218,19 @@ def test_a_catastrophic_regex_in_a_cassettes_stored_rules_stalls_nobody(proxy, u
     assert code == 502 and "repeats a repetition" in json.loads(answer)["error"]["message"]
 
 
+def slow_and_other(proxy, db_path: Path, pattern: str) -> None:
+    """A recording of `Hello` in cassettes `slow` and `other`; then `slow`'s stored rules replace `pattern`."""
+    recorder = proxy(mode="record")
+    for cassette in ("slow", "other"):
+        assert post(recorder.url + f"/c/{cassette}" + MESSAGES, body("Hello"))[0] == 200
+    recorder.stop()
+    rules = {"ignore": ["metadata"], "replace": [{"pattern": pattern, "with": "<X>"}]}
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE cassettes SET rules_json = ? WHERE name = 'slow'", [json.dumps(rules)])
+    conn.close()
+
+
 @pytest.mark.parametrize(
     "pattern, text",
     [(r"(\w+\s?)*$", "word " * 30 + "!"), (r"(a|aa)*$", "a" * 80 + "!"), (r"(\d|\d\d)+$", "1" * 80 + "!")],
@@ -229,15 +242,7 @@ def test_a_slow_regex_is_stopped_at_its_deadline_and_stalls_nobody(
     (overlapping alternatives under one repeat) are stopped there, the first one (which it catches) never runs.
     (`(\\w|\\d)+$` is no variant: Python's `re` makes one character class of single-character branches.)"""
     monkeypatch.setattr(offload, "RULES_SECONDS", 3.0)
-    recorder = proxy(mode="record")
-    for cassette in ("slow", "other"):
-        assert post(recorder.url + f"/c/{cassette}" + MESSAGES, body("Hello"))[0] == 200
-    recorder.stop()
-    rules = {"ignore": ["metadata"], "replace": [{"pattern": pattern, "with": "<X>"}]}
-    conn = sqlite3.connect(db_path)
-    with conn:
-        conn.execute("UPDATE cassettes SET rules_json = ? WHERE name = 'slow'", [json.dumps(rules)])
-    conn.close()
+    slow_and_other(proxy, db_path, pattern)
     replayer = proxy(mode="replay", upstream=unreachable_url())
     answers: list = []
     hostile = threading.Thread(
@@ -264,6 +269,64 @@ def test_a_slow_regex_is_stopped_at_its_deadline_and_stalls_nobody(
     else:
         assert "took over 3 s" in message and len(waits) > 5
         assert code == 400 and "no recording" in json.loads(answer)["error"]["message"]  # a new worker keyed it
+
+
+def test_a_slow_regex_on_stored_requests_is_stopped_at_its_deadline_and_stalls_nobody(
+    proxy, upstream, db_path
+):
+    """Miss diagnosis and `--match conversation` apply a cassette's stored rules to its stored requests too (text
+    from whoever wrote the db): in the worker process with the deadline, never on the store thread, where `re`
+    would hold the interpreter lock, so the event loop, for years on this text. Real serve processes, so a proxy
+    stalled that way fails this test (the clients' timeouts) instead of hanging it."""
+    pattern = r"(a|aa)*$"
+    assert not nested_repeat(pattern)  # the shape check lets it through
+    slow_and_other(proxy, db_path, pattern)
+    with Catalog.open(db_path) as catalog:
+        (stored,) = [catalog.detail(row) for row in catalog.recordings("slow")]
+    with Store(db_path) as store:  # the stored request now holds text on which the pattern backtracks
+        store.rewrite(dataclasses.replace(stored, request_body=json.dumps(body("a" * 60 + "!")).encode()))
+    common = ["--db", str(db_path), "--port", "0", "--mode", "replay", "--upstream", unreachable_url()]
+    servers = [
+        ServeProcess(common, cwd=db_path.parent),
+        ServeProcess([*common, "--match", "conversation"], cwd=db_path.parent),
+    ]
+    try:
+        answers: dict[str, tuple] = {}
+
+        def ask(server: ServeProcess) -> None:
+            answers[server.url] = post(server.url + "/c/slow" + MESSAGES, body("Hello there"))
+
+        hostile = [threading.Thread(target=ask, args=(server,)) for server in servers]
+        started = time.perf_counter()
+        for thread in hostile:
+            thread.start()
+        waits = []
+        while any(thread.is_alive() for thread in hostile) and time.perf_counter() - started < 40:
+            for server in servers:
+                before = time.perf_counter()
+                assert post(server.url + "/c/other" + MESSAGES, body("Hello"))[0] == 200
+                waits.append(time.perf_counter() - before)
+            time.sleep(0.05)
+        for thread in hostile:
+            thread.join(35)
+        assert max(waits, default=0) < 1.0  # the other cassette replayed all along, on both
+        assert (
+            len(waits) > 10 and time.perf_counter() - started < 40
+        )  # each stopped after RULES_SECONDS (10 s)
+        for server in servers:
+            code, _, answer = answers[server.url]
+            message = json.loads(answer)["error"]["message"]
+            assert code == 400 and "no recording for POST /v1/messages in cassette 'slow'" in message
+            assert "stored rules took too long" in message and repr(pattern) in message
+        code, _, answer = post(servers[0].url + "/c/slow" + MESSAGES, body("Hello again"))
+        assert code == 400 and "stored rules took too long" in json.loads(answer)["error"]["message"]
+    finally:
+        output = []
+        for server in servers:
+            server.stop()
+            output.append("".join(server.lines))
+    assert not any("Traceback" in text for text in output)
+    assert "no conversation match" in output[1] and "took over 10 s" in output[1]
 
 
 # --- requests a web page could send ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from claude_vcr.conversation import conversation
+from claude_vcr.matching import Replacement, Rules
 
 from tests.support.client import MESSAGES, body, post
 from tests.support.loopback import unreachable_url
@@ -76,6 +77,25 @@ def test_same_conversation_with_another_harness_replays_and_says_what_differed(p
     assert headers["x-vcr-outcome"] == "hit-conversation"
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hit-conversation")]
     assert "different max_tokens, messages, output_config, system, thinking, tools" in line
+
+
+def test_under_stored_replace_rules_the_match_is_worked_out_in_the_worker(proxy, upstream, caplog):
+    """Rules with a `replace` pattern are applied to the stored requests in the worker process (with the
+    rules deadline), with the same outcome."""
+    caplog.set_level(logging.WARNING, logger="claude_vcr")
+    rules = Rules(replace=(Replacement(r"release \d", "release N"),))
+    recorder = proxy(mode="record", rules=rules)
+    status, _, recorded = post(recorder.url + MESSAGES, harness())
+    assert status == 200
+    recorder.stop()
+    upstream.stop()
+    replay = proxy(mode="replay", upstream=unreachable_url(), match="conversation")
+    newer = harness(system=[{"type": "text", "text": "You are a coding agent, release 2."}], max_tokens=777)
+    status, headers, answer = post(replay.url + MESSAGES, newer)
+    assert (status, answer, headers["x-vcr-outcome"]) == (200, recorded, "hit-conversation")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hit-conversation")]
+    assert line.endswith("different max_tokens")  # the system prompts are the same under the rules
+    assert replay.running.proxy.offload.started
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from claude_vcr.matching import key_request, likeness, similarity
+from claude_vcr.matching import Replacement, Rules, key_request, likeness, similarity
 
 from tests.support.client import client, params
 from tests.support.loopback import unreachable_url
@@ -18,14 +18,20 @@ def keyed(text: str):
     return key_request("POST", "/v1/messages", "", json.dumps(params(text)).encode())
 
 
-def test_one_changed_word_is_closest_to_the_recording_with_that_word_changed(proxy, upstream):
+DATES = Rules(replace=(Replacement(r"\d{4}-\d{2}-\d{2}", "<DATE>"),))
+"""Rules with a regular expression of their own: the proxy applies them to stored requests in its worker."""
+
+
+@pytest.mark.parametrize("rules", [None, DATES], ids=["default-rules", "replace-rules"])
+def test_one_changed_word_is_closest_to_the_recording_with_that_word_changed(proxy, upstream, rules):
     """The issue's case: every recording differs from the request in its one message, so the share of parts in
     common ties them all (75%); how alike the differing text is decides, and the percentage says how much is the
-    same."""
+    same. The same under stored rules with a `replace` pattern, worked out in the worker process then (with
+    its deadline), and only then."""
     missed = keyed("recorded question about camels")
     assert len({similarity(missed.fingerprints, keyed(t).fingerprints) for t in RECORDED}) == 1  # the old tie
 
-    recorder = proxy(mode="record")
+    recorder = proxy(mode="record", **({"rules": rules} if rules else {}))
     keys = {}
     for text in RECORDED:
         raw = client(recorder.url).messages.with_raw_response.create(**params(text))
@@ -46,6 +52,7 @@ def test_one_changed_word_is_closest_to_the_recording_with_that_word_changed(pro
     assert (
         'messages[0].content: "recorded question about «camels»" vs "recorded question about «llamas»"' in message
     )
+    assert replay.running.proxy.offload.started is (rules is not None)
 
 
 def test_likeness_reflects_how_much_differs():

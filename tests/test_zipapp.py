@@ -461,6 +461,30 @@ def test_a_large_request_is_keyed_in_the_worker_process_of_the_pyz(runner, serve
     assert code == 0 and "Traceback" not in output and "in a thread" not in output, output
 
 
+def test_a_miss_under_replace_rules_is_diagnosed_in_the_worker_process_of_the_pyz(
+    runner, servers, upstream, tmp_path
+):
+    """Stored rules with a pattern of their own are applied to stored requests in the worker, spawned from the
+    pyz: it imports the diagnosis from the zip."""
+    db, rules = tmp_path / "vcr.db", tmp_path / "rules.json"
+    rules.write_text(json.dumps({"ignore": ["metadata"], "replace": [{"pattern": r"\d{4}", "with": "<N>"}]}))
+    recorder = runner.start(
+        "--port", "0", "--db", str(db), "--upstream", upstream.url, "--mode", "record", "--rules", str(rules)
+    )
+    servers.append(recorder)
+    assert post(recorder.url, "the llamas of 2024", stream=False)[1].get("x-vcr-outcome") == "recorded"
+    assert recorder.stop()[0] == 0
+    replayer = runner.start("--port", "0", "--db", str(db), "--upstream", unreachable_url(), "--mode", "replay")
+    servers.append(replayer)
+    assert post(replayer.url, "the llamas of 1999", stream=False)[1].get("x-vcr-outcome") == "hit"  # <N> both
+    missed, headers = post(replayer.url, "the camels of 2024", stream=False)
+    assert headers.get("x-vcr-outcome") == "miss"
+    assert "Closest recordings" in json.loads(missed)["error"]["message"]
+    assert "«camels»" in json.loads(missed)["error"]["message"]
+    code, output = replayer.stop()
+    assert code == 0 and "Traceback" not in output and "in a thread" not in output, output
+
+
 @pytest.fixture
 def recorded_db(runner, servers, upstream, tmp_path) -> Path:
     """A db with one streamed exchange in cassette `basic_tests`, recorded by the pyz."""

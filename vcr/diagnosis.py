@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from .catalog import Catalog
@@ -82,14 +83,22 @@ class MissReport:
         return f"{head}. Closest recordings: {ranked}. Request vs {best}: {diff}{harness}"
 
 
-def explain_miss(
-    catalog: Catalog, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
-) -> MissReport:
+@dataclass
+class MissEvidence:
+    """What a miss's diagnosis reads from the db: the cassette's recordings of the same method and path closest
+    by fingerprints (best first, one per key, REFINED at most) and their request bodies.
+    Read on the store thread; ranked by `rank_miss`, which applies the cassette's rules to them."""
+
+    shortlist: list[tuple[float, int, str, int]]
+    """(share of fingerprints in common, recording id, key, ordinal)."""
+    bodies: dict[int, bytes]
+
+
+def miss_evidence(
+    catalog: Catalog, cassette: str, method: str, target: str, keyed: KeyedRequest
+) -> MissEvidence:
     """Rank the cassette's recordings of the same method and path by the share of request parts they have in
-    common (their fingerprints only); then read the REFINED best of them and rank those by how much of the
-    request is the same (`likeness`: ties between parts that differ are broken by how alike the differing values
-    are), which is also the percentage shown; diff the request against the best."""
-    report = MissReport(cassette, method, target, keyed.key)
+    common (their fingerprints only, no rule runs here) and read the request bodies of the REFINED best."""
     candidates = catalog.candidates(cassette, method, target)
     ranked = sorted(
         (
@@ -106,25 +115,45 @@ def explain_miss(
             shortlist.append(item)
             if len(shortlist) == REFINED:
                 break
-    bodies: dict[int, object] = {}
-    if keyed.normalised is not None:
+    return MissEvidence(shortlist, {item[1]: catalog.request_body(item[1]) for item in shortlist})
+
+
+def rank_miss(report: MissReport, evidence: MissEvidence, request: bytes, rules: Rules) -> MissReport:
+    """Rank the shortlist by how much of the request is the same (`likeness` of the normalised bodies: ties
+    between parts that differ are broken by how alike the differing values are), which is also the percentage
+    shown, and diff the request against the best. Pure: the proxy runs it where a stored rule's regex is
+    bounded by a deadline (`Offload.under_rules`), and so normalises the request there too."""
+    parsed = parse_json_body(request)
+    normalised = None if parsed is None else normalise(parsed, rules)
+    shortlist = evidence.shortlist
+    bodies: dict[int, Any] = {}
+    recorded: dict[int, Any] = {}
+    if normalised is not None:
         scored = []
         for share, recording_id, key, ordinal in shortlist:
-            recorded = parse_json_body(catalog.request_body(recording_id))
-            if recorded is None:
+            recorded[recording_id] = parse_json_body(evidence.bodies.get(recording_id, b""))
+            if recorded[recording_id] is None:
                 scored.append((share, share, recording_id, key, ordinal))
                 continue
-            bodies[recording_id] = normalise(recorded, rules)
-            scored.append((likeness(keyed.normalised, bodies[recording_id]), share, recording_id, key, ordinal))
+            bodies[recording_id] = normalise(recorded[recording_id], rules)
+            scored.append((likeness(normalised, bodies[recording_id]), share, recording_id, key, ordinal))
         scored.sort(key=lambda item: (-item[0], -item[1], item[3], item[4]))
         shortlist = [(score, recording_id, key, ordinal) for score, _, recording_id, key, ordinal in scored]
     for score, _, key, ordinal in shortlist[:CLOSEST]:
         report.closest.append(Candidate(key, ordinal, score))
     if shortlist and shortlist[0][1] in bodies:
-        report.differences = json_differences(keyed.normalised, bodies[shortlist[0][1]])
-        recorded = parse_json_body(catalog.request_body(shortlist[0][1]))
-        report.harness = drift_summary(recorded, keyed.parsed)
+        report.differences = json_differences(normalised, bodies[shortlist[0][1]])
+        report.harness = drift_summary(recorded[shortlist[0][1]], parsed)
     return report
+
+
+def explain_miss(
+    catalog: Catalog, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
+) -> MissReport:
+    """Why a request missed: its closest recordings (`miss_evidence`), ranked and diffed (`rank_miss`)."""
+    evidence = miss_evidence(catalog, cassette, method, target, keyed)
+    report = MissReport(cassette, method, target, keyed.key)
+    return rank_miss(report, evidence, keyed.body, rules)
 
 
 @dataclass

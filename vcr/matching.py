@@ -481,6 +481,11 @@ class KeyedRequest:
         """What recording needs of a keyed request, small enough to send from another process."""
         return KeyFacts(self.key, self.wants_stream, self.model, self.fingerprints)
 
+    @property
+    def body(self) -> bytes:
+        """The request's bytes as received (what another process is sent to work on them)."""
+        return self._body
+
     @cached_property
     def parsed(self) -> Any:
         return parse_json_body(self._body)

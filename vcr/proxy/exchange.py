@@ -59,6 +59,9 @@ class CassetteState:
     seen_bytes: int = 0
     conversations: dict[int, str | None] = field(default_factory=dict)
     """Recording id -> its conversation digest, for `--match conversation`."""
+    rules_stalled: str | None = None
+    """Why this run no longer applies the cassette's rules to its stored requests (a regex of its own ran past
+    its deadline on them once): misses are then answered without diagnosis or conversation match."""
     drift_said: bool = False
     """Whether this run has said how the cassette's Claude Code harness drifted (once per cassette)."""
 

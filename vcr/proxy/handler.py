@@ -15,8 +15,8 @@ from ..adapters import Upstream
 from ..catalog import Catalog
 from ..claude_code import BILLING, drift_line
 from ..config import ProxyConfig
-from ..conversation import ConversationMatch, match_conversation
-from ..diagnosis import MissReport, explain_miss
+from ..conversation import ConversationMatch
+from ..diagnosis import MissReport
 from ..errors import BadRequestBody, NotFound, RulesError, UpstreamError
 from ..matching import KEY_SCHEME, KeyedRequest, raw_hash, short_key
 from ..names import BadCassetteName, validate_cassette_name
@@ -42,6 +42,7 @@ from .exchange import (
 from .offload import Offload
 from .record import Recorder
 from .replay import ReplayCache, send_recording
+from .stored_rules import StoredRequests
 
 log = logging.getLogger("claude_vcr.proxy")
 """One logger for the whole proxy package (tests and users filter on `claude_vcr.proxy`)."""
@@ -81,6 +82,8 @@ class Proxy:
         self.offload = Offload()
         """Reads large bodies in a child process (closed by `running` with the server)."""
         self.recorder = Recorder(config, upstream, store, self.offload)
+        self.stored = StoredRequests(store, self.offload)
+        """Applies cassettes' rules to their stored requests (miss diagnosis, conversation match)."""
         self.started: dict[str, str] = {}
         """When each cassette's record run began (a test's restart begins a new one), else `began`."""
         self.began = utc_now()
@@ -255,15 +258,7 @@ class Proxy:
                 return error_response(500, "api_error", str(error)), "damaged"
             decision = decide(settings, exchange.ordinal, len(recordings))
         if isinstance(decision, MatchConversation):
-            found = await self.store.read(
-                match_conversation,
-                exchange.cassette,
-                exchange.method,
-                exchange.stored_target,
-                exchange.keyed,
-                state.run.rules,
-                state.conversations,
-            )
+            found = await self._match_conversation(exchange, state)
             replayed = await self._replay_conversation(exchange, state, found) if found else None
             if replayed is not None:
                 return replayed
@@ -315,6 +310,25 @@ class Proxy:
                 log.warning(exchange.note)
         return await send_recording(exchange, recording, outcome, settings.pace, self.config.check)
 
+    async def _match_conversation(self, exchange: Exchange, state: CassetteState) -> ConversationMatch | None:
+        """The recording of the same conversation, if any; none when the cassette's rules stall on its recordings."""
+        if state.rules_stalled is not None:
+            return None
+        assert exchange.keyed is not None
+        try:
+            return await self.stored.match_conversation(
+                exchange.cassette,
+                exchange.method,
+                exchange.stored_target,
+                exchange.keyed,
+                state.run.rules,
+                state.conversations,
+            )
+        except RulesError as error:
+            state.rules_stalled = str(error)
+            log.warning("claude-vcr: cassette '%s': no conversation match: %s", exchange.cassette, error)
+            return None
+
     async def _replay_conversation(
         self, exchange: Exchange, state: CassetteState, found: ConversationMatch
     ) -> tuple[web.StreamResponse, str] | None:
@@ -364,6 +378,28 @@ class Proxy:
             self.replays.put(cassette, key, cached)
         return cached
 
+    async def _explain_miss(self, exchange: Exchange, state: CassetteState) -> str:
+        """The miss line: which recordings came closest and where they differ, unless the cassette's rules
+        stall on its stored requests (then it says so instead, and this run stops applying them there)."""
+        assert exchange.keyed is not None
+        if state.rules_stalled is None:
+            try:
+                report = await self.stored.explain_miss(
+                    exchange.cassette,
+                    exchange.method,
+                    exchange.stored_target,
+                    exchange.keyed,
+                    state.run.rules,
+                )
+                return report.text()
+            except RulesError as error:
+                state.rules_stalled = str(error)
+        return (
+            f"claude-vcr: no recording for {exchange.method} {exchange.stored_target} in cassette "
+            f"'{exchange.cassette}' (key {short_key(exchange.key)}); its closest recordings are not named: the "
+            f"cassette's stored rules took too long on them ({state.rules_stalled})."
+        )
+
     async def _strict_miss(
         self, exchange: Exchange, state: CassetteState, exhausted: int | None
     ) -> web.Response:
@@ -381,16 +417,7 @@ class Proxy:
                 exchange.cassette, exchange.method, exchange.stored_target, exchange.key, exhausted=exhausted
             ).text()
         else:
-            assert exchange.keyed is not None
-            report = await self.store.read(
-                explain_miss,
-                exchange.cassette,
-                exchange.method,
-                exchange.stored_target,
-                exchange.keyed,
-                state.run.rules,
-            )
-            text = report.text()
+            text = await self._explain_miss(exchange, state)
         unstored = await self.store.read(Catalog.unstored_answer, exchange.cassette, exchange.key)
         if unstored is not None:
             text += " " + unstored_hint(unstored, self.config.record_errors_option)

@@ -67,19 +67,24 @@ class Offload:
         """The request's key, the same as `key_request` gives wherever it is computed (small bodies on the
         loop: keying them costs less than sending them elsewhere)."""
         if rules.replace:  # patterns from elsewhere: in the child, with a deadline
-            try:
-                facts = await self._call(key_facts, method, path, query, body, rules, deadline=RULES_SECONDS)
-            except asyncio.TimeoutError as error:
-                patterns = ", ".join(repr(r.pattern) for r in rules.replace)
-                raise RulesError(
-                    f"applying its regular expressions ({patterns}) to this request took over {RULES_SECONDS:g} s,"
-                    " so it was stopped: a pattern that backtracks catastrophically on this text?"
-                ) from error
+            facts = await self.under_rules(rules, "this request", key_facts, method, path, query, body, rules)
         elif len(body) <= self.in_process_bytes:
             return key_request(method, path, query, body, rules)
         else:
             facts = await self._call(key_facts, method, path, query, body, rules)
         return KeyedRequest.from_facts(facts, body, rules, path)
+
+    async def under_rules(self, rules: Rules, what: str, func: Callable[..., T], *args: Any) -> T:
+        """`func(*args)`, which applies rules with regular expressions of their own (they may come from
+        elsewhere) to `what`, in the child with the RULES_SECONDS deadline; past it, RulesError."""
+        try:
+            return await self._call(func, *args, deadline=RULES_SECONDS)
+        except asyncio.TimeoutError as error:
+            patterns = ", ".join(repr(r.pattern) for r in rules.replace)
+            raise RulesError(
+                f"applying its regular expressions ({patterns}) to {what} took over {RULES_SECONDS:g} s,"
+                " so it was stopped: a pattern that backtracks catastrophically on this text?"
+            ) from error
 
     async def scan(self, body: bytes) -> RequestScan | None:
         """A large request body's excerpt, secrets and chunks (`request_scan`); None for a small one, which
@@ -96,7 +101,9 @@ class Offload:
                 break
             pool = self._started()
             loop = asyncio.get_running_loop()
-            if deadline is not None and pool not in self._ready:  # the deadline is for the call, not the start
+            if (
+                deadline is not None and pool not in self._ready
+            ):  # the deadline is for the call, not the start
                 with _main_hidden():
                     started = loop.run_in_executor(pool, worker.ready)
                 await started
@@ -111,7 +118,9 @@ class Offload:
             except (BrokenProcessPool, OSError) as error:
                 if self._pool is not pool:  # another call's deadline stopped this child: again, in a new one
                     continue
-                log.warning("claude-vcr: large request bodies are read in a thread: no worker process (%s)", error)
+                log.warning(
+                    "claude-vcr: large request bodies are read in a thread: no worker process (%s)", error
+                )
                 self._broken = True
         return await asyncio.to_thread(func, *args)  # no deadline there: only `nested_repeat` guards it
 
