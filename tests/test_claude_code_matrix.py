@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from claude_vcr.catalog import Catalog
 from claude_vcr.config import ProxyConfig
 from claude_vcr.harness import run_command
 from claude_vcr.render import run_summary
+from claude_vcr.ui.pages import cassette_url
 
 from tests.support.claude_code_matrix import (
     MODEL,
@@ -94,7 +94,7 @@ def test_the_viewer_shows_the_typed_prompt(release_recordings, loop_thread):
     pages = []
     with viewing(loop_thread, Path(recorded.db)) as url:
         for name in sorted(cassettes):
-            with urllib.request.urlopen(f"{url}/c/{urllib.parse.quote(name)}", timeout=30) as response:
+            with urllib.request.urlopen(url.rstrip("/") + cassette_url(name), timeout=30) as response:
                 pages.append(response.read().decode())
     shown = "\n".join(pages)
     assert "Summarise what this project does." in shown
