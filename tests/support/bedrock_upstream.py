@@ -37,6 +37,17 @@ CLIENT_KEY, CLIENT_SECRET, CLIENT_TOKEN = (
 )
 
 
+def signature_problem(request: web.Request, body: bytes) -> str | None:
+    """Why botocore refuses this request's SigV4 signature under the test credentials (None: it is good)."""
+    return verify(
+        request.method,
+        f"http://{request.host}{request.raw_path}",
+        list(request.headers.items()),
+        body,
+        {ACCESS_KEY: (SECRET_KEY, SESSION_TOKEN)},
+    )
+
+
 def client(url: str) -> AnthropicBedrock:
     """The SDK signs with its own (client-side) keys; the proxy must replace that signature."""
     return AnthropicBedrock(
@@ -167,13 +178,7 @@ class ScriptedBedrock:
         body = await request.read()
         self.calls.append(Call(request.method, request.raw_path, CIMultiDict(request.headers), body))
         number = len(self.calls)
-        problem = verify(
-            request.method,
-            f"http://{request.host}{request.raw_path}",
-            list(request.headers.items()),
-            body,
-            {ACCESS_KEY: (SECRET_KEY, SESSION_TOKEN)},
-        )
+        problem = signature_problem(request, body)
         ids = {"x-amzn-RequestId": f"00000000-0000-4000-8000-{number:012d}"}
         if problem is not None:
             self.rejected.append(problem)

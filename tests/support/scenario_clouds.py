@@ -19,9 +19,8 @@ from aiohttp import web
 from claude_vcr import eventstream
 from multidict import CIMultiDict
 
-from tests.support.bedrock_upstream import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
+from tests.support.bedrock_upstream import signature_problem
 from tests.support.scenario_upstream import ScenarioUpstream, request_identity
-from tests.support.sigv4_check import verify
 from tests.support.vertex_upstream import TOKEN
 
 _BEDROCK = re.compile(r"^/model/([^/]+)/(invoke|invoke-with-response-stream)$")
@@ -45,13 +44,7 @@ class ScenarioBedrock(ScenarioUpstream):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.calls.append((request.method, request.raw_path, CIMultiDict(request.headers), body))
-        problem = verify(
-            request.method,
-            f"http://{request.host}{request.raw_path}",
-            list(request.headers.items()),
-            body,
-            {ACCESS_KEY: (SECRET_KEY, SESSION_TOKEN)},
-        )
+        problem = signature_problem(request, body)
         if problem is not None:
             self.rejected.append(problem)
             return _error(403, f"signature mismatch ({problem})", "InvalidSignatureException")
