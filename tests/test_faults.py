@@ -210,7 +210,7 @@ def test_damaged_blob_commands_say_so_and_replay_answers_an_api_error(tmp_path, 
     with holding_upstream() as (_, url):
         serve = Serve(db, url, mode="replay")
         damaged = post(serve.url, request_body("r0"))
-        assert damaged.status == 500
+        assert damaged.status == 502
         error = json.loads(damaged.body)
         assert error["type"] == "error" and error["error"]["type"] == "api_error"
         assert keys[0][:12] in error["error"]["message"] and "damaged" in error["error"]["message"]

@@ -255,7 +255,7 @@ class Proxy:
                     response = error_response(502, "api_error", f"{error} (claude-vcr never replays it)")
                     response.headers.update({"x-vcr-outcome": "unsafe", "x-vcr-key": exchange.key})
                     return response, "unsafe"
-                return error_response(500, "api_error", str(error)), "damaged"
+                return error_response(502, "api_error", str(error)), "damaged"
             decision = decide(settings, exchange.ordinal, len(recordings))
         if isinstance(decision, MatchConversation):
             found = await self._match_conversation(exchange, state)

@@ -153,7 +153,7 @@ async def send_recording(
         message = f"claude-vcr: recording {short_key(recording.key, recording.ordinal)} is damaged: {damage}"
         log.error("%s", message)
         exchange.note = message
-        return error_response(500, "api_error", message), "damaged"
+        return error_response(502, "api_error", message), "damaged"  # the recording is bad, not the proxy: never a 500
     body = recording.response_body
     timings = recording.timings
     try:
