@@ -117,6 +117,17 @@ def test_a_run_that_met_only_errors_leaves_notes_without_a_cassette_and_a_rewrit
     assert unstored_notes(db_path) == []
 
 
+def test_the_clear_command_clears_a_cassette_that_holds_only_notes(proxy, db_path):
+    record_notes(proxy, "only_errors", "STATUS:529 x")
+    asked = cli("clear", "only_errors", "--db", db_path, input="n\n")
+    assert "Delete the 1 notes of answers not stored in cassette 'only_errors'?" in asked.output
+    assert len(unstored_notes(db_path)) == 1
+    done = cli("clear", "only_errors", "--yes", "--db", db_path)
+    assert done.exit_code == 0 and "Cleared cassette only_errors: 0 recordings deleted, 1 notes" in done.output
+    assert unstored_notes(db_path) == []
+    assert "no cassette named 'only_errors'" in cli("clear", "only_errors", "--yes", "--db", db_path).output
+
+
 def test_dump_shows_each_note_as_a_line(proxy, db_path):
     record_notes(proxy, "c", "fine", "STATUS:529 x")
     [(_, key, _, _, noted_at)] = unstored_notes(db_path)

@@ -416,11 +416,15 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
         claude-vcr clear old_tests --yes
     """
     with _open_store(db) as store:
-        count = store.catalog.stats(cassette)[0].recordings
+        notes = len(store.catalog.unstored_rows(cassette))
+        if notes and cassette not in store.catalog.cassette_names():  # a run that met only errors
+            what = f"the {notes:,} notes of answers not stored"
+        else:
+            what = f"all {store.catalog.stats(cassette)[0].recordings:,} recordings"
         if not yes:
-            click.confirm(f"Delete all {count:,} recordings in cassette {cassette!r}?", abort=True)
+            click.confirm(f"Delete {what} in cassette {cassette!r}?", abort=True)
         deleted = store.clear_cassette(cassette)
-    click.echo(f"Cleared cassette {cassette}: {deleted:,} recordings deleted")
+    click.echo(f"Cleared cassette {cassette}: {deleted:,} recordings deleted" + (f", {notes:,} notes" if notes else ""))
 
 
 @main.command("export")
