@@ -45,6 +45,7 @@ from claude_vcr.protocol import validate_response  # noqa: E402
 from tests.support.loopback import LoopThread, free_port, wait_listening  # noqa: E402
 from tests.support.openai_upstream import MODEL, OpenAIScript, serve_openai  # noqa: E402
 from tests.support.proxies import ProxyHandle  # noqa: E402
+from tests.support.sdk_calls import BASH_TOOL as BASH  # noqa: E402
 
 CLAUDISH = "claudish@10.1.1"
 BUN = "bun@1.4.4"
@@ -55,15 +56,6 @@ WEATHER = {
     "name": "get_weather",
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
-BASH = {
-    "name": "Bash",
-    "description": "Run a shell command",
-    "input_schema": {
-        "type": "object",
-        "properties": {"command": {"type": "string"}},
-        "required": ["command"],
-    },
 }
 
 
