@@ -417,7 +417,7 @@ def clear(cassette: str, yes: bool, db: Path) -> None:
     """
     with _open_store(db) as store:
         notes = len(store.catalog.unstored_rows(cassette))
-        if notes and cassette not in store.catalog.cassette_names():  # a run that met only errors
+        if notes and store.catalog.cassette_id(cassette) is None:  # a run that met only errors
             what = f"the {notes:,} notes of answers not stored"
         else:
             what = f"all {store.catalog.stats(cassette)[0].recordings:,} recordings"
