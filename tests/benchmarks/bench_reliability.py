@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.support import faults  # noqa: E402
+from tests.support import faults, soak  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,18 @@ def main() -> None:
     parser.add_argument(
         "--writers", type=int, help="only N recording `serve`s (200 requests each) beside the maintenance loop"
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="only the timed soaks: 4 recording `serve`s beside import/redact/rekey/clear loops, and 4 "
+        "`use_cassette` processes, each for SECONDS",
+    )
     args = parser.parse_args()
+    if args.soak:
+        with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
+            _soak(Path(scratch), args.soak)
+        return
     if args.writers:
         with tempfile.TemporaryDirectory(prefix="claude-vcr-reliability-") as scratch:
             report = faults.concurrent_writers(
@@ -113,6 +124,25 @@ def killed_command_row(folder: Path, command: str, repeats: int) -> str:
     return (
         f"| kill -9 of `{command}` ({what}) | {repeats} runs ({caught} caught mid-way) | next command "
         f"opened the db {reopened}/{repeats} | db as before and nothing left beside it {intact}/{repeats} |"
+    )
+
+
+def _soak(folder: Path, seconds: float) -> None:
+    """The issue's held figures: 4 serves for `seconds` beside maintenance loops, 4 `use_cassette` processes."""
+    serves = soak.timed_writers(_mk(folder / "serves"), writers=4, seconds=seconds)
+    rounds = {name: sum(r.startswith(name + ":") for r in serves.maintenance) for name in ("import", "redact", "rekey", "clear")}
+    ran = ", ".join(f"{name} x{count}" for name, count in rounds.items())
+    print(
+        f"| 4 recording `serve`s, 8 clients each, for {seconds:g} s while {ran} run | {serves.requests} requests | "
+        f"integrity {serves.integrity}, failed saves {serves.failed_saves}, exit status {serves.exit_codes} | "
+        f"{serves.acknowledged} acknowledged, **{serves.lost} lost** |",
+        flush=True,
+    )
+    users = soak.use_cassette_processes(_mk(folder / "use-cassette"), processes=4, seconds=seconds)
+    print(
+        f"| 4 processes recording through `use_cassette` (the SDK, one cassette each) for {seconds:g} s | "
+        f"{users.requests} requests | integrity {users.integrity}, exit status {users.exit_codes} | "
+        f"{users.acknowledged} acknowledged, **{users.lost} lost** |"
     )
 
 
