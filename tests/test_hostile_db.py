@@ -10,6 +10,7 @@ import json
 import random
 import sqlite3
 import string
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -421,3 +422,30 @@ def test_a_frame_longer_than_its_row_stops_replay_at_the_recorded_size(real_db):
     with pytest.raises(FrameOverrun):
         while reader.read(1024 * 1024):
             pass
+
+
+BACKTRACKING = {"replace": [{"pattern": "(a|aa)*$", "with": "<A>"}]}
+"""Stored rules whose pattern the load-time shape check lets through and that backtrack for years on 'aaa...a!'."""
+
+
+def test_commands_stop_a_backtracking_stored_regex_at_its_deadline(proxy, db_path, tmp_path):
+    """rekey and explain apply a cassette's stored rules in their own process: past the 10 s deadline
+    each says so in one line naming the pattern and changes nothing (no Ctrl-C needed, so a CI job with no one
+    at the keyboard does not hang until its own timeout)."""
+    text = "a" * 60 + "!"
+    recorder = proxy(mode="record")
+    call(recorder.url + "/c/slow", **params(text))
+    recorder.stop()
+    hostile.execute(db_path, "UPDATE cassettes SET rules_json = ?", params=(json.dumps(BACKTRACKING),))
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(params(text)))
+    before = db_path.read_bytes()
+    commands = [
+        ["rekey", "--db", db_path],
+        ["explain", request, "--cassette", "slow", "--db", db_path],
+    ]
+    with ThreadPoolExecutor(len(commands)) as pool:  # each waits out its deadline: side by side
+        results = list(pool.map(lambda args: hostile.run(*args, timeout=60), commands))
+    for result in results:
+        _one_line_refusal(result, "'(a|aa)*$'", "took over 10 s, so it was stopped")
+    assert db_path.read_bytes() == before

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from . import claude_code, providers
+from . import claude_code, providers, regex_deadline
 from .errors import BadRequestBody, RulesError
 from .excerpts import differences, marked, quote
 from .secrets import redact_bytes, redact_path, redact_query, redact_string
@@ -351,7 +351,18 @@ def normalise(body: Any, rules: Rules) -> Any:
             text = pattern.sub(placeholder, text)
         return text
 
-    return _map_strings(value, blur)
+    if not rules.replace:
+        return _map_strings(value, blur)
+    try:  # the cassette's own patterns may come from whoever wrote the db
+        with regex_deadline.bounded():
+            return _map_strings(value, blur)
+    except regex_deadline.RegexTimeout:
+        patterns = ", ".join(repr(r.pattern) for r in rules.replace)
+        raise RulesError(
+            f"applying the cassette's regular expressions ({patterns}) to a request took over "
+            f"{regex_deadline.SECONDS:g} s, so it was stopped: a pattern that backtracks catastrophically on this "
+            "text? Give the cassette rules of your own with `claude-vcr rekey --rules FILE`."
+        ) from None
 
 
 # --- keys -----------------------------------------------------------------------------------------------
