@@ -244,6 +244,27 @@ def m011_lean_indexes(db: Database) -> None:
     db.execute("CREATE INDEX recordings_by_raw_prefix ON recordings (cassette_id, substr(raw_hash, 1, 8))")
 
 
+@migrations()
+def m012_replaced_answers(db: Database) -> None:
+    # The answers a record run replaced (a key recorded again), kept until `compact`: git stores each committed
+    # version of vcr.db as a delta from the next, and an answer gone from the next version is carried whole by
+    # every such delta, which made a history of re-recordings cost more than the same files in the seed's
+    # layout (tests/benchmarks/bench_git.py). The response body only, as it was stored (the bulk of a row, and
+    # what a re-recording changes); no index, since only `delete`, `clear`, `scan`, `redact` and `stats` read
+    # it, whole. Never replayed, listed or exported.
+    db.execute(
+        """
+        CREATE TABLE replaced_answers (
+            id INTEGER PRIMARY KEY,
+            cassette_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            ordinal INTEGER NOT NULL,
+            response_body BLOB
+        )
+        """
+    )
+
+
 def _registered_steps() -> tuple[str, ...]:
     return tuple(step.name for step in migrations._migrations)
 

@@ -247,6 +247,25 @@ class Catalog:
             if identifier not in live:
                 yield identifier, inflate(self._decompressor, data, MAX_CHUNK, "a stored request chunk")
 
+    def replaced_answers(self, cassette: str | None = None) -> Iterator[tuple[int, str, str, int, bytes]]:
+        """(id, cassette, key, ordinal, body) of each answer a record run replaced and the db keeps until
+        `compact` (m012), its body inflated within the ceiling; `scan` and `redact` read them."""
+        where, params = ("WHERE c.name = ?", [cassette]) if cassette is not None else ("", [])
+        rows = self.conn.execute(
+            "SELECT a.id, coalesce(c.name, '(no cassette)'), a.key, a.ordinal, a.response_body "
+            f"FROM replaced_answers a LEFT JOIN cassettes c ON c.id = a.cassette_id {where} ORDER BY a.id",
+            params,
+        )
+        for row_id, name, key, ordinal, frame in rows:
+            yield row_id, str(name), str(key), int(ordinal), inflate(self._decompressor, frame, what="a replaced answer")
+
+    def replaced_totals(self) -> tuple[int, int]:
+        """(how many, stored bytes) of the replaced answers the db keeps until `compact`."""
+        count, size = self.conn.execute(
+            "SELECT count(*), coalesce(sum(length(response_body)), 0) FROM replaced_answers"
+        ).fetchone()
+        return int(count), int(size)
+
     def cassette_names(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT name FROM cassettes ORDER BY name")]
 

@@ -337,13 +337,20 @@ def stats(cassette: str | None, db: Path, as_json: bool) -> None:
     with _open_catalog(db) as catalog:
         per_cassette = catalog.stats(cassette)
         total = catalog.combine(per_cassette) if cassette is None else per_cassette[0]
+        replaced, replaced_bytes = catalog.replaced_totals()
     if as_json:
-        _json_out({"cassettes": [s.to_json() for s in per_cassette], "total": total.to_json()})
+        kept = {"count": replaced, "stored_bytes": replaced_bytes}
+        _json_out({"cassettes": [s.to_json() for s in per_cassette], "total": total.to_json(), "replaced_answers": kept})
         return
     if not per_cassette:
         click.echo(f"No cassettes in {db}")
         return
     _echo(stats_text(per_cassette) if cassette is not None else stats_table(per_cassette, total))
+    if replaced and cassette is None:
+        click.echo(
+            f"Replaced answers kept for git's history: {replaced:,} ({replaced_bytes:,} bytes stored); "
+            "`claude-vcr compact` drops them."
+        )
 
 
 @main.command()
@@ -604,8 +611,9 @@ def compact(db: Path) -> None:
 
     if not db.exists() or db.stat().st_size == 0:
         raise NoDatabase(f"no database at {db}")
-    before, after = compact_file(db)
-    click.echo(f"Compacted {db}: {before:,} -> {after:,} bytes")
+    done = compact_file(db)
+    dropped = f" ({done.replaced:,} replaced answers kept for git's history dropped)" if done.replaced else ""
+    click.echo(f"Compacted {db}: {done.before:,} -> {done.after:,} bytes{dropped}")
 
 
 @main.command()

@@ -10,11 +10,12 @@ import shutil
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from .catalog import Catalog, live_chunk_ids
 from .compression import CHUNKED_CODEC, unpack_ids
 from .errors import DatabaseError
-from .records import UNSTORED_COLUMNS
+from .records import REPLACED_COLUMNS, UNSTORED_COLUMNS
 from .schema import DAMAGE, PAGE_SIZE, describe_error, exclusive_lock
 from .store import Store, writable_check
 
@@ -57,6 +58,11 @@ def merge_from(
                 cassette_id = Catalog(conn).cassette_id(name)
                 if cassette_id is None:
                     cassette_id = _copy_cassette(conn, name, store.path)
+                conn.execute(  # ours, replaced by theirs: kept for git's deltas as a record run keeps it
+                    f"INSERT INTO main.replaced_answers ({REPLACED_COLUMNS}) SELECT {REPLACED_COLUMNS} "
+                    "FROM main.recordings WHERE cassette_id = ? AND key = ?",
+                    [cassette_id, key],
+                )
                 conn.execute("DELETE FROM main.recordings WHERE cassette_id = ? AND key = ?", [cassette_id, key])
                 conn.execute(
                     f"""
@@ -68,17 +74,19 @@ def merge_from(
                     [cassette_id, name, key],
                 )
             for name, key in drop:
-                conn.execute(
-                    "DELETE FROM main.recordings WHERE key = ? AND cassette_id = "
-                    "(SELECT id FROM main.cassettes WHERE name = ?)",
-                    [key, name],
-                )
+                for table in ("replaced_answers", "recordings"):  # deleted on their side: with what it replaced
+                    conn.execute(
+                        f"DELETE FROM main.{table} WHERE key = ? AND cassette_id = "
+                        "(SELECT id FROM main.cassettes WHERE name = ?)",
+                        [key, name],
+                    )
             for name in drop_cassettes:
                 conn.execute(
                     "DELETE FROM main.cassettes WHERE name = ? AND NOT EXISTS "
                     "(SELECT 1 FROM main.recordings r WHERE r.cassette_id = cassettes.id)",
                     [name],
                 )
+            conn.execute("DELETE FROM main.replaced_answers WHERE cassette_id NOT IN (SELECT id FROM main.cassettes)")
             _merge_notes(store, take_notes, drop_notes)
     finally:
         conn.execute("DETACH DATABASE merge_other")
@@ -206,6 +214,8 @@ def _stage(store: Store, staging: Path) -> None:
                     continue
                 if table == "recording_totals":  # rebuilt by its triggers as recordings are copied
                     continue
+                if table == "replaced_answers":  # kept for git's deltas until now: compact is where they go
+                    continue
                 order = "id" if table == "chunks" else "rowid"  # chunks: the same order whatever came first
                 try:
                     conn.execute(
@@ -272,9 +282,17 @@ def _copy_renumbered(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE temp.compact_recordings")
 
 
-def compact(path: str | Path) -> tuple[int, int]:
-    """Rewrite a db in place without dead pages, in canonical order (see `compact_into`); returns its size
-    before and after. The file is replaced by a rename, so it is refused while any other claude-vcr process
+class Compacted(NamedTuple):
+    """What `compact` did: the file's size before and after, and the replaced answers it dropped."""
+
+    before: int
+    after: int
+    replaced: int
+
+
+def compact(path: str | Path) -> Compacted:
+    """Rewrite a db in place without dead pages, in canonical order (see `compact_into`), dropping the
+    replaced answers kept for git's history (m012). The file is replaced by a rename, so it is refused while any other claude-vcr process
     has the file open (`schema.exclusive_lock`); a read-only file or folder is refused, the new file keeps
     the old one's permissions, and nothing is left beside it if anything fails."""
     path = Path(path)
@@ -286,6 +304,7 @@ def compact(path: str | Path) -> tuple[int, int]:
         fresh.unlink(missing_ok=True)
         try:
             with Store(path, shared=False) as store:
+                replaced = store.catalog.replaced_totals()[0]
                 try:
                     compact_into(store, fresh)
                 except DAMAGE as error:  # the library's edge: one DatabaseError, naming the file
@@ -298,7 +317,7 @@ def compact(path: str | Path) -> tuple[int, int]:
     finally:
         if lock is not None:
             lock.release()
-    return before, path.stat().st_size
+    return Compacted(before, path.stat().st_size, replaced)
 
 
 def _sync_folder(folder: Path) -> None:

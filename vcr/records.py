@@ -412,3 +412,7 @@ class UnstoredAnswer:
     def to_json(self) -> dict[str, Any]:
         """As an export carries it (the cassette is the directory's)."""
         return {"key": self.key, "status": self.status, "error_type": self.error_type, "noted_at": self.noted_at}
+
+
+REPLACED_COLUMNS = "cassette_id, key, ordinal, response_body"
+"""What `replaced_answers` keeps of a recording a record run replaced (m012): its place and its stored answer."""

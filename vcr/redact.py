@@ -251,6 +251,7 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
         catalog.cassette_info(cassette)  # an unknown name is NotFound, not "clean"
     found = [finding for recording in catalog.iter_details(cassette) for finding in scan_recording(recording)]
     found += scan_unstored(catalog, cassette)
+    found += scan_replaced(catalog, cassette)
     if cassette is None:  # every table: request chunks no recording uses still hold what they held
         for identifier, data in catalog.unused_chunks():
             for secret in find(data.decode("utf-8", "surrogateescape")):
@@ -268,6 +269,35 @@ def scan(catalog: Catalog, cassette: str | None = None) -> list[StoredSecret]:
                     )
                 )
     return found
+
+
+REPLACED_SIDE = "replaced answer"
+"""Where a finding in an answer a record run replaced, kept until `compact` (m012), is."""
+
+
+def scan_replaced(catalog: Catalog, cassette: str | None = None) -> Iterator[StoredSecret]:
+    """Credential-shaped strings in the replaced answers the db keeps for git's history."""
+    for _, name, key, ordinal, body in catalog.replaced_answers(cassette):
+        for where, secret in _body_secrets(body):
+            yield StoredSecret(printable_line(name)[:200], printable_line(key)[:200], ordinal, "-", "-",
+                               REPLACED_SIDE, where, secret.kind, secret.preview)
+
+
+def _body_secrets(body: bytes) -> Iterator[tuple[str, Secret]]:
+    """(where, secret) in a body stored without its headers: as text and event by event, and decoded from
+    Bedrock's binary event stream when it is one."""
+    if body[:1] not in (b"{", b"[", b"e", b"d", b":", b"") and not body[:1].isspace():
+        try:
+            body = eventstream.to_sse(body)[0]
+        except Exception:  # not an event stream: read as it is
+            pass
+    text = body.decode("utf-8", "surrogateescape")
+    secrets = list(find(text))
+    if secrets:
+        strings = list(_strings_of(body))
+        for secret in secrets:
+            yield _locate(secret, strings, text), secret
+    yield from stream_secrets(body)
 
 
 NOTE_SIDE = "unstored-answer note"
@@ -394,6 +424,8 @@ class RedactReport:
     """Keys that two recordings now share (they replay in recording order)."""
     notes: int = 0
     """Notes of unstored answers dropped for holding a credential-shaped string (claude-vcr writes none)."""
+    replaced: int = 0
+    """Replaced answers kept for git's history (m012) dropped for holding a credential-shaped string."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -404,6 +436,7 @@ class RedactReport:
             "cassettes": self.cassettes,
             "collisions": self.collisions,
             "notes": self.notes,
+            "replaced_answers": self.replaced,
         }
 
 
@@ -428,6 +461,8 @@ def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
         for row in catalog.unstored_rows(cassette):  # a note is only a hint: one holding a secret goes whole
             if _note_secrets(row):
                 report.notes += store.forget_unstored(row[0], [row[1]])
+        holding = [row_id for row_id, *_, body in catalog.replaced_answers(cassette) if any(_body_secrets(body))]
+        report.replaced += store.drop_replaced(holding)  # history only: one holding a secret goes whole
         if changed or cassette is None:  # a whole-db redact also drops chunks nothing uses (scan reads them)
             store.drop_unused_chunks()
             for name in changed:

@@ -315,16 +315,22 @@ def scan_text(findings: Sequence[StoredSecret]) -> str:
 
 def redact_text(report: RedactReport) -> str:
     """`redact`: what was replaced and dropped, and which cassettes were rekeyed."""
-    notes = [f"Dropped {report.notes:,} note(s) of unstored answers holding a credential-shaped string"]
+    dropped = []
+    if report.notes:
+        dropped.append(f"Dropped {report.notes:,} note(s) of unstored answers holding a credential-shaped string")
+    if report.replaced:
+        dropped.append(
+            f"Dropped {report.replaced:,} replaced answer(s) kept for git's history holding a credential-shaped string"
+        )
     if not report.recordings:
-        return (notes[0] + "\n") if report.notes else "Nothing to redact.\n"
+        return "".join(line + "\n" for line in dropped) or "Nothing to redact.\n"
     kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(report.secrets.items())) or "none"
     lines = [
         f"Redacted {report.recordings:,} recording(s): {sum(report.secrets.values()):,} secret(s) in bodies "
         f"({kinds}), {report.headers:,} credential header(s) dropped, {report.paths:,} query value(s) replaced",
         f"Keys recomputed in: {', '.join(report.cassettes)}"
         + (f" ({report.collisions} keys now shared by several recordings)" if report.collisions else ""),
-        *(notes if report.notes else []),
+        *dropped,
         "Older copies of the db (git history, backups) still hold the secrets: rotate them.",
     ]
     return "\n".join(lines) + "\n"

@@ -43,6 +43,7 @@ SCHEMA_STEPS = (
     "m009_body_dictionary",
     "m010_unstored_answers",
     "m011_lean_indexes",
+    "m012_replaced_answers",
 )
 """The names of this version's schema steps, in the order they apply; a db with exactly these is current."""
 
@@ -52,7 +53,15 @@ RAW_PREFIX = "substr(raw_hash, 1, 8)"
 index by repeating this expression exactly, then compares the full hash in the row."""
 
 OWN_TABLES = frozenset(
-    {"_sqlite_migrations", "cassettes", "recordings", "chunks", "recording_totals", "unstored_answers"}
+    {
+        "_sqlite_migrations",
+        "cassettes",
+        "recordings",
+        "chunks",
+        "recording_totals",
+        "unstored_answers",
+        "replaced_answers",
+    }
 )
 OWN_INDEXES = frozenset(
     {

@@ -34,7 +34,15 @@ from .compression import (
 )
 from .errors import ClaudeVCRError, DatabaseError, NoDatabase, NotFound
 from .excerpts import Excerpt
-from .records import UNSTORED_COLUMNS, Recording, StoredRules, UnstoredAnswer, encode, utc_now
+from .records import (
+    REPLACED_COLUMNS,
+    UNSTORED_COLUMNS,
+    Recording,
+    StoredRules,
+    UnstoredAnswer,
+    encode,
+    utc_now,
+)
 from .schema import (
     BUSY_TIMEOUT_MS,
     PAGE_SIZE,
@@ -233,6 +241,12 @@ class Store:
     def _forget(self, where: str, params: list[Any], cassette_id: int, key: str) -> int:
         """Delete a key's recordings (`where` picks them), remembering their ids for the new ones."""
         gone = self._conn.execute(f"SELECT id, ordinal FROM recordings WHERE {where}", params).fetchall()
+        if gone:
+            self._conn.execute(
+                f"INSERT INTO replaced_answers ({REPLACED_COLUMNS})"
+                f" SELECT {REPLACED_COLUMNS} FROM recordings WHERE {where}",
+                params,
+            )
         self._conn.execute(f"DELETE FROM recordings WHERE {where}", params)
         if len(self._freed) > FREED_IDS_KEPT:
             self._freed.clear()  # keys forgotten and never recorded again: a bound, not a loss
@@ -345,6 +359,7 @@ class Store:
                     [note.row() for note in notes],
                 )
             cassette_id = self._cassette_id(cassette, create=True)
+            self._move_replaced(cassette_id, keys)
             # park every ordinal out of the way first, so the unique (cassette, key, ordinal) never trips midway
             self._conn.execute("UPDATE recordings SET ordinal = -id WHERE cassette_id = ?", [cassette_id])
             self._conn.executemany(
@@ -364,6 +379,25 @@ class Store:
                 "UPDATE cassettes SET rules_json = ?, key_scheme = ? WHERE id = ?",
                 [stored.rules_json, stored.key_scheme, cassette_id],
             )
+
+    def _move_replaced(self, cassette_id: int, keys: list[tuple[int, str, int, Any]]) -> None:
+        """The replaced answers a rekey's recordings keep follow them to their new (key, ordinal): first
+        parked under a name no key has (so two places trading keys do not mix), then put in place."""
+        places = {
+            rid: (key, ordinal)
+            for rid, key, ordinal in self._conn.execute(
+                "SELECT id, key, ordinal FROM recordings WHERE cassette_id = ?", [cassette_id]
+            )
+        }
+        moves = [(rid, key, ordinal) for rid, key, ordinal, _ in keys if places.get(rid, (key, ordinal)) != (key, ordinal)]
+        self._conn.executemany(
+            "UPDATE replaced_answers SET key = ?, ordinal = -1 WHERE cassette_id = ? AND key = ? AND ordinal = ?",
+            [(f"moving {rid}", cassette_id, *places[rid]) for rid, _, _ in moves],
+        )
+        self._conn.executemany(
+            "UPDATE replaced_answers SET key = ?, ordinal = ? WHERE cassette_id = ? AND key = ?",
+            [(key, ordinal, cassette_id, f"moving {rid}") for rid, key, ordinal in moves],
+        )
 
     def count(self, cassette: str | None = None) -> int:
         """How many recordings (the read side's answer; kept for `StoreThread.run(Store.count, ...)`)."""
@@ -393,6 +427,11 @@ class Store:
         copy in the file."""
         self.secure_delete()
         with self.writing():
+            self._conn.executemany(  # the answers they replaced go with them
+                "DELETE FROM replaced_answers WHERE (cassette_id, key, ordinal) IN "
+                "(SELECT cassette_id, key, ordinal FROM recordings WHERE id = ?)",
+                [(i,) for i in ids],
+            )
             deleted = sum(self._conn.execute("DELETE FROM recordings WHERE id = ?", [i]).rowcount for i in ids)
             self._drop_unused_chunks()
         return deleted
@@ -424,6 +463,13 @@ class Store:
         self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(identifier,) for identifier in unused])
         return len(unused)
 
+    def drop_replaced(self, ids: list[int] | None = None) -> int:
+        """Delete kept replaced answers (`replaced_answers`) by id, or all of them; returns how many went."""
+        with self.writing():
+            if ids is None:
+                return self._conn.execute("DELETE FROM replaced_answers").rowcount
+            return sum(self._conn.execute("DELETE FROM replaced_answers WHERE id = ?", [i]).rowcount for i in ids)
+
     def secure_delete(self) -> None:
         """From now on SQLite overwrites deleted content with zeros: a redacted secret leaves no trace."""
         self._conn.execute("PRAGMA secure_delete = ON")
@@ -440,6 +486,7 @@ class Store:
                 if notes:
                     return 0  # a run that met only errors made notes, and no cassette row
                 raise NotFound(f"no cassette named {name!r}")
+            self._conn.execute("DELETE FROM replaced_answers WHERE cassette_id = ?", [cassette_id])
             deleted = self._conn.execute(
                 "DELETE FROM recordings WHERE cassette_id = ?", [cassette_id]
             ).rowcount
