@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from claude_vcr import store as store_module
 from claude_vcr.compression import decompressor
 from claude_vcr.interchange.gitdb import merge
-from claude_vcr.store import Store
+from claude_vcr.store import REPLACED_SHARE, Store
 
 from tests.support import hostile
 from tests.support.cassettes import recording, save_all
@@ -68,6 +69,21 @@ def test_each_replacement_is_kept_and_a_new_key_replaces_nothing(db_path):
     save_all(db_path, [recording(1, cassette="c", size=30), recording(3, cassette="c")])
     sizes = [len(decompressor().decompress(frame)) for *_, frame in kept(db_path)]
     assert len(sizes) == 2 and sizes[0] < sizes[1]  # the first two answers of key 1, oldest first
+
+
+def test_recording_a_suite_again_and_again_grows_the_file_by_half_at_most(db_path, monkeypatch):
+    """A record mode that rewrites everything, run while a test is written: the kept answers stay within
+    REPLACED_SHARE of the recordings' stored bytes (past REPLACED_FLOOR, here lowered), the newest kept."""
+    monkeypatch.setattr(store_module, "REPLACED_FLOOR", 0)
+    for run in range(12):
+        save_all(db_path, [recording(i, cassette="c", size=400 + run) for i in range(10)])
+    conn = sqlite3.connect(db_path)
+    (kept_bytes,) = conn.execute("SELECT sum(length(response_body)) FROM replaced_answers").fetchone()
+    (live_bytes,) = conn.execute("SELECT sum(stored_size) FROM recordings").fetchone()
+    conn.close()
+    assert 0 < kept_bytes <= REPLACED_SHARE * live_bytes
+    newest = max(len(decompressor().decompress(frame)) for *_, frame in kept(db_path))
+    assert newest == len(recording(0, cassette="c", size=400 + 10).response_body)  # the run before the last
 
 
 @pytest.mark.parametrize("how", ["delete", "clear"])

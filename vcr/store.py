@@ -241,18 +241,37 @@ class Store:
     def _forget(self, where: str, params: list[Any], cassette_id: int, key: str) -> int:
         """Delete a key's recordings (`where` picks them), remembering their ids for the new ones."""
         gone = self._conn.execute(f"SELECT id, ordinal FROM recordings WHERE {where}", params).fetchall()
-        if gone:
+        if gone:  # kept for git's deltas until `compact` (m012), within a share of the recordings' bytes
             self._conn.execute(
                 f"INSERT INTO replaced_answers ({REPLACED_COLUMNS})"
                 f" SELECT {REPLACED_COLUMNS} FROM recordings WHERE {where}",
                 params,
             )
         self._conn.execute(f"DELETE FROM recordings WHERE {where}", params)
+        if gone:
+            self._trim_replaced()
         if len(self._freed) > FREED_IDS_KEPT:
             self._freed.clear()  # keys forgotten and never recorded again: a bound, not a loss
         for row_id, ordinal in gone:
             self._freed[(cassette_id, key, ordinal)] = row_id
         return len(gone)
+
+    def _trim_replaced(self) -> None:
+        """The oldest replaced answers go once they hold more than REPLACED_SHARE of the recordings' stored
+        bytes (and REPLACED_FLOOR): re-recording a suite again and again (a record mode that rewrites everything, while a test is
+        being written) grows the file by at most that much, not by a copy per run."""
+        (kept,) = self._conn.execute("SELECT coalesce(sum(length(response_body)), 0) FROM replaced_answers").fetchone()
+        (live,) = self._conn.execute("SELECT coalesce(sum(stored_size), 0) FROM recording_totals").fetchone()
+        over = kept - max(live * REPLACED_SHARE, REPLACED_FLOOR)
+        if over <= 0:
+            return
+        doomed = []
+        for row_id, size in self._conn.execute("SELECT id, length(response_body) FROM replaced_answers ORDER BY id"):
+            if over <= 0:
+                break
+            doomed.append((row_id,))
+            over -= size or 0
+        self._conn.executemany("DELETE FROM replaced_answers WHERE id = ?", doomed)
 
     def _store_request(self, body: bytes, packed: PackedChunks | None = None) -> tuple[str, bytes, int]:
         """(codec, stored form, bytes of new chunks): large bodies become chunk ids, each chunk stored once.
@@ -623,6 +642,10 @@ class _Transaction:
         return self._atomic.__exit__(exc_type, exc, tb)
 
 
+REPLACED_SHARE = 0.5
+"""The most the replaced answers kept for git (m012) may hold, as a share of the recordings' stored bytes..."""
+REPLACED_FLOOR = 1024 * 1024
+"""...or this many bytes, if more: a small db keeps every one."""
 FREED_IDS_KEPT = 100_000
 """How many forgotten row ids a store remembers for the recordings that replace them (a few MB at most)."""
 
