@@ -598,10 +598,13 @@ def _import_dump(source: Path, cassette: str, db: Path, all_paths: bool, record_
 @main.command()
 @db_option
 def compact(db: Path) -> None:
-    """Rewrite the db without dead pages, in a canonical order (do it before a commit).
+    """Rewrite the db without dead pages or kept replaced answers, in a canonical order.
 
-    The same recordings give the same bytes however they were written. Stop any
-    `serve` using the file first: the file is replaced.
+    The same recordings give the same bytes however they were written. The answers
+    re-recordings replaced, which the db keeps so git's deltas stay small, are
+    dropped. Not before every commit: a compacted file shares fewer bytes with its
+    previous version (see docs/git.md). Stop any `serve` using the file first: the
+    file is replaced.
 
     \b
     Example:
