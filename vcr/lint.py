@@ -46,6 +46,7 @@ def lint_detail(detail: Recording) -> list[Finding]:
     body = detail.response_source()
     anthropic_stream = (
         providers.provider_of(row.path) == "anthropic"
+        and row.path.split("?", 1)[0].rstrip("/").endswith("/v1/messages")
         and 200 <= row.status < 300
         and media_type(detail.response_headers) == SSE_MEDIA_TYPE
     )
