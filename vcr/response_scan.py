@@ -1,7 +1,7 @@
 """One read of a recorded response body for what saving it needs: the credential-shaped strings screening
 looks for, and the body compressed as the store keeps it (with placeholders, when `--redact` replaces some).
 Pure: for a large body a child process runs it (`proxy/offload.py`), because the secrets regexes over
-megabytes are long calls into C that hold the interpreter lock the event loop needs (seconds for 20 MB), and
+megabytes are long calls into C that hold the interpreter lock the event loop needs (2.8 s for 6 MB), and
 compressing megabytes at the store's level is most of a second of the one store thread's time."""
 
 from __future__ import annotations
