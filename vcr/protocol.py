@@ -876,7 +876,7 @@ def validate_stream(
         _check_stream_content_type(out, request, _lower_headers(headers))
         out.items.extend(validate_headers(headers, status))
     comments_at = len(out.items)
-    body = body if hasattr(body, "read") else bytes(body)  # type: ignore[arg-type]
+    body = body if hasattr(body, "read") else bytes(body)
     for index, event in enumerate(iter_body_events(body, parser)):  # never all held at once
         late = checker.after_stop(index, event)
         kind = checker.frame(index, event)
