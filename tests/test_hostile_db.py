@@ -449,3 +449,39 @@ def test_commands_stop_a_backtracking_stored_regex_at_its_deadline(proxy, db_pat
     for result in results:
         _one_line_refusal(result, "'(a|aa)*$'", "took over 10 s, so it was stopped")
     assert db_path.read_bytes() == before
+
+
+def test_show_and_lint_of_a_long_stream_take_memory_independent_of_its_length(real_db, tmp_path):
+    """A stored stream past 4 MB is decompressed a piece at a time and its events read as they come: 36 MB
+    more of stream costs show, `show --raw` and lint next to nothing (whole, it cost about its own size)."""
+    peaks: dict[str, list[float]] = {}
+    raws = []
+    for deltas in (40_000, 360_000):  # 4.6 MB and 41 MB
+        db = tmp_path / f"{deltas}.db"
+        db.write_bytes(real_db.read_bytes())
+        hostile.plant_long_stream(db, deltas)
+        with Catalog.open(db) as catalog:
+            key = next(r.key for r in catalog.recordings("basic") if r.stream)[:12]
+        for name, args in (("show", ["show", key]), ("raw", ["show", key, "--raw"]), ("lint", ["lint"])):
+            done, peak = hostile.peak_mb(*args, "--db", db)
+            assert done.returncode == 0, done.stderr[-2000:]
+            peaks.setdefault(name, []).append(peak)
+            if name == "raw":
+                raws.append(done.stdout == hostile.long_stream(deltas))
+    assert raws == [True, True]  # the exact bytes, read a piece at a time
+    for name, (small, large) in peaks.items():
+        assert large - small < 15, (name, peaks)  # the stream grew by 36 MB
+
+
+def test_a_long_stream_frame_that_inflates_past_its_row_is_one_line(real_db):
+    """Read a piece at a time, a frame inflating past its row's recorded size still stops there, in one line."""
+    hostile.plant_response_bomb(
+        real_db, hostile.bomb_frame(hostile.GIB, declared=False), stated_size=10 * 2**20
+    )
+    with Catalog.open(real_db) as catalog:
+        key = next(r.key for r in catalog.recordings("basic") if r.stream)[:12]
+    for args in (["show", key], ["show", key, "--raw"], ["show", key, "--json"], ["lint"]):
+        done, peak = hostile.peak_mb(*args, "--db", real_db)
+        stderr = done.stderr.decode()
+        assert done.returncode == 1 and "Traceback" not in stderr, stderr[-2000:]
+        assert "inflates past its recorded size" in stderr and peak < 100, (args, peak)

@@ -477,23 +477,27 @@ class Catalog:
             raise Ambiguous(message, matches)
         return matches[0]
 
-    def detail(self, recording: RecordingRow | int) -> Recording:
-        """One recording in full, bodies decompressed."""
+    def detail(self, recording: RecordingRow | int, *, large_as_frame: bool = False) -> Recording:
+        """One recording in full, bodies decompressed; with `large_as_frame` a response over 4 MB stays a
+        frame, read through `response_reader()` (bounded by the row's recorded size)."""
         recording_id = recording if isinstance(recording, int) else recording.id
-        found = next(self._details("WHERE r.id = ?", [recording_id]), None)
+        found = next(self._details("WHERE r.id = ?", [recording_id], large_as_frame), None)
         if found is None:
             raise NotFound(f"no recording with id {recording_id}")
         return found
 
-    def iter_details(self, cassette: str | None = None) -> Iterator[Recording]:
-        """Every recording in full, by cassette name, key and ordinal, one at a time (memory stays flat)."""
+    def iter_details(
+        self, cassette: str | None = None, *, large_as_frame: bool = False
+    ) -> Iterator[Recording]:
+        """Every recording in full, by cassette name, key and ordinal, one at a time (memory stays flat);
+        `large_as_frame` as for `detail`."""
         names = [cassette] if cassette is not None else self.cassette_names()
         for name in names:
             yield from self._details(
-                "WHERE r.cassette_id = ? ORDER BY r.key, r.ordinal", [self._cassette_id(name)]
+                "WHERE r.cassette_id = ? ORDER BY r.key, r.ordinal", [self._cassette_id(name)], large_as_frame
             )
 
-    def _details(self, where: str, params: list[Any]) -> Iterator[Recording]:
+    def _details(self, where: str, params: list[Any], large_as_frame: bool = False) -> Iterator[Recording]:
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         cursor.execute(
@@ -502,7 +506,7 @@ class Catalog:
         )
         reader = decompressor()
         for row in cursor:
-            yield decode(row, row["cassette_name"], self.conn, reader)
+            yield decode(row, row["cassette_name"], self.conn, reader, large_as_frame=large_as_frame)
 
     # --- what replay, miss diagnosis, rekey and the write side ask ----------------------------------
 

@@ -374,12 +374,15 @@ def show(key_prefix: str, cassette: str | None, raw: bool, db: Path, as_json: bo
     """
     from .describe import describe
     from .render import show_text
+    from .schema import read_errors
 
-    with _open_catalog(db) as catalog:
-        detail = catalog.detail(catalog.resolve(key_prefix, cassette))
+    with _open_catalog(db) as catalog, read_errors(db):  # a large body is read after `detail` returns
+        detail = catalog.detail(catalog.resolve(key_prefix, cassette), large_as_frame=True)
         if raw:
             stdout = sys.stdout.buffer  # the exact bytes; click.get_binary_stream is deprecated
-            stdout.write(detail.response_body)
+            reader = detail.response_reader()  # a large body a piece at a time, never whole
+            while piece := reader.read(1024 * 1024):
+                stdout.write(piece)
             stdout.flush()
             return
         info = describe(detail)
@@ -899,8 +902,9 @@ def lint(cassette: str | None, db: Path, as_json: bool) -> None:
     """
     from .lint import lint as lint_cassettes
     from .render import lint_text
+    from .schema import read_errors
 
-    with _open_catalog(db) as catalog:
+    with _open_catalog(db) as catalog, read_errors(db):  # a large body is read as it is checked
         results = lint_cassettes(catalog, cassette)
     if as_json:
         _json_out([result.to_json() for result in results])

@@ -23,7 +23,7 @@ from .errors import BadRequestBody
 from .excerpts import clip
 from .headers import Headers, for_storage
 from .matching import parse_json_body
-from .sse import MessageFold, SSEEvent, is_stream, iter_body_events
+from .sse import SSE_MEDIA_TYPE, BodyReader, MessageFold, SSEEvent, is_stream, iter_body_events, media_type
 
 if TYPE_CHECKING:
     from .records import Recording
@@ -174,19 +174,25 @@ def _message_summary(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe_response(status: int, headers: Headers, body: bytes) -> dict[str, Any]:
-    """Status, headers and the body decoded: SSE events one per line and the blocks they build, or JSON."""
+def describe_response(
+    status: int, headers: Headers, body: bytes | BodyReader, size: int | None = None
+) -> dict[str, Any]:
+    """Status, headers and the body decoded: SSE events one per line and the blocks they build, or JSON.
+    `body` may be a reader of a large stored body (`size` bytes): an SSE stream is then read a piece at a
+    time, never whole; any other body is read whole (bounded by the reader)."""
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
     summary: dict[str, Any] = {
         "status": status,
         "headers": headers,
-        "size": len(body),
+        "size": len(body) if isinstance(body, bytes) else size,
         "content_type": content_type,
     }
     framed = content_type.split(";")[0].strip().lower() == eventstream.CONTENT_TYPE
+    if not isinstance(body, bytes) and (framed or media_type(headers) != SSE_MEDIA_TYPE):
+        body = body.read()
     if framed:  # Bedrock's binary frames: shown as the Anthropic events they carry
         body, summary["frame_problem"] = eventstream.to_sse(body)
-    if framed or is_stream(headers, body):
+    if framed or not isinstance(body, bytes) or is_stream(headers, body):
         shown: list[str] = []
         tail: deque[SSEEvent] = deque(maxlen=EVENTS_TAIL)
         total = 0
@@ -247,5 +253,7 @@ def describe(detail: Recording) -> dict[str, Any]:
         "stored_size": s.stored_size,
         "meta": detail.meta,
         "request": describe_request(s.method, s.path, detail.request_headers, detail.request_body),
-        "response": describe_response(s.status, detail.response_headers, detail.response_body),
+        "response": describe_response(
+            s.status, detail.response_headers, detail.response_source(), detail.response_bytes
+        ),
     }

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import providers
 from .protocol import Finding, validate_response
+from .sse import SSE_MEDIA_TYPE, media_type
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -38,13 +40,23 @@ def label(row: RecordingRow, *, cassette: bool = True) -> str:
 
 
 def lint_detail(detail: Recording) -> list[Finding]:
-    """Every rule that applies to one stored exchange (responses of other paths get none)."""
+    """Every rule that applies to one stored exchange (responses of other paths get none); a large stored
+    stream (`Catalog.iter_details(..., large_as_frame=True)`) is checked as it is decompressed."""
     row = detail.row
+    body = detail.response_source()
+    anthropic_stream = (
+        providers.provider_of(row.path) == "anthropic"
+        and row.path.split("?", 1)[0].rstrip("/").endswith("/v1/messages")
+        and 200 <= row.status < 300
+        and media_type(detail.response_headers) == SSE_MEDIA_TYPE
+    )
+    if not isinstance(body, bytes) and not anthropic_stream:  # only a Messages stream is read in pieces
+        body = body.read()
     return validate_response(
         row.path,
         row.status,
         detail.response_headers,
-        detail.response_body,
+        body,
         detail.request_body,
         request_headers=detail.request_headers,
     )
@@ -81,7 +93,7 @@ class LintResult:
 
 def iter_lint(catalog: Catalog, cassette: str | None = None) -> Iterator[LintResult]:
     """Lint results one recording at a time (by cassette, key, ordinal), bodies never all in memory."""
-    for detail in catalog.iter_details(cassette):
+    for detail in catalog.iter_details(cassette, large_as_frame=True):
         yield LintResult(detail.row, lint_detail(detail))
 
 

@@ -20,6 +20,7 @@ from .sse import (
     FOLDED_DELTAS,
     SSE_MEDIA_TYPE,
     TOOL_INPUT_BLOCKS,
+    BodyReader,
     MessageFold,
     SSEEvent,
     SSEParser,
@@ -851,7 +852,7 @@ class _StreamChecker:
 
 
 def validate_stream(
-    body: bytes,
+    body: bytes | BodyReader,
     request: Mapping[str, Any] | None = None,
     headers: HeadersLike | None = None,
     status: int = 200,
@@ -875,7 +876,8 @@ def validate_stream(
         _check_stream_content_type(out, request, _lower_headers(headers))
         out.items.extend(validate_headers(headers, status))
     comments_at = len(out.items)
-    for index, event in enumerate(iter_body_events(bytes(body), parser)):  # never all held at once
+    body = body if hasattr(body, "read") else bytes(body)
+    for index, event in enumerate(iter_body_events(body, parser)):  # never all held at once
         late = checker.after_stop(index, event)
         kind = checker.frame(index, event)
         if kind is not None and not late:
@@ -1100,9 +1102,10 @@ def validate_response(
         return validate_models(body, single=single) + header_findings
     raw = body.encode() if isinstance(body, str) else body
     streamed = (request or {}).get("stream") is True
-    if isinstance(raw, (bytes, bytearray, memoryview)) and is_stream(lowered, raw):
+    reader = hasattr(raw, "read")  # a large stored stream, decompressed as it is read
+    if reader or isinstance(raw, (bytes, bytearray, memoryview)) and is_stream(lowered, raw):
         return validate_stream(
-            bytes(raw),
+            raw if reader else bytes(raw),
             request,
             headers,
             status,

@@ -159,6 +159,11 @@ class Recording:
             return io.BytesIO(self.response_body)
         return _Bounded(decompressor().stream_reader(self.response_frame), min(self.response_length or 0, BODY_CEILING))  # type: ignore[return-value]
 
+    def response_source(self) -> bytes | BinaryIO:
+        """The response to read events from: its bytes, or for one kept as a frame (read with
+        `large_as_frame`) a `response_reader()`, so a long stream is never held whole."""
+        return self.response_body if self.response_frame is None else self.response_reader()
+
     @property
     def response_bytes(self) -> int:
         return len(self.response_body) if self.response_frame is None else self.response_length or 0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .records import Recording
     from .request_scan import RequestScan
+    from .response_scan import ResponseScan
     from .store import Store
 
 
@@ -63,16 +64,47 @@ SCREEN_LIMIT = 64 * 1024 * 1024
 left to `scan`."""
 
 
-def screen(recording: Recording, *, redact: bool = False, request: RequestScan | None = None) -> Screened:
+def screen(
+    recording: Recording,
+    *,
+    redact: bool = False,
+    request: RequestScan | None = None,
+    response: ResponseScan | None = None,
+) -> Screened:
     """Look for secrets in a recording's bodies; with `redact`, replace them in the recording (its key does
-    not change: keys are computed on the redacted form). `request`: the request body's scan, when already
-    made (off this process, for a large body)."""
+    not change: keys are computed on the redacted form). `request` and `response`: the bodies' scans, when
+    already made (off this process, for a large body)."""
     screened = Screened()
     if request is None:
         request_body, found = redact_bytes(recording.request_body)
     else:
         request_body, found = request.redacted or recording.request_body, request.found
     screened.kinds.update(secret.kind for secret in found)
+    if response is None:
+        body, found_response = response_secrets(recording)
+    else:
+        body, found_response = b"", response.found
+    screened.kinds.update(secret.kind for secret in found_response)
+    if redact and screened:
+        if request_body != recording.request_body:
+            recording.request_body = request_body
+            recording.raw_hash = None  # worked out again on save, from the stored bytes
+        if found_response and response is None:
+            recording.response_body = body
+            recording.response_frame = recording.response_length = None  # stored whole, compressed anew
+        screened.redacted = True
+    if response is not None:  # the stored form the scan made: the redacted body's, or the body's own
+        redacted = redact and bool(found_response)
+        frame = response.redacted_frame if redacted else response.frame
+        if frame is not None:
+            length = response.redacted_length if redacted else recording.response_bytes
+            recording.response_body, recording.response_frame, recording.response_length = b"", frame, length
+    return screened
+
+
+def response_secrets(recording: Recording) -> tuple[bytes, list[Secret]]:
+    """A recording's response body with its secrets as placeholders (whole, also for one kept as a frame),
+    and the secrets; Bedrock's binary frames are read as the events they carry and written back framed."""
     body: bytes | None = recording.response_body
     if recording.response_frame is not None:
         body = _large_response(recording)
@@ -86,16 +118,7 @@ def screen(recording: Recording, *, redact: bool = False, request: RequestScan |
         found_response += found_split
         if framed and found_response:
             response = eventstream.from_sse(response)
-    screened.kinds.update(secret.kind for secret in found_response)
-    if redact and screened:
-        if request_body != recording.request_body:
-            recording.request_body = request_body
-            recording.raw_hash = None  # worked out again on save, from the stored bytes
-        if found_response:
-            recording.response_body = response
-            recording.response_frame = recording.response_length = None  # stored whole, compressed anew
-        screened.redacted = True
-    return screened
+    return response, found_response
 
 
 def _large_response(recording: Recording) -> bytes | None:

@@ -7,6 +7,7 @@ made before a file is opened. Stdlib only, so the read-only commands check a fil
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -14,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -327,6 +328,16 @@ def _translating(func: Callable[..., Any]) -> Callable[..., Any]:
             raise describe_error(getattr(self, "path", None), error) from error
 
     return call
+
+
+@contextlib.contextmanager
+def read_errors(path: Path | None) -> Iterator[None]:
+    """The edge's translation (`db_errors`) for reading done outside the catalog's own methods: a large
+    stored body decompressed a piece at a time as `show` or `lint` reads it."""
+    try:
+        yield
+    except DAMAGE as error:
+        raise describe_error(path, error) from error
 
 
 def describe_error(path: Path | None, error: Exception) -> DatabaseError:

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ClaudeVCRError
 
@@ -186,14 +186,25 @@ BODY_SLICE = 1024 * 1024
 """How much of a stored body `iter_body_events` hands the parser at a time."""
 
 
-def iter_body_events(body: bytes, parser: SSEParser | None = None) -> Iterator[SSEEvent]:
+def iter_body_events(body: bytes | BodyReader, parser: SSEParser | None = None) -> Iterator[SSEEvent]:
     """The events of a complete SSE body one at a time, parsed a slice at a time: a stream of a million
-    events is never held as a million event objects (`parse_sse` is for bodies known to be small). Pass
-    `parser` to read what it gathers on the way (its comments)."""
+    events is never held as a million event objects (`parse_sse` is for bodies known to be small). `body`
+    may be a reader (a large stored body decompressed as it is read): then not even the body is held whole.
+    Pass `parser` to read what it gathers on the way (its comments)."""
     parser = parser or SSEParser()
-    for start in range(0, len(body), BODY_SLICE):
-        yield from parser.feed(body[start : start + BODY_SLICE])
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        for start in range(0, len(body), BODY_SLICE):
+            yield from parser.feed(bytes(body[start : start + BODY_SLICE]))
+    else:
+        while piece := body.read(BODY_SLICE):
+            yield from parser.feed(piece)
     yield from parser.close()
+
+
+class BodyReader(Protocol):
+    """A body read a piece at a time (`Recording.response_reader()`: bounded by the row's recorded size)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def _dumps(value: Any) -> str:

@@ -180,3 +180,25 @@ def plant_long_stream(db: Path, deltas: int) -> None:
         "UPDATE recordings SET response_body = ?, response_size = ?, timings = ? WHERE stream = 1",
         params=(frame, len(body), f"[[{len(body)},1.0]]"),
     )
+
+
+_PEAK = (
+    "import atexit, runpy, sys\n"
+    "def peak():\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "    sys.stderr.write(f'\\nVMHWM {hwm}\\n')\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['claude-vcr', *sys.argv[1:]]\n"
+    "runpy.run_module('claude_vcr', run_name='__main__')\n"
+)
+"""claude-vcr run with its own peak memory (VmHWM, per address space: not inherited across exec) printed last."""
+
+
+def peak_mb(*args: str | Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess[bytes], float]:
+    """(the finished claude-vcr process, its peak resident memory in MB); stdout is kept as bytes."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, *map(str, args)], capture_output=True, timeout=timeout
+    )
+    line = done.stderr.decode(errors="replace").strip().splitlines()[-1]
+    assert line.startswith("VMHWM "), done.stderr[-2000:]
+    return done, int(line.split()[1]) / 1024

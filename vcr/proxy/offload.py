@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 from .. import worker
 from ..errors import RulesError
 from ..matching import KeyedRequest, Rules, key_facts, key_request
+from ..records import Recording
 from ..request_scan import RequestScan, scan_request
+from ..response_scan import ResponseScan, response_part, scan_response
 
 log = logging.getLogger("claude_vcr.proxy")
 
@@ -92,6 +94,13 @@ class Offload:
         if len(body) <= self.in_process_bytes:
             return None
         return await self._call(scan_request, body)
+
+    async def scan_response(self, recording: Recording, redact: bool) -> ResponseScan | None:
+        """A large recorded response's secrets and stored forms (`response_scan`); None for a small one,
+        which saving screens and compresses itself."""
+        if recording.response_bytes <= self.in_process_bytes:
+            return None
+        return await self._call(scan_response, response_part(recording), redact)
 
     async def _call(self, func: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
         """`func(*args)` in the child process; past `deadline` seconds the child is stopped (the next call

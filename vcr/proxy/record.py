@@ -23,6 +23,7 @@ from ..record_run import CassetteRun
 from ..records import Recording, StoredRules, UnstoredAnswer
 from ..redact import screen
 from ..request_scan import RequestScan
+from ..response_scan import ResponseScan
 from ..storable import NOT_STORED, RECORD_ERRORS, Verdict, by_status, error_type, verdict
 from ..store import RulesChanged, StoreThread
 from .decide import Forward
@@ -232,7 +233,8 @@ class Recorder:
         recording = self._recording(exchange, upstream, relayed, sent_at)
         scanned = await self.offload.scan(recording.request_body)
         sent = recording.request_body
-        await asyncio.to_thread(self._screen, recording, scanned)  # regexes over the response: off the loop
+        response = await self.offload.scan_response(recording, self.config.redact)
+        await asyncio.to_thread(self._screen, recording, scanned, response)  # regexes: off the loop
         # the excerpt and chunks made from the body as sent, unless `--redact` changed it (then made on save)
         unchanged = scanned if scanned is not None and recording.request_body is sent else None
         excerpt = unchanged.excerpt if unchanged is not None else None
@@ -318,9 +320,11 @@ class Recorder:
             ttfb_ms=timings[0][1] if timings else None,
         )
 
-    def _screen(self, recording: Recording, scanned: RequestScan | None) -> None:
+    def _screen(
+        self, recording: Recording, scanned: RequestScan | None, response: ResponseScan | None
+    ) -> None:
         """Credential-shaped strings in the bodies: one warning naming the recording (never the secret),
         and with `--redact` the bodies stored with placeholders instead (the key is the same either way)."""
-        screened = screen(recording, redact=self.config.redact, request=scanned)
+        screened = screen(recording, redact=self.config.redact, request=scanned, response=response)
         if screened:
             log.warning("%s", screened.warning(recording))
