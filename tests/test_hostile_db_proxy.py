@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import http.client
 import json
 import multiprocessing
@@ -16,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -427,6 +429,48 @@ def test_regex_workers_are_at_most_four_the_least_recently_used_stopped_first():
 
 def _alive(pid: int) -> bool:
     return any(p.pid == pid for p in multiprocessing.active_children())
+
+
+class _ProcessThatCannotStart(SpawnProcess):
+    def start(self) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable (no process left)")
+
+
+class _NoProcesses(SpawnContext):
+    """A multiprocessing context where starting a process fails, as under a process limit or a sandbox."""
+
+    Process = _ProcessThatCannotStart
+
+
+def test_without_a_worker_process_regex_rules_are_refused_and_large_bodies_read_in_a_thread(
+    proxy, upstream, db_path, monkeypatch, caplog
+):
+    """Where no worker process can start, nothing could stop a backtracking pattern (`re` in a thread holds
+    the interpreter lock for years): requests under rules with regular expressions of their own get a one-line
+    502 at once, as at the deadline, while large bodies (our own code) are still keyed in a thread."""
+    from claude_vcr.proxy import handler
+
+    stuck_slow_dated_and_large(proxy, db_path)
+    monkeypatch.setattr(handler, "Offload", lambda: offload.Offload(context=_NoProcesses()))
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    with caplog.at_level("WARNING", logger="claude_vcr.proxy"):
+        for cassette, text, pattern in (
+            ("dated", "Hello on 2026-12-08", r"'\\d{4}-\\d{2}-\\d{2}'"),
+            ("slow", "a" * 80 + "!", "'(a|aa)*$'"),
+            ("dated", "Hello on 2026-12-08", r"'\\d{4}-\\d{2}-\\d{2}'"),
+        ):
+            started = time.perf_counter()
+            code, headers, answer = post(replayer.url + f"/c/{cassette}" + MESSAGES, body(text))
+            message = json.loads(answer)["error"]["message"]
+            assert code == 502 and "\n" not in message and "Traceback" not in message
+            assert f"cassette '{cassette}' has stored rules that cannot be used" in message
+            assert "no worker process could start to bound its regular expressions" in message
+            assert pattern in message and "Resource temporarily unavailable" in message
+            assert time.perf_counter() - started < 2.0  # refused, never run where nothing can stop it
+        code, headers, _ = post(replayer.url + "/c/large" + MESSAGES, large_body("second"))
+        assert code == 200 and headers["x-vcr-outcome"] == "hit"  # keyed in a thread
+    assert caplog.text.count("no worker process could start here") == 1
+    assert multiprocessing.active_children() == []
 
 # --- requests a web page could send ----------------------------------------------------------------------
 
