@@ -234,8 +234,8 @@ class Offload:
                         raise
                     try:
                         return await found.call(func, args, RULES_SECONDS)
-                    except asyncio.TimeoutError:
-                        self._retire(found, kill=True)
+                    except (asyncio.TimeoutError, asyncio.CancelledError):
+                        self._retire(found, kill=True)  # it may be stuck: the next call's turn starts afresh
                         raise
                     except Stopped as error:
                         if self._closed:
