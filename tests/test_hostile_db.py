@@ -7,9 +7,17 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import multiprocessing
+import os
 import random
+import re
+import signal
 import sqlite3
 import string
+import subprocess
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,13 +29,16 @@ from claude_vcr.describe import EVENTS_SHOWN, EVENTS_TAIL
 from claude_vcr.errors import DatabaseError
 from claude_vcr.interchange.mitm import ContentDecodingError, decode_content
 from claude_vcr.lint import lint_detail
+from claude_vcr.proxy import offload
 from claude_vcr.records import FrameOverrun
 from claude_vcr.render import BLOCK_CHARS_SHOWN
-from claude_vcr.ui.pages import EVENTS_PAGE, recording_page
+from claude_vcr.ui.pages import EVENTS_PAGE, h, recording_page
 
-from tests.support import hostile
+from tests.support import REPO, hostile
 from tests.support.cassettes import recording, save_all
-from tests.support.client import call, params
+from tests.support.client import body, call, params
+from tests.support.fixtures_ui import viewing
+from tests.test_ui import fetch
 
 
 @pytest.fixture
@@ -485,3 +496,105 @@ def test_a_long_stream_frame_that_inflates_past_its_row_is_one_line(real_db):
         stderr = done.stderr.decode()
         assert done.returncode == 1 and "Traceback" not in stderr, stderr[-2000:]
         assert "inflates past its recorded size" in stderr and peak < 100, (args, peak)
+
+
+def _backtracking_misses(proxy, db_path: Path, folder: Path) -> None:
+    """Cassettes `slow` (stored rules that backtrack on 'aaa...a!') and `other` (a harmless regex of its own),
+    a recording in each, and a saved miss of each (`slow`'s on that text) in `folder`."""
+    recorder = proxy(mode="record")
+    for cassette in ("slow", "other"):
+        call(recorder.url + f"/c/{cassette}", **params("Hello"))
+    recorder.stop()
+    dates = {"replace": [{"pattern": r"\d{4}-\d{2}-\d{2}", "with": "<DATE>"}]}
+    for cassette, rules in (("slow", BACKTRACKING), ("other", dates)):
+        hostile.execute(
+            db_path, "UPDATE cassettes SET rules_json = ? WHERE name = ?", params=(json.dumps(rules), cassette)
+        )
+    folder.mkdir()
+    for cassette, text in (("slow", "a" * 60 + "!"), ("other", "Hello on 2026-12-08")):
+        saved = {"method": "POST", "path": "/v1/messages", "cassette": cassette, "body": body(text)}
+        (folder / f"{cassette}.json").write_text(json.dumps(saved))
+
+
+def test_the_ui_stops_a_backtracking_stored_regex_at_its_deadline(proxy, db_path, tmp_path, loop_thread, monkeypatch):
+    """The misses page applies each cassette's stored rules to a saved miss: regular expressions of the db's
+    own run in a worker process with the deadline, never on the reading thread (where `re` would hang the
+    viewer, Ctrl-C included). Past it the page says so in one line; other pages are served meanwhile."""
+    monkeypatch.setattr(offload, "RULES_SECONDS", 2.0)
+    _backtracking_misses(proxy, db_path, tmp_path / "misses")
+    with viewing(loop_thread, db_path, tmp_path / "misses") as url:
+        answers: list = []
+        started = time.perf_counter()
+        slow = threading.Thread(target=lambda: answers.append((fetch(url + "misses"), time.perf_counter())))
+        slow.start()
+        waits = []
+        while slow.is_alive() and time.perf_counter() - started < 30:
+            before = time.perf_counter()
+            assert fetch(url + "c/other")[0] == 200
+            waits.append(time.perf_counter() - before)
+            time.sleep(0.05)
+        slow.join(30)
+        (((status, _, page), done),) = answers
+        took = done - started
+        assert status == 200 and "Traceback" not in page
+        line = h("cassette 'slow': its stored rules were stopped, so this miss is not explained:")
+        assert page.count(line) == 1 and h("'(a|aa)*$'") in page and "'(a|aa)*$'" not in page  # escaped
+        assert "took over 2 s, so it was stopped" in page
+        assert page.count("closest recordings") == 1 and h("<DATE>") in page  # `other` explained, its rule applied
+        assert 2.0 < took < 2.0 + 8  # the deadline, plus starting two workers on a busy machine
+        assert len(waits) > 5 and max(waits) < 1.0  # another page answered all along
+        before = time.perf_counter()
+        status, _, again = fetch(url + "misses")  # not run again by this viewer: one deadline, not one per load
+        assert status == 200 and again.count(line) == 1 and time.perf_counter() - before < 1.0
+    assert multiprocessing.active_children() == []  # the workers stopped with the viewer
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_ui_stops_on_a_signal_while_a_stored_regex_backtracks(proxy, db_path, tmp_path, signum):
+    """A real `claude-vcr ui` process building the misses page while a stored pattern backtracks (the 10 s
+    deadline not yet reached) stops at once on SIGTERM or Ctrl-C, and its worker process with it."""
+    _backtracking_misses(proxy, db_path, tmp_path / "misses")
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "claude_vcr", "ui", "--db", db_path, "--misses", tmp_path / "misses", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        url = re.search(r"on (http://\S+)", ui.stdout.readline()).group(1)
+        threading.Thread(target=fetch, args=(url + "misses",), daemon=True).start()
+        workers: set[int] = set()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:  # both workers up (not the resource tracker): `slow`'s in its regex
+            workers |= {pid for pid in _children(ui.pid) if b"spawn_main" in _cmdline(pid)}
+            if len(workers) >= 2:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert len(workers) >= 2 and ui.poll() is None
+        stopping = time.monotonic()
+        ui.send_signal(signum)
+        output, _ = ui.communicate(timeout=30)
+        assert time.monotonic() - stopping < 5  # not the rest of the deadline, let alone the regex's years
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+            ui.wait()
+    assert ui.returncode == 0 and "Traceback" not in output, output
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # killed and waited for
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _children(pid: int) -> set[int]:
+    """The processes `pid` started (Linux)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found

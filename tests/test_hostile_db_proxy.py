@@ -4,22 +4,27 @@ simple POSTs). Each hostile db is built here from a real recording."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import errno
 import http.client
 import json
+import multiprocessing
+import os
 import re
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from claude_vcr.catalog import Catalog
 from claude_vcr.errors import RulesError
-from claude_vcr.matching import Replacement, nested_repeat
+from claude_vcr.matching import Replacement, Rules, nested_repeat
 from claude_vcr.proxy import offload
 from claude_vcr.store import Store
 
@@ -328,6 +333,144 @@ def test_a_slow_regex_on_stored_requests_is_stopped_at_its_deadline_and_stalls_n
     assert not any("Traceback" in text for text in output)
     assert "no conversation match" in output[1] and "took over 10 s" in output[1]
 
+
+
+DATES = Rules(ignore=("metadata",), replace=(Replacement(r"\d{4}-\d{2}-\d{2}", "<DATE>"),))
+"""Harmless rules with a regular expression of their own: keyed in a worker, with the deadline."""
+
+
+def large_body(note: str) -> dict:
+    """A request past `IN_PROCESS_BYTES` (keyed in the bulk worker); `note` goes in `metadata`, which the
+    default rules leave out, so the bytes differ (no fast path) and the key does not."""
+    return body("summarise this", system="lorem ipsum " * 8000, metadata={"user_id": note})
+
+
+def stuck_slow_dated_and_large(proxy, db_path: Path) -> None:
+    """Cassettes `slow` (stored rules that backtrack on 'aaa...a!'), `dated` (recorded under DATES) and
+    `large` (a body past IN_PROCESS_BYTES, default rules), a recording in each."""
+    recorder = proxy(mode="record", rules=DATES)
+    assert post(recorder.url + "/c/dated" + MESSAGES, body("Hello on 2026-12-07"))[0] == 200
+    recorder.stop()
+    recorder = proxy(mode="record")
+    assert post(recorder.url + "/c/slow" + MESSAGES, body("Hello"))[0] == 200
+    assert len(json.dumps(large_body("first"))) > offload.IN_PROCESS_BYTES
+    assert post(recorder.url + "/c/large" + MESSAGES, large_body("first"))[0] == 200
+    recorder.stop()
+    rules = {"ignore": ["metadata"], "replace": [{"pattern": r"(a|aa)*$", "with": "<X>"}]}
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE cassettes SET rules_json = ? WHERE name = 'slow'", [json.dumps(rules)])
+    conn.close()
+
+
+def test_a_stuck_pattern_holds_up_neither_other_patterns_nor_large_bodies(
+    proxy, upstream, db_path, monkeypatch
+):
+    """Regex work runs in a worker per set of patterns and large bodies in a worker of their own: while one
+    cassette's pattern backtracks until its deadline, another cassette's own regex rules and a large body are
+    keyed, and answered, in their workers."""
+    monkeypatch.setattr(offload, "RULES_SECONDS", 6.0)
+    stuck_slow_dated_and_large(proxy, db_path)
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    workers = replayer.running.proxy.offload
+    answers: list = []
+
+    def hostile() -> None:
+        answers.append(post(replayer.url + "/c/slow" + MESSAGES, body("a" * 80 + "!")))
+        answers.append(time.perf_counter())
+
+    stuck = threading.Thread(target=hostile)
+    started = time.perf_counter()
+    stuck.start()
+    while workers.alive < 1 and time.perf_counter() - started < 10:  # its worker up, then in the regex
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert stuck.is_alive()
+    code, headers, _ = post(replayer.url + "/c/dated" + MESSAGES, body("Hello on 2026-12-08"))
+    assert code == 200 and headers["x-vcr-outcome"] == "hit"  # keyed under its rule: the date blurred
+    dated = time.perf_counter()
+    code, headers, _ = post(replayer.url + "/c/large" + MESSAGES, large_body("second"))
+    assert code == 200 and headers["x-vcr-outcome"] == "hit"
+    large = time.perf_counter()
+    assert workers.alive == 3  # slow's, dated's and the bulk one
+    stuck.join(30)
+    (code, _, answer), done = answers
+    message = json.loads(answer)["error"]["message"]
+    assert code == 502 and "took over 6 s" in message and "'(a|aa)*$'" in message
+    assert dated < large < done and large - started < 6.0  # both answered while slow's was stuck
+
+
+def test_regex_workers_are_at_most_four_the_least_recently_used_stopped_first():
+    """One worker per set of patterns, at most RULES_WORKERS alive: a fifth set stops the least recently
+    used idle one (waited for, so never more are alive), and asking for that set again starts a new one."""
+
+    async def run() -> None:
+        workers = offload.Offload()
+
+        async def pid(n: int) -> int:
+            rules = Rules(replace=(Replacement(f"word{n}", "<W>"),))
+            return await workers.under_rules(rules, "a test", os.getpid)
+
+        try:
+            first = {n: await pid(n) for n in range(4)}
+            assert len(set(first.values())) == 4 and workers.alive == 4
+            assert await pid(0) == first[0]  # its own worker again; now 1 is the least recently used
+            fifth = await pid(4)
+            assert fifth not in first.values() and workers.alive == 4
+            assert not _alive(first[1]) and all(_alive(first[n]) for n in (0, 2, 3))
+            assert await pid(1) not in first.values() and not _alive(first[2])  # 1 again: a new one, 2 out
+            assert len(multiprocessing.active_children()) == 4
+        finally:
+            await workers.close()
+        assert multiprocessing.active_children() == []
+
+    asyncio.run(run())
+
+
+def _alive(pid: int) -> bool:
+    return any(p.pid == pid for p in multiprocessing.active_children())
+
+
+class _ProcessThatCannotStart(SpawnProcess):
+    def start(self) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable (no process left)")
+
+
+class _NoProcesses(SpawnContext):
+    """A multiprocessing context where starting a process fails, as under a process limit or a sandbox."""
+
+    Process = _ProcessThatCannotStart
+
+
+def test_without_a_worker_process_regex_rules_are_refused_and_large_bodies_read_in_a_thread(
+    proxy, upstream, db_path, monkeypatch, caplog
+):
+    """Where no worker process can start, nothing could stop a backtracking pattern (`re` in a thread holds
+    the interpreter lock for years): requests under rules with regular expressions of their own get a one-line
+    502 at once, as at the deadline, while large bodies (our own code) are still keyed in a thread."""
+    from claude_vcr.proxy import handler
+
+    stuck_slow_dated_and_large(proxy, db_path)
+    monkeypatch.setattr(handler, "Offload", lambda: offload.Offload(context=_NoProcesses()))
+    replayer = proxy(mode="replay", upstream=unreachable_url())
+    with caplog.at_level("WARNING", logger="claude_vcr.proxy"):
+        for cassette, text, pattern in (
+            ("dated", "Hello on 2026-12-08", r"'\\d{4}-\\d{2}-\\d{2}'"),
+            ("slow", "a" * 80 + "!", "'(a|aa)*$'"),
+            ("dated", "Hello on 2026-12-08", r"'\\d{4}-\\d{2}-\\d{2}'"),
+        ):
+            started = time.perf_counter()
+            code, headers, answer = post(replayer.url + f"/c/{cassette}" + MESSAGES, body(text))
+            message = json.loads(answer)["error"]["message"]
+            assert code == 502 and "\n" not in message and "Traceback" not in message
+            assert f"cassette '{cassette}' has stored rules that cannot be used" in message
+            assert "no worker process could start to bound its regular expressions" in message
+            assert pattern in message and "Resource temporarily unavailable" in message
+            assert time.perf_counter() - started < 2.0  # refused, never run where nothing can stop it
+        code, headers, _ = post(replayer.url + "/c/large" + MESSAGES, large_body("second"))
+        assert code == 200 and headers["x-vcr-outcome"] == "hit"  # keyed in a thread
+    assert caplog.text.count("no worker process could start here") == 1
+    assert multiprocessing.active_children() == []
 
 # --- requests a web page could send ----------------------------------------------------------------------
 

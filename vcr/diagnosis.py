@@ -147,6 +147,25 @@ def rank_miss(report: MissReport, evidence: MissEvidence, request: bytes, rules:
     return report
 
 
+def rank_and_compare(
+    report: MissReport, evidence: MissEvidence, request: bytes, rules: Rules
+) -> tuple[MissReport, dict[str, list[str]]]:
+    """`rank_miss`, and where the request differs from each of its closest recordings (the ui lists them
+    all, not only the best): pure, so it runs wherever the cassette's rules are bounded."""
+    report = rank_miss(report, evidence, request, rules)
+    parsed = parse_json_body(request)
+    if parsed is None:
+        return report, {}
+    normalised = normalise(parsed, rules)
+    ids = {(key, ordinal): recording_id for _, recording_id, key, ordinal in evidence.shortlist}
+    found: dict[str, list[str]] = {}
+    for candidate in report.closest:
+        recorded = parse_json_body(evidence.bodies.get(ids.get((candidate.key, candidate.ordinal), -1), b""))
+        if recorded is not None:
+            found[candidate.key] = json_differences(normalised, normalise(recorded, rules))
+    return report, found
+
+
 def explain_miss(
     catalog: Catalog, cassette: str, method: str, target: str, keyed: KeyedRequest, rules: Rules
 ) -> MissReport:

@@ -1,6 +1,6 @@
 """A time bound for a cassette's own regular expressions in a command's main thread. Python's `re` has no
 timeout, but it checks for signals while it backtracks: an interval timer's SIGALRM, raised as an exception by
-its handler, stops a match. The proxy runs them in its worker process instead (`proxy/offload.py`); elsewhere
+its handler, stops a match. The proxy and the ui run them in worker processes instead (`proxy/offload.py`); elsewhere
 (a thread, a platform without `setitimer`, a timer someone else armed) this bounds nothing."""
 
 from __future__ import annotations

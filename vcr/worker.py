@@ -1,7 +1,7 @@
-"""The start of the proxy's worker process (`proxy/offload.py`). A spawned child imports what it is sent by
-name, so everything it runs lives outside `claude_vcr.proxy` (whose package imports aiohttp and zstandard)
-and this module imports the standard library only: from the pyz, zstandard's native module loads only once
-`start` has installed the pyz's finder, as the pyz's own start-up does."""
+"""The start of a worker process of the proxy or the ui (`proxy/offload.py`). A spawned child imports what it
+is sent by name, so everything it runs lives outside `claude_vcr.proxy` (whose package imports aiohttp and
+zstandard) and this module imports the standard library only: from the pyz, zstandard's native module loads
+only once `start` has installed the pyz's finder, as the pyz's own start-up does."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Miss diagnosis and `--match conversation` in the proxy: both apply a cassette's rules to its stored requests
-(text from whoever wrote the db). The requests are read on the store thread; the rules are applied there too
-when they have no regular expressions of their own, else in the worker process with a deadline (`Offload`),
-since Python's `re` holds the interpreter lock for a whole match and a backtracking pattern would stall the
-store thread and the event loop, so every client."""
+"""Miss diagnosis and `--match conversation` in the proxy: both apply a cassette's rules to its stored
+requests (text from whoever wrote the db). The requests are read on the store thread; the rules are applied
+there too when they have no regular expressions of their own, else in the worker process for their patterns
+with a deadline (`Offload`), since Python's `re` holds the interpreter lock for a whole match and a
+backtracking pattern would stall the store thread and the event loop, so every client."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The viewer's aiohttp server: routes, security headers, one reading thread over a read-only connection.
 
 Every page is built in one worker thread that owns the `Catalog` (sqlite3 calls block), so the event loop
-only moves bytes. The db is opened read-only (`catalog.connect_readonly`): the viewer never changes a byte
+only moves bytes; a cassette's own regular expressions (the misses page applies its stored rules) run in a
+worker process with a deadline instead (`misses.py`), where a backtracking one can be stopped. The db is opened read-only (`catalog.connect_readonly`): the viewer never changes a byte
 of it. Bound to loopback, it also refuses requests whose Host is not a loopback name (DNS rebinding would
 otherwise let a web page read recorded prompts).
 """
@@ -19,22 +20,19 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ..catalog import Catalog
-from ..diagnosis import MissReport, SavedRequest, explain, read_request_file
 from ..errors import ClaudeVCRError, NotFound, cannot_listen
 from ..lint import lint, lint_detail
 from ..loopback import is_loopback
-from ..matching import json_differences, key_request, normalise, parse_json_body
+from ..proxy.offload import Offload
 from . import pages
+from .misses import Misses
 
 PAGE_SIZE = 100
 """Recordings per cassette page."""
-MAX_MISS_BYTES = 32 * 1024 * 1024
-"""A saved miss larger than this is listed but not read."""
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -54,10 +52,10 @@ LOOPBACK_ONLY = web.AppKey("loopback_only", bool)
 
 @dataclass
 class Viewer:
-    """What the pages are built from: the open catalog, the misses folder, lint results of this session."""
+    """What the pages are built from: the open catalog, lint results of this session (the misses page has its
+    own builder, `misses.Misses`)."""
 
     catalog: Catalog
-    misses: Path | None = None
     lint_status: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     """Per cassette checked in this session: (recordings, errors, warnings)."""
 
@@ -81,61 +79,6 @@ class Viewer:
     def recording(self, recording_id: int, events_from: int = 0) -> str:
         detail = self.catalog.detail(recording_id)
         return pages.recording_page(detail, lint_detail(detail), events_from)
-
-    def missed(self) -> str:
-        if self.misses is None:
-            return pages.misses_page(None, [])
-        found: list[tuple[str, Any]] = []
-        files = (
-            sorted(p for p in self.misses.iterdir() if p.suffix == ".json") if self.misses.is_dir() else []
-        )
-        for path in files:
-            found.append((path.name, self._miss(path)))
-        return pages.misses_page(str(self.misses), found)
-
-    def _miss(self, path: Path) -> Any:
-        """A saved miss explained against the db now: an error text, or (report or None, linked keys)."""
-        if path.is_symlink() or not path.is_file():
-            return "not a regular file: skipped"
-        if path.stat().st_size > MAX_MISS_BYTES:
-            return f"larger than {MAX_MISS_BYTES // 1024 // 1024} MB: skipped"
-        try:
-            request = read_request_file(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError, OSError) as error:
-            return f"cannot read it: {error}"
-        cassette = request.cassette or "default"
-        try:
-            key, report = explain(self.catalog, cassette, request)
-        except ClaudeVCRError as error:
-            return str(error)
-        if report is None:
-            return None, {key: self._link(cassette, key, 0)}, {}
-        return (
-            report,
-            {c.key: self._link(cassette, c.key, c.ordinal) for c in report.closest},
-            self._diffs(cassette, request, report),
-        )
-
-    def _diffs(self, cassette: str, request: SavedRequest, report: MissReport) -> dict[str, list[str]]:
-        """Where the missed request differs from each of its closest recordings (the report has the best one's)."""
-        stored = self.catalog.cassette_rules(cassette)
-        rules = stored.rules() if stored else None
-        parts = urlsplit(request.target)
-        keyed = key_request(request.method, parts.path, parts.query, request.body, rules)
-        found: dict[str, list[str]] = {}
-        for candidate in report.closest:
-            row = self.catalog.lookup(cassette, candidate.key, candidate.ordinal)
-            recorded = parse_json_body(self.catalog.request_body(row.id)) if row else None
-            if recorded is not None and keyed.normalised is not None and rules is not None:
-                found[candidate.key] = json_differences(keyed.normalised, normalise(recorded, rules))
-        return found
-
-    def _link(self, cassette: str, key: str, ordinal: int) -> str:
-        row = self.catalog.lookup(cassette, key, ordinal)
-        if row is None:
-            return pages.h(key[:12])
-        prompt = f' <span class="muted">{pages.h(row.prompt_excerpt)}</span>' if row.prompt_excerpt else ""
-        return f'<a href="{pages.recording_url(row.id)}">{pages.h(row.short)}</a>{prompt}'
 
 
 OFFSET = re.compile(r"[0-9]{1,15}")
@@ -171,9 +114,16 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = True) -> web.Application:
     """The viewer as an aiohttp application over an open (read-only) catalog."""
-    viewer = Viewer(catalog, misses)
+    viewer = Viewer(catalog)
     executor = ThreadPoolExecutor(1, thread_name_prefix="claude-vcr-ui")
+    offload = Offload()  # a cassette's own regular expressions, with a deadline (never on the reading thread)
     static = {name: (resources.files(__package__) / name).read_bytes() for name in STATIC}
+
+    async def read(func: Callable[..., Any], *args: Any) -> Any:
+        """`func(catalog, *args)` on the reading thread."""
+        return await asyncio.get_running_loop().run_in_executor(executor, func, catalog, *args)
+
+    saved_misses = Misses(misses, read, offload)
 
     async def page(build: Callable[..., str], *args: Any) -> web.Response:
         return _html(await asyncio.get_running_loop().run_in_executor(executor, build, *args))
@@ -201,13 +151,17 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
         return await page(viewer.recording, recording_id, int(events_from))
 
     async def missed(request: web.Request) -> web.Response:
-        return await page(viewer.missed)
+        return _html(await saved_misses.page())
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in static:
             raise web.HTTPNotFound(reason=f"no file {name}")
         return web.Response(body=static[name], content_type=STATIC[name], charset="utf-8")
+
+    async def stop_workers(app: web.Application) -> None:
+        """Before waiting for pages still being built: a worker stuck in a regex is killed, not awaited."""
+        await offload.close()
 
     async def shutdown(app: web.Application) -> None:
         executor.shutdown(wait=True)
@@ -220,6 +174,7 @@ def make_app(catalog: Catalog, *, misses: Path | None = None, loopback: bool = T
     app.router.add_get(r"/r/{id:\d+}", recording)
     app.router.add_get("/misses", missed)
     app.router.add_get("/static/{name}", asset)
+    app.on_shutdown.append(stop_workers)
     app.on_cleanup.append(shutdown)
     return app
 
