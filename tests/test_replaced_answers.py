@@ -71,6 +71,22 @@ def test_each_replacement_is_kept_and_a_new_key_replaces_nothing(db_path):
     assert len(sizes) == 2 and sizes[0] < sizes[1]  # the first two answers of key 1, oldest first
 
 
+def test_a_db_made_before_m012_migrates_and_keeps_what_its_next_re_recording_replaces(db_path):
+    save_all(db_path, [recording(1, cassette="c", size=10)])
+    conn = sqlite3.connect(db_path)  # as claude-vcr wrote it before m012: no table, no step
+    conn.execute("DROP TABLE replaced_answers")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm012_replaced_answers'")
+    conn.commit()
+    conn.close()
+    assert hostile.run("stats", "--db", db_path).returncode == 0  # read-only: migrated in a private copy
+    save_all(db_path, [recording(1, cassette="c", size=20)])
+    [(_, key, _, frame)] = kept(db_path)
+    assert key == recording(1).key
+    assert decompressor().decompress(frame) == recording(1, cassette="c", size=10).response_body
+    scan = hostile.run("scan", "--db", db_path)  # the schema check takes the table as the tool's own
+    assert scan.returncode == 0 and "No credential-shaped strings found." in scan.stdout, scan.stdout + scan.stderr
+
+
 def test_recording_a_suite_again_and_again_grows_the_file_by_half_at_most(db_path, monkeypatch):
     """A record mode that rewrites everything, run while a test is written: the kept answers stay within
     REPLACED_SHARE of the recordings' stored bytes (past REPLACED_FLOOR, here lowered), the newest kept."""
