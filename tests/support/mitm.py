@@ -234,7 +234,8 @@ def start_mitmdump(exe: str, name: str, upstream_port: int, workdir: Path, optio
         "-w",
         str(dump),
         "--set",
-        f"confdir={workdir / 'confdir'}",  # its CA lives here, not in ~/.mitmproxy
+        f"confdir={workdir / f'confdir-{name}'}",  # its CA here, not in ~/.mitmproxy; one each: two mitmdumps
+        # started together both write a new CA, and one read the other's half-written key and exited
         *options,
     ]
     with log.open("wb") as log_file:
