@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from claude_vcr import eventstream
 from claude_vcr import store as store_module
 from claude_vcr.compression import decompressor
 from claude_vcr.interchange.gitdb import merge
@@ -113,11 +114,17 @@ def test_delete_and_clear_take_the_replaced_answers_with_the_recording(proxy, db
     assert kept(db_path) == [] and frame not in db_path.read_bytes()  # nor in a freed page
 
 
-def test_scan_finds_a_secret_in_a_replaced_answer_and_redact_drops_it(db_path):
+LEAKED_JSON = json.dumps({"type": "message", "content": [{"type": "text", "text": f"key {TEST_API_KEY}"}]})
+LEAKED_BEDROCK = eventstream.from_events(
+    [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"key {TEST_API_KEY}"}}]
+)  # base64 payloads in binary frames: found only once read as the events they carry
+
+
+@pytest.mark.parametrize("leaked", [LEAKED_JSON.encode(), LEAKED_BEDROCK], ids=["json", "bedrock"])
+def test_scan_finds_a_secret_in_a_replaced_answer_and_redact_drops_it(db_path, leaked):
     save_all(db_path, [recording(1, cassette="c", size=10)])
     save_all(db_path, [recording(1, cassette="c", size=20)])
-    leaked = json.dumps({"type": "message", "content": [{"type": "text", "text": f"key {TEST_API_KEY}"}]})
-    frame = zstandard.ZstdCompressor().compress(leaked.encode())  # as a db from elsewhere may hold it
+    frame = zstandard.ZstdCompressor().compress(leaked)  # as a db from elsewhere may hold it
     hostile.execute(db_path, "UPDATE replaced_answers SET response_body = ?", params=(frame,))
     scan = hostile.run("scan", "--db", db_path)
     assert "replaced answer" in scan.stdout and "anthropic-key" in scan.stdout, scan.stdout

@@ -301,19 +301,25 @@ REPLACED_SIDE = "replaced answer"
 def scan_replaced(catalog: Catalog, cassette: str | None = None) -> Iterator[StoredSecret]:
     """Credential-shaped strings in the replaced answers the db keeps for git's history."""
     for _, name, key, ordinal, body in catalog.replaced_answers(cassette):
-        for where, secret in _body_secrets(body):
+        for where, secret in _replaced_secrets(body):
             yield StoredSecret(printable_line(name)[:200], printable_line(key)[:200], ordinal, "-", "-",
                                REPLACED_SIDE, where, secret.kind, secret.preview)
 
 
-def _body_secrets(body: bytes) -> Iterator[tuple[str, Secret]]:
-    """(where, secret) in a body stored without its headers: as text and event by event, and decoded from
-    Bedrock's binary event stream when it is one."""
-    if body[:1] not in (b"{", b"[", b"e", b"d", b":", b"") and not body[:1].isspace():
+def _replaced_secrets(body: bytes) -> Iterator[tuple[str, Secret]]:
+    """`_body_secrets` of a replaced answer, stored without its headers: read as the events it carries when
+    it is Bedrock's binary event stream (a frame starts with its 4-byte length, so with a zero byte)."""
+    if body[:1] == b"\x00":
         try:
             body = eventstream.to_sse(body)[0]
         except Exception:  # not an event stream: read as it is
             pass
+    yield from _body_secrets(body)
+
+
+def _body_secrets(body: bytes) -> Iterator[tuple[str, Secret]]:
+    """(where, secret) of each credential-shaped string in a body: located by JSON path in the text, and
+    those split across a stream's events."""
     text = body.decode("utf-8", "surrogateescape")
     secrets = list(find(text))
     if secrets:
@@ -348,13 +354,7 @@ def scan_recording(recording: Recording) -> Iterator[StoredSecret]:
     if eventstream.is_framed(recording.response_headers):
         response_body = eventstream.to_sse(response_body)[0]  # Bedrock's payloads are base64: read decoded
     for side, body in (("request", recording.request_body), ("response", response_body)):
-        text = body.decode("utf-8", "surrogateescape")
-        secrets = list(find(text))
-        if secrets:
-            strings = list(_strings_of(body))
-            for secret in secrets:
-                yield found(side, _locate(secret, strings, text), secret.kind, secret.preview)
-        for where, secret in stream_secrets(body):
+        for where, secret in _body_secrets(body):
             yield found(side, where, secret.kind, secret.preview)
     for side, headers in (
         ("request_headers", recording.request_headers),
@@ -484,7 +484,7 @@ def redact_db(store: Store, cassette: str | None = None) -> RedactReport:
         for row in catalog.unstored_rows(cassette):  # a note is only a hint: one holding a secret goes whole
             if _note_secrets(row):
                 report.notes += store.forget_unstored(row[0], [row[1]])
-        holding = [row_id for row_id, *_, body in catalog.replaced_answers(cassette) if any(_body_secrets(body))]
+        holding = [row_id for row_id, *_, body in catalog.replaced_answers(cassette) if any(_replaced_secrets(body))]
         report.replaced += store.drop_replaced(holding)  # history only: one holding a secret goes whole
         if changed or cassette is None:  # a whole-db redact also drops chunks nothing uses (scan reads them)
             store.drop_unused_chunks()
