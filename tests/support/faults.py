@@ -394,6 +394,11 @@ def concurrent_writers(
         finally:
             report.exit_codes = [serve.stop() for serve in serves]
         logs = "".join(serve.log() for serve in serves)
+    return tally(report, db, replies, logs)
+
+
+def tally(report: WritersReport, db: Path, replies: list[Reply], logs: str) -> WritersReport:
+    """The report's counts once the serves have stopped: acknowledged, lost, failed saves, integrity."""
     report.acknowledged = sum(reply.acknowledged for reply in replies)
     report.lost = lost(db, replies)
     report.failed_saves = logs.count(SAVE_FAILED)
@@ -404,11 +409,7 @@ def concurrent_writers(
 def busy_maintenance(db: Path, rounds: int = 3) -> list[str]:
     """What people run while tests record: import, rekey, delete and clear of another cassette, compact."""
     results = []
-    seed = db.with_name("seed")
-    if not seed.exists():
-        made = db.with_name("seed-source.db")
-        _fill(made, "imported", 20)
-        assert claude_vcr("export", seed, "--db", made).returncode == 0
+    seed = exported_seed(db.with_name("seed"))
     for _ in range(rounds):
         for args in (
             ("import", seed, "--db", db),
@@ -423,6 +424,16 @@ def busy_maintenance(db: Path, rounds: int = 3) -> list[str]:
             elif done.returncode != 0:
                 raise AssertionError(f"{args[0]} failed during recording: {done.stderr}")
     return results
+
+
+def exported_seed(seed: Path, secret: str = "") -> Path:
+    """A seed-layout directory of 20 recordings in cassette `imported` (made once) for `import` to bring in;
+    `secret` in every request, for `redact` to replace."""
+    if not seed.exists():
+        made = seed.with_name(seed.name + "-source.db")
+        _fill(made, "imported", 20, secret=secret)
+        assert claude_vcr("export", seed, "--db", made).returncode == 0
+    return seed
 
 
 def _fill(db: Path, cassette: str, count: int, response_bytes: int = 0, secret: str = "") -> None:

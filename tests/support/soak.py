@@ -37,11 +37,7 @@ def send_until(url: str, prefix: str, clients: int, stop_at: float) -> list[faul
 def maintenance_loop(db: Path, stop_at: float) -> list[str]:
     """import (a cassette whose requests hold a key), redact, rekey and clear of it, round after round until
     `stop_at`; each command's name and exit status. A failure of any is raised: none may fail beside serves."""
-    seed = db.with_name("soak-seed")
-    if not seed.exists():
-        made = db.with_name("soak-seed-source.db")
-        faults._fill(made, "imported", 20, secret=SECRET)
-        assert faults.claude_vcr("export", seed, "--db", made).returncode == 0
+    seed = faults.exported_seed(db.with_name("soak-seed"), SECRET)
     results = []
     while time.monotonic() < stop_at:
         for args in (
@@ -78,11 +74,7 @@ def timed_writers(
             report.exit_codes = [serve.stop() for serve in serves]
         logs = "".join(serve.log() for serve in serves)
     report.requests = len(replies)
-    report.acknowledged = sum(reply.acknowledged for reply in replies)
-    report.lost = faults.lost(db, replies)
-    report.failed_saves = logs.count(faults.SAVE_FAILED)
-    report.integrity = faults.integrity(db)
-    return report
+    return faults.tally(report, db, replies, logs)
 
 
 USE_CASSETTE_SCRIPT = """
