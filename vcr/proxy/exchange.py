@@ -64,6 +64,9 @@ class CassetteState:
     its deadline on them once): misses are then answered without diagnosis or conversation match."""
     drift_said: bool = False
     """Whether this run has said how the cassette's Claude Code harness drifted (once per cassette)."""
+    drift_checked: set[tuple[str, int]] = field(default_factory=set)
+    """(key, ordinal) of the recordings this run has compared with a request's harness: each is read and
+    compared once, not on every replay of it (a whole stored request read and two bodies parsed a hit)."""
 
 
 @dataclass

@@ -293,7 +293,14 @@ class Proxy:
         """Send a recording, paced and checked as the cassette's settings say."""
         settings = self.settings(exchange.cassette)
         state = self.cassettes.get(exchange.cassette)
-        if state is not None and not state.drift_said and BILLING.encode() in exchange.body:
+        place = (recording.key, recording.ordinal)
+        if (
+            state is not None
+            and not state.drift_said
+            and place not in state.drift_checked
+            and BILLING.encode() in exchange.body
+        ):
+            state.drift_checked.add(place)
             full = await self.store.read(
                 Catalog.recording, exchange.cassette, recording.key, recording.ordinal
             )
